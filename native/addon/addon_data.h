@@ -1,0 +1,13 @@
+#pragma once
+// Per-environment state (worker_threads each get their own), held as Node-API instance data.
+#include <napi.h>
+
+namespace bnn::addon {
+
+struct AddonData {
+  Napi::FunctionReference tensor_constructor;
+};
+
+inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+}  // namespace bnn::addon

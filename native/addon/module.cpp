@@ -1,0 +1,24 @@
+// Registers the binding's pieces. Each file under native/addon/ adapts one core concept.
+#include <napi.h>
+
+#include "addon/addon_data.h"
+#include "addon/binarize.h"
+#include "addon/runtime.h"
+#include "addon/tensor.h"
+
+namespace bnn::addon {
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<AddonData>(new AddonData());
+  TensorHandle::init(env, exports);
+  init_tensor_functions(env, exports);
+  init_binarize(env, exports);
+  init_runtime(env, exports);
+  return exports;
+}
+
+}  // namespace bnn::addon
+
+static Napi::Object InitBnnTorch(Napi::Env env, Napi::Object exports) { return bnn::addon::init(env, exports); }
+
+NODE_API_MODULE(bnn_torch, InitBnnTorch)

@@ -1,0 +1,58 @@
+// Binding for native/core/runtime: versions, devices, threads, seeding.
+#include "addon/runtime.h"
+
+#include <cmath>
+
+#include "addon/convert.h"
+#include "addon/errors.h"
+#include "core/runtime.h"
+
+namespace bnn::addon {
+
+namespace {
+
+Napi::Value info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const RuntimeInfo r = runtime_info();
+    auto out = Napi::Object::New(env);
+    out.Set("torchVersion", r.torch_version);
+    out.Set("libtorchSource", BNN_LIBTORCH_SOURCE);
+    out.Set("libtorchRoot", BNN_LIBTORCH_ROOT);
+    out.Set("cudaKernels", r.cuda_kernels);
+    out.Set("cudaAvailable", r.cuda_available);
+    out.Set("cudaDeviceCount", r.cuda_device_count);
+    out.Set("numThreads", r.num_threads);
+    return out;
+  });
+}
+
+Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const double n = number_arg(info, 0, "threads");
+    if (std::floor(n) != n) throw_type_error(info.Env(), "threads must be an integer");
+    bnn::set_num_threads(static_cast<int>(std::fmax(std::fmin(n, 1e6), -1)));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value manual_seed(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const double seed = number_arg(info, 0, "seed");
+    if (!(seed >= 0) || std::floor(seed) != seed || seed > 9007199254740991.0) {
+      throw_range_error(info.Env(), "seed must be a non-negative safe integer");
+    }
+    bnn::manual_seed(static_cast<uint64_t>(seed));
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace
+
+void init_runtime(Napi::Env env, Napi::Object exports) {
+  exports.Set("runtimeInfo", Napi::Function::New<info>(env, "runtimeInfo"));
+  exports.Set("setNumThreads", Napi::Function::New<set_num_threads>(env, "setNumThreads"));
+  exports.Set("manualSeed", Napi::Function::New<manual_seed>(env, "manualSeed"));
+}
+
+}  // namespace bnn::addon

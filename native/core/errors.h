@@ -1,0 +1,28 @@
+#pragma once
+// Errors the core raises for caller mistakes. They carry a stable code so the binding can map them
+// to typed JavaScript errors (TypeError / RangeError with err.code) without parsing messages.
+#include <stdexcept>
+#include <string>
+
+namespace bnn {
+
+enum class ErrorKind {
+  InvalidArgument,   // a value is out of range or inconsistent (RangeError in JS)
+  InvalidType,       // a value has the wrong type or dtype (TypeError in JS)
+  CudaUnavailable,   // CUDA was asked for and is not there
+  Disposed,          // a released native object was used
+  Io,                // a file could not be read or written, or is corrupt
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  ErrorKind kind() const noexcept { return kind_; }
+
+ private:
+  ErrorKind kind_;
+};
+
+[[noreturn]] inline void fail(ErrorKind kind, const std::string& message) { throw Error(kind, message); }
+
+}  // namespace bnn
