@@ -16,6 +16,12 @@ Napi::Value binary_activation(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value binary_activation_reference(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    return TensorHandle::wrap(info.Env(), bnn::binary_activation_reference(TensorHandle::unwrap(info, 0, "x")));
+  });
+}
+
 Napi::Value binary_activation_async(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     at::Tensor x = TensorHandle::unwrap(info, 0, "x");
@@ -30,6 +36,7 @@ Napi::Value binary_activation_async(const Napi::CallbackInfo& info) {
 
 void init_binarize(Napi::Env env, Napi::Object exports) {
   exports.Set("binaryActivation", Napi::Function::New<binary_activation>(env, "binaryActivation"));
+  exports.Set("binaryActivationReference", Napi::Function::New<binary_activation_reference>(env, "binaryActivationReference"));
   exports.Set("binaryActivationAsync", Napi::Function::New<binary_activation_async>(env, "binaryActivationAsync"));
 }
 

@@ -316,6 +316,10 @@ Napi::Value unary(const Napi::CallbackInfo& info) {
     else if (op == "clone") r = t.clone();
     else if (op == "detach") r = t.detach();
     else if (op == "contiguous") r = t.contiguous();
+    else if (op == "t") {
+      if (t.dim() != 2) fail(ErrorKind::InvalidArgument, "t() needs a 2-D tensor, got shape " + c10::str(t.sizes()));
+      r = t.t();
+    }
     else fail(ErrorKind::InvalidArgument, "unknown unary op '" + op + "'");
     return TensorHandle::wrap(env, r);
   });

@@ -137,4 +137,11 @@ at::Tensor binary_activation(const at::Tensor& x) {
   return BinaryActivation::apply(x);
 }
 
+at::Tensor binary_activation_reference(const at::Tensor& x) {
+  detail::check_activation_input(x);
+  const at::Tensor clipped = at::hardtanh(x);  // d/dx = 1 on (-1, 1), 0 elsewhere (also at +-1)
+  const at::Tensor sign = at::where(x >= 0, at::ones_like(x), at::where(x < 0, -at::ones_like(x), x));
+  return clipped + (sign - clipped).detach();
+}
+
 }  // namespace bnn

@@ -30,6 +30,11 @@ class BinaryActivation : public torch::autograd::Function<BinaryActivation> {
 // Differentiable entry point.
 at::Tensor binary_activation(const at::Tensor& x);
 
+// The same function composed from stock ATen ops (hardtanh plus a detached correction), with the
+// gradient autograd derives for it. Slower and heavier; kept as the independent reference that the
+// fused kernels are tested and benchmarked against.
+at::Tensor binary_activation_reference(const at::Tensor& x);
+
 namespace detail {
 // Shared by the CPU and CUDA kernels: the checks that run before either touches memory.
 void check_activation_input(const at::Tensor& x);

@@ -1,0 +1,510 @@
+#!/usr/bin/env python3
+"""Write the golden fixtures in test/fixtures/ from the plain-PyTorch reference (bnn_reference.py).
+
+    python3 scripts/golden/generate.py            # all fixtures + scripts/golden/NAMES.md
+    python3 scripts/golden/generate.py --check    # then run check.py on the result
+
+Deterministic: fixed seeds, float32, torch.use_deterministic_algorithms(True), one CPU thread.
+See scripts/golden/README.md for the key layout of every file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bnn_reference import (  # noqa: E402
+    BasicBlock,
+    BinaryConv2d,
+    ClassicBasicBlock,
+    ResNet18,
+    build_from_config,
+    config_dict,
+)
+
+REPO = HERE.parent.parent
+FIXTURES = REPO / "test" / "fixtures"
+
+# Distance every value that feeds a discontinuity must keep from it (the brief's robustness rule):
+#   binary-activation inputs (BN outputs feeding sign): |x| >= 1e-3 and ||x| - 1| >= 1e-3
+#   BinaryConv2d weights: |W| >= 1e-3 and ||W| - 1| >= 1e-3
+#   ReLU inputs (stem, and the blocks of binaryActivations=false): |x| >= 1e-3
+MARGIN = 1e-3
+# Nudges aim a little wider so the check above holds after float recomputation.
+NUDGE_MARGIN = 1.5e-3
+WEIGHT_PUSH = 2e-3
+# Kinks that no parameter can move away from 0 directly; a seed is rejected if they come closer:
+#   PReLU inputs (input-gradient slope a vs 1): |x| >= KINK_MARGIN
+#   stem MaxPool windows (gradient routing): top-1 minus top-2 >= KINK_MARGIN where the top is > 0
+KINK_MARGIN = 1e-4
+
+CASES = {
+    "small-c1": dict(
+        config=dict(numClasses=10, inChannels=1, width=4, stem="small", doubleSkip=True,
+                    binaryActivations=True, bnMomentum=0.1),
+        input_shape=(2, 1, 12, 12), stages=(1, 2), seed=1000),
+    "odd-c3": dict(
+        config=dict(numClasses=5, inChannels=3, width=4, stem="small", doubleSkip=True,
+                    binaryActivations=True, bnMomentum=0.1),
+        input_shape=(3, 3, 9, 9), stages=(1, 2), seed=2000),
+    "classic-imagenet": dict(
+        config=dict(numClasses=7, inChannels=3, width=4, stem="imagenet", doubleSkip=False,
+                    binaryActivations=True, bnMomentum=0.1),
+        input_shape=(2, 3, 32, 32), stages=(1, 2), seed=3000),
+    "relu-c1": dict(
+        config=dict(numClasses=10, inChannels=1, width=4, stem="small", doubleSkip=True,
+                    binaryActivations=False, bnMomentum=0.1),
+        input_shape=(2, 1, 12, 12), stages=(1,), seed=4000),
+}
+MAX_TRIES = 200
+
+
+def setup_torch():
+    torch.set_default_dtype(torch.float32)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+
+
+def full_config(case: dict, stage: int) -> dict:
+    cfg = dict(case["config"])
+    cfg["binaryWeights"] = stage == 2
+    order = ("numClasses", "inChannels", "width", "stem", "doubleSkip", "binaryActivations",
+             "binaryWeights", "bnMomentum")
+    return {k: cfg[k] for k in order}
+
+
+# ----------------------------------------------------------------------------------------------
+# Which modules feed which discontinuity
+
+
+def activation_bns(model: ResNet18):
+    """(bn module, centers) for every BN whose output feeds a sign or ReLU, in forward order."""
+    ba = model.binary_activations
+    block_centers = (-1.0, 0.0, 1.0) if ba else (0.0,)
+    out = [(model.bn1, (0.0,))]  # stem ReLU
+    for layer in (model.layer1, model.layer2, model.layer3, model.layer4):
+        for blk in layer:
+            if isinstance(blk, BasicBlock):
+                out.append((blk.bn, block_centers))
+            else:
+                out.append((blk.bn1, block_centers))
+                out.append((blk.bn2, block_centers))
+    return out
+
+
+def prelus(model: ResNet18):
+    return [m for m in model.modules() if isinstance(m, nn.PReLU)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Random state
+
+
+def randomize(model: ResNet18, g: torch.Generator):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):  # BinaryConv2d, stem conv and downsample convs
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.6)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                m.num_batches_tracked.fill_(3)
+            elif isinstance(m, nn.PReLU):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.3 + 0.1)
+            elif isinstance(m, nn.Linear):
+                m.reset_parameters()  # default init, drawn from the global RNG seeded per try
+
+
+def push_weights(model: ResNet18) -> int:
+    """Move BinaryConv2d weights out of the bands around 0 and +-1 (sign flip / STE clip edge)."""
+    moved = 0
+    with torch.no_grad():
+        for m in model.binary_convs():
+            w = m.weight
+            for c in (-1.0, 0.0, 1.0):
+                d = w - c
+                bad = d.abs() < WEIGHT_PUSH
+                if bad.any():
+                    direction = torch.where(d >= 0, 1.0, -1.0)
+                    w.copy_(torch.where(bad, c + direction * WEIGHT_PUSH, w))
+                    moved += int(bad.sum())
+    return moved
+
+
+def capture(module: nn.Module, fn):
+    """Run fn() and return the output of `module` (last call)."""
+    box = {}
+
+    def hook(_m, _inp, out):
+        box["out"] = out.detach().clone()
+
+    h = module.register_forward_hook(hook)
+    try:
+        fn()
+    finally:
+        h.remove()
+    return box["out"]
+
+
+def smallest_safe_shift(values: torch.Tensor, centers) -> float:
+    """Smallest |delta| such that every value + delta stays NUDGE_MARGIN away from every center."""
+    v = values.double().flatten()
+    c = torch.tensor(centers, dtype=torch.float64)
+    lo = (c[:, None] - v[None, :] - NUDGE_MARGIN).flatten()  # forbidden open intervals (lo, hi)
+    hi = (c[:, None] - v[None, :] + NUDGE_MARGIN).flatten()
+    eps = 1e-5
+    cand = torch.cat([torch.zeros(1, dtype=torch.float64), lo - eps, hi + eps])
+    cand = cand[cand.abs().argsort()]
+    chunk = 2048
+    for s in range(0, cand.numel(), chunk):
+        cs = cand[s:s + chunk]
+        inside = ((cs[:, None] > lo[None, :]) & (cs[:, None] < hi[None, :])).any(dim=1)
+        ok = (~inside).nonzero()
+        if ok.numel():
+            return float(cs[ok[0, 0]])
+    raise RuntimeError("no safe shift")
+
+
+def nudge_bn_biases(model: ResNet18, x: torch.Tensor, stages) -> float:
+    """Shift the bias of each activation-feeding BN (per channel, in forward order) so that its output
+    keeps away from the discontinuities in every pass the fixtures run (eval and train, each stage).
+    A BN's output depends only on its own parameters and on modules upstream, so fixing them in
+    forward order never undoes an earlier fix."""
+    largest = 0.0
+    for bn, centers in activation_bns(model):
+        outs = []
+        for stage in stages:
+            model.set_binary_weights(stage == 2)
+            model.eval()
+            with torch.no_grad():
+                outs.append(capture(bn, lambda: model(x)))
+            m2 = copy.deepcopy(model).train()  # a copy: a train forward updates running stats
+            bn2 = dict(m2.named_modules())[next(n for n, mm in model.named_modules() if mm is bn)]
+            with torch.no_grad():
+                outs.append(capture(bn2, lambda: m2(x)))
+        model.set_binary_weights(False)
+        vals = torch.cat([o.transpose(0, 1).reshape(o.shape[1], -1) for o in outs], dim=1)  # [C, N]
+        with torch.no_grad():
+            for ch in range(vals.shape[0]):
+                delta = smallest_safe_shift(vals[ch], centers)
+                if delta != 0.0:
+                    bn.bias[ch] += delta
+                    largest = max(largest, abs(delta))
+    model.eval()
+    return largest
+
+
+# ----------------------------------------------------------------------------------------------
+# Verification hooks (used by generate and by check.py)
+
+
+class Guard:
+    """Forward hooks that record how close any value comes to a discontinuity."""
+
+    def __init__(self, model: ResNet18):
+        self.model = model
+        self.worst = {}  # kind -> smallest distance seen
+        self.handles = []
+        for bn, centers in activation_bns(model):
+            kind = "act" if centers != (0.0,) else "relu"
+            self.handles.append(bn.register_forward_hook(self._bn_hook(kind, centers)))
+        for conv in model.binary_convs():
+            self.handles.append(conv.register_forward_pre_hook(self._weight_hook))
+        for p in prelus(model):
+            self.handles.append(p.register_forward_pre_hook(self._prelu_hook))
+        if model.maxpool is not None:
+            self.handles.append(model.maxpool.register_forward_pre_hook(self._maxpool_hook))
+
+    def _note(self, kind, dist):
+        dist = float(dist)
+        self.worst[kind] = min(self.worst.get(kind, float("inf")), dist)
+
+    def _bn_hook(self, kind, centers):
+        def hook(_m, _inp, out):
+            o = out.detach()
+            if not torch.isfinite(o).all():
+                self._note(kind, float("-inf"))
+            d = torch.stack([(o - c).abs() for c in centers]).amin()
+            self._note(kind, d)
+        return hook
+
+    def _weight_hook(self, m, _inp):
+        w = m.weight.detach()
+        d = torch.minimum(w.abs(), (w.abs() - 1).abs()).amin()
+        self._note("weight", d)
+
+    def _prelu_hook(self, _m, inp):
+        x = inp[0].detach()
+        if not torch.isfinite(x).all():
+            self._note("prelu", float("-inf"))
+        self._note("prelu", x.abs().amin())
+
+    def _maxpool_hook(self, m, inp):
+        x = inp[0].detach()
+        cols = F.unfold(x, m.kernel_size, padding=m.padding, stride=m.stride)  # zero padding: x >= 0 here
+        cols = cols.view(x.shape[0], x.shape[1], -1, cols.shape[-1])
+        top = cols.topk(2, dim=2).values
+        gap = top[:, :, 0] - top[:, :, 1]
+        gap = torch.where(top[:, :, 0] > 0, gap, torch.full_like(gap, float("inf")))
+        self._note("maxpool", gap.amin())
+
+    def violations(self):
+        need = {"act": MARGIN, "relu": MARGIN, "weight": MARGIN, "prelu": KINK_MARGIN,
+                "maxpool": KINK_MARGIN}
+        return {k: v for k, v in self.worst.items() if not v >= need[k]}
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+# ----------------------------------------------------------------------------------------------
+# Model fixtures
+
+
+def run_case(model: ResNet18, x: torch.Tensor, labels: torch.Tensor):
+    """The exact sequence the fixtures record. Mutates model (running stats, grads)."""
+    out = {}
+    model.eval()
+    with torch.no_grad():
+        out["logits_eval"] = model(x).detach().clone()
+    model.train()
+    model.zero_grad(set_to_none=True)
+    logits = model(x)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    out["logits_train"] = logits.detach().clone()
+    out["loss"] = loss.detach().reshape(1).clone()
+    for n, p in model.named_parameters():
+        if p.grad is None:
+            raise RuntimeError(f"no gradient for {n}")
+        out[f"grad/{n}"] = p.grad.detach().clone()
+    for n, b in model.named_buffers():
+        out[f"state_after/{n}"] = b.detach().clone()
+    return out
+
+
+def make_case(name: str, case: dict):
+    """Find a seed whose state keeps every discontinuity at a distance; return (seed, state, x, labels)."""
+    cfg = full_config(case, 1)
+    for seed in range(case["seed"], case["seed"] + MAX_TRIES):
+        torch.manual_seed(seed)
+        g = torch.Generator().manual_seed(seed)
+        model = build_from_config(cfg)
+        randomize(model, g)
+        x = torch.randn(case["input_shape"], generator=g)
+        labels = torch.randint(0, cfg["numClasses"], (case["input_shape"][0],), generator=g)
+        moved = push_weights(model)
+        shift = nudge_bn_biases(model, x, case["stages"])
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        bad = {}
+        for stage in case["stages"]:
+            m = build_from_config(full_config(case, stage))
+            m.load_state_dict(state, strict=True)
+            guard = Guard(m)
+            run_case(m, x, labels)
+            bad.update({f"stage{stage}:{k}": v for k, v in guard.violations().items()})
+            worst = guard.worst
+            guard.remove()
+        if not bad:
+            print(f"{name}: seed {seed} (pushed {moved} weights, largest BN bias shift {shift:.2e}); "
+                  f"closest approach (last stage) " + ", ".join(f"{k} {v:.2e}" for k, v in sorted(worst.items())))
+            return seed, state, x, labels
+        print(f"{name}: seed {seed} rejected: {bad}")
+    raise RuntimeError(f"{name}: no usable seed in {MAX_TRIES} tries")
+
+
+def write_model_fixtures(only=None):
+    seeds = {}
+    for name, case in CASES.items():
+        if only and name not in only:
+            continue
+        seed, state, x, labels = make_case(name, case)
+        seeds[name] = seed
+        for stage in case["stages"]:
+            cfg = full_config(case, stage)
+            model = build_from_config(cfg)
+            model.load_state_dict(state, strict=True)
+            assert config_dict(model) == cfg
+            tensors = {f"state/{k}": v.clone().contiguous() for k, v in state.items()}
+            tensors["input"] = x.clone()
+            tensors["labels"] = labels.clone()
+            tensors.update({k: v.contiguous() for k, v in run_case(model, x, labels).items()})
+            meta = {
+                "config": json.dumps(cfg),
+                "case": name,
+                "stage": str(stage),
+                "seed": str(seed),
+                "torch": torch.__version__,
+                "generator": "scripts/golden/generate.py",
+            }
+            path = FIXTURES / f"model-{name}-stage{stage}.safetensors"
+            save_file(tensors, str(path), metadata=meta)
+            print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes, {len(tensors)} tensors, "
+                  f"loss {tensors['loss'].item():.6f})")
+    return seeds
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizer fixtures
+
+ADAM_HP = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
+ADAM_SHAPES = ([3, 4], [5])
+ADAM_STEPS = 3
+ADAM_SEED = 77
+
+
+def write_adam_fixtures():
+    for decoupled in (False, True):
+        g = torch.Generator().manual_seed(ADAM_SEED)
+        init = [torch.randn(s, generator=g) for s in ADAM_SHAPES]
+        grads = [[torch.randn(s, generator=g) for s in ADAM_SHAPES] for _ in range(ADAM_STEPS)]
+        params = [nn.Parameter(p.clone()) for p in init]
+        cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+        opt = cls(params, lr=ADAM_HP["lr"], betas=ADAM_HP["betas"], eps=ADAM_HP["eps"],
+                  weight_decay=ADAM_HP["weight_decay"], amsgrad=False, foreach=False, maximize=False)
+        tensors = {f"param/{i}": p.clone() for i, p in enumerate(init)}
+        for step in range(1, ADAM_STEPS + 1):
+            for i, p in enumerate(params):
+                p.grad = grads[step - 1][i].clone()
+                tensors[f"grad/{step}/{i}"] = grads[step - 1][i].clone()
+            opt.step()
+            for i, p in enumerate(params):
+                tensors[f"after/{step}/{i}"] = p.detach().clone()
+                st = opt.state[p]
+                tensors[f"exp_avg/{step}/{i}"] = st["exp_avg"].clone()
+                tensors[f"exp_avg_sq/{step}/{i}"] = st["exp_avg_sq"].clone()
+        cfg = {
+            "optimizer": cls.__name__,
+            "decoupledWeightDecay": decoupled,
+            "lr": ADAM_HP["lr"],
+            "betas": list(ADAM_HP["betas"]),
+            "eps": ADAM_HP["eps"],
+            "weightDecay": ADAM_HP["weight_decay"],
+            "amsgrad": False,
+            "steps": ADAM_STEPS,
+            "firstStep": 1,
+            "shapes": [list(s) for s in ADAM_SHAPES],
+        }
+        meta = {"config": json.dumps(cfg), "seed": str(ADAM_SEED), "torch": torch.__version__,
+                "generator": "scripts/golden/generate.py"}
+        path = FIXTURES / f"adam-{'decoupled' if decoupled else 'coupled'}.safetensors"
+        save_file(tensors, str(path), metadata=meta)
+        print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Straight-through estimator edge cases (the model fixtures keep away from these on purpose)
+
+
+def ste_values():
+    return torch.tensor([-3.0, -1.0, -0.9999999, -0.5, -1e-30, -0.0, 0.0, 1e-30, 0.5, 0.9999999, 1.0,
+                         3.0, float("nan"), float("inf"), float("-inf")], dtype=torch.float32)
+
+
+def write_ste_fixture():
+    from bnn_reference import binary_activation, binary_weight
+
+    x = ste_values()
+    go = torch.arange(1, x.numel() + 1, dtype=torch.float32)
+    tensors = {"input": x.clone(), "grad_output": go.clone()}
+    for key, fn in (("activation", binary_activation), ("weight", binary_weight)):
+        xi = x.clone().requires_grad_(True)
+        y = fn(xi)
+        y.backward(go)
+        tensors[f"{key}/output"] = y.detach().clone()
+        tensors[f"{key}/grad_input"] = xi.grad.detach().clone()
+    meta = {"torch": torch.__version__, "generator": "scripts/golden/generate.py",
+            "rule": json.dumps({"activation": "fwd x>=0 -> +1, x<0 -> -1, NaN -> NaN; bwd g where -1<x<1",
+                                "weight": "fwd x>=0 -> +1, x<0 -> -1, NaN -> NaN; bwd g where |x|<=1"})}
+    path = FIXTURES / "ste.safetensors"
+    save_file(tensors, str(path), metadata=meta)
+    print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
+
+
+# ----------------------------------------------------------------------------------------------
+# NAMES.md
+
+
+def write_names():
+    case = CASES["small-c1"]
+    model = build_from_config(full_config(case, 1))
+    params = dict(model.named_parameters())
+    lines = []
+    for n, t in model.state_dict().items():
+        kind = "param" if n in params else "buffer"
+        shape = "[" + ", ".join(str(s) for s in t.shape) + "]"
+        dtype = str(t.dtype).replace("torch.", "")
+        lines.append(f"| {len(lines)} | `{n}` | {shape} | {dtype} | {kind} |")
+    classic = build_from_config(full_config(CASES["classic-imagenet"], 1))
+    classic_names = [n for n in classic.state_dict() if n.startswith("layer2.0.")]
+    n_params = sum(p.numel() for p in model.parameters())
+    text = f"""# State-dict naming scheme (bnn_reference.ResNet18)
+
+Generated by `scripts/golden/generate.py` from `scripts/golden/bnn_reference.py`; the native model must
+expose exactly these names (its `namedParameters` / `namedBuffers` / checkpoint keys).
+
+Names are PyTorch `state_dict` paths: module attribute names joined by dots, `nn.Sequential` children by
+index. The stem is `conv1` (no bias) and `bn1`; the four stages are `layer1`..`layer4`, each an
+`nn.Sequential` of blocks. With `doubleSkip=true` every ResNet-18 basic block is split into two
+single-conv blocks, so each layer holds blocks `0..3`, and a block holds `bn` (BatchNorm2d over its
+input channels), `conv` (the binary 3x3 conv, no bias) and `prelu` (one slope per output channel).
+Block 0 of layers 2..4 changes stride and width and so also has `downsample`: `downsample.0` is the
+full-precision 1x1 conv (stride 1) and `downsample.1` its BatchNorm2d (`downsample.2`, the 2x2 average
+pool, has no state). The head is `fc` (weight and bias). Every BatchNorm2d has the five entries
+`weight`, `bias` (parameters), `running_mean`, `running_var` (float32 buffers) and `num_batches_tracked`
+(int64 scalar buffer). Order below is registration order (stem, layers, fc; inside a block bn, conv,
+prelu, downsample). Stateless modules (ReLU, MaxPool, AdaptiveAvgPool) have no names.
+
+The `stem='imagenet'` variant has the same names (only the `conv1.weight` shape changes: 7x7).
+With `doubleSkip=false` a layer holds two `ClassicBasicBlock`s `0..1`, each with
+`bn1, conv1, prelu1, bn2, conv2, prelu2` (+ `downsample` in block 0 of layers 2..4), e.g. `layer2.0`:
+{", ".join(f"`{n}`" for n in classic_names)}.
+
+## Full list for `small-c1` (numClasses 10, inChannels 1, width 4, stem small, doubleSkip true)
+
+{len(lines)} entries, {n_params} trainable parameters.
+
+| # | name | shape | dtype | kind |
+|---|------|-------|-------|------|
+""" + "\n".join(lines) + "\n"
+    (HERE / "NAMES.md").write_text(text)
+    print(f"  wrote scripts/golden/NAMES.md ({len(lines)} names)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", action="append", help="only this model case (repeatable)")
+    ap.add_argument("--check", action="store_true", help="run check.py afterwards")
+    args = ap.parse_args()
+    setup_torch()
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    print(f"torch {torch.__version__}")
+    seeds = write_model_fixtures(args.case)
+    if not args.case:
+        write_adam_fixtures()
+        write_ste_fixture()
+        write_names()
+    total = sum(p.stat().st_size for p in FIXTURES.glob("*.safetensors"))
+    print(f"seeds: {json.dumps(seeds)}; test/fixtures/*.safetensors total {total} bytes")
+    if args.check:
+        sys.exit(subprocess.call([sys.executable, str(HERE / "check.py")]))
+
+
+if __name__ == "__main__":
+    main()

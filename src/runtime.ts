@@ -1,0 +1,62 @@
+import { native, readBuildRecord } from './native.js';
+import { rangeError, typeError } from './errors.js';
+
+/** What bnn-torch runs on: the LibTorch it was built against, and the devices it can use. */
+export interface LibTorchInfo {
+  /** LibTorch version the addon was compiled against. */
+  version: string;
+  /** How the build found LibTorch (LIBTORCH, Torch_DIR, python PyTorch, cache, fetched wheel). */
+  source: string;
+  /** The LibTorch folder the addon loads its libraries from. */
+  root: string;
+  /** True when the LibTorch build has CUDA and bnn's CUDA kernels were compiled. */
+  cudaBuild: boolean;
+  /** True when a CUDA device can be used now. */
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  /** Intra-op threads LibTorch uses for CPU work. */
+  numThreads: number;
+}
+
+/** Reports the LibTorch bnn-torch was built against and what it can use. */
+export function libtorchInfo(): LibTorchInfo {
+  const r = native().runtimeInfo();
+  const record = readBuildRecord();
+  return {
+    version: r.torchVersion,
+    source: record?.source ?? r.libtorchSource,
+    root: record?.root ?? r.libtorchRoot,
+    cudaBuild: r.cudaKernels,
+    cudaAvailable: r.cudaAvailable,
+    cudaDeviceCount: r.cudaDeviceCount,
+    numThreads: r.numThreads,
+  };
+}
+
+/** True when CUDA can be used. */
+export function cudaAvailable(): boolean {
+  return native().runtimeInfo().cudaAvailable;
+}
+
+/** Sets how many threads LibTorch uses for CPU work (process-wide). */
+export function setNumThreads(threads: number): void {
+  if (!Number.isInteger(threads)) throw typeError('threads must be an integer');
+  if (threads < 1) throw rangeError(`threads must be at least 1, got ${threads}`);
+  native().setNumThreads(threads);
+}
+
+/** Threads LibTorch uses for CPU work. */
+export function getNumThreads(): number {
+  return native().runtimeInfo().numThreads;
+}
+
+/** Seeds LibTorch's random generators (CPU and CUDA), for repeatable runs. */
+export function manualSeed(seed: number): void {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw rangeError(`seed must be a non-negative safe integer, got ${seed}`);
+  native().manualSeed(seed);
+}
+
+/** Native tensors currently alive (not yet disposed or collected): a leak detector for tests. */
+export function liveTensorCount(): number {
+  return native().liveTensors();
+}
