@@ -33,6 +33,8 @@ const cmakeArgs = [
   `--CDBNN_LIBTORCH_SOURCE=${found.source}`,
   ...(debug ? ['--debug'] : []),
   ...(process.env.BNN_CUDA === '0' ? ['--CDBNN_WITH_CUDA=OFF'] : []),
+  // Extra CMake settings, e.g. --CDCMAKE_CUDA_ARCHITECTURES=90 to compile for one GPU only.
+  ...args.filter((a) => a.startsWith('--CD')),
 ];
 const r = spawnSync(process.execPath, cmakeArgs, { stdio: 'inherit', cwd: packageRoot });
 if (r.status !== 0) {

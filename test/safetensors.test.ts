@@ -638,15 +638,18 @@ test('interop with Python safetensors', { timeout: 300_000 }, (t) => {
     return;
   }
 
-  // Ours -> Python.
+  // One Python process (importing torch is the slow part) loads our file and
+  // writes one of its own. The reference writer orders data by alignment, not
+  // by name, so reading it back also covers header order != data order.
   const ours = join(dir, 'from-ts.safetensors');
+  const theirs = join(dir, 'from-py.safetensors');
   writeSafetensorsSync(ours, sampleTensors(), { format: 'pt', source: 'bnn-torch' });
   const loaded = JSON.parse(
     runPython(
       `
 import json, sys, torch
 from safetensors import safe_open
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 ts = load_file(sys.argv[1])
 with safe_open(sys.argv[1], framework="pt") as f:
     meta = f.metadata()
@@ -657,11 +660,23 @@ def vals(t):
         return [bool(v) for v in t.flatten().tolist()]
     return t.flatten().double().tolist()
 print(json.dumps({"meta": meta, "tensors": {k: {"dtype": str(v.dtype), "shape": list(v.shape), "values": vals(v)} for k, v in ts.items()}}))
+save_file({
+    "w": torch.tensor([[1.0, -2.0], [0.5, 4.0]], dtype=torch.float32),
+    "d": torch.tensor([0.25], dtype=torch.float64),
+    "n": torch.tensor(7, dtype=torch.int64),
+    "b": torch.tensor([True, False]),
+    "h": torch.tensor([1.0, -2.5], dtype=torch.float16),
+    "bf": torch.tensor([1.0, -2.5, 0.15625], dtype=torch.bfloat16),
+    "i8": torch.tensor([-3, 3], dtype=torch.int8),
+    "z": torch.zeros((0, 4), dtype=torch.float32),
+}, sys.argv[2], metadata={"format": "pt", "who": "python"})
 `,
       ours,
+      theirs,
     ),
   ) as { meta: Record<string, string>; tensors: Record<string, { dtype: string; shape: number[]; values: unknown[] }> };
 
+  // Ours -> Python.
   assert.deepEqual(loaded.meta, { format: 'pt', source: 'bnn-torch' });
   const expect: Record<string, [string, number[], unknown[]]> = {
     'fc.weight': ['torch.float32', [2, 3], [1.5, -2, 3.25, 0, -0.5, Math.fround(1e-3)]],
@@ -684,26 +699,7 @@ print(json.dumps({"meta": meta, "tensors": {k: {"dtype": str(v.dtype), "shape": 
     assert.deepEqual(got.values, values, name);
   }
 
-  // Python -> ours. The reference writer orders data by alignment, not name,
-  // so this also covers header order differing from data order.
-  const theirs = join(dir, 'from-py.safetensors');
-  runPython(
-    `
-import sys, torch
-from safetensors.torch import save_file
-save_file({
-    "w": torch.tensor([[1.0, -2.0], [0.5, 4.0]], dtype=torch.float32),
-    "d": torch.tensor([0.25], dtype=torch.float64),
-    "n": torch.tensor(7, dtype=torch.int64),
-    "b": torch.tensor([True, False]),
-    "h": torch.tensor([1.0, -2.5], dtype=torch.float16),
-    "bf": torch.tensor([1.0, -2.5, 0.15625], dtype=torch.bfloat16),
-    "i8": torch.tensor([-3, 3], dtype=torch.int8),
-    "z": torch.zeros((0, 4), dtype=torch.float32),
-}, sys.argv[1], metadata={"format": "pt", "who": "python"})
-`,
-    theirs,
-  );
+  // Python -> ours.
   const f = readSafetensorsSync(theirs);
   assert.deepEqual(f.metadata, { format: 'pt', who: 'python' });
   const get = (name: string) => {

@@ -1,7 +1,8 @@
 // CUDA kernels for the binary activation, registered under the same operators as the CPU ones.
 // Compiled only when the found LibTorch has CUDA and nvcc is present (see CMakeLists.txt).
 #include <ATen/Dispatch.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -45,7 +46,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& input) {
   at::Tensor mask = at::empty_like(x, x.options().dtype(at::kByte));
   const int64_t n = x.numel();
   if (n == 0) return {out, mask};
-  auto stream = at::cuda::getCurrentCUDAStream();
+  auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "binary_activation_forward_cuda", [&] {
     forward_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(
         x.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), mask.mutable_data_ptr<uint8_t>(), n);
@@ -63,7 +64,7 @@ at::Tensor backward_cuda(const at::Tensor& grad_output, const at::Tensor& mask) 
   at::Tensor grad_input = at::empty_like(g);
   const int64_t n = g.numel();
   if (n == 0) return grad_input;
-  auto stream = at::cuda::getCurrentCUDAStream();
+  auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "binary_activation_backward_cuda", [&] {
     backward_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(
         g.const_data_ptr<scalar_t>(), mask.const_data_ptr<uint8_t>(), grad_input.mutable_data_ptr<scalar_t>(), n);
