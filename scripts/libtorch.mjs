@@ -183,7 +183,18 @@ function fetchWheel(tried, log) {
  */
 export function findLibTorch({ fetch = true, log = (m) => console.error(m) } = {}) {
   const tried = [];
-  const found = fromEnv(tried) ?? fromPython(tried) ?? fromCache(tried) ?? (fetch ? fetchWheel(tried, log) : null);
+  // BNN_LIBTORCH_FROM narrows or reorders the ways tried, e.g. "cache,fetch" to ignore an installed
+  // PyTorch (CI uses it to prove the fetch path).
+  const ways = { env: fromEnv, python: fromPython, cache: fromCache, fetch: (t) => (fetch ? fetchWheel(t, log) : null) };
+  const order = (process.env.BNN_LIBTORCH_FROM || 'env,python,cache,fetch').split(',').map((w) => w.trim());
+  for (const way of order) {
+    if (!(way in ways)) throw new Error(`BNN_LIBTORCH_FROM: unknown way '${way}' (use env, python, cache, fetch)`);
+  }
+  let found = null;
+  for (const way of order) {
+    found = ways[way](tried);
+    if (found) break;
+  }
   if (!found) {
     if (!fetch) tried.push('fetching was not allowed');
     throw new LibTorchNotFoundError(tried);

@@ -38,8 +38,39 @@ export type UnaryOp =
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'matmul' | 'maximum' | 'minimum';
 export type CreateKind = 'zeros' | 'ones' | 'rand' | 'randn';
 
+/** A native ResNet18 module. */
+export interface ModelHandle {
+  forward(x: TensorHandle): TensorHandle;
+  forwardAsync(x: TensorHandle): Promise<TensorHandle>;
+  train(on: boolean): void;
+  isTraining(): boolean;
+  to(device: string): void;
+  device(): string;
+  namedParameters(): [string, TensorHandle][];
+  namedBuffers(): [string, TensorHandle][];
+  setBinaryWeights(on: boolean): void;
+  config(): NativeModelConfig;
+  loadState(entries: [string, TensorHandle][]): void;
+  dispose(): void;
+  isDisposed(): boolean;
+}
+
+/** The config as the native side takes and returns it (all fields set). */
+export interface NativeModelConfig {
+  arch: 'resnet18';
+  numClasses: number;
+  inChannels: number;
+  width: number;
+  stem: 'small' | 'imagenet';
+  doubleSkip: boolean;
+  binaryActivations: boolean;
+  binaryWeights: boolean;
+  bnMomentum: number;
+}
+
 export interface Addon {
   TensorHandle: new () => TensorHandle;
+  ModelHandle: new (config: NativeModelConfig) => ModelHandle;
   tensorFromData(
     data: NativeTypedArray,
     shape: readonly number[],
@@ -61,6 +92,7 @@ export interface Addon {
   binaryActivation(x: TensorHandle): TensorHandle;
   binaryActivationAsync(x: TensorHandle): Promise<TensorHandle>;
   binaryActivationReference(x: TensorHandle): TensorHandle;
+  crossEntropy(logits: TensorHandle, labels: TensorHandle, labelSmoothing?: number): TensorHandle;
   runtimeInfo(): RuntimeInfo;
   setNumThreads(n: number): void;
   manualSeed(seed: number): void;

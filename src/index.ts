@@ -16,3 +16,7 @@ export {
   liveTensorCount,
   type LibTorchInfo,
 } from './runtime.js';
+export { createModel, Model, type StateDict } from './model.js';
+export { DEFAULT_MODEL_CONFIG, type ModelConfig, type ResolvedModelConfig, type Architecture, type Stem } from './model-config.js';
+export type { ModelSummary, LayerSummary, SummaryOptions } from './summary.js';
+export { crossEntropy, type CrossEntropyOptions } from './loss.js';

@@ -3,6 +3,8 @@
 
 #include "addon/addon_data.h"
 #include "addon/binarize.h"
+#include "addon/loss.h"
+#include "addon/model.h"
 #include "addon/runtime.h"
 #include "addon/tensor.h"
 
@@ -14,6 +16,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_tensor_functions(env, exports);
   init_binarize(env, exports);
   init_runtime(env, exports);
+  init_model(env, exports);
+  init_loss(env, exports);
   return exports;
 }
 

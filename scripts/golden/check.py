@@ -250,8 +250,13 @@ def check_model(path):
 
     r = {"logits_eval": rel(le64, t["logits_eval"]), "logits_train": rel(lt64.detach(), t["logits_train"]),
          "loss": rel(loss64.detach().reshape(1), t["loss"]),
-         "grads": max(rel(P64[n].grad, t[f"grad/{n}"]) for n in params)}
-    print("  float64 recompute: max diff / max |value| " + ", ".join(f"{k} {v:.1e}" for k, v in r.items()))
+         "grads": max(float((P64[n].grad - t[f"grad/{n}"].double()).abs().max()) for n in params)
+         / max(float(t[f"grad/{n}"].abs().max()) for n in params),
+         "state_after": max(rel(B64[n], t[f"state_after/{n}"]) for n in buffers if B64[n].is_floating_point())}
+    per_tensor = max((rel(P64[n].grad, t[f"grad/{n}"]), n) for n in params)
+    print("  float64 recompute: max diff / max |value| " + ", ".join(f"{k} {v:.1e}" for k, v in r.items())
+          + f" (grads: relative to the largest gradient in the file, others per tensor; worst single grad relative to its own "
+          f"max: {per_tensor[1]} {per_tensor[0]:.1e})")
     for k, v in r.items():
         if v > 1e-4:
             fail(f"float64 recompute {k} differs by {v:.1e} (relative to max)")

@@ -72,6 +72,22 @@ CASES = {
 MAX_TRIES = 200
 
 
+def save(tensors: dict, path: Path, meta: dict):
+    """safetensors.save_file, then rewrite the header canonically (sorted metadata, tensors in data order):
+    the Rust writer orders metadata keys at random, and the files should be byte-reproducible."""
+    save_file(tensors, str(path), metadata=meta)
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    metadata = header.pop("__metadata__", {})
+    ordered = {"__metadata__": dict(sorted(metadata.items()))}
+    ordered.update(sorted(header.items(), key=lambda kv: (kv[1]["data_offsets"][0], kv[0])))
+    text = json.dumps(ordered, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n:])
+    path.chmod(0o644)
+
+
 def setup_torch():
     torch.set_default_dtype(torch.float32)
     torch.use_deterministic_algorithms(True)
@@ -412,7 +428,7 @@ def write_model_fixtures(only=None):
                 "generator": "scripts/golden/generate.py",
             }
             path = FIXTURES / f"model-{name}-stage{stage}.safetensors"
-            save_file(tensors, str(path), metadata=meta)
+            save(tensors, path, meta)
             print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes, {len(tensors)} tensors, "
                   f"loss {tensors['loss'].item():.6f})")
     return seeds
@@ -462,7 +478,7 @@ def write_adam_fixtures():
         meta = {"config": json.dumps(cfg), "seed": str(ADAM_SEED), "torch": torch.__version__,
                 "generator": "scripts/golden/generate.py"}
         path = FIXTURES / f"adam-{'decoupled' if decoupled else 'coupled'}.safetensors"
-        save_file(tensors, str(path), metadata=meta)
+        save(tensors, path, meta)
         print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
 
 
@@ -491,7 +507,7 @@ def write_ste_fixture():
             "rule": json.dumps({"activation": "fwd x>=0 -> +1, x<0 -> -1, NaN -> NaN; bwd g where -1<x<1",
                                 "weight": "fwd x>=0 -> +1, x<0 -> -1, NaN -> NaN; bwd g where |x|<=1"})}
     path = FIXTURES / "ste.safetensors"
-    save_file(tensors, str(path), metadata=meta)
+    save(tensors, path, meta)
     print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
 
 

@@ -1,0 +1,232 @@
+// Binding for native/nn: a JS handle owning one ResNet18 module. Converts and dispatches only.
+#include "addon/model.h"
+
+#include <memory>
+
+#include <torch/torch.h>
+
+#include "addon/async_task.h"
+#include "addon/convert.h"
+#include "addon/errors.h"
+#include "addon/tensor.h"
+#include "core/device.h"
+#include "core/errors.h"
+#include "nn/resnet.h"
+#include "nn/state.h"
+
+namespace bnn::addon {
+
+namespace {
+
+int64_t int_field(const Napi::Object& o, const char* key, int64_t fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw_type_error(o.Env(), std::string(key) + " must be an integer");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d) throw_type_error(o.Env(), std::string(key) + " must be an integer");
+  if (std::fabs(d) > 1e12) throw_range_error(o.Env(), std::string(key) + " is out of range");
+  return static_cast<int64_t>(d);
+}
+
+bool bool_field(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) throw_type_error(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>();
+}
+
+nn::ResNetConfig parse_config(const Napi::Value& value) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject()) throw_type_error(env, "the model config must be an object");
+  auto o = value.As<Napi::Object>();
+  nn::ResNetConfig c;
+  c.num_classes = int_field(o, "numClasses", c.num_classes);
+  c.in_channels = int_field(o, "inChannels", c.in_channels);
+  c.width = int_field(o, "width", c.width);
+  Napi::Value stem = o.Get("stem");
+  if (!stem.IsUndefined()) {
+    if (!stem.IsString()) throw_type_error(env, "stem must be 'small' or 'imagenet'");
+    c.stem = stem.As<Napi::String>().Utf8Value();
+  }
+  c.double_skip = bool_field(o, "doubleSkip", c.double_skip);
+  c.binary_activations = bool_field(o, "binaryActivations", c.binary_activations);
+  c.binary_weights = bool_field(o, "binaryWeights", c.binary_weights);
+  Napi::Value m = o.Get("bnMomentum");
+  if (!m.IsUndefined()) {
+    if (!m.IsNumber()) throw_type_error(env, "bnMomentum must be a number");
+    c.bn_momentum = m.As<Napi::Number>().DoubleValue();
+  }
+  c.validate();
+  return c;
+}
+
+Napi::Object config_to_js(Napi::Env env, const nn::ResNetConfig& c) {
+  auto o = Napi::Object::New(env);
+  o.Set("arch", "resnet18");
+  o.Set("numClasses", static_cast<double>(c.num_classes));
+  o.Set("inChannels", static_cast<double>(c.in_channels));
+  o.Set("width", static_cast<double>(c.width));
+  o.Set("stem", c.stem);
+  o.Set("doubleSkip", c.double_skip);
+  o.Set("binaryActivations", c.binary_activations);
+  o.Set("binaryWeights", c.binary_weights);
+  o.Set("bnMomentum", c.bn_momentum);
+  return o;
+}
+
+Napi::Array named_to_js(Napi::Env env, const nn::NamedTensors& named) {
+  auto out = Napi::Array::New(env, named.size());
+  for (size_t i = 0; i < named.size(); ++i) {
+    auto pair = Napi::Array::New(env, 2);
+    pair.Set(0u, named[i].first);
+    pair.Set(1u, TensorHandle::wrap(env, named[i].second));
+    out.Set(static_cast<uint32_t>(i), pair);
+  }
+  return out;
+}
+
+}  // namespace
+
+class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "ModelHandle",
+                       {
+                           InstanceMethod<&ModelHandle::forward>("forward"),
+                           InstanceMethod<&ModelHandle::forward_async>("forwardAsync"),
+                           InstanceMethod<&ModelHandle::train>("train"),
+                           InstanceMethod<&ModelHandle::is_training>("isTraining"),
+                           InstanceMethod<&ModelHandle::to>("to"),
+                           InstanceMethod<&ModelHandle::device>("device"),
+                           InstanceMethod<&ModelHandle::named_parameters>("namedParameters"),
+                           InstanceMethod<&ModelHandle::named_buffers>("namedBuffers"),
+                           InstanceMethod<&ModelHandle::set_binary_weights>("setBinaryWeights"),
+                           InstanceMethod<&ModelHandle::config>("config"),
+                           InstanceMethod<&ModelHandle::load_state>("loadState"),
+                           InstanceMethod<&ModelHandle::dispose>("dispose"),
+                           InstanceMethod<&ModelHandle::is_disposed>("isDisposed"),
+                       });
+  }
+
+  explicit ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
+    guard(info.Env(), [&] {
+      model_ = std::make_shared<nn::ResNet18>(parse_config(info.Length() > 0 ? info[0] : info.Env().Undefined()));
+    });
+  }
+
+  // Shared so that an async forward keeps the module alive even if the handle is disposed meanwhile.
+  std::shared_ptr<nn::ResNet18> model() const {
+    if (!model_) fail(ErrorKind::Disposed, "this model has been disposed and can no longer be used");
+    return model_;
+  }
+
+ private:
+  Napi::Value forward(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto m = model();
+      return TensorHandle::wrap(info.Env(), (*m)->forward(TensorHandle::unwrap(info, 0, "input")));
+    });
+  }
+
+  Napi::Value forward_async(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto m = model();
+      at::Tensor x = TensorHandle::unwrap(info, 0, "input");
+      (*m)->check_input(x);  // fail fast, on the caller's stack
+      return AsyncTask::run(info.Env(), "bnn.forward", [m, x]() -> AsyncTask::Convert {
+        at::Tensor y = (*m)->forward(x);
+        return [y](Napi::Env env) -> Napi::Value { return TensorHandle::wrap(env, y); };
+      });
+    });
+  }
+
+  Napi::Value train(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      if (info.Length() < 1 || !info[0].IsBoolean()) throw_type_error(info.Env(), "train(on) takes a boolean");
+      (*model())->train(info[0].As<Napi::Boolean>());
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value is_training(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), (*model())->is_training()); });
+  }
+
+  Napi::Value to(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      (*model())->to(resolve_device(string_arg(info, 0, "device")));
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value device(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      const auto d = (*model())->conv1->weight.device();
+      return Napi::String::New(info.Env(), d.is_cuda() ? "cuda:" + std::to_string(std::max<int>(0, d.index())) : d.str());
+    });
+  }
+
+  Napi::Value named_parameters(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      nn::NamedTensors out;
+      for (const auto& p : (*model())->named_parameters(true)) out.emplace_back(p.key(), p.value());
+      return named_to_js(info.Env(), out);
+    });
+  }
+
+  Napi::Value named_buffers(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      nn::NamedTensors out;
+      for (const auto& b : (*model())->named_buffers(true)) out.emplace_back(b.key(), b.value());
+      return named_to_js(info.Env(), out);
+    });
+  }
+
+  Napi::Value set_binary_weights(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      if (info.Length() < 1 || !info[0].IsBoolean()) throw_type_error(info.Env(), "setBinaryWeights(on) takes a boolean");
+      (*model())->set_binary_weights(info[0].As<Napi::Boolean>());
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value config(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return config_to_js(info.Env(), (*model())->config); });
+  }
+
+  Napi::Value load_state(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      if (info.Length() < 1 || !info[0].IsArray()) throw_type_error(env, "loadState takes an array of [name, Tensor] pairs");
+      auto entries = info[0].As<Napi::Array>();
+      nn::NamedTensors state;
+      for (uint32_t i = 0; i < entries.Length(); ++i) {
+        Napi::Value e = entries.Get(i);
+        if (!e.IsArray() || e.As<Napi::Array>().Length() != 2) throw_type_error(env, "loadState: entry " + std::to_string(i) + " must be [name, Tensor]");
+        auto pair = e.As<Napi::Array>();
+        if (!pair.Get(0u).IsString() || !TensorHandle::is_handle(env, pair.Get(1u))) {
+          throw_type_error(env, "loadState: entry " + std::to_string(i) + " must be [name, Tensor]");
+        }
+        state.emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(),
+                           TensorHandle::Unwrap(pair.Get(1u).As<Napi::Object>())->tensor());
+      }
+      nn::load_state_dict(**model(), state);
+      return env.Undefined();
+    });
+  }
+
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    model_.reset();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value is_disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !model_); }
+
+  std::shared_ptr<nn::ResNet18> model_;
+};
+
+void init_model(Napi::Env env, Napi::Object exports) {
+  exports.Set("ModelHandle", ModelHandle::define(env));
+}
+
+}  // namespace bnn::addon

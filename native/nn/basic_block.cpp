@@ -1,0 +1,71 @@
+#include "nn/basic_block.h"
+
+#include "binarize/binary_activation.h"
+#include "nn/downsample.h"
+
+namespace bnn::nn {
+
+namespace {
+
+torch::nn::BatchNorm2d make_bn(int64_t channels, double momentum) {
+  return torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(channels).momentum(momentum));
+}
+
+BinaryConv2d make_conv3x3(int64_t in, int64_t out, int64_t stride, bool binary_weights) {
+  return BinaryConv2d(BinaryConv2dOptions(in, out, 3).stride(stride).padding(1).binary_weights(binary_weights));
+}
+
+torch::nn::PReLU make_prelu(int64_t channels) {
+  return torch::nn::PReLU(torch::nn::PReLUOptions().num_parameters(channels));
+}
+
+bool needs_downsample(const BlockOptions& o) { return o.stride() != 1 || o.in_planes() != o.planes(); }
+
+}  // namespace
+
+torch::Tensor block_activation(const torch::Tensor& x, bool binary) {
+  return binary ? binary_activation(x) : torch::relu(x);
+}
+
+BasicBlockImpl::BasicBlockImpl(BlockOptions options_) : options(std::move(options_)) { reset(); }
+
+void BasicBlockImpl::reset() {
+  // Registration order fixes the parameter order, which matches the PyTorch reference.
+  bn = register_module("bn", make_bn(options.in_planes(), options.bn_momentum()));
+  conv = register_module("conv", make_conv3x3(options.in_planes(), options.planes(), options.stride(), options.binary_weights()));
+  prelu = register_module("prelu", make_prelu(options.planes()));
+  if (needs_downsample(options)) {
+    downsample = register_module(
+        "downsample", make_downsample(options.in_planes(), options.planes(), options.stride(), options.bn_momentum()));
+  }
+}
+
+torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
+  torch::Tensor out = conv(block_activation(bn(x), options.binary_activations()));
+  out = out + (downsample ? downsample->forward(x) : x);
+  return prelu(out);
+}
+
+ClassicBasicBlockImpl::ClassicBasicBlockImpl(BlockOptions options_) : options(std::move(options_)) { reset(); }
+
+void ClassicBasicBlockImpl::reset() {
+  bn1 = register_module("bn1", make_bn(options.in_planes(), options.bn_momentum()));
+  conv1 = register_module("conv1", make_conv3x3(options.in_planes(), options.planes(), options.stride(), options.binary_weights()));
+  prelu1 = register_module("prelu1", make_prelu(options.planes()));
+  bn2 = register_module("bn2", make_bn(options.planes(), options.bn_momentum()));
+  conv2 = register_module("conv2", make_conv3x3(options.planes(), options.planes(), 1, options.binary_weights()));
+  prelu2 = register_module("prelu2", make_prelu(options.planes()));
+  if (needs_downsample(options)) {
+    downsample = register_module(
+        "downsample", make_downsample(options.in_planes(), options.planes(), options.stride(), options.bn_momentum()));
+  }
+}
+
+torch::Tensor ClassicBasicBlockImpl::forward(const torch::Tensor& x) {
+  torch::Tensor out = prelu1(conv1(block_activation(bn1(x), options.binary_activations())));
+  out = conv2(block_activation(bn2(out), options.binary_activations()));
+  out = out + (downsample ? downsample->forward(x) : x);
+  return prelu2(out);
+}
+
+}  // namespace bnn::nn

@@ -1,0 +1,61 @@
+#pragma once
+// The recipe's block: BatchNorm -> binary activation -> 3x3 binary conv -> + shortcut -> PReLU.
+// With binary activations off, ReLU replaces the sign (the reference's full-precision path).
+#include <torch/nn/cloneable.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/pimpl.h>
+
+#include "nn/binary_conv2d.h"
+
+namespace bnn::nn {
+
+struct BlockOptions {
+  BlockOptions(int64_t in_planes, int64_t planes) : in_planes_(in_planes), planes_(planes) {}
+  TORCH_ARG(int64_t, in_planes);
+  TORCH_ARG(int64_t, planes);
+  TORCH_ARG(int64_t, stride) = 1;
+  TORCH_ARG(bool, binary_activations) = true;
+  TORCH_ARG(bool, binary_weights) = false;
+  TORCH_ARG(double, bn_momentum) = 0.1;
+};
+
+// The activation between BatchNorm and conv: sign (binary) or ReLU (full precision).
+torch::Tensor block_activation(const torch::Tensor& x, bool binary);
+
+// One conv per block, each with its own shortcut (the recipe's double skip uses two of these
+// where ResNet-18 has one two-conv block).
+class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
+ public:
+  explicit BasicBlockImpl(BlockOptions options);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x);
+
+  BlockOptions options;
+  torch::nn::BatchNorm2d bn{nullptr};
+  BinaryConv2d conv{nullptr};
+  torch::nn::PReLU prelu{nullptr};
+  torch::nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+// ResNet's two-conv block built from the same parts, with one shortcut (doubleSkip = false).
+class ClassicBasicBlockImpl : public torch::nn::Cloneable<ClassicBasicBlockImpl> {
+ public:
+  explicit ClassicBasicBlockImpl(BlockOptions options);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x);
+
+  BlockOptions options;
+  torch::nn::BatchNorm2d bn1{nullptr};
+  BinaryConv2d conv1{nullptr};
+  torch::nn::PReLU prelu1{nullptr};
+  torch::nn::BatchNorm2d bn2{nullptr};
+  BinaryConv2d conv2{nullptr};
+  torch::nn::PReLU prelu2{nullptr};
+  torch::nn::Sequential downsample{nullptr};
+};
+TORCH_MODULE(ClassicBasicBlock);
+
+}  // namespace bnn::nn

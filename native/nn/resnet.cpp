@@ -1,0 +1,113 @@
+#include "nn/resnet.h"
+
+#include <cmath>
+
+#include <torch/nn/functional/pooling.h>
+
+#include "core/errors.h"
+#include "nn/basic_block.h"
+
+namespace bnn::nn {
+
+void ResNetConfig::validate() const {
+  auto positive = [](int64_t v, const char* name, int64_t max) {
+    if (v < 1 || v > max) {
+      fail(ErrorKind::InvalidArgument, std::string(name) + " must be between 1 and " + std::to_string(max) + ", got " + std::to_string(v));
+    }
+  };
+  positive(num_classes, "numClasses", 1 << 20);
+  positive(in_channels, "inChannels", 4096);
+  positive(width, "width", 4096);
+  if (stem != "small" && stem != "imagenet") {
+    fail(ErrorKind::InvalidArgument, "stem must be 'small' or 'imagenet', got '" + stem + "'");
+  }
+  if (!(bn_momentum >= 0.0 && bn_momentum <= 1.0)) {
+    fail(ErrorKind::InvalidArgument, "bnMomentum must be between 0 and 1, got " + std::to_string(bn_momentum));
+  }
+}
+
+ResNet18Impl::ResNet18Impl(ResNetConfig config_) : config(std::move(config_)) {
+  config.validate();
+  reset();
+}
+
+void ResNet18Impl::reset() {
+  const bool imagenet = config.stem == "imagenet";
+  conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(config.in_channels, config.width, imagenet ? 7 : 3)
+                                                         .stride(imagenet ? 2 : 1)
+                                                         .padding(imagenet ? 3 : 1)
+                                                         .bias(false)));
+  bn1 = register_module("bn1", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(config.width).momentum(config.bn_momentum)));
+
+  int64_t in_planes = config.width;
+  auto make_layer = [&](int64_t planes, int64_t stride) {
+    torch::nn::Sequential layer;
+    // ResNet-18 has two basic blocks per layer; the double skip splits each into two single-conv
+    // blocks, each with its own shortcut.
+    for (int block = 0; block < 2; ++block) {
+      const int64_t s = block == 0 ? stride : 1;
+      auto opts = [&](int64_t in, int64_t st) {
+        return BlockOptions(in, planes)
+            .stride(st)
+            .binary_activations(config.binary_activations)
+            .binary_weights(config.binary_weights)
+            .bn_momentum(config.bn_momentum);
+      };
+      if (config.double_skip) {
+        layer->push_back(BasicBlock(opts(in_planes, s)));
+        layer->push_back(BasicBlock(opts(planes, 1)));
+      } else {
+        layer->push_back(ClassicBasicBlock(opts(in_planes, s)));
+      }
+      in_planes = planes;
+    }
+    return layer;
+  };
+  layer1 = register_module("layer1", make_layer(config.width, 1));
+  layer2 = register_module("layer2", make_layer(config.width * 2, 2));
+  layer3 = register_module("layer3", make_layer(config.width * 4, 2));
+  layer4 = register_module("layer4", make_layer(config.width * 8, 2));
+  fc = register_module("fc", torch::nn::Linear(config.width * 8, config.num_classes));
+}
+
+void ResNet18Impl::check_input(const torch::Tensor& x) const {
+  if (!x.defined()) fail(ErrorKind::InvalidArgument, "forward: the input is undefined");
+  if (x.dim() != 4) {
+    fail(ErrorKind::InvalidArgument, "forward: expected an input of shape [N, C, H, W], got shape " + c10::str(x.sizes()));
+  }
+  if (x.size(1) != config.in_channels) {
+    fail(ErrorKind::InvalidArgument, "forward: the model has inChannels = " + std::to_string(config.in_channels) +
+                                         " but the input has " + std::to_string(x.size(1)) + " channels (shape " +
+                                         c10::str(x.sizes()) + ")");
+  }
+  const auto& w = conv1->weight;
+  if (x.scalar_type() != w.scalar_type()) {
+    fail(ErrorKind::InvalidType, std::string("forward: expected a ") + c10::toString(w.scalar_type()) +
+                                     " input (the model's dtype), got " + c10::toString(x.scalar_type()));
+  }
+  if (x.device() != w.device()) {
+    fail(ErrorKind::InvalidArgument, "forward: the input is on " + x.device().str() + " but the model is on " + w.device().str());
+  }
+  if (x.size(0) == 0) fail(ErrorKind::InvalidArgument, "forward: the batch is empty");
+  if (x.size(2) < 1 || x.size(3) < 1) fail(ErrorKind::InvalidArgument, "forward: the input has no pixels: " + c10::str(x.sizes()));
+}
+
+torch::Tensor ResNet18Impl::forward(const torch::Tensor& x) {
+  check_input(x);
+  torch::Tensor out = torch::relu(bn1(conv1(x)));
+  if (config.stem == "imagenet") {
+    out = torch::nn::functional::max_pool2d(out, torch::nn::functional::MaxPool2dFuncOptions(3).stride(2).padding(1));
+  }
+  out = layer4->forward(layer3->forward(layer2->forward(layer1->forward(out))));
+  out = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
+  return fc(out);
+}
+
+void ResNet18Impl::set_binary_weights(bool on) {
+  config.binary_weights = on;
+  for (auto& module : modules(/*include_self=*/false)) {
+    if (auto* conv = module->as<BinaryConv2dImpl>()) conv->set_binary_weights(on);
+  }
+}
+
+}  // namespace bnn::nn

@@ -1,0 +1,50 @@
+#pragma once
+// The recipe's network: ResNet-18 with binary blocks, the double skip, full-precision
+// downsampling, a full-precision stem and classifier. Child names follow torchvision's ResNet
+// (conv1, bn1, layer1..layer4, fc) so weights move to and from PyTorch unchanged.
+#include <string>
+
+#include <torch/nn/cloneable.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+namespace bnn::nn {
+
+struct ResNetConfig {
+  int64_t num_classes = 10;
+  int64_t in_channels = 3;
+  int64_t width = 64;                  // base channels (64 in ResNet-18)
+  std::string stem = "small";          // "small": 3x3 stride 1; "imagenet": 7x7 stride 2 + max-pool
+  bool double_skip = true;             // two single-conv blocks per ResNet basic block
+  bool binary_activations = true;
+  bool binary_weights = false;
+  double bn_momentum = 0.1;            // PyTorch convention
+
+  // Throws bnn::Error naming the first invalid field.
+  void validate() const;
+};
+
+class ResNet18Impl : public torch::nn::Cloneable<ResNet18Impl> {
+ public:
+  explicit ResNet18Impl(ResNetConfig config);
+  void reset() override;
+  // Checks the input's rank, channels, dtype and device before running, so mistakes are clear
+  // errors rather than convolution failures deep inside.
+  torch::Tensor forward(const torch::Tensor& x);
+
+  void set_binary_weights(bool on);
+  bool binary_weights() const { return config.binary_weights; }
+  void check_input(const torch::Tensor& x) const;
+
+  ResNetConfig config;
+  torch::nn::Conv2d conv1{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr};
+  torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
+  torch::nn::Linear fc{nullptr};
+};
+TORCH_MODULE(ResNet18);
+
+}  // namespace bnn::nn
