@@ -68,9 +68,55 @@ export interface NativeModelConfig {
   bnMomentum: number;
 }
 
+/** A native Adam/AdamW optimizer bound to one model. */
+export interface OptimizerHandle {
+  step(): void;
+  zeroGrad(): void;
+  getLr(): number;
+  setLr(lr: number): void;
+  noDecayNames(): string[];
+  state(): [string, TensorHandle][];
+  loadState(entries: [string, TensorHandle][]): void;
+  dispose(): void;
+}
+
+export interface NativeAdamOptions {
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+  noDecayOn: string[];
+}
+
+export interface NativeStepResult {
+  loss: number;
+  correct: number;
+  count: number;
+}
+
+export interface NativeEvalResult {
+  lossSum: number;
+  correct: number;
+  count: number;
+  classCorrect: number[];
+  classCount: number[];
+}
+
 export interface Addon {
   TensorHandle: new () => TensorHandle;
   ModelHandle: new (config: NativeModelConfig) => ModelHandle;
+  OptimizerHandle: new (params: [string, TensorHandle][], options: NativeAdamOptions) => OptimizerHandle;
+  trainStep(
+    model: ModelHandle,
+    optimizer: OptimizerHandle,
+    images: TensorHandle,
+    labels: TensorHandle,
+    options: { labelSmoothing: number; clipLatentWeights: boolean },
+  ): Promise<NativeStepResult>;
+  evalStep(model: ModelHandle, images: TensorHandle, labels: TensorHandle): Promise<NativeEvalResult>;
+  cpuRngState(): TensorHandle;
+  setCpuRngState(state: TensorHandle): void;
   tensorFromData(
     data: NativeTypedArray,
     shape: readonly number[],

@@ -5,6 +5,7 @@ export type BnnErrorCode =
   | 'BNN_CUDA_UNAVAILABLE'
   | 'BNN_DISPOSED'
   | 'BNN_IO'
+  | 'BNN_NON_FINITE_LOSS'
   | 'BNN_TORCH_ERROR'
   | 'BNN_OUT_OF_MEMORY'
   | 'BNN_ADDON_NOT_LOADED'

@@ -20,3 +20,22 @@ export { createModel, Model, type StateDict } from './model.js';
 export { DEFAULT_MODEL_CONFIG, type ModelConfig, type ResolvedModelConfig, type Architecture, type Stem } from './model-config.js';
 export type { ModelSummary, LayerSummary, SummaryOptions } from './summary.js';
 export { crossEntropy, type CrossEntropyOptions } from './loss.js';
+export { Adam, type AdamOptions, type NoDecayKind } from './optim.js';
+export { MultiStepSchedule, type MultiStepScheduleOptions, type HasLearningRate } from './schedule.js';
+export { PRESETS, getPreset, scaleStage, type Preset, type PresetName, type StageSchedule } from './presets.js';
+export { InMemoryBatches, epochOrder, type Batch, type BatchSource, type InMemoryBatchesOptions } from './batches.js';
+export {
+  Trainer,
+  trainTwoStage,
+  evaluate,
+  type StageOptions,
+  type EpochLog,
+  type EvalMetrics,
+  type TrainerCallbacks,
+  type TrainerOptions,
+  type TwoStageConfig,
+  type TwoStageResult,
+  type BatchEndInfo,
+} from './trainer.js';
+export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } from './checkpoint.js';
+export { VERSION } from './version.js';

@@ -52,11 +52,19 @@ export class Model implements Disposable {
 
   /** {@link forward} on a worker thread. The model cannot be used by other calls until it settles. */
   async forwardAsync(x: Tensor): Promise<Tensor> {
-    const handle = this.handle;
     const input = requireTensor(x, 'input').handle;
+    return new Tensor(await this.exclusive((h) => h.forwardAsync(input)));
+  }
+
+  /**
+   * @internal Runs native work that uses the model on a worker thread, refusing other calls on the
+   * model until it settles (LibTorch modules are not safe to use from two threads at once).
+   */
+  async exclusive<T>(work: (handle: ModelHandle) => Promise<T>): Promise<T> {
+    const handle = this.handle;
     this.#busy = true;
     try {
-      return new Tensor(await handle.forwardAsync(input));
+      return await work(handle);
     } finally {
       this.#busy = false;
     }

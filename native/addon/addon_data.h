@@ -6,6 +6,8 @@ namespace bnn::addon {
 
 struct AddonData {
   Napi::FunctionReference tensor_constructor;
+  Napi::FunctionReference model_constructor;
+  Napi::FunctionReference optimizer_constructor;
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

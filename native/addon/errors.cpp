@@ -30,6 +30,7 @@ ErrorInfo describe_exception(std::exception_ptr error) {
       case ErrorKind::CudaUnavailable: return {JsErrorType::Error, "BNN_CUDA_UNAVAILABLE", e.what()};
       case ErrorKind::Disposed: return {JsErrorType::Error, "BNN_DISPOSED", e.what()};
       case ErrorKind::Io: return {JsErrorType::Error, "BNN_IO", e.what()};
+      case ErrorKind::NonFiniteLoss: return {JsErrorType::Error, "BNN_NON_FINITE_LOSS", e.what()};
     }
     return {JsErrorType::Error, "BNN_ERROR", e.what()};
   } catch (const c10::OutOfMemoryError& e) {

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "addon/addon_data.h"
 #include "addon/async_task.h"
 #include "addon/convert.h"
 #include "addon/errors.h"
@@ -226,7 +227,18 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 };
 
 void init_model(Napi::Env env, Napi::Object exports) {
-  exports.Set("ModelHandle", ModelHandle::define(env));
+  Napi::Function ctor = ModelHandle::define(env);
+  addon_data(env).model_constructor = Napi::Persistent(ctor);
+  exports.Set("ModelHandle", ctor);
+}
+
+std::shared_ptr<nn::ResNet18> unwrap_model(const Napi::CallbackInfo& info, size_t index) {
+  Napi::Env env = info.Env();
+  if (index >= info.Length() || !info[index].IsObject() ||
+      !info[index].As<Napi::Object>().InstanceOf(addon_data(env).model_constructor.Value())) {
+    throw_type_error(env, "model must be a Model");
+  }
+  return ModelHandle::Unwrap(info[index].As<Napi::Object>())->model();
 }
 
 }  // namespace bnn::addon

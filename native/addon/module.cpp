@@ -7,6 +7,7 @@
 #include "addon/model.h"
 #include "addon/runtime.h"
 #include "addon/tensor.h"
+#include "addon/train.h"
 
 namespace bnn::addon {
 
@@ -18,6 +19,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_runtime(env, exports);
   init_model(env, exports);
   init_loss(env, exports);
+  init_train(env, exports);
   return exports;
 }
 

@@ -12,6 +12,7 @@ enum class ErrorKind {
   CudaUnavailable,   // CUDA was asked for and is not there
   Disposed,          // a released native object was used
   Io,                // a file could not be read or written, or is corrupt
+  NonFiniteLoss,     // training diverged: the loss is NaN or infinite
 };
 
 class Error : public std::runtime_error {

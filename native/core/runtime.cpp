@@ -1,5 +1,8 @@
 #include "core/runtime.h"
 
+#include <mutex>
+
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
@@ -29,6 +32,21 @@ void set_num_threads(int n) {
 }
 
 void manual_seed(uint64_t seed) { torch::manual_seed(seed); }
+
+at::Tensor cpu_rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_cpu_rng_state(const at::Tensor& state) {
+  if (!state.defined() || state.scalar_type() != at::kByte || state.dim() != 1) {
+    fail(ErrorKind::InvalidArgument, "an RNG state must be a 1-D uint8 tensor");
+  }
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state.cpu());
+}
 
 void init_worker_thread() { at::init_num_threads(); }
 

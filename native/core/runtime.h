@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include <ATen/Tensor.h>
+
 namespace bnn {
 
 struct RuntimeInfo {
@@ -16,6 +18,10 @@ struct RuntimeInfo {
 RuntimeInfo runtime_info();
 void set_num_threads(int n);
 void manual_seed(uint64_t seed);
+
+// The CPU generator's full state (a uint8 tensor), for checkpoints that resume bit for bit.
+at::Tensor cpu_rng_state();
+void set_cpu_rng_state(const at::Tensor& state);
 
 // Called at the start of every worker-thread task: OpenMP's thread count is per calling thread,
 // so a libuv worker would otherwise use its own default instead of the configured count.

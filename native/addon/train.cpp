@@ -1,0 +1,270 @@
+// Binding for native/train: the optimizer handle and the one-call training and evaluation steps.
+#include "addon/train.h"
+
+#include <memory>
+
+#include "addon/addon_data.h"
+#include "addon/async_task.h"
+#include "addon/convert.h"
+#include "addon/errors.h"
+#include "addon/model.h"
+#include "addon/tensor.h"
+#include "core/errors.h"
+#include "core/runtime.h"
+#include "train/optimizer.h"
+#include "train/step.h"
+
+namespace bnn::addon {
+
+namespace {
+
+double num_field(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw_type_error(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+train::AdamOptions parse_adam(const Napi::Value& value) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject()) throw_type_error(env, "optimizer options must be an object");
+  auto o = value.As<Napi::Object>();
+  train::AdamOptions a;
+  a.lr = num_field(o, "lr", a.lr);
+  a.eps = num_field(o, "eps", a.eps);
+  a.weight_decay = num_field(o, "weightDecay", a.weight_decay);
+  Napi::Value betas = o.Get("betas");
+  if (!betas.IsUndefined()) {
+    if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2 || !betas.As<Napi::Array>().Get(0u).IsNumber() ||
+        !betas.As<Napi::Array>().Get(1u).IsNumber()) {
+      throw_type_error(env, "betas must be [beta1, beta2]");
+    }
+    a.beta1 = betas.As<Napi::Array>().Get(0u).As<Napi::Number>().DoubleValue();
+    a.beta2 = betas.As<Napi::Array>().Get(1u).As<Napi::Number>().DoubleValue();
+  }
+  Napi::Value decoupled = o.Get("decoupled");
+  if (!decoupled.IsUndefined()) {
+    if (!decoupled.IsBoolean()) throw_type_error(env, "decoupled must be a boolean");
+    a.decoupled = decoupled.As<Napi::Boolean>();
+  }
+  Napi::Value kinds = o.Get("noDecayOn");
+  if (!kinds.IsUndefined()) {
+    if (!kinds.IsArray()) throw_type_error(env, "noDecayOn must be an array of 'bn', 'prelu', 'bias'");
+    auto arr = kinds.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      if (!arr.Get(i).IsString()) throw_type_error(env, "noDecayOn must be an array of 'bn', 'prelu', 'bias'");
+      a.no_decay_on.push_back(arr.Get(i).As<Napi::String>().Utf8Value());
+    }
+  }
+  a.validate();
+  return a;
+}
+
+Napi::Array named_to_js(Napi::Env env, const train::NamedParameters& named) {
+  auto out = Napi::Array::New(env, named.size());
+  for (size_t i = 0; i < named.size(); ++i) {
+    auto pair = Napi::Array::New(env, 2);
+    pair.Set(0u, named[i].first);
+    pair.Set(1u, TensorHandle::wrap(env, named[i].second));
+    out.Set(static_cast<uint32_t>(i), pair);
+  }
+  return out;
+}
+
+train::NamedParameters named_from_js(const Napi::Value& value) {
+  Napi::Env env = value.Env();
+  if (!value.IsArray()) throw_type_error(env, "expected an array of [name, Tensor] pairs");
+  auto arr = value.As<Napi::Array>();
+  train::NamedParameters out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value e = arr.Get(i);
+    if (!e.IsArray() || e.As<Napi::Array>().Length() != 2 || !e.As<Napi::Array>().Get(0u).IsString() ||
+        !TensorHandle::is_handle(env, e.As<Napi::Array>().Get(1u))) {
+      throw_type_error(env, "entry " + std::to_string(i) + " must be [name, Tensor]");
+    }
+    auto pair = e.As<Napi::Array>();
+    out.emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(), TensorHandle::Unwrap(pair.Get(1u).As<Napi::Object>())->tensor());
+  }
+  return out;
+}
+
+}  // namespace
+
+class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "OptimizerHandle",
+                       {
+                           InstanceMethod<&OptimizerHandle::step>("step"),
+                           InstanceMethod<&OptimizerHandle::zero_grad>("zeroGrad"),
+                           InstanceMethod<&OptimizerHandle::get_lr>("getLr"),
+                           InstanceMethod<&OptimizerHandle::set_lr>("setLr"),
+                           InstanceMethod<&OptimizerHandle::no_decay_names>("noDecayNames"),
+                           InstanceMethod<&OptimizerHandle::state>("state"),
+                           InstanceMethod<&OptimizerHandle::load_state>("loadState"),
+                           InstanceMethod<&OptimizerHandle::dispose>("dispose"),
+                       });
+  }
+
+  // new OptimizerHandle([[name, Tensor], ...], options): names pick the no-decay group.
+  explicit OptimizerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<OptimizerHandle>(info) {
+    guard(info.Env(), [&] {
+      const train::NamedParameters params = named_from_js(info.Length() > 0 ? info[0] : info.Env().Undefined());
+      for (const auto& [name, p] : params) {
+        if (!p.is_leaf() || !p.requires_grad()) {
+          fail(ErrorKind::InvalidArgument, "parameter '" + name + "' is not a leaf tensor that requires gradients");
+        }
+      }
+      optimizer_ = std::make_shared<train::Optimizer>(params, parse_adam(info.Length() > 1 ? info[1] : info.Env().Undefined()));
+    });
+  }
+
+  std::shared_ptr<train::Optimizer> optimizer() const {
+    if (!optimizer_) fail(ErrorKind::Disposed, "this optimizer has been disposed and can no longer be used");
+    return optimizer_;
+  }
+
+ private:
+  Napi::Value step(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      optimizer()->step();
+      return info.Env().Undefined();
+    });
+  }
+  Napi::Value zero_grad(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      optimizer()->zero_grad();
+      return info.Env().Undefined();
+    });
+  }
+  Napi::Value get_lr(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), optimizer()->lr()); });
+  }
+  Napi::Value set_lr(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      optimizer()->set_lr(number_arg(info, 0, "lr"));
+      return info.Env().Undefined();
+    });
+  }
+  Napi::Value no_decay_names(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto names = optimizer()->no_decay_names();
+      auto out = Napi::Array::New(info.Env(), names.size());
+      for (size_t i = 0; i < names.size(); ++i) out.Set(static_cast<uint32_t>(i), names[i]);
+      return out;
+    });
+  }
+  Napi::Value state(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return named_to_js(info.Env(), optimizer()->state()); });
+  }
+  Napi::Value load_state(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      optimizer()->load_state(named_from_js(info.Length() > 0 ? info[0] : info.Env().Undefined()));
+      return info.Env().Undefined();
+    });
+  }
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    optimizer_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<train::Optimizer> optimizer_;
+};
+
+namespace {
+
+OptimizerHandle* unwrap_optimizer(const Napi::CallbackInfo& info, size_t index) {
+  if (index >= info.Length() || !info[index].IsObject() ||
+      !info[index].As<Napi::Object>().InstanceOf(addon_data(info.Env()).optimizer_constructor.Value())) {
+    throw_type_error(info.Env(), "optimizer must be an Adam optimizer");
+  }
+  return OptimizerHandle::Unwrap(info[index].As<Napi::Object>());
+}
+
+// trainStep(model, optimizer, images, labels, { labelSmoothing, clipLatentWeights }) -> Promise
+Napi::Value train_step(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto model = unwrap_model(info, 0);
+    OptimizerHandle* handle = unwrap_optimizer(info, 1);
+    auto optimizer = handle->optimizer();
+    if (!optimizer->covers((*model)->parameters(true))) {
+      fail(ErrorKind::InvalidArgument, "the optimizer does not hold this model's parameters (it was made for another model)");
+    }
+    at::Tensor images = TensorHandle::unwrap(info, 2, "images");
+    at::Tensor labels = TensorHandle::unwrap(info, 3, "labels");
+    train::TrainStepOptions options;
+    if (info.Length() > 4 && info[4].IsObject()) {
+      auto o = info[4].As<Napi::Object>();
+      options.label_smoothing = num_field(o, "labelSmoothing", 0.0);
+      Napi::Value clip = o.Get("clipLatentWeights");
+      if (!clip.IsUndefined()) {
+        if (!clip.IsBoolean()) throw_type_error(env, "clipLatentWeights must be a boolean");
+        options.clip_latent_weights = clip.As<Napi::Boolean>();
+      }
+    }
+    (*model)->check_input(images);  // fail fast on the caller's stack
+    return AsyncTask::run(env, "bnn.trainStep", [model, optimizer, images, labels, options]() -> AsyncTask::Convert {
+      const train::StepResult r = train::train_step(*model, *optimizer, images, labels, options);
+      return [r](Napi::Env env) -> Napi::Value {
+        auto out = Napi::Object::New(env);
+        out.Set("loss", r.loss);
+        out.Set("correct", static_cast<double>(r.correct));
+        out.Set("count", static_cast<double>(r.count));
+        return out;
+      };
+    });
+  });
+}
+
+Napi::Value eval_step(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    auto model = unwrap_model(info, 0);
+    at::Tensor images = TensorHandle::unwrap(info, 1, "images");
+    at::Tensor labels = TensorHandle::unwrap(info, 2, "labels");
+    (*model)->check_input(images);
+    return AsyncTask::run(info.Env(), "bnn.evalStep", [model, images, labels]() -> AsyncTask::Convert {
+      const train::EvalResult r = train::eval_step(*model, images, labels);
+      return [r](Napi::Env env) -> Napi::Value {
+        auto out = Napi::Object::New(env);
+        out.Set("lossSum", r.loss_sum);
+        out.Set("correct", static_cast<double>(r.correct));
+        out.Set("count", static_cast<double>(r.count));
+        auto cc = Napi::Array::New(env, r.class_correct.size());
+        auto cn = Napi::Array::New(env, r.class_count.size());
+        for (size_t i = 0; i < r.class_correct.size(); ++i) {
+          cc.Set(static_cast<uint32_t>(i), static_cast<double>(r.class_correct[i]));
+          cn.Set(static_cast<uint32_t>(i), static_cast<double>(r.class_count[i]));
+        }
+        out.Set("classCorrect", cc);
+        out.Set("classCount", cn);
+        return out;
+      };
+    });
+  });
+}
+
+Napi::Value rng_state(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value { return TensorHandle::wrap(info.Env(), cpu_rng_state()); });
+}
+
+Napi::Value set_rng_state(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    set_cpu_rng_state(TensorHandle::unwrap(info, 0, "state"));
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace
+
+void init_train(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = OptimizerHandle::define(env);
+  addon_data(env).optimizer_constructor = Napi::Persistent(ctor);
+  exports.Set("OptimizerHandle", ctor);
+  exports.Set("trainStep", Napi::Function::New<train_step>(env, "trainStep"));
+  exports.Set("evalStep", Napi::Function::New<eval_step>(env, "evalStep"));
+  exports.Set("cpuRngState", Napi::Function::New<rng_state>(env, "cpuRngState"));
+  exports.Set("setCpuRngState", Napi::Function::New<set_rng_state>(env, "setCpuRngState"));
+}
+
+}  // namespace bnn::addon

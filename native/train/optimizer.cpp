@@ -1,0 +1,153 @@
+#include "train/optimizer.h"
+
+#include <cmath>
+#include <set>
+
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
+
+#include "core/errors.h"
+
+namespace bnn::train {
+
+void AdamOptions::validate() const {
+  auto check = [](bool ok, const std::string& msg) {
+    if (!ok) fail(ErrorKind::InvalidArgument, msg);
+  };
+  check(std::isfinite(lr) && lr > 0, "lr must be a positive number, got " + std::to_string(lr));
+  check(beta1 >= 0 && beta1 < 1, "betas[0] must be in [0, 1), got " + std::to_string(beta1));
+  check(beta2 >= 0 && beta2 < 1, "betas[1] must be in [0, 1), got " + std::to_string(beta2));
+  check(std::isfinite(eps) && eps > 0, "eps must be positive, got " + std::to_string(eps));
+  check(std::isfinite(weight_decay) && weight_decay >= 0, "weightDecay must be >= 0, got " + std::to_string(weight_decay));
+  static const std::set<std::string> kinds = {"bn", "prelu", "bias"};
+  for (const auto& k : no_decay_on) check(kinds.count(k) > 0, "noDecayOn: unknown kind '" + k + "' (use bn, prelu, bias)");
+}
+
+bool matches_no_decay(const std::string& name, const std::vector<std::string>& kinds) {
+  // Module names: bn, bn1, bn2, downsample.1 (BatchNorm), prelu, prelu1, prelu2.
+  const auto dot = name.rfind('.');
+  const std::string leaf = dot == std::string::npos ? name : name.substr(dot + 1);
+  const std::string module = dot == std::string::npos ? "" : name.substr(0, dot);
+  const auto mdot = module.rfind('.');
+  const std::string owner = mdot == std::string::npos ? module : module.substr(mdot + 1);
+  for (const auto& k : kinds) {
+    if (k == "bias" && leaf == "bias") return true;
+    if (k == "bn" && (owner.rfind("bn", 0) == 0 || module.size() >= 13 && module.compare(module.size() - 13, 13, ".downsample.1") == 0)) return true;
+    if (k == "prelu" && owner.rfind("prelu", 0) == 0) return true;
+  }
+  return false;
+}
+
+Optimizer::Optimizer(const NamedParameters& params, AdamOptions options) : options_(std::move(options)) {
+  options_.validate();
+  if (params.empty()) fail(ErrorKind::InvalidArgument, "the optimizer needs at least one parameter");
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& [name, p] : params) {
+    if (!p.requires_grad()) continue;
+    const bool skip = matches_no_decay(name, options_.no_decay_on);
+    params_.emplace_back(name, p);
+    no_decay_.push_back(skip);
+    (skip ? no_decay : decay).push_back(p);
+  }
+  auto make_group = [&](std::vector<torch::Tensor> ps, double wd) -> torch::optim::OptimizerParamGroup {
+    if (options_.decoupled) {
+      auto o = std::make_unique<torch::optim::AdamWOptions>(options_.lr);
+      o->betas({options_.beta1, options_.beta2}).eps(options_.eps).weight_decay(wd);
+      return torch::optim::OptimizerParamGroup(std::move(ps), std::move(o));
+    }
+    auto o = std::make_unique<torch::optim::AdamOptions>(options_.lr);
+    o->betas({options_.beta1, options_.beta2}).eps(options_.eps).weight_decay(wd);
+    return torch::optim::OptimizerParamGroup(std::move(ps), std::move(o));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (!decay.empty()) groups.push_back(make_group(decay, options_.weight_decay));
+  if (!no_decay.empty()) groups.push_back(make_group(no_decay, 0.0));
+  if (options_.decoupled) {
+    impl_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(options_.lr));
+  } else {
+    impl_ = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(options_.lr));
+  }
+}
+
+void Optimizer::zero_grad() { impl_->zero_grad(/*set_to_none=*/true); }
+
+void Optimizer::step() { impl_->step(); }
+
+double Optimizer::lr() const { return impl_->param_groups().front().options().get_lr(); }
+
+void Optimizer::set_lr(double lr) {
+  if (!(std::isfinite(lr) && lr > 0)) fail(ErrorKind::InvalidArgument, "lr must be a positive number, got " + std::to_string(lr));
+  for (auto& group : impl_->param_groups()) group.options().set_lr(lr);
+  options_.lr = lr;
+}
+
+bool Optimizer::covers(const std::vector<torch::Tensor>& params) const {
+  std::set<const void*> own;
+  for (const auto& [name, p] : params_) own.insert(p.unsafeGetTensorImpl());
+  for (const auto& p : params) {
+    if (!own.count(p.unsafeGetTensorImpl())) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> Optimizer::no_decay_names() const {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < params_.size(); ++i) if (no_decay_[i]) out.push_back(params_[i].first);
+  return out;
+}
+
+namespace {
+
+template <typename State>
+void export_state(const State& s, const std::string& name, NamedParameters& out) {
+  out.emplace_back(name + ".step", torch::tensor(static_cast<int64_t>(s.step()), torch::kLong));
+  out.emplace_back(name + ".exp_avg", s.exp_avg().detach().clone());
+  out.emplace_back(name + ".exp_avg_sq", s.exp_avg_sq().detach().clone());
+}
+
+template <typename State>
+std::unique_ptr<State> import_state(const std::map<std::string, torch::Tensor>& in, const std::string& name,
+                                    const torch::Tensor& param) {
+  auto s = std::make_unique<State>();
+  const auto& step = in.at(name + ".step");
+  const auto& exp_avg = in.at(name + ".exp_avg");
+  const auto& exp_avg_sq = in.at(name + ".exp_avg_sq");
+  if (exp_avg.sizes() != param.sizes() || exp_avg_sq.sizes() != param.sizes()) {
+    fail(ErrorKind::InvalidArgument, "optimizer state for '" + name + "' has the wrong shape");
+  }
+  s->step(step.item<int64_t>());
+  s->exp_avg(exp_avg.to(param.options()).clone());
+  s->exp_avg_sq(exp_avg_sq.to(param.options()).clone());
+  return s;
+}
+
+}  // namespace
+
+NamedParameters Optimizer::state() const {
+  NamedParameters out;
+  auto& states = impl_->state();
+  for (const auto& [name, p] : params_) {
+    auto it = states.find(p.unsafeGetTensorImpl());
+    if (it == states.end()) continue;  // never stepped
+    if (options_.decoupled) export_state(static_cast<const torch::optim::AdamWParamState&>(*it->second), name, out);
+    else export_state(static_cast<const torch::optim::AdamParamState&>(*it->second), name, out);
+  }
+  return out;
+}
+
+void Optimizer::load_state(const NamedParameters& state) {
+  std::map<std::string, torch::Tensor> in(state.begin(), state.end());
+  auto& states = impl_->state();
+  states.clear();
+  if (in.empty()) return;
+  for (const auto& [name, p] : params_) {
+    for (const char* part : {".step", ".exp_avg", ".exp_avg_sq"}) {
+      if (!in.count(name + part)) fail(ErrorKind::InvalidArgument, "optimizer state is missing '" + name + part + "'");
+    }
+    void* key = p.unsafeGetTensorImpl();
+    if (options_.decoupled) states[key] = import_state<torch::optim::AdamWParamState>(in, name, p);
+    else states[key] = import_state<torch::optim::AdamParamState>(in, name, p);
+  }
+}
+
+}  // namespace bnn::train

@@ -1,0 +1,70 @@
+#include "train/step.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "core/errors.h"
+#include "nn/binary_conv2d.h"
+#include "train/loss.h"
+
+namespace bnn::train {
+
+namespace {
+
+void check_batch(const nn::ResNet18& model, const torch::Tensor& images, const torch::Tensor& labels) {
+  model->check_input(images);
+  if (!labels.defined() || labels.dim() != 1 || labels.size(0) != images.size(0)) {
+    fail(ErrorKind::InvalidArgument, "labels must be [N] with N = " + std::to_string(images.size(0)) + " (the batch size), got " +
+                                         (labels.defined() ? c10::str(labels.sizes()) : std::string("undefined")));
+  }
+}
+
+}  // namespace
+
+StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,
+                      const TrainStepOptions& options) {
+  check_batch(model, images, labels);
+  optimizer.zero_grad();
+  const torch::Tensor logits = model->forward(images);
+  const torch::Tensor loss = cross_entropy(logits, labels, options.label_smoothing);
+  const double loss_value = loss.item<double>();
+  if (!std::isfinite(loss_value)) throw NonFiniteLoss(loss_value);
+  loss.backward();
+  if (options.reduce_gradients) options.reduce_gradients();
+  optimizer.step();
+  if (options.clip_latent_weights) {
+    torch::NoGradGuard no_grad;
+    for (auto& module : model->modules(false)) {
+      if (auto* conv = module->as<nn::BinaryConv2dImpl>()) conv->weight.clamp_(-1.0, 1.0);
+    }
+  }
+  StepResult r;
+  r.loss = loss_value;
+  {
+    torch::NoGradGuard no_grad;
+    r.correct = logits.argmax(1).eq(labels.to(logits.device())).sum().item<int64_t>();
+  }
+  r.count = images.size(0);
+  return r;
+}
+
+EvalResult eval_step(nn::ResNet18& model, const torch::Tensor& images, const torch::Tensor& labels) {
+  check_batch(model, images, labels);
+  c10::InferenceMode inference;
+  const torch::Tensor logits = model->forward(images);
+  const torch::Tensor y = labels.to(logits.device());
+  EvalResult r;
+  r.loss_sum = cross_entropy(logits, y).item<double>() * static_cast<double>(images.size(0));
+  const torch::Tensor hit = logits.argmax(1).eq(y);
+  r.correct = hit.sum().item<int64_t>();
+  r.count = images.size(0);
+  const int64_t classes = model->config.num_classes;
+  const torch::Tensor per_count = torch::bincount(y, {}, classes).cpu();
+  const torch::Tensor per_correct = torch::bincount(y.masked_select(hit), {}, classes).cpu();
+  r.class_count.assign(per_count.data_ptr<int64_t>(), per_count.data_ptr<int64_t>() + classes);
+  r.class_correct.assign(per_correct.data_ptr<int64_t>(), per_correct.data_ptr<int64_t>() + classes);
+  return r;
+}
+
+}  // namespace bnn::train
