@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import {
+  InMemoryBatches,
+  loadCheckpoint,
+  saveCheckpoint,
+  scope,
+  Tensor,
+  trainTwoStage,
+  type Batch,
+  type BatchSource,
+  type EpochLog,
+  type StageOptions,
+  type TwoStageConfig,
+} from '../src/index.js';
+import { mulberry32 } from '../src/batches.js';
+import { readSafetensorsSync } from '../src/safetensors.js';
+
+const CLASSES = 4;
+const SHAPE = [1, 8, 8];
+
+/** A learnable toy task: each class lights a different quadrant, plus noise. */
+function toyData(n: number, seed: number): { images: Float32Array; labels: Int32Array } {
+  const rand = mulberry32(seed);
+  const images = new Float32Array(n * 64);
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = i % CLASSES;
+    labels[i] = c;
+    for (let y = 0; y < 8; y++) {
+      for (let x = 0; x < 8; x++) {
+        const lit = (y < 4 ? 0 : 2) + (x < 4 ? 0 : 1) === c;
+        images[i * 64 + y * 8 + x] = (lit ? 1.5 : -0.5) + (rand() - 0.5);
+      }
+    }
+  }
+  return { images, labels };
+}
+
+function sources(seed = 1): { train: InMemoryBatches; test: InMemoryBatches } {
+  const tr = toyData(256, seed);
+  const te = toyData(64, seed + 100);
+  return {
+    train: new InMemoryBatches(tr.images, tr.labels, SHAPE, CLASSES, { batchSize: 32, seed }),
+    test: new InMemoryBatches(te.images, te.labels, SHAPE, CLASSES, { batchSize: 64, shuffle: false }),
+  };
+}
+
+const STAGE1: StageOptions = { epochs: 3, lr: 5e-3, weightDecay: 1e-5, milestones: [2], gammas: [0.1] };
+const STAGE2: StageOptions = { epochs: 2, lr: 1e-3, weightDecay: 0, milestones: [1], gammas: [0.2] };
+
+function config(outDir: string | undefined, extra: Partial<TwoStageConfig> = {}): TwoStageConfig {
+  const { train, test } = sources();
+  return {
+    model: { inChannels: 1, width: 4, numClasses: CLASSES },
+    stage1: STAGE1,
+    stage2: STAGE2,
+    train,
+    test,
+    seed: 3,
+    ...(outDir ? { outDir } : {}),
+    ...extra,
+  };
+}
+
+function tmpDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'bnn-train-'));
+}
+
+function weightsOf(file: string): Map<string, Uint8Array> {
+  return new Map([...readSafetensorsSync(file).tensors].map(([k, t]) => [k, t.data]));
+}
+
+test('the two-stage loop learns a toy task in seconds, ending with 1-bit weights', async () => {
+  const logs: EpochLog[] = [];
+  const events: string[] = [];
+  const out = tmpDir();
+  const result = await trainTwoStage(config(out, {
+    callbacks: {
+      onTrainBegin: ({ stage }) => void events.push(`begin${stage}`),
+      onEpochBegin: async ({ stage, epoch }) => {
+        await new Promise((r) => setImmediate(r)); // callbacks are awaited
+        events.push(`epoch${stage}.${epoch}`);
+      },
+      onEpochEnd: (log) => void logs.push(log),
+      onStageEnd: ({ stage, weightsPath }) => void events.push(`end${stage}:${path.basename(weightsPath ?? '')}`),
+    },
+  }));
+  try {
+    assert.deepEqual(events, ['begin1', 'epoch1.0', 'epoch1.1', 'epoch1.2', 'end1:stage1.safetensors', 'begin2', 'epoch2.0', 'epoch2.1', 'end2:final.safetensors']);
+    assert.equal(logs.length, 5);
+    assert.ok(logs[2]!.trainLoss < logs[0]!.trainLoss, `loss falls: ${logs.map((l) => l.trainLoss.toFixed(3)).join(' -> ')}`);
+    assert.ok(result.test!.accuracy > 0.8, `test accuracy ${result.test!.accuracy} well above chance (0.25)`);
+    assert.equal(result.model.binaryWeights, true);
+    assert.deepEqual(logs.map((l) => l.lr), [5e-3, 5e-3, 5e-3 * 0.1, 1e-3, 1e-3 * 0.2]);
+    assert.ok(fs.existsSync(path.join(out, 'final.safetensors')));
+    assert.equal(result.history.length, 5);
+  } finally {
+    result.model.dispose();
+  }
+});
+
+test('a seeded CPU run is repeatable bit for bit', async () => {
+  const a = tmpDir();
+  const b = tmpDir();
+  (await trainTwoStage(config(a))).model.dispose();
+  (await trainTwoStage(config(b))).model.dispose();
+  assert.deepEqual(weightsOf(path.join(a, 'final.safetensors')), weightsOf(path.join(b, 'final.safetensors')));
+});
+
+for (const stopAfter of [1, 3, 4]) {
+  test(`interrupted after ${stopAfter} epoch(s) and resumed = never stopped (bit-identical weights)`, async () => {
+    const whole = tmpDir();
+    (await trainTwoStage(config(whole))).model.dispose();
+
+    const broken = tmpDir();
+    let seen = 0;
+    await assert.rejects(
+      trainTwoStage(config(broken, {
+        callbacks: {
+          onEpochEnd: () => {
+            if (++seen === stopAfter) throw new Error('simulated interruption');
+          },
+        },
+      })),
+      /simulated interruption/,
+    );
+    const resumedLogs: EpochLog[] = [];
+    const resumed = await trainTwoStage(config(broken, { resume: true, callbacks: { onEpochEnd: (l) => void resumedLogs.push(l) } }));
+    resumed.model.dispose();
+    assert.equal(resumedLogs.length, 5 - stopAfter, 'only the remaining epochs run');
+    assert.equal(resumed.history.length, 5, 'history carries over');
+    assert.deepEqual(weightsOf(path.join(broken, 'final.safetensors')), weightsOf(path.join(whole, 'final.safetensors')));
+  });
+}
+
+test('a NaN loss stops training with the epoch and step, and leaves the last checkpoint intact', async () => {
+  const { train, test } = sources();
+  let poisoned = false;
+  const poison: BatchSource = {
+    size: train.size,
+    batchesPerEpoch: train.batchesPerEpoch,
+    numClasses: train.numClasses,
+    async *epoch(epoch: number): AsyncIterable<Batch> {
+      let i = 0;
+      for await (const b of train.epoch(epoch)) {
+        if (epoch === 1 && i++ === 2) {
+          poisoned = true;
+          const n = b.images.shape[0]!;
+          b.images.dispose();
+          yield { images: Tensor.fromArray(new Float32Array(n * 64).fill(NaN), [n, ...SHAPE]), labels: b.labels };
+        } else {
+          yield b;
+        }
+      }
+    },
+  };
+  const out = tmpDir();
+  await assert.rejects(trainTwoStage({ ...config(out), train: poison, test }), (e: Error & { code?: string; epoch?: number; step?: number }) => {
+    assert.equal(e.code, 'BNN_NON_FINITE_LOSS');
+    assert.match(e.message, /stage 1, epoch 2, step 3: the loss is nan/);
+    assert.equal(e.epoch, 1);
+    assert.equal(e.step, 2);
+    return true;
+  });
+  assert.ok(poisoned);
+  await scope(async () => {
+    const ckpt = await loadCheckpoint(path.join(out, 'checkpoint.safetensors'));
+    assert.equal(ckpt.meta.stage, 1);
+    assert.equal(ckpt.meta.epochsDone, 1);
+    for (const t of ckpt.model.values()) assert.ok(t.toFloat32Array().every(Number.isFinite));
+  });
+});
+
+test('bad hyperparameters are refused before any work', async () => {
+  let started = false;
+  const callbacks = { onTrainBegin: () => void (started = true) };
+  const bad: [Partial<TwoStageConfig>, RegExp][] = [
+    [{ stage1: { ...STAGE1, epochs: 0 } }, /stage1\.epochs must be a positive integer/],
+    [{ stage2: { ...STAGE2, lr: -1 } }, /stage2: baseLr must be a positive number/],
+    [{ stage1: { ...STAGE1, milestones: [2, 1], gammas: [0.1, 0.1] } }, /stage1: milestones must be strictly increasing/],
+    [{ stage1: { ...STAGE1, gammas: [0.1, 0.1] } }, /stage1: milestones and gammas must have the same length/],
+    [{ stage2: { ...STAGE2, weightDecay: -1 } }, /stage2\.weightDecay must be >= 0/],
+    [{ stages: 2 }, /stage 2 alone needs init/],
+    [{ resume: true }, /resume needs outDir/],
+    [{ device: 'gpu' as never }, /unknown device 'gpu'/],
+  ];
+  for (const [extra, msg] of bad) await assert.rejects(trainTwoStage(config(undefined, { ...extra, callbacks })), msg);
+  assert.equal(started, false);
+});
+
+test('a checkpoint from another config, a truncated one, or another version is refused', async () => {
+  const out = tmpDir();
+  (await trainTwoStage(config(out, { stages: 1 }))).model.dispose();
+  const ckptPath = path.join(out, 'checkpoint.safetensors');
+  await assert.rejects(
+    trainTwoStage(config(out, { stages: 1, resume: true, stage1: { ...STAGE1, lr: 1e-2 } })),
+    /belongs to a different run configuration:[\s\S]*stage1: checkpoint has .*"lr":0\.005/,
+  );
+  const bytes = fs.readFileSync(ckptPath);
+  fs.writeFileSync(ckptPath, bytes.subarray(0, Math.floor(bytes.length / 2)));
+  await assert.rejects(trainTwoStage(config(out, { stages: 1, resume: true })), (e: Error & { code?: string }) => e.code === 'BNN_IO' && /checkpoint\.safetensors/.test(e.message));
+  fs.writeFileSync(ckptPath, bytes);
+  await scope(async () => {
+    const ckpt = await loadCheckpoint(ckptPath);
+    await saveCheckpoint(ckptPath, { ...ckpt, meta: { ...ckpt.meta, version: '9.0.0' } });
+  });
+  await assert.rejects(loadCheckpoint(ckptPath), /written by bnn-torch 9\.0\.0, which is incompatible/);
+});
+
+test('stage 2 alone starts from given stage-1 weights', async () => {
+  const first = tmpDir();
+  (await trainTwoStage(config(first, { stages: 1 }))).model.dispose();
+  const second = tmpDir();
+  const r = await trainTwoStage(config(second, { stages: 2, init: path.join(first, 'stage1.safetensors') }));
+  try {
+    assert.equal(r.history.length, 2);
+    assert.ok(r.history.every((h) => h.stage === 2));
+    assert.ok(r.test!.accuracy > 0.6, `accuracy ${r.test!.accuracy}`);
+  } finally {
+    r.model.dispose();
+  }
+});
