@@ -8,10 +8,12 @@
 #include "addon/runtime.h"
 #include "addon/tensor.h"
 #include "addon/train.h"
+#include "core/cpu_allocator.h"
 
 namespace bnn::addon {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
+  install_caching_cpu_allocator();
   env.SetInstanceData<AddonData>(new AddonData());
   TensorHandle::init(env, exports);
   init_tensor_functions(env, exports);

@@ -5,6 +5,7 @@
 
 #include "addon/convert.h"
 #include "addon/errors.h"
+#include "core/cpu_allocator.h"
 #include "core/runtime.h"
 
 namespace bnn::addon {
@@ -47,12 +48,29 @@ Napi::Value manual_seed(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value cpu_cache_stats(const Napi::CallbackInfo& info) {
+  const CpuCacheStats s = bnn::cpu_cache_stats();
+  auto out = Napi::Object::New(info.Env());
+  out.Set("cachedBytes", static_cast<double>(s.cached_bytes));
+  out.Set("allocatedBytes", static_cast<double>(s.allocated_bytes));
+  out.Set("hits", static_cast<double>(s.hits));
+  out.Set("misses", static_cast<double>(s.misses));
+  return out;
+}
+
+Napi::Value empty_cpu_cache(const Napi::CallbackInfo& info) {
+  bnn::empty_cpu_cache();
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void init_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New<info>(env, "runtimeInfo"));
   exports.Set("setNumThreads", Napi::Function::New<set_num_threads>(env, "setNumThreads"));
   exports.Set("manualSeed", Napi::Function::New<manual_seed>(env, "manualSeed"));
+  exports.Set("cpuCacheStats", Napi::Function::New<cpu_cache_stats>(env, "cpuCacheStats"));
+  exports.Set("emptyCpuCache", Napi::Function::New<empty_cpu_cache>(env, "emptyCpuCache"));
 }
 
 }  // namespace bnn::addon

@@ -2,6 +2,7 @@
 
 #include "binarize/binary_activation.h"
 #include "nn/downsample.h"
+#include "nn/prelu.h"
 
 namespace bnn::nn {
 
@@ -43,7 +44,7 @@ void BasicBlockImpl::reset() {
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   torch::Tensor out = conv(block_activation(bn(x), options.binary_activations()));
   out = out + (downsample ? downsample->forward(x) : x);
-  return prelu(out);
+  return nn::prelu(out, prelu->weight);
 }
 
 ClassicBasicBlockImpl::ClassicBasicBlockImpl(BlockOptions options_) : options(std::move(options_)) { reset(); }
@@ -62,10 +63,10 @@ void ClassicBasicBlockImpl::reset() {
 }
 
 torch::Tensor ClassicBasicBlockImpl::forward(const torch::Tensor& x) {
-  torch::Tensor out = prelu1(conv1(block_activation(bn1(x), options.binary_activations())));
+  torch::Tensor out = nn::prelu(conv1(block_activation(bn1(x), options.binary_activations())), prelu1->weight);
   out = conv2(block_activation(bn2(out), options.binary_activations()));
   out = out + (downsample ? downsample->forward(x) : x);
-  return prelu2(out);
+  return nn::prelu(out, prelu2->weight);
 }
 
 }  // namespace bnn::nn

@@ -29,6 +29,16 @@ void ResNetConfig::validate() const {
 ResNet18Impl::ResNet18Impl(ResNetConfig config_) : config(std::move(config_)) {
   config.validate();
   reset();
+  set_channels_last(true);
+}
+
+void ResNet18Impl::set_channels_last(bool on) {
+  channels_last_ = on;
+  const auto format = on ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  torch::NoGradGuard no_grad;
+  for (auto& p : parameters(true)) {
+    if (p.dim() == 4) p.set_data(p.data().contiguous(format));
+  }
 }
 
 void ResNet18Impl::reset() {
@@ -94,7 +104,7 @@ void ResNet18Impl::check_input(const torch::Tensor& x) const {
 
 torch::Tensor ResNet18Impl::forward(const torch::Tensor& x) {
   check_input(x);
-  torch::Tensor out = torch::relu(bn1(conv1(x)));
+  torch::Tensor out = torch::relu(bn1(conv1(channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x)));
   if (config.stem == "imagenet") {
     out = torch::nn::functional::max_pool2d(out, torch::nn::functional::MaxPool2dFuncOptions(3).stride(2).padding(1));
   }

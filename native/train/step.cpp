@@ -1,7 +1,10 @@
 #include "train/step.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <memory>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include "core/errors.h"
@@ -25,6 +28,11 @@ void check_batch(const nn::ResNet18& model, const torch::Tensor& images, const t
 StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,
                       const TrainStepOptions& options) {
   check_batch(model, images, labels);
+  // Developer hook (bench/profile.ts): BNN_PROFILE_TRACE=<file> writes a chrome trace of the step.
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  if (const char* trace = std::getenv("BNN_PROFILE_TRACE")) {
+    profile = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(trace));
+  }
   optimizer.zero_grad();
   const torch::Tensor logits = model->forward(images);
   const torch::Tensor loss = cross_entropy(logits, labels, options.label_smoothing);
