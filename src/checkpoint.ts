@@ -20,6 +20,8 @@ export interface CheckpointMeta {
   runConfig: Record<string, unknown>;
   /** Free-form record of the run so far (per-epoch logs, timings). */
   history: unknown[];
+  /** Set when the run was interrupted mid-epoch: where epoch `epochsDone` stopped and its running totals. */
+  partial?: { epoch: number; batchesDone: number; lossSum: number; correct: number; count: number; seconds: number };
 }
 
 export interface Checkpoint {

@@ -36,6 +36,7 @@ export {
   type TwoStageConfig,
   type TwoStageResult,
   type BatchEndInfo,
+  type PartialEpoch,
 } from './trainer.js';
 export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } from './checkpoint.js';
 export { VERSION } from './version.js';

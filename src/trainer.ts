@@ -142,6 +142,20 @@ export interface TrainerOptions {
   callbacks?: TrainerCallbacks;
   /** Called after every epoch with the epoch's log: where the run saves its checkpoint. */
   afterEpoch?(log: EpochLog, trainer: Trainer): Promise<void>;
+  /** Stops training after the current batch (Ctrl-C): `onInterrupt` runs, then fit rejects with BNN_INTERRUPTED. */
+  signal?: AbortSignal;
+  /** Called when `signal` stops training mid-epoch, with where it stopped: where the run saves its checkpoint. */
+  onInterrupt?(position: PartialEpoch, trainer: Trainer): Promise<void>;
+}
+
+/** Where an interrupted epoch stopped, and its running totals, so a resumed run continues it exactly. */
+export interface PartialEpoch {
+  epoch: number;
+  batchesDone: number;
+  lossSum: number;
+  correct: number;
+  count: number;
+  seconds: number;
 }
 
 /**
@@ -159,6 +173,8 @@ export class Trainer {
   readonly #test: BatchSource | undefined;
   readonly #callbacks: TrainerCallbacks;
   readonly #afterEpoch: TrainerOptions['afterEpoch'];
+  readonly #signal: AbortSignal | undefined;
+  readonly #onInterrupt: TrainerOptions['onInterrupt'];
 
   constructor(o: TrainerOptions) {
     checkStage(o.options, `stage${o.stage}`);
@@ -176,10 +192,15 @@ export class Trainer {
     this.#test = o.test;
     this.#callbacks = o.callbacks ?? {};
     this.#afterEpoch = o.afterEpoch;
+    this.#signal = o.signal;
+    this.#onInterrupt = o.onInterrupt;
   }
 
-  /** Trains epochs [startEpoch, epochs). */
-  async fit(startEpoch = 0): Promise<EpochLog[]> {
+  /**
+   * Trains epochs [startEpoch, epochs). `resume` continues an interrupted epoch (from a checkpoint)
+   * at the batch where it stopped, with its running totals.
+   */
+  async fit(startEpoch = 0, resume?: PartialEpoch): Promise<EpochLog[]> {
     const { epochs } = this.options;
     const cb = this.#callbacks;
     await cb.onTrainBegin?.({ stage: this.stage, epochs, startEpoch });
@@ -188,12 +209,13 @@ export class Trainer {
       const lr = this.schedule.step(epoch, this.optimizer);
       await cb.onEpochBegin?.({ stage: this.stage, epoch, epochs, lr });
       this.model.train();
-      const started = performance.now();
-      let lossSum = 0;
-      let correct = 0;
-      let count = 0;
-      let batchIndex = 0;
-      for await (const batch of this.#train.epoch(epoch)) {
+      const partial = resume && resume.epoch === epoch ? resume : undefined;
+      const started = performance.now() - (partial?.seconds ?? 0) * 1000;
+      let lossSum = partial?.lossSum ?? 0;
+      let correct = partial?.correct ?? 0;
+      let count = partial?.count ?? 0;
+      let batchIndex = partial?.batchesDone ?? 0;
+      for await (const batch of this.#train.epoch(epoch, { startBatch: batchIndex })) {
         let r;
         try {
           r = await this.model.exclusive((h) => native().trainStep(h, this.optimizer.handle, batch.images.handle, batch.labels.handle, stepOptions));
@@ -222,6 +244,14 @@ export class Trainer {
           lr,
           imagesPerSecond: count / ((performance.now() - started) / 1000),
         });
+        if (this.#signal?.aborted && batchIndex < this.#train.batchesPerEpoch) {
+          await this.#onInterrupt?.({ epoch, batchesDone: batchIndex, lossSum, correct, count, seconds: (performance.now() - started) / 1000 }, this);
+          throw Object.assign(bnnError(`training was interrupted in stage ${this.stage}, epoch ${epoch + 1}, after batch ${batchIndex}`, 'BNN_INTERRUPTED'), {
+            stage: this.stage,
+            epoch,
+            step: batchIndex,
+          });
+        }
       }
       const trainSeconds = (performance.now() - started) / 1000;
       const log: EpochLog = {
@@ -277,6 +307,8 @@ export interface TwoStageConfig {
   /** Extra fields identifying the run (dataset, batch size, ...): a checkpoint must match them to resume. */
   runInfo?: Record<string, unknown>;
   callbacks?: TrainerCallbacks;
+  /** Abort to stop after the current batch, saving a checkpoint that `resume` continues exactly. */
+  signal?: AbortSignal;
 }
 
 export interface TwoStageResult {
@@ -319,6 +351,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   const model = createModel({ ...config.model, binaryWeights: false }).to(device);
   let startStage: 1 | 2 = stages === 2 ? 2 : 1;
   let startEpoch = 0;
+  let partial: PartialEpoch | undefined;
   let optimizerState: Map<string, Tensor> | undefined;
 
   if (config.resume && checkpointPath && fs.existsSync(checkpointPath)) {
@@ -333,6 +366,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       native().setCpuRngState(ckpt.rng.handle);
       startStage = ckpt.meta.stage;
       startEpoch = ckpt.meta.epochsDone;
+      partial = ckpt.meta.partial as PartialEpoch | undefined;
       history.push(...(ckpt.meta.history as EpochLog[]));
       optimizerState = ckpt.optimizer;
     } finally {
@@ -345,6 +379,17 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   const runStage = async (stage: 1 | 2): Promise<void> => {
     const options = stage === 1 ? config.stage1 : config.stage2;
     const epochsDone = stage === startStage ? startEpoch : 0;
+    const save = async (t: Trainer, epochsDone: number, position?: PartialEpoch): Promise<void> => {
+      if (!checkpointPath) return;
+      await scope(async () => {
+        await saveCheckpoint(checkpointPath, {
+          meta: { format: CHECKPOINT_FORMAT, version: VERSION, stage, epochsDone, runConfig, history, ...(position ? { partial: position } : {}) },
+          model: model.stateDict(),
+          optimizer: t.optimizer.stateDict(),
+          rng: new Tensor(native().cpuRngState()),
+        });
+      });
+    };
     const trainer = new Trainer({
       model,
       stage,
@@ -352,18 +397,12 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       train: config.train,
       test: config.test,
       callbacks: config.callbacks,
+      ...(config.signal ? { signal: config.signal } : {}),
       afterEpoch: async (log, t) => {
         history.push(log);
-        if (!checkpointPath) return;
-        await scope(async () => {
-          await saveCheckpoint(checkpointPath, {
-            meta: { format: CHECKPOINT_FORMAT, version: VERSION, stage, epochsDone: log.epoch + 1, runConfig, history },
-            model: model.stateDict(),
-            optimizer: t.optimizer.stateDict(),
-            rng: new Tensor(native().cpuRngState()),
-          });
-        });
+        await save(t, log.epoch + 1);
       },
+      onInterrupt: async (position, t) => save(t, position.epoch, position),
     });
     try {
       if (optimizerState && stage === startStage) {
@@ -371,7 +410,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
         optimizerState.forEach((t) => t.dispose());
         optimizerState = undefined;
       }
-      if (epochsDone < options.epochs) await trainer.fit(epochsDone);
+      if (epochsDone < options.epochs) await trainer.fit(epochsDone, stage === startStage ? partial : undefined);
       let weightsPath: string | undefined;
       if (outDir) {
         weightsPath = path.join(outDir, stage === 1 ? 'stage1.safetensors' : 'final.safetensors');

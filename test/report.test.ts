@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { inflateSync } from 'node:zlib';
@@ -217,6 +217,25 @@ describe('renderReport', () => {
     assert.equal(epochRows(page).length, EPOCHS.length);
   });
 
+  test('epochs without a test pass show a dash, and the test line bridges them', () => {
+    const sparse: RunRecord = {
+      config: {},
+      epochs: EPOCHS.map((e, i) => {
+        if (i % 2 === 0) return e;
+        const { testLoss: _l, testAccuracy: _a, ...rest } = e;
+        return rest;
+      }),
+      skippedLines: 0,
+    };
+    const page = renderReport(sparse);
+    const rows = epochRows(page);
+    assert.equal(rows[1]!.attrs['test-accuracy'], undefined);
+    assert.equal(rows[1]!.testAccuracyText, '—');
+    const testLine = /data-series="test-accuracy"><path d="([^"]*)"/.exec(page)?.[1] ?? '';
+    assert.equal([...testLine.matchAll(/M/g)].length, 1, 'one unbroken line');
+    assert.equal([...testLine.matchAll(/L/g)].length, 2, 'through the three evaluated epochs');
+  });
+
   test('an empty run directory still renders', () => {
     const empty: RunRecord = { config: {}, epochs: [], skippedLines: 0 };
     const page = renderReport(empty);
@@ -231,7 +250,7 @@ test('writeReport writes report.html atomically and returns its path', async () 
   writeRun(dir);
   fs.writeFileSync(join(dir, 'report.html'), 'old report');
   const path = await writeReport(dir);
-  assert.equal(path, join(fs.realpathSync(dir), 'report.html'));
+  assert.equal(path, resolve(dir, 'report.html'));
   assert.equal(fs.readFileSync(path, 'utf8'), renderReport(readRunDirectory(dir), { title: basename(dir) }));
   assert.deepEqual(fs.readdirSync(dir).sort(), ['config.json', 'metrics.jsonl', 'report.html', 'summary.txt'], 'no temp file left behind');
 });
@@ -441,8 +460,8 @@ test('in headless Chromium: the page draws charts and shows the numbers of metri
         const i = (y * image.width + x) * 4;
         if (Math.abs(rgba[i]! - cr) + Math.abs(rgba[i + 1]! - cg) + Math.abs(rgba[i + 2]! - cb) < 40) {
           count++;
-          // The per-class bars share the train color further down; only the charts set the box.
-          if (name !== 'train') {
+          // Train and test colors recur in the per-class bars; these two appear only in charts.
+          if (name === 'lr' || name === 'throughput') {
             top = Math.min(top, y);
             bottom = Math.max(bottom, y);
           }

@@ -225,3 +225,32 @@ test('stage 2 alone starts from given stage-1 weights', async () => {
     r.model.dispose();
   }
 });
+
+test('Ctrl-C style abort mid-epoch saves a checkpoint; resume continues that epoch exactly', async () => {
+  const whole = tmpDir();
+  (await trainTwoStage(config(whole))).model.dispose();
+  const broken = tmpDir();
+  const controller = new AbortController();
+  await assert.rejects(
+    trainTwoStage(config(broken, {
+      signal: controller.signal,
+      callbacks: {
+        onBatchEnd: ({ stage, epoch, batch }) => {
+          if (stage === 2 && epoch === 0 && batch === 3) controller.abort();
+        },
+      },
+    })),
+    (e: Error & { code?: string }) => e.code === 'BNN_INTERRUPTED' && /stage 2, epoch 1, after batch 3/.test(e.message),
+  );
+  await scope(async () => {
+    const ckpt = await loadCheckpoint(path.join(broken, 'checkpoint.safetensors'));
+    assert.equal(ckpt.meta.stage, 2);
+    assert.equal(ckpt.meta.epochsDone, 0);
+    assert.equal(ckpt.meta.partial?.batchesDone, 3);
+  });
+  const batches: number[] = [];
+  const resumed = await trainTwoStage(config(broken, { resume: true, callbacks: { onBatchEnd: ({ batch }) => void batches.push(batch) } }));
+  resumed.model.dispose();
+  assert.equal(batches[0], 4, 'the interrupted epoch continues at its 4th batch');
+  assert.deepEqual(weightsOf(path.join(broken, 'final.safetensors')), weightsOf(path.join(whole, 'final.safetensors')));
+});

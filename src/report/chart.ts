@@ -228,9 +228,8 @@ export function renderLineChart(spec: LineChartSpec): string {
     );
   }
 
-  // Lines: one path per series, broken wherever a value is missing.
+  // Lines: one path per series, broken at non-finite values (a diverged loss).
   const inRange = (y: number): boolean => Number.isFinite(y) && (spec.yScale === 'linear' || y > 0);
-  const markerCount = Math.max(...spec.series.map((s) => s.points.length));
   for (const s of spec.series) {
     const segments: string[] = [];
     let open = false;
@@ -254,7 +253,7 @@ export function renderLineChart(spec: LineChartSpec): string {
       `<g class="series" data-series="${escapeHtml(s.key)}">`,
       `<path d="${segments.join('')}" fill="none" stroke="${escapeHtml(s.color)}" stroke-width="2" stroke-linejoin="round" stroke-linecap="round"${dash}/>`,
     );
-    if (markerCount <= MAX_MARKERS) {
+    if (s.points.filter((p) => inRange(p.y)).length <= MAX_MARKERS) {
       for (const p of s.points) {
         if (!inRange(p.y)) continue;
         const tip = p.label === undefined ? '' : `<title>${escapeHtml(p.label)}</title>`;

@@ -7,4 +7,3 @@
 export { readRunDirectory, parseMetrics, type RunRecord, type EpochRecord, type FinalRecord } from './run-record.js';
 export { renderReport, type RenderOptions } from './render.js';
 export { writeReport, REPORT_FILE_NAME } from './write.js';
-export { escapeHtml } from './format.js';

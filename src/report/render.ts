@@ -80,9 +80,11 @@ function renderCharts(layout: Layout): string {
     key,
     name,
     color,
-    points: epochs.map((e) => {
-      const y = pick(e) ?? Number.NaN;
-      return { x: e.global, y, label: `${epochLabel(e)} — ${name}: ${text(y)}` };
+    // An epoch without the value (not evaluated) is left out so the line bridges it; a NaN
+    // (diverged) stays in and breaks the line.
+    points: epochs.flatMap((e) => {
+      const y = pick(e);
+      return y === undefined ? [] : [{ x: e.global, y, label: `${epochLabel(e)} — ${name}: ${text(y)}` }];
     }),
   });
 
