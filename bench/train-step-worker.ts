@@ -3,15 +3,15 @@
 import { Adam, createModel, manualSeed, setNumThreads, Tensor, VERSION } from '../src/index.js';
 import { native } from '../src/native.js';
 
-interface Case { width: number; inChannels: number; size: number; stage: 1 | 2; batch: number; steps: number; warmup: number; threads: number }
+interface Case { width: number; inChannels: number; size: number; stage: 1 | 2; batch: number; steps: number; warmup: number; threads: number; device: 'cpu' | 'cuda' }
 
 const cfg = JSON.parse(process.argv[2]!) as Case;
 setNumThreads(cfg.threads);
 manualSeed(0);
-const model = createModel({ numClasses: 10, inChannels: cfg.inChannels, width: cfg.width, binaryWeights: cfg.stage === 2 });
+const model = createModel({ numClasses: 10, inChannels: cfg.inChannels, width: cfg.width, binaryWeights: cfg.stage === 2 }).to(cfg.device);
 const adam = new Adam(model, { lr: 1e-3, weightDecay: cfg.stage === 1 ? 1e-5 : 0 });
-const x = Tensor.randn([cfg.batch, cfg.inChannels, cfg.size, cfg.size]);
-const y = Tensor.fromArray(Array.from({ length: cfg.batch }, (_, i) => i % 10), [cfg.batch], { dtype: 'int64' });
+const x = Tensor.randn([cfg.batch, cfg.inChannels, cfg.size, cfg.size], { device: cfg.device });
+const y = Tensor.fromArray(Array.from({ length: cfg.batch }, (_, i) => i % 10), [cfg.batch], { dtype: 'int64', device: cfg.device });
 const options = { labelSmoothing: 0, clipLatentWeights: false };
 const step = () => model.exclusive((h) => native().trainStep(h, adam.handle, x.handle, y.handle, options));
 const evalStep = () => model.exclusive((h) => native().evalStep(h, x.handle, y.handle));

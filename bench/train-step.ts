@@ -16,16 +16,17 @@ const quick = process.env.BENCH_QUICK === '1';
 const threads = Number(process.env.BENCH_THREADS ?? os.availableParallelism());
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
 const python = process.env.PYTHON ?? 'python3';
+const device = process.env.BENCH_DEVICE === 'cuda' ? 'cuda' : 'cpu';
 
-interface Case { name: string; width: number; inChannels: number; size: number; stage: 1 | 2; batch: number; steps: number; warmup: number; threads: number }
+interface Case { name: string; width: number; inChannels: number; size: number; stage: 1 | 2; batch: number; steps: number; warmup: number; threads: number; device: 'cpu' | 'cuda' }
 interface Measure { imagesPerSecond: number; evalImagesPerSecond: number; maxRssMiB: number }
 
 const cases: Case[] = [];
 for (const [data, inChannels, size] of [['fmnist', 1, 28], ['cifar', 3, 32]] as const) {
   for (const width of [16, 64]) {
     for (const stage of [1, 2] as const) {
-      const steps = quick ? 3 : width === 64 ? 4 : 10;
-      cases.push({ name: `${data} w${width} s${stage}`, width, inChannels, size, stage, batch: 128, steps, warmup: 2, threads });
+      const steps = device === 'cuda' ? 50 : quick ? 3 : width === 64 ? 4 : 10;
+      cases.push({ name: `${data} w${width} s${stage}`, width, inChannels, size, stage, batch: 128, steps, warmup: device === 'cuda' ? 10 : 2, threads, device });
     }
   }
 }
@@ -72,7 +73,7 @@ for (const c of selected) {
 
 const header = '| case | bnn-torch img/s | PyTorch img/s | ratio | eval ratio | bnn-torch peak RSS | PyTorch peak RSS | memory ratio |';
 const lines = [
-  `Training step, batch 128, ${threads} threads, ${os.cpus()[0]?.model ?? 'CPU'} (${os.cpus().length} cores), best of ${rounds} alternating runs`,
+  `Training step on ${device}, batch 128, ${threads} threads, ${os.cpus()[0]?.model ?? 'CPU'} (${os.cpus().length} cores), best of ${rounds} alternating runs`,
   '',
   header,
   '|---|---:|---:|---:|---:|---:|---:|---:|',
@@ -81,6 +82,6 @@ const lines = [
 ];
 console.log(lines.join('\n'));
 fs.mkdirSync(path.join(here, 'results'), { recursive: true });
-const out = path.join(here, 'results', 'train-step.json');
-fs.writeFileSync(`${out}.tmp`, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads }, results }, null, 2));
+const out = path.join(here, 'results', `train-step-${device}.json`);
+fs.writeFileSync(`${out}.tmp`, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads, device }, results }, null, 2));
 fs.renameSync(`${out}.tmp`, out);

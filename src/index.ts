@@ -40,3 +40,4 @@ export {
 } from './trainer.js';
 export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } from './checkpoint.js';
 export { VERSION } from './version.js';
+export { trainStep, evalStep, type StepResult, type TrainStepOptions, type EvalStepResult } from './step.js';

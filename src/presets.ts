@@ -22,6 +22,8 @@ export interface Preset {
   /** Suggested batch size and model width for this preset. */
   batchSize: number;
   width: number;
+  /** Augmentation it was tuned with: random-crop padding in pixels (0: off) and horizontal flips. */
+  augment: { cropPadding: number; hflip: boolean };
 }
 
 export type PresetName = 'recipe' | 'imagenet' | 'cifar100' | 'fashion-mnist-cpu';
@@ -37,6 +39,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     stage2: { epochs: 350, lr: 2e-4, weightDecay: 0, milestones: [150, 250, 320], gammas: fifth },
     batchSize: 128,
     width: 64,
+    augment: { cropPadding: 4, hflip: true },
   },
   imagenet: {
     name: 'imagenet',
@@ -45,6 +48,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     stage2: { epochs: 75, lr: 2e-4, weightDecay: 0, milestones: [40, 60, 70], gammas: tenth },
     batchSize: 256,
     width: 64,
+    augment: { cropPadding: 4, hflip: true },
   },
   cifar100: {
     name: 'cifar100',
@@ -53,6 +57,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     stage2: { epochs: 350, lr: 2e-4, weightDecay: 0, milestones: [150, 250, 320], gammas: fifth },
     batchSize: 128,
     width: 64,
+    augment: { cropPadding: 4, hflip: true },
   },
   'fashion-mnist-cpu': {
     name: 'fashion-mnist-cpu',
@@ -61,6 +66,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     stage2: { epochs: 3, lr: 5e-4, weightDecay: 0, milestones: [2], gammas: [0.2] },
     batchSize: 128,
     width: 16,
+    augment: { cropPadding: 0, hflip: true },
   },
 });
 

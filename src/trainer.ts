@@ -15,6 +15,7 @@ import type { StageSchedule } from './presets.js';
 import { manualSeed } from './runtime.js';
 import { MultiStepSchedule } from './schedule.js';
 import { scope } from './scope.js';
+import { evalStep, trainStep } from './step.js';
 import { Tensor } from './tensor.js';
 import { VERSION } from './version.js';
 
@@ -63,6 +64,8 @@ export interface BatchEndInfo {
   epoch: number;
   batch: number;
   batches: number;
+  /** Images in this batch. */
+  batchSize: number;
   loss: number;
   accuracy: number;
   lr: number;
@@ -106,7 +109,7 @@ export async function evaluate(model: Model, source: BatchSource): Promise<EvalM
   try {
     for await (const batch of source.epoch(0)) {
       try {
-        const r = await model.exclusive((h) => native().evalStep(h, batch.images.handle, batch.labels.handle));
+        const r = await evalStep(model, batch.images, batch.labels);
         lossSum += r.lossSum;
         correct += r.correct;
         count += r.count;
@@ -218,7 +221,7 @@ export class Trainer {
       for await (const batch of this.#train.epoch(epoch, { startBatch: batchIndex })) {
         let r;
         try {
-          r = await this.model.exclusive((h) => native().trainStep(h, this.optimizer.handle, batch.images.handle, batch.labels.handle, stepOptions));
+          r = await trainStep(this.model, this.optimizer, batch.images, batch.labels, stepOptions);
         } catch (e) {
           if (isBnnError(e) && e.code === 'BNN_NON_FINITE_LOSS') {
             throw Object.assign(
@@ -239,6 +242,7 @@ export class Trainer {
           epoch,
           batch: batchIndex,
           batches: this.#train.batchesPerEpoch,
+          batchSize: r.count,
           loss: lossSum / count,
           accuracy: correct / count,
           lr,

@@ -20,10 +20,16 @@ from bnn_reference import ResNet18  # noqa: E402
 cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg['threads'])
 torch.manual_seed(0)
-model = ResNet18(num_classes=10, in_channels=cfg['inChannels'], width=cfg['width'], binary_weights=cfg['stage'] == 2)
+device = cfg.get('device', 'cpu')
+model = ResNet18(num_classes=10, in_channels=cfg['inChannels'], width=cfg['width'], binary_weights=cfg['stage'] == 2).to(device)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5 if cfg['stage'] == 1 else 0.0)
-x = torch.randn(cfg['batch'], cfg['inChannels'], cfg['size'], cfg['size'])
-y = torch.arange(cfg['batch']) % 10
+x = torch.randn(cfg['batch'], cfg['inChannels'], cfg['size'], cfg['size'], device=device)
+y = torch.arange(cfg['batch'], device=device) % 10
+
+
+def sync():
+    if device != 'cpu':
+        torch.cuda.synchronize()
 
 
 def step():
@@ -36,18 +42,22 @@ def step():
 model.train()
 for _ in range(cfg['warmup']):
     step()
+sync()
 t = time.perf_counter()
 for _ in range(cfg['steps']):
     step()
+sync()
 train_ips = cfg['steps'] * cfg['batch'] / (time.perf_counter() - t)
 
 model.eval()
 with torch.inference_mode():
     for _ in range(2):
         model(x)
+    sync()
     t = time.perf_counter()
     for _ in range(cfg['steps']):
         model(x)
+    sync()
     eval_ips = cfg['steps'] * cfg['batch'] / (time.perf_counter() - t)
 
 print(json.dumps({

@@ -1,0 +1,48 @@
+// `bnn eval`: test accuracy, loss and per-class accuracy of saved weights.
+import type { Argv, ArgumentsCamelCase } from 'yargs';
+
+import { DataLoader } from '../../data.js';
+import type { DatasetName } from '../../datasets.js';
+import { evaluate } from '../../trainer.js';
+import { applyThreads, DATASETS, loadSplit, resolveDevice } from '../common.js';
+import { loadModelFile } from './model-file.js';
+
+interface EvalArgs { checkpoint: string; dataset: DatasetName; data?: string; batchSize: number; device: string; threads?: number; limit?: number; json: boolean }
+
+export const command = 'eval';
+export const describe = 'Evaluate weights or a checkpoint on a test set';
+
+export function builder(y: Argv): Argv<EvalArgs> {
+  return y
+    .option('checkpoint', { type: 'string', demandOption: true, describe: 'weights (.safetensors) or checkpoint file' })
+    .option('dataset', { type: 'string', choices: DATASETS, default: 'fashion-mnist' as DatasetName })
+    .option('data', { type: 'string', describe: 'dataset folder' })
+    .option('batch-size', { type: 'number', default: 500 })
+    .option('device', { type: 'string', default: 'cpu' })
+    .option('threads', { type: 'number' })
+    .option('limit', { type: 'number', describe: 'evaluate the first N test samples only' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the metrics as JSON' }) as unknown as Argv<EvalArgs>;
+}
+
+export async function handler(a: ArgumentsCamelCase<EvalArgs>): Promise<void> {
+  const device = resolveDevice(a.device);
+  applyThreads(a.threads);
+  const model = await loadModelFile(a.checkpoint);
+  const test = await loadSplit(a.dataset, a.data, 'test', a.limit);
+  const loader = DataLoader.forEval(test, { batchSize: a.batchSize, device });
+  try {
+    model.to(device);
+    const m = await evaluate(model, loader);
+    if (a.json) {
+      console.log(JSON.stringify({ ...m, classNames: test.classNames }, null, 2));
+      return;
+    }
+    console.log(`${a.checkpoint} on ${a.dataset} test (${m.count} samples): accuracy ${(100 * m.accuracy).toFixed(2)}%, loss ${m.loss.toFixed(4)}`);
+    const width = Math.max(...test.classNames.map((n) => n.length));
+    test.classNames.forEach((name, i) => console.log(`  ${name.padEnd(width)}  ${(100 * (m.classAccuracy[i] ?? NaN)).toFixed(2)}%`));
+  } finally {
+    loader.dispose();
+    test.dispose();
+    model.dispose();
+  }
+}

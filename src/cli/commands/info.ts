@@ -1,0 +1,39 @@
+// `bnn info`: versions, the LibTorch in use and where it came from, CUDA, threads.
+import type { Argv, ArgumentsCamelCase } from 'yargs';
+
+import { libtorchInfo } from '../../runtime.js';
+import { VERSION } from '../../version.js';
+
+interface InfoArgs { json: boolean }
+
+export const command = 'info';
+export const describe = 'Show bnn-torch and LibTorch versions, where LibTorch was found, CUDA and threads';
+
+export function builder(y: Argv): Argv<InfoArgs> {
+  return y.option('json', { type: 'boolean', default: false }) as unknown as Argv<InfoArgs>;
+}
+
+export function handler(a: ArgumentsCamelCase<InfoArgs>): void {
+  const i = libtorchInfo();
+  const info = {
+    bnnTorch: VERSION,
+    node: process.version,
+    libtorch: { version: i.version, source: i.source, root: i.root, build: i.cudaBuild ? 'CUDA' : 'CPU' },
+    cuda: { available: i.cudaAvailable, devices: i.cudaDeviceCount },
+    threads: i.numThreads,
+  };
+  if (a.json) {
+    console.log(JSON.stringify(info, null, 2));
+    return;
+  }
+  console.log(
+    [
+      `bnn-torch  ${info.bnnTorch} (Node ${info.node})`,
+      `LibTorch   ${i.version} (${info.libtorch.build} build)`,
+      `  found by ${i.source}`,
+      `  at       ${i.root}`,
+      `CUDA       ${i.cudaAvailable ? `available, ${i.cudaDeviceCount} device(s)` : 'not available'}`,
+      `threads    ${i.numThreads}`,
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,259 @@
+// `bnn train`: the recipe's two-stage training on a real dataset, with progress, metrics, a report.
+import fs from 'node:fs';
+import path from 'node:path';
+
+import type { Argv, ArgumentsCamelCase } from 'yargs';
+
+import { DataLoader } from '../../data.js';
+import type { DatasetName } from '../../datasets.js';
+import { isBnnError } from '../../errors.js';
+import { getPreset, scaleStage, type PresetName, PRESETS } from '../../presets.js';
+import { readRunDirectory, writeReport } from '../../report/index.js';
+import { libtorchInfo, getNumThreads } from '../../runtime.js';
+import { summarize } from '../../summary.js';
+import { resolveModelConfig } from '../../model-config.js';
+import { trainTwoStage, type StageOptions } from '../../trainer.js';
+import { VERSION } from '../../version.js';
+import { applyThreads, DATASETS, loadSplit, numberList, resolveDevice, UsageError } from '../common.js';
+import { Progress } from '../progress.js';
+import { defaultRunDir, RunDirectory } from '../run-dir.js';
+
+export interface TrainArgs {
+  preset: PresetName;
+  dataset: DatasetName;
+  data?: string;
+  stage: 'both' | '1' | '2';
+  init?: string;
+  epochs?: number;
+  epochs1?: number;
+  epochs2?: number;
+  epochsScale?: number;
+  lr?: number;
+  lr1?: number;
+  lr2?: number;
+  weightDecay?: number;
+  weightDecay1?: number;
+  weightDecay2?: number;
+  schedule?: string[];
+  schedule1?: string[];
+  schedule2?: string[];
+  gammas?: string[];
+  gammas1?: string[];
+  gammas2?: string[];
+  warmup?: number;
+  batchSize?: number;
+  width?: number;
+  stem: 'small' | 'imagenet';
+  doubleSkip: boolean;
+  limit?: number;
+  cropPadding?: number;
+  hflip?: boolean;
+  labelSmoothing: number;
+  clipLatentWeights: boolean;
+  noDecayOn?: string[];
+  device: string;
+  threads?: number;
+  seed: number;
+  out?: string;
+  resume: boolean;
+  progress: boolean;
+}
+
+export const command = 'train';
+export const describe = 'Two-stage training (binary activations, then 1-bit weights) on a real dataset';
+
+export function builder(y: Argv): Argv<TrainArgs> {
+  return y
+    .option('preset', { type: 'string', choices: Object.keys(PRESETS) as PresetName[], default: 'fashion-mnist-cpu' as PresetName, describe: 'schedule preset' })
+    .option('dataset', { type: 'string', choices: DATASETS, default: 'fashion-mnist' as DatasetName, describe: 'dataset to train on' })
+    .option('data', { type: 'string', describe: 'folder holding the dataset files (default: the Debian package location for fashion-mnist)' })
+    .option('stage', { type: 'string', choices: ['both', '1', '2'] as const, default: 'both' as const, describe: 'which stage(s) to run' })
+    .option('init', { type: 'string', describe: 'stage-1 weights (.safetensors) to start stage 2 from (with --stage 2)' })
+    .option('epochs', { type: 'number', describe: 'epochs of every stage that runs' })
+    .option('epochs1', { type: 'number', describe: 'stage-1 epochs' })
+    .option('epochs2', { type: 'number', describe: 'stage-2 epochs' })
+    .option('epochs-scale', { type: 'number', describe: "scale the preset's epochs and milestones (e.g. 0.1)" })
+    .option('lr', { type: 'number', describe: 'learning rate of the stage selected by --stage 1|2' })
+    .option('lr1', { type: 'number', describe: 'stage-1 learning rate' })
+    .option('lr2', { type: 'number', describe: 'stage-2 learning rate' })
+    .option('weight-decay', { type: 'number', describe: 'weight decay of the stage selected by --stage 1|2' })
+    .option('weight-decay1', { type: 'number', describe: 'stage-1 weight decay (recipe: 1e-5)' })
+    .option('weight-decay2', { type: 'number', describe: 'stage-2 weight decay (recipe: 0)' })
+    .option('schedule', { type: 'array', string: true, describe: 'lr milestones (epochs) of the stage selected by --stage 1|2' })
+    .option('schedule1', { type: 'array', string: true, describe: 'stage-1 lr milestones, e.g. 40 60 70' })
+    .option('schedule2', { type: 'array', string: true, describe: 'stage-2 lr milestones' })
+    .option('gammas', { type: 'array', string: true, describe: 'lr factors at the milestones of the stage selected by --stage 1|2' })
+    .option('gammas1', { type: 'array', string: true, describe: 'stage-1 lr factors, one per milestone' })
+    .option('gammas2', { type: 'array', string: true, describe: 'stage-2 lr factors' })
+    .option('warmup', { type: 'number', describe: 'linear warm-up epochs at the start of each stage' })
+    .option('batch-size', { type: 'number', describe: 'batch size (default: the preset\'s)' })
+    .option('width', { type: 'number', describe: 'base channels of the ResNet (default: the preset\'s)' })
+    .option('stem', { type: 'string', choices: ['small', 'imagenet'] as const, default: 'small' as const })
+    .option('double-skip', { type: 'boolean', default: true, describe: 'the recipe\'s double skip (--no-double-skip: classic blocks)' })
+    .option('limit', { type: 'number', describe: 'train on the first N samples only (quick runs)' })
+    .option('crop-padding', { type: 'number', describe: 'random-crop padding in pixels (0: off; default: the preset\'s)' })
+    .option('hflip', { type: 'boolean', describe: 'random horizontal flips (default: the preset\'s)' })
+    .option('label-smoothing', { type: 'number', default: 0 })
+    .option('clip-latent-weights', { type: 'boolean', default: false, describe: 'clamp latent weights to [-1, 1] in stage 2' })
+    .option('no-decay-on', { type: 'array', string: true, choices: ['bn', 'prelu', 'bias'], describe: 'parameters without weight decay' })
+    .option('device', { type: 'string', default: 'cpu', describe: "'cpu', 'cuda' or 'cuda:N'" })
+    .option('threads', { type: 'number', describe: 'CPU threads for LibTorch (default: all cores)' })
+    .option('seed', { type: 'number', default: 0 })
+    .option('out', { type: 'string', describe: 'run directory (default: runs/<dataset>-<time>)' })
+    .option('resume', { type: 'boolean', default: false, describe: 'continue the run in --out from its checkpoint' })
+    .option('progress', { type: 'boolean', default: true, describe: 'live progress bar on a terminal (--no-progress: one line per epoch)' }) as unknown as Argv<TrainArgs>;
+}
+
+function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
+  const preset = getPreset(a.preset);
+  let s: StageOptions = { ...(stage === 1 ? preset.stage1 : preset.stage2) };
+  if (a.epochsScale !== undefined) s = { ...scaleStage(s, a.epochsScale) };
+  const selected = a.stage === String(stage);
+  const pick = <T>(specific: T | undefined, generic: T | undefined): T | undefined => specific ?? (selected ? generic : undefined);
+  const epochs = (stage === 1 ? a.epochs1 : a.epochs2) ?? a.epochs;
+  if (epochs !== undefined) s.epochs = epochs;
+  const lr = pick(stage === 1 ? a.lr1 : a.lr2, a.lr);
+  if (lr !== undefined) s.lr = lr;
+  const wd = pick(stage === 1 ? a.weightDecay1 : a.weightDecay2, a.weightDecay);
+  if (wd !== undefined) s.weightDecay = wd;
+  const milestones = numberList(pick(stage === 1 ? a.schedule1 : a.schedule2, a.schedule), `--schedule${stage}`);
+  const gammas = numberList(pick(stage === 1 ? a.gammas1 : a.gammas2, a.gammas), `--gammas${stage}`);
+  if (milestones) s.milestones = milestones;
+  if (gammas) s.gammas = gammas;
+  if (milestones && !gammas && milestones.length !== s.gammas.length) {
+    s.gammas = milestones.map(() => s.gammas[0] ?? 0.1); // the preset's factor at every new milestone
+  }
+  if (a.warmup !== undefined) s.warmupEpochs = a.warmup;
+  if (a.labelSmoothing) s.labelSmoothing = a.labelSmoothing;
+  if (stage === 2 && a.clipLatentWeights) s.clipLatentWeights = true;
+  if (a.noDecayOn?.length) s.noDecayOn = a.noDecayOn as StageOptions['noDecayOn'];
+  return s;
+}
+
+const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', '_', '$0']);
+
+export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void> {
+  let a: TrainArgs = argv;
+  if (a.resume) {
+    if (!a.out) throw new UsageError('--resume needs --out <run dir> (the folder of the run to continue)', 2);
+    const saved = path.join(a.out, 'config.json');
+    if (!fs.existsSync(saved)) throw new UsageError(`--resume: ${saved} does not exist, so there is no run to continue`);
+    // The run's own flags come from its config.json; only where and how to run may change.
+    const cfg = JSON.parse(fs.readFileSync(saved, 'utf8')) as { cli?: Partial<TrainArgs> };
+    a = { ...a, ...cfg.cli, resume: true, out: a.out, progress: a.progress, ...(a.threads !== undefined ? { threads: a.threads } : {}) };
+  }
+  if (a.stage === 'both') {
+    for (const [flag, v] of [['--lr', a.lr], ['--weight-decay', a.weightDecay], ['--schedule', a.schedule], ['--gammas', a.gammas]] as const) {
+      if (v !== undefined) throw new UsageError(`${flag} applies to one stage: use ${flag}1 / ${flag}2, or --stage 1|2`, 2);
+    }
+  }
+  if (a.stage === '2' && !a.init && !a.resume) throw new UsageError('--stage 2 needs --init <stage-1 weights> (stage1.safetensors of a stage-1 run)', 2);
+  const preset = getPreset(a.preset);
+  const device = resolveDevice(a.device);
+  applyThreads(a.threads);
+  const stage1 = stageOptions(a, 1);
+  const stage2 = stageOptions(a, 2);
+
+  const train = await loadSplit(a.dataset, a.data, 'train', a.limit);
+  const test = await loadSplit(a.dataset, a.data, 'test');
+  const batchSize = a.batchSize ?? preset.batchSize;
+  const augment = { cropPadding: a.cropPadding ?? preset.augment.cropPadding, hflip: a.hflip ?? preset.augment.hflip };
+  const model = resolveModelConfig({
+    numClasses: train.numClasses,
+    inChannels: train.shape[0],
+    width: a.width ?? preset.width,
+    stem: a.stem,
+    doubleSkip: a.doubleSkip,
+  });
+
+  const run = new RunDirectory(a.out ?? defaultRunDir(a.dataset));
+  const cli: Partial<TrainArgs> = Object.fromEntries(Object.entries(a).filter(([k, v]) => !RUN_ONLY_FLAGS.has(k) && !k.includes('-') && v !== undefined));
+  run.writeJson('config.json', { bnnTorch: VERSION, dataset: a.dataset, trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1, stage2, stages: a.stage, cli });
+  run.writeText('summary.txt', summarize({ ...model, binaryWeights: a.stage !== '1' }, { height: train.shape[1], width: train.shape[2] }).text);
+  if (a.resume) run.setEpochs(readRunDirectory(run.dir).epochs as never);
+
+  const trainLoader = new DataLoader(train, { batchSize, seed: a.seed, augment, device });
+  const testLoader = DataLoader.forEval(test, { batchSize: 500, device });
+  const progress = new Progress({ live: a.progress && process.stderr.isTTY === true, epochs: { 1: stage1.epochs, 2: stage2.epochs } });
+  const info = libtorchInfo();
+  progress.message(
+    `bnn-torch ${VERSION} on ${device} (${getNumThreads()} threads, LibTorch ${info.version}): ${a.dataset} ${train.size}/${test.size} samples, ` +
+      `width ${model.width}, batch ${batchSize}, stage 1 ${stage1.epochs} epochs + stage 2 ${stage2.epochs} epochs -> ${run.dir}`,
+  );
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts++;
+    if (interrupts === 1) {
+      progress.message('interrupt: finishing this batch and saving a checkpoint (Ctrl-C again to quit at once)');
+      controller.abort();
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  const started = performance.now();
+  try {
+    const result = await trainTwoStage({
+      model,
+      stage1,
+      stage2,
+      train: trainLoader,
+      test: testLoader,
+      device,
+      seed: a.seed,
+      outDir: run.dir,
+      resume: a.resume,
+      stages: a.stage === 'both' ? 'both' : (Number(a.stage) as 1 | 2),
+      ...(a.init ? { init: a.init } : {}),
+      runInfo: { dataset: a.dataset, trainSamples: train.size, batchSize, augment },
+      signal: controller.signal,
+      callbacks: {
+        onBatchEnd: (b) => progress.batch(b),
+        onEpochEnd: (log) => {
+          progress.epoch(log);
+          run.addEpoch(log);
+        },
+        onStageEnd: ({ stage, weightsPath }) => progress.message(`stage ${stage} done${weightsPath ? `: ${weightsPath}` : ''}`),
+      },
+    });
+    const m = result.test!;
+    const stageSeconds: Record<string, number> = {};
+    for (const h of result.history) stageSeconds[h.stage] = (stageSeconds[h.stage] ?? 0) + h.seconds;
+    const totalSeconds = a.resume ? Object.values(stageSeconds).reduce((x, y) => x + y, 0) : (performance.now() - started) / 1000;
+    run.setFinal({
+      type: 'final',
+      testAccuracy: m.accuracy,
+      testLoss: m.loss,
+      classNames: test.classNames,
+      classAccuracy: m.classAccuracy,
+      totalSeconds,
+      stageSeconds,
+      device,
+      threads: getNumThreads(),
+      libtorch: `${info.version} (${info.cudaBuild ? 'CUDA' : 'CPU'})`,
+      bnnTorchVersion: VERSION,
+    });
+    const report = await writeReport(run.dir);
+    result.model.dispose();
+    progress.message(
+      `final test accuracy ${(100 * m.accuracy).toFixed(2)}% (loss ${m.loss.toFixed(4)}), 1-bit weights and activations, ` +
+        `${(totalSeconds / 60).toFixed(1)} min\nweights: ${result.finalWeightsPath ?? '-'}\nreport: ${report}`,
+    );
+  } catch (e) {
+    if (isBnnError(e) && e.code === 'BNN_INTERRUPTED') {
+      await writeReport(run.dir).catch(() => undefined);
+      progress.message(`${e.message}; checkpoint saved in ${run.dir}\nresume with: bnn train --resume --out ${run.dir}`);
+      process.exitCode = 130;
+      return;
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', onSigint);
+    trainLoader.dispose();
+    testLoader.dispose();
+    train.dispose();
+    test.dispose();
+  }
+}

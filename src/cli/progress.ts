@@ -1,0 +1,62 @@
+// Progress output for `bnn train`: a live bar on a terminal, one plain line per epoch otherwise.
+import type { BatchEndInfo, EpochLog } from '../trainer.js';
+
+const pct = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '  -  ' : `${(100 * v).toFixed(2)}%`);
+const clock = (s: number): string => {
+  if (!Number.isFinite(s)) return '--:--';
+  const m = Math.floor(s / 60);
+  return `${m}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
+};
+
+export interface ProgressOptions {
+  /** Draw a live bar (only makes sense on a TTY). */
+  live: boolean;
+  stream?: NodeJS.WriteStream;
+  epochs: { 1: number; 2: number };
+}
+
+/** Renders training progress; all methods are cheap and safe to call per batch. */
+export class Progress {
+  readonly #live: boolean;
+  readonly #out: NodeJS.WriteStream;
+  readonly #epochs: { 1: number; 2: number };
+  #lastDraw = 0;
+
+  constructor(o: ProgressOptions) {
+    this.#live = o.live;
+    this.#out = o.stream ?? process.stderr;
+    this.#epochs = o.epochs;
+  }
+
+  batch(b: BatchEndInfo): void {
+    if (!this.#live) return;
+    const now = performance.now();
+    if (now - this.#lastDraw < 100 && b.batch < b.batches) return; // ~10 redraws a second
+    this.#lastDraw = now;
+    const width = 24;
+    const done = Math.round((width * b.batch) / b.batches);
+    // Seconds so far in this epoch, from images/s and the batches done; the rest at the same pace.
+    const fraction = b.batch / b.batches;
+    const elapsed = b.imagesPerSecond > 0 ? (b.batch * b.batchSize) / b.imagesPerSecond : 0;
+    const remaining = fraction > 0 ? (elapsed * (1 - fraction)) / fraction : Infinity;
+    const line =
+      `stage ${b.stage} epoch ${b.epoch + 1}/${this.#epochs[b.stage]} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ` +
+      `${b.batch}/${b.batches}  ${b.imagesPerSecond.toFixed(0)} img/s  loss ${b.loss.toFixed(4)}  acc ${pct(b.accuracy)}  ` +
+      `lr ${b.lr.toExponential(1)}  ETA ${clock(remaining)}`;
+    this.#out.write(`\r${line.slice(0, (this.#out.columns ?? 160) - 1)}\x1b[K`);
+  }
+
+  epoch(log: EpochLog): void {
+    if (this.#live) this.#out.write('\r\x1b[K');
+    this.#out.write(
+      `stage ${log.stage} epoch ${log.epoch + 1}/${this.#epochs[log.stage]}: train loss ${log.trainLoss.toFixed(4)} acc ${pct(log.trainAccuracy)}` +
+        `  test loss ${log.testLoss?.toFixed(4) ?? '-'} acc ${pct(log.testAccuracy)}  lr ${log.lr.toExponential(1)}` +
+        `  ${log.trainImagesPerSecond.toFixed(0)} img/s  ${log.seconds.toFixed(1)} s\n`,
+    );
+  }
+
+  message(text: string): void {
+    if (this.#live) this.#out.write('\r\x1b[K');
+    this.#out.write(`${text}\n`);
+  }
+}

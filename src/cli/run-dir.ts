@@ -1,0 +1,77 @@
+// The run directory `bnn train` leaves behind: config.json, metrics.jsonl, summary.txt,
+// checkpoint.safetensors, stage1.safetensors, final.safetensors and report.html. Every file is
+// written atomically (temp file + rename), so an interrupted run never leaves a torn file.
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { writeFileAtomicSync } from '../atomic-file.js';
+import type { EpochLog } from '../trainer.js';
+
+export interface FinalMetrics {
+  type: 'final';
+  testAccuracy: number;
+  testLoss: number;
+  classNames: readonly string[];
+  classAccuracy: number[];
+  totalSeconds: number;
+  stageSeconds: Record<string, number>;
+  device: string;
+  threads: number;
+  libtorch: string;
+  bnnTorchVersion: string;
+}
+
+export class RunDirectory {
+  readonly dir: string;
+  #epochs: EpochLog[] = [];
+  #final: FinalMetrics | undefined;
+
+  constructor(dir: string) {
+    this.dir = path.resolve(dir);
+    fs.mkdirSync(this.dir, { recursive: true });
+  }
+
+  file(name: string): string {
+    return path.join(this.dir, name);
+  }
+
+  writeJson(name: string, value: unknown): void {
+    writeFileAtomicSync(this.file(name), `${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  writeText(name: string, text: string): void {
+    writeFileAtomicSync(this.file(name), text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  /** Replaces the epoch records (on resume, the checkpoint's history). */
+  setEpochs(epochs: EpochLog[]): void {
+    this.#epochs = [...epochs];
+    this.#flush();
+  }
+
+  addEpoch(log: EpochLog): void {
+    this.#epochs = this.#epochs.filter((e) => !(e.stage === log.stage && e.epoch === log.epoch));
+    this.#epochs.push(log);
+    this.#flush();
+  }
+
+  setFinal(final: FinalMetrics): void {
+    this.#final = final;
+    this.#flush();
+  }
+
+  // The whole file is rewritten each time (it is small), so it is always complete.
+  #flush(): void {
+    const lines = this.#epochs.map((e) => JSON.stringify({ type: 'epoch', ...e }));
+    if (this.#final) lines.push(JSON.stringify(this.#final));
+    writeFileAtomicSync(this.file('metrics.jsonl'), lines.length ? `${lines.join('\n')}\n` : '');
+  }
+}
+
+/** A fresh run folder name: runs/<dataset>-<yyyymmdd-hhmmss>. */
+export function defaultRunDir(dataset: string): string {
+  const d = new Date();
+  const two = (n: number) => String(n).padStart(2, '0');
+  const stamp = `${d.getFullYear()}${two(d.getMonth() + 1)}${two(d.getDate())}-${two(d.getHours())}${two(d.getMinutes())}${two(d.getSeconds())}`;
+  return path.join('runs', `${dataset}-${stamp}`);
+}
