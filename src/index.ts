@@ -20,3 +20,23 @@ export { createModel, Model, type StateDict } from './model.js';
 export { DEFAULT_MODEL_CONFIG, type ModelConfig, type ResolvedModelConfig, type Architecture, type Stem } from './model-config.js';
 export type { ModelSummary, LayerSummary, SummaryOptions } from './summary.js';
 export { crossEntropy, type CrossEntropyOptions } from './loss.js';
+export {
+  Dataset,
+  datasetSpec,
+  type DatasetName,
+  type DatasetSplit,
+  type DatasetSpec,
+  type LoadDatasetOptions,
+  type DatasetFromTensorsInfo,
+  type ValidationSplitOptions,
+} from './datasets.js';
+export {
+  DataLoader,
+  Epoch,
+  type AugmentOptions,
+  type Batch,
+  type DataLoaderOptions,
+  type EvalLoaderOptions,
+  type EpochOptions,
+  type ResolvedDataLoaderOptions,
+} from './data.js';
