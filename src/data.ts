@@ -104,6 +104,8 @@ export class Epoch implements AsyncIterator<Batch, undefined>, AsyncIterable<Bat
   #native: EpochHandle | null = null;
   #done = false;
   #queue: Promise<unknown> = Promise.resolve();
+  /** @internal How the loader refers to this pass without keeping it alive. */
+  readonly _ref = new WeakRef(this);
 
   /** @internal Use {@link DataLoader.epoch}. */
   constructor(loader: DataLoader, epoch: number, startBatch: number) {
@@ -192,7 +194,9 @@ export class DataLoader implements Disposable {
   #handle: LoaderHandle | null;
   readonly #options: ResolvedDataLoaderOptions;
   readonly #size: number;
-  readonly #open = new Set<Epoch>();
+  // Weak, so that an epoch abandoned without break or close() can still be collected: its native
+  // handle's finalizer then stops the background thread.
+  readonly #open = new Set<WeakRef<Epoch>>();
 
   constructor(dataset: Dataset, options: DataLoaderOptions = {}) {
     if (!(dataset instanceof Dataset)) throw typeError('dataset must be a Dataset');
@@ -258,13 +262,13 @@ export class DataLoader implements Disposable {
     const batches = this.batchesPerEpoch;
     if (startBatch > batches) throw rangeError(`startBatch must be between 0 and ${batches} (batches per epoch), got ${startBatch}`);
     const pass = new Epoch(this, epoch, startBatch);
-    this.#open.add(pass);
+    this.#open.add(pass._ref);
     return pass;
   }
 
   /** @internal Called by an Epoch when it closes. */
   _forget(pass: Epoch): void {
-    this.#open.delete(pass);
+    this.#open.delete(pass._ref);
   }
 
   /** True once {@link dispose} has run. */
@@ -275,7 +279,8 @@ export class DataLoader implements Disposable {
   /** Closes open epochs (stopping their threads) and frees the loader. Safe to call twice. */
   dispose(): void {
     if (this.#handle === null) return;
-    for (const pass of [...this.#open]) pass.close();
+    for (const ref of [...this.#open]) ref.deref()?.close();
+    this.#open.clear();
     this.#handle.dispose();
     this.#handle = null;
   }

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import zlib from 'node:zlib';
 
 import { cudaAvailable, DataLoader, Dataset, datasetSpec, keep, liveTensorCount, scope, Tensor, type Batch } from '../src/index.js';
@@ -487,6 +489,7 @@ test('breaking out of an epoch stops it cleanly; dispose closes open epochs', as
   using ds = indexedDataset(200, 1, 8, 8);
   using loader = new DataLoader(ds, { batchSize: 4, prefetch: 2 });
   const before = liveTensorCount();
+  const threads = threadCount();
   const pass = loader.epoch(0);
   let n = 0;
   for await (const batch of pass) {
@@ -495,6 +498,7 @@ test('breaking out of an epoch stops it cleanly; dispose closes open epochs', as
   }
   assert.equal(n, 3);
   assert.equal(pass.isClosed, true);
+  assert.equal(threadCount(), threads, 'break joined the producer thread');
   assert.deepEqual(await pass.next(), { done: true, value: undefined });
   assert.equal(liveTensorCount(), before, 'no batch tensors left behind');
 
@@ -523,6 +527,32 @@ test('breaking out of an epoch stops it cleanly; dispose closes open epochs', as
   assert.equal(open.isClosed, true);
   assertThrowsCode(() => loader.epoch(0), Error, 'BNN_DISPOSED');
   assert.equal(liveTensorCount(), before);
+});
+
+/** Threads of this process (Linux), to see background producers come and go. */
+function threadCount(): number {
+  return fs.readdirSync('/proc/self/task').length;
+}
+
+test('epochs abandoned without close are stopped by the garbage collector', { skip: fs.existsSync('/proc/self/task') ? false : 'needs /proc' }, async () => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  using ds = indexedDataset(64, 1, 8, 8);
+  using loader = new DataLoader(ds, { batchSize: 4, prefetch: 1 });
+  const baseline = threadCount();
+  await (async () => {
+    for (let i = 0; i < 8; i++) {
+      const pass = loader.epoch(i);
+      const first = await pass.next(); // starts the producer, which then waits with one batch ready
+      if (!first.done) first.value.dispose();
+    }
+  })();
+  assert.ok(threadCount() >= baseline + 8, `8 producers are waiting (${threadCount()} threads, baseline ${baseline})`);
+  for (let i = 0; i < 20 && threadCount() > baseline; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(threadCount(), baseline, 'the finalizers stopped and joined every producer');
 });
 
 test('batches can be consumed inside scope, and keep() moves them out', async () => {
