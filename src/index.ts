@@ -41,3 +41,23 @@ export {
 export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } from './checkpoint.js';
 export { VERSION } from './version.js';
 export { trainStep, evalStep, type StepResult, type TrainStepOptions, type EvalStepResult } from './step.js';
+export {
+  Dataset,
+  datasetSpec,
+  type DatasetName,
+  type DatasetSplit,
+  type DatasetSpec,
+  type LoadDatasetOptions,
+  type DatasetFromTensorsInfo,
+  type ValidationSplitOptions,
+} from './datasets.js';
+export {
+  DataLoader,
+  Epoch,
+  type AugmentOptions,
+  type Batch as LoaderBatch,
+  type DataLoaderOptions,
+  type EvalLoaderOptions,
+  type EpochOptions,
+  type ResolvedDataLoaderOptions,
+} from './data.js';

@@ -93,7 +93,8 @@ test('train -> run directory with metrics, checkpoints and report; eval, export,
 test('Ctrl-C saves a checkpoint and exits 130; --resume finishes the run', async () => {
   const data = fakeFashionMnist(640, 64);
   const out = path.join(tempDir('bnn-cli-int'), 'run');
-  const child = spawn(process.execPath, ['--import', 'tsx', BNN, 'train', '--data', data, '--out', out, ...QUICK, '--batch-size', '16'], { cwd: packageRoot });
+  const args = ['train', '--data', data, '--out', out, '--epochs', '1', '--width', '4', '--batch-size', '16', '--no-progress', '--seed', '1'];
+  const child = spawn(process.execPath, ['--import', 'tsx', BNN, ...args], { cwd: packageRoot });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
@@ -111,7 +112,9 @@ test('Ctrl-C saves a checkpoint and exits 130; --resume finishes the run', async
 test('examples/two-stage.ts runs against the public API with a tiny config', () => {
   const data = fakeFashionMnist(192, 64);
   const cwd = tempDir('bnn-example');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(packageRoot, 'examples', 'two-stage.ts')], {
+  // Resolved here: the example runs in a temp folder, where a bare 'tsx' would not be found.
+  const tsx = import.meta.resolve('tsx');
+  const r = spawnSync(process.execPath, ['--import', tsx, path.join(packageRoot, 'examples', 'two-stage.ts')], {
     cwd,
     encoding: 'utf8',
     timeout: 120_000,

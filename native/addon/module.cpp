@@ -3,6 +3,7 @@
 
 #include "addon/addon_data.h"
 #include "addon/binarize.h"
+#include "addon/data.h"
 #include "addon/loss.h"
 #include "addon/model.h"
 #include "addon/runtime.h"
@@ -22,6 +23,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_model(env, exports);
   init_loss(env, exports);
   init_train(env, exports);
+  init_data(env, exports);
   return exports;
 }
 

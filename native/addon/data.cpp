@@ -1,0 +1,451 @@
+// Binding for native/data: dataset, loader and epoch handles. Converts and dispatches only.
+//
+// Batches reach JS through AsyncTask (one Promise per next()), not a ThreadSafeFunction pushing
+// them: the consumer pulls, which is exactly an async iterator's shape and gives backpressure for
+// free; the producer thread has already built the batch, so the libuv worker only hands it over
+// (it waits only when the consumer outruns the producer); and there is no second cross-thread
+// mechanism whose lifetime must be tied to the environment's teardown.
+#include "addon/data.h"
+
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include <ATen/ATen.h>
+
+#include "addon/async_task.h"
+#include "addon/convert.h"
+#include "addon/errors.h"
+#include "addon/tensor.h"
+#include "core/device.h"
+#include "core/errors.h"
+#include "data/dataset.h"
+#include "data/epoch_stream.h"
+#include "data/loader.h"
+
+namespace bnn::addon {
+
+namespace {
+
+// The environment's one instance-data slot belongs to AddonData (addon_data.h); the data handles
+// keep their constructors here instead, per environment (worker threads each have their own),
+// dropped by a cleanup hook when the environment goes away.
+struct DataConstructors {
+  Napi::FunctionReference dataset;
+  Napi::FunctionReference epoch;
+};
+std::mutex constructors_mutex;
+std::unordered_map<napi_env, std::unique_ptr<DataConstructors>> constructors_by_env;
+
+DataConstructors& constructors(Napi::Env env) {
+  std::lock_guard<std::mutex> lock(constructors_mutex);
+  auto& slot = constructors_by_env[env];
+  if (!slot) slot = std::make_unique<DataConstructors>();
+  return *slot;
+}
+
+void forget_constructors(napi_env env) {
+  std::unique_ptr<DataConstructors> dropped;
+  {
+    std::lock_guard<std::mutex> lock(constructors_mutex);
+    auto it = constructors_by_env.find(env);
+    if (it == constructors_by_env.end()) return;
+    dropped = std::move(it->second);
+    constructors_by_env.erase(it);
+  }
+}
+
+// ---- argument helpers ---------------------------------------------------------------------
+
+int64_t to_integer(Napi::Env env, const Napi::Value& v, const std::string& name, double lo, double hi) {
+  if (!v.IsNumber()) throw_type_error(env, name + " must be an integer");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d) throw_type_error(env, name + " must be an integer");
+  if (d < lo || d > hi) throw_range_error(env, name + " must be between " + std::to_string(static_cast<int64_t>(lo)) + " and " +
+                                                   std::to_string(static_cast<int64_t>(hi)) + ", got " + std::to_string(static_cast<int64_t>(d)));
+  return static_cast<int64_t>(d);
+}
+
+constexpr double kMaxSafe = 9007199254740991.0;  // 2^53 - 1
+
+int64_t integer_arg(const Napi::CallbackInfo& info, size_t i, const char* name, double lo = 0, double hi = kMaxSafe) {
+  return to_integer(info.Env(), i < info.Length() ? info[i] : info.Env().Undefined(), name, lo, hi);
+}
+
+bool bool_field(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) throw_type_error(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>();
+}
+
+std::vector<double> numbers_field(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  std::vector<double> out;
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (!v.IsArray()) throw_type_error(o.Env(), std::string(key) + " must be an array of numbers");
+  auto a = v.As<Napi::Array>();
+  if (a.Length() > 65536) throw_range_error(o.Env(), std::string(key) + " is too long");
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsNumber()) throw_type_error(o.Env(), std::string(key) + "[" + std::to_string(i) + "] must be a number");
+    out.push_back(e.As<Napi::Number>().DoubleValue());
+  }
+  return out;
+}
+
+Napi::Array numbers_to_js(Napi::Env env, const std::vector<double>& values) {
+  auto a = Napi::Array::New(env, values.size());
+  for (size_t i = 0; i < values.size(); ++i) a.Set(static_cast<uint32_t>(i), values[i]);
+  return a;
+}
+
+Napi::Array strings_to_js(Napi::Env env, const std::vector<std::string>& values) {
+  auto a = Napi::Array::New(env, values.size());
+  for (size_t i = 0; i < values.size(); ++i) a.Set(static_cast<uint32_t>(i), values[i]);
+  return a;
+}
+
+}  // namespace
+
+// ---- DatasetHandle --------------------------------------------------------------------------
+
+class DatasetHandle : public Napi::ObjectWrap<DatasetHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "DatasetHandle",
+                       {
+                           InstanceMethod<&DatasetHandle::info>("info"),
+                           InstanceMethod<&DatasetHandle::images>("images"),
+                           InstanceMethod<&DatasetHandle::labels>("labels"),
+                           InstanceMethod<&DatasetHandle::take>("take"),
+                           InstanceMethod<&DatasetHandle::split_validation>("splitValidation"),
+                           InstanceMethod<&DatasetHandle::dispose>("dispose"),
+                           InstanceMethod<&DatasetHandle::is_disposed>("isDisposed"),
+                       });
+  }
+
+  static Napi::Object wrap(Napi::Env env, std::shared_ptr<const data::Dataset> dataset) {
+    Napi::Object obj = constructors(env).dataset.New({});
+    Unwrap(obj)->reset(std::move(dataset));
+    return obj;
+  }
+
+  static std::shared_ptr<const data::Dataset> unwrap(Napi::Env env, const Napi::Value& value, const char* what) {
+    if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(constructors(env).dataset.Value())) {
+      throw_type_error(env, std::string(what) + " must be a Dataset");
+    }
+    return Unwrap(value.As<Napi::Object>())->dataset();
+  }
+
+  explicit DatasetHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DatasetHandle>(info) {}
+  ~DatasetHandle() override { reset(nullptr); }
+
+  std::shared_ptr<const data::Dataset> dataset() const {
+    if (!dataset_) fail(ErrorKind::Disposed, "this dataset has been disposed and can no longer be used");
+    return dataset_;
+  }
+
+ private:
+  void reset(std::shared_ptr<const data::Dataset> dataset) {
+    if (accounted_bytes_ != 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -accounted_bytes_);
+    accounted_bytes_ = 0;
+    dataset_ = std::move(dataset);
+    if (dataset_) {
+      // Tell V8 how much native memory this small object holds, so GC pressure is honest.
+      accounted_bytes_ = static_cast<int64_t>(dataset_->images.nbytes() + dataset_->labels.nbytes());
+      Napi::MemoryManagement::AdjustExternalMemory(Env(), accounted_bytes_);
+    }
+  }
+
+  Napi::Value info(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      auto d = dataset();
+      auto o = Napi::Object::New(env);
+      o.Set("name", d->name);
+      o.Set("size", static_cast<double>(d->size()));
+      o.Set("shape", shape_to_js(env, {d->channels(), d->height(), d->width()}));
+      o.Set("numClasses", static_cast<double>(d->num_classes()));
+      o.Set("classNames", strings_to_js(env, d->class_names));
+      o.Set("mean", numbers_to_js(env, d->mean));
+      o.Set("std", numbers_to_js(env, d->std));
+      return o;
+    });
+  }
+
+  // Views sharing the dataset's memory (no API mutates a tensor in place).
+  Napi::Value images(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return TensorHandle::wrap(info.Env(), dataset()->images); });
+  }
+
+  Napi::Value labels(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return TensorHandle::wrap(info.Env(), dataset()->labels); });
+  }
+
+  Napi::Value take(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto d = dataset();
+      return wrap(info.Env(), data::take(*d, integer_arg(info, 0, "n", 1)));
+    });
+  }
+
+  Napi::Value split_validation(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      auto d = dataset();
+      const int64_t size = integer_arg(info, 0, "validation size", 1);
+      const auto seed = static_cast<uint64_t>(integer_arg(info, 1, "seed"));
+      data::ValidationSplit split = data::split_validation(*d, size, seed);
+      auto out = Napi::Array::New(env, 2);
+      out.Set(0u, wrap(env, split.train));
+      out.Set(1u, wrap(env, split.validation));
+      return out;
+    });
+  }
+
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    reset(nullptr);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value is_disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !dataset_); }
+
+  std::shared_ptr<const data::Dataset> dataset_;
+  int64_t accounted_bytes_ = 0;
+};
+
+// ---- EpochHandle ----------------------------------------------------------------------------
+
+class EpochHandle : public Napi::ObjectWrap<EpochHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "EpochHandle",
+                       {
+                           InstanceMethod<&EpochHandle::next>("next"),
+                           InstanceMethod<&EpochHandle::close>("close"),
+                           InstanceMethod<&EpochHandle::is_closed>("isClosed"),
+                       });
+  }
+
+  static Napi::Object wrap(Napi::Env env, std::shared_ptr<data::EpochStream> stream) {
+    Napi::Object obj = constructors(env).epoch.New({});
+    Unwrap(obj)->stream_ = std::move(stream);
+    return obj;
+  }
+
+  explicit EpochHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EpochHandle>(info) {}
+  // The GC's safety net: stops and joins the producer if JS never closed the epoch.
+  ~EpochHandle() override { shut(); }
+
+ private:
+  void shut() {
+    if (!stream_) return;
+    stream_->close();
+    stream_.reset();
+  }
+
+  Napi::Value next(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      if (!stream_) {
+        auto done = Napi::Promise::Deferred::New(env);
+        done.Resolve(env.Null());
+        return done.Promise();
+      }
+      // The task holds its own reference: close() meanwhile wakes it (it resolves null) and the
+      // stream is freed by whichever side lets go last.
+      std::shared_ptr<data::EpochStream> stream = stream_;
+      return AsyncTask::run(env, "bnn.dataNext", [stream]() -> AsyncTask::Convert {
+        std::optional<data::Batch> batch = stream->next();
+        if (!batch) return [](Napi::Env env) -> Napi::Value { return env.Null(); };
+        return [b = std::move(*batch)](Napi::Env env) -> Napi::Value {
+          auto o = Napi::Object::New(env);
+          o.Set("images", TensorHandle::wrap(env, b.images));
+          o.Set("labels", TensorHandle::wrap(env, b.labels));
+          o.Set("index", static_cast<double>(b.index));
+          return o;
+        };
+      });
+    });
+  }
+
+  Napi::Value close(const Napi::CallbackInfo& info) {
+    shut();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value is_closed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !stream_); }
+
+  std::shared_ptr<data::EpochStream> stream_;
+};
+
+// ---- LoaderHandle ---------------------------------------------------------------------------
+
+class LoaderHandle : public Napi::ObjectWrap<LoaderHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "LoaderHandle",
+                       {
+                           InstanceMethod<&LoaderHandle::batches_per_epoch>("batchesPerEpoch"),
+                           InstanceMethod<&LoaderHandle::epoch_order>("epochOrder"),
+                           InstanceMethod<&LoaderHandle::start_epoch>("startEpoch"),
+                           InstanceMethod<&LoaderHandle::dispose>("dispose"),
+                           InstanceMethod<&LoaderHandle::is_disposed>("isDisposed"),
+                       });
+  }
+
+  // new LoaderHandle(dataset, options): options fully resolved by the TypeScript side.
+  explicit LoaderHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LoaderHandle>(info) {
+    guard(info.Env(), [&] {
+      Napi::Env env = info.Env();
+      auto dataset = DatasetHandle::unwrap(env, info.Length() > 0 ? info[0] : env.Undefined(), "dataset");
+      if (info.Length() < 2 || !info[1].IsObject()) throw_type_error(env, "loader options must be an object");
+      auto o = info[1].As<Napi::Object>();
+      data::LoaderOptions options;
+      options.batch_size = to_integer(env, o.Get("batchSize"), "batchSize", 1, 0x7fffffff);
+      options.shuffle = bool_field(o, "shuffle");
+      options.drop_last = bool_field(o, "dropLast");
+      options.seed = static_cast<uint64_t>(to_integer(env, o.Get("seed"), "seed", 0, kMaxSafe));
+      options.normalize = bool_field(o, "normalize");
+      options.mean = numbers_field(o, "mean");
+      options.std = numbers_field(o, "std");
+      options.augment.crop_padding = to_integer(env, o.Get("cropPadding"), "cropPadding", 0, 1024);
+      options.augment.hflip = bool_field(o, "hflip");
+      options.prefetch = to_integer(env, o.Get("prefetch"), "prefetch", 1, 64);
+      Napi::Value device = o.Get("device");
+      if (!device.IsString()) throw_type_error(env, "device must be a string");
+      options.device = resolve_device(device.As<Napi::String>().Utf8Value());
+      loader_ = std::make_shared<const data::Loader>(std::move(dataset), std::move(options));
+    });
+  }
+
+ private:
+  std::shared_ptr<const data::Loader> loader() const {
+    if (!loader_) fail(ErrorKind::Disposed, "this data loader has been disposed and can no longer be used");
+    return loader_;
+  }
+
+  Napi::Value batches_per_epoch(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      return Napi::Number::New(info.Env(), static_cast<double>(loader()->batches_per_epoch()));
+    });
+  }
+
+  Napi::Value epoch_order(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      const std::vector<int64_t> order = loader()->epoch_order(integer_arg(info, 0, "epoch"));
+      auto out = Napi::Int32Array::New(info.Env(), order.size());
+      for (size_t i = 0; i < order.size(); ++i) out[i] = static_cast<int32_t>(order[i]);  // < 2^31 (Dataset::validate)
+      return out;
+    });
+  }
+
+  Napi::Value start_epoch(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto l = loader();
+      const int64_t epoch = integer_arg(info, 0, "epoch");
+      const int64_t first = integer_arg(info, 1, "startBatch");
+      return EpochHandle::wrap(info.Env(), std::make_shared<data::EpochStream>(l, epoch, first));
+    });
+  }
+
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    loader_.reset();  // running epochs keep their own reference and finish or close on their own
+    return info.Env().Undefined();
+  }
+
+  Napi::Value is_disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !loader_); }
+
+  std::shared_ptr<const data::Loader> loader_;
+};
+
+// ---- free functions -------------------------------------------------------------------------
+
+namespace {
+
+Napi::Value dataset_load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const std::string name = string_arg(info, 0, "dataset name");
+    const std::string root = string_arg(info, 1, "root");
+    const data::Split split = data::parse_split(string_arg(info, 2, "split"));
+    const int64_t limit = integer_arg(info, 3, "limit");
+    data::dataset_spec(name);  // unknown names fail here, on the caller's stack
+    return AsyncTask::run(env, "bnn.datasetLoad", [name, root, split, limit]() -> AsyncTask::Convert {
+      std::shared_ptr<const data::Dataset> dataset = data::load_dataset(name, root, split, limit);
+      return [dataset](Napi::Env env) -> Napi::Value { return DatasetHandle::wrap(env, dataset); };
+    });
+  });
+}
+
+Napi::Value dataset_from_tensors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const at::Tensor& images = TensorHandle::unwrap(info, 0, "images");
+    const at::Tensor& labels = TensorHandle::unwrap(info, 1, "labels");
+    if (info.Length() < 3 || !info[2].IsObject()) throw_type_error(env, "dataset info must be an object");
+    auto o = info[2].As<Napi::Object>();
+    auto dataset = std::make_shared<data::Dataset>();
+    Napi::Value name = o.Get("name");
+    if (!name.IsString()) throw_type_error(env, "name must be a string");
+    dataset->name = name.As<Napi::String>().Utf8Value();
+    Napi::Value names = o.Get("classNames");
+    if (!names.IsArray()) throw_type_error(env, "classNames must be an array of strings");
+    auto array = names.As<Napi::Array>();
+    if (array.Length() > 65536) throw_range_error(env, "a dataset has at most 65536 classes");
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      Napi::Value n = array.Get(i);
+      if (!n.IsString()) throw_type_error(env, "classNames[" + std::to_string(i) + "] must be a string");
+      dataset->class_names.push_back(n.As<Napi::String>().Utf8Value());
+    }
+    dataset->mean = numbers_field(o, "mean");
+    dataset->std = numbers_field(o, "std");
+    // A dataset owns its memory: later changes to the caller's tensors cannot reach a loader thread.
+    dataset->images = images.detach().contiguous().clone();
+    dataset->labels = labels.detach().contiguous().clone();
+    dataset->validate();
+    return DatasetHandle::wrap(env, dataset);
+  });
+}
+
+Napi::Value dataset_catalog(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const auto& specs = data::dataset_catalog();
+    auto out = Napi::Array::New(env, specs.size());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const auto& s = specs[i];
+      auto o = Napi::Object::New(env);
+      o.Set("name", s.name);
+      o.Set("shape", shape_to_js(env, {s.channels, s.height, s.width}));
+      o.Set("numClasses", static_cast<double>(s.class_names.size()));
+      o.Set("classNames", strings_to_js(env, s.class_names));
+      o.Set("mean", numbers_to_js(env, s.mean));
+      o.Set("std", numbers_to_js(env, s.std));
+      o.Set("defaultRoot", s.default_root);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  });
+}
+
+}  // namespace
+
+void init_data(Napi::Env env, Napi::Object exports) {
+  DataConstructors& c = constructors(env);
+  Napi::Function dataset = DatasetHandle::define(env);
+  Napi::Function epoch = EpochHandle::define(env);
+  c.dataset = Napi::Persistent(dataset);
+  c.epoch = Napi::Persistent(epoch);
+  napi_env raw = env;
+  env.AddCleanupHook([raw] { forget_constructors(raw); });
+  exports.Set("DatasetHandle", dataset);
+  exports.Set("EpochHandle", epoch);
+  exports.Set("LoaderHandle", LoaderHandle::define(env));
+  exports.Set("datasetLoad", Napi::Function::New<dataset_load>(env, "datasetLoad"));
+  exports.Set("datasetFromTensors", Napi::Function::New<dataset_from_tensors>(env, "datasetFromTensors"));
+  exports.Set("datasetCatalog", Napi::Function::New<dataset_catalog>(env, "datasetCatalog"));
+}
+
+}  // namespace bnn::addon

@@ -1,0 +1,108 @@
+#include "data/loader.h"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+#include "core/errors.h"
+#include "data/random.h"
+
+namespace bnn::data {
+
+namespace {
+
+constexpr int64_t kMaxEpoch = int64_t{1} << 53;  // epochs arrive from JS as doubles
+
+}  // namespace
+
+Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
+    : dataset_(std::move(dataset)), options_(std::move(options)) {
+  if (!dataset_) fail(ErrorKind::InvalidArgument, "a loader needs a dataset");
+  const Dataset& d = *dataset_;
+  if (options_.batch_size < 1 || options_.batch_size > 0x7fffffff) {
+    fail(ErrorKind::InvalidArgument, "batchSize must be at least 1, got " + std::to_string(options_.batch_size));
+  }
+  if (options_.prefetch < 1 || options_.prefetch > 64) {
+    fail(ErrorKind::InvalidArgument, "prefetch must be between 1 and 64 batches, got " + std::to_string(options_.prefetch));
+  }
+  if (options_.augment.crop_padding < 0 || options_.augment.crop_padding > 1024) {
+    fail(ErrorKind::InvalidArgument, "crop padding must be between 0 and 1024 pixels, got " + std::to_string(options_.augment.crop_padding));
+  }
+  if (options_.mean.empty() && options_.std.empty()) {
+    options_.mean = d.mean;
+    options_.std = d.std;
+  }
+  const auto channels = static_cast<size_t>(d.channels());
+  if (options_.mean.size() != channels || options_.std.size() != channels) {
+    fail(ErrorKind::InvalidArgument, "mean and std need one value per channel (" + std::to_string(channels) + "), got " +
+                                         std::to_string(options_.mean.size()) + " and " + std::to_string(options_.std.size()));
+  }
+  for (size_t c = 0; c < channels; ++c) {
+    if (!std::isfinite(options_.mean[c]) || !std::isfinite(options_.std[c]) || !(options_.std[c] > 0)) {
+      fail(ErrorKind::InvalidArgument, "mean must be finite and std finite and positive; channel " + std::to_string(c) +
+                                           " has mean " + std::to_string(options_.mean[c]) + " and std " + std::to_string(options_.std[c]));
+    }
+  }
+  table_ = pixel_table(options_.mean, options_.std, options_.normalize);
+}
+
+int64_t Loader::batches_per_epoch() const {
+  const int64_t n = dataset_->size();
+  const int64_t b = options_.batch_size;
+  return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+void Loader::check_epoch(int64_t epoch, int64_t first_batch) const {
+  if (epoch < 0 || epoch > kMaxEpoch) fail(ErrorKind::InvalidArgument, "epoch must be a non-negative integer, got " + std::to_string(epoch));
+  if (first_batch < 0 || first_batch > batches_per_epoch()) {
+    fail(ErrorKind::InvalidArgument, "startBatch must be between 0 and " + std::to_string(batches_per_epoch()) +
+                                         " (batches per epoch), got " + std::to_string(first_batch));
+  }
+}
+
+std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
+  check_epoch(epoch, 0);
+  const int64_t n = dataset_->size();
+  if (!options_.shuffle) {
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+    return order;
+  }
+  return seeded_permutation(n, hash_words({options_.seed, static_cast<uint64_t>(Stream::Shuffle), static_cast<uint64_t>(epoch)}));
+}
+
+Batch Loader::make_batch(int64_t epoch, const std::vector<int64_t>& order, int64_t index) const {
+  const Dataset& d = *dataset_;
+  const int64_t start = index * options_.batch_size;
+  const int64_t count = std::min<int64_t>(options_.batch_size, static_cast<int64_t>(order.size()) - start);
+  if (index < 0 || count < 1) fail(ErrorKind::InvalidArgument, "batch " + std::to_string(index) + " is past the end of the epoch");
+  const int64_t c = d.channels(), h = d.height(), w = d.width();
+  const int64_t sample_pixels = c * h * w;
+
+  // Pinned host memory lets the copy to the GPU run asynchronously (non_blocking below).
+  const bool to_cuda = options_.device.is_cuda();
+  const auto host = at::TensorOptions().pinned_memory(to_cuda);
+  at::Tensor images = at::empty({count, c, h, w}, host.dtype(at::kFloat));
+  at::Tensor labels = at::empty({count}, host.dtype(at::kLong));
+  float* out = images.data_ptr<float>();
+  int64_t* out_labels = labels.data_ptr<int64_t>();
+  const uint8_t* pixels = d.images.const_data_ptr<uint8_t>();
+  const int64_t* source_labels = d.labels.const_data_ptr<int64_t>();
+
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t sample = order[static_cast<size_t>(start + i)];
+    const SampleAugment a = draw_augment(options_.augment, options_.seed, epoch, sample);
+    render_sample(pixels + sample * sample_pixels, c, h, w, a, table_.data(), out + i * sample_pixels);
+    out_labels[i] = source_labels[sample];
+  }
+  if (to_cuda) {
+    // Queued on the device's current (default) stream, which the consumer's work also uses, so
+    // no extra synchronisation is needed; the caching host allocator keeps the pinned buffer
+    // alive until the copy has finished.
+    images = images.to(options_.device, /*non_blocking=*/true);
+    labels = labels.to(options_.device, /*non_blocking=*/true);
+  }
+  return {std::move(images), std::move(labels), index};
+}
+
+}  // namespace bnn::data

@@ -1,0 +1,62 @@
+#pragma once
+// Turns a dataset into batches: the epoch's order (seeded shuffle), then per batch the gathered,
+// augmented, normalised float32 images [B, C, H, W] and int64 labels [B] on the requested device.
+//
+// A Loader is immutable after construction; epochs are produced by EpochStream (epoch_stream.h).
+// Everything random is a pure function of (seed, epoch, sample), so epoch e looks the same in a
+// fresh process, on any thread, and when resumed at batch k.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <ATen/Tensor.h>
+#include <c10/core/Device.h>
+
+#include "data/augment.h"
+#include "data/dataset.h"
+
+namespace bnn::data {
+
+struct LoaderOptions {
+  int64_t batch_size = 128;
+  bool shuffle = true;
+  bool drop_last = false;
+  uint64_t seed = 0;
+  bool normalize = true;
+  std::vector<double> mean;  // empty: the dataset's own
+  std::vector<double> std;
+  AugmentOptions augment;
+  c10::Device device = c10::Device(c10::kCPU);
+  int64_t prefetch = 3;  // batches prepared ahead of the consumer
+};
+
+struct Batch {
+  at::Tensor images;  // float32 [B, C, H, W]
+  at::Tensor labels;  // int64 [B]
+  int64_t index = 0;  // position of the batch in its epoch
+};
+
+class Loader {
+ public:
+  // Validates the options against the dataset (InvalidArgument on a bad value).
+  Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options);
+
+  const LoaderOptions& options() const { return options_; }
+  const Dataset& dataset() const { return *dataset_; }
+  int64_t batches_per_epoch() const;
+
+  // Sample indices in the order epoch `epoch` visits them (identity without shuffle).
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+
+  // Builds batch `index` of epoch `epoch`, whose order is `order`. Thread-safe (const).
+  Batch make_batch(int64_t epoch, const std::vector<int64_t>& order, int64_t index) const;
+
+  void check_epoch(int64_t epoch, int64_t first_batch) const;
+
+ private:
+  std::shared_ptr<const Dataset> dataset_;
+  LoaderOptions options_;
+  std::vector<float> table_;  // pixel byte -> float, per channel (augment.h)
+};
+
+}  // namespace bnn::data
