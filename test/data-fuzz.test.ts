@@ -87,8 +87,10 @@ function mutate(bytes: Buffer, rand: () => number, headerBytes: number): Buffer 
 
 test('fuzzed dataset files load correctly or fail with BNN_IO', { timeout: 120_000 }, async (t) => {
   const all = targets();
-  const rand = prng(20240611);
-  const cases = 4000;
+  // BNN_FUZZ_SEED / BNN_FUZZ_CASES explore further (e.g. under AddressSanitizer); CI runs the default.
+  const seed = Number(process.env.BNN_FUZZ_SEED ?? 20240611);
+  const cases = Number(process.env.BNN_FUZZ_CASES ?? 4000);
+  const rand = prng(seed);
   const outcomes = { loaded: 0, rejected: 0 };
   const started = performance.now();
   for (let i = 0; i < cases; i++) {
@@ -135,7 +137,7 @@ test('fuzzed dataset files load correctly or fail with BNN_IO', { timeout: 120_0
     fs.writeFileSync(target.file, target.gzip ? zlib.gzipSync(target.plain) : target.plain);
   }
   const seconds = (performance.now() - started) / 1000;
-  t.diagnostic(`${cases} cases in ${seconds.toFixed(1)} s: ${outcomes.loaded} loaded, ${outcomes.rejected} rejected with BNN_IO`);
+  t.diagnostic(`seed ${seed}: ${cases} cases in ${seconds.toFixed(1)} s: ${outcomes.loaded} loaded, ${outcomes.rejected} rejected with BNN_IO`);
   assert.ok(outcomes.rejected > cases / 2, 'most mutations are caught');
   assert.ok(outcomes.loaded > 0, 'some mutations (pixel bytes) leave a valid file');
 });
