@@ -61,12 +61,14 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
   },
   'fashion-mnist-cpu': {
     name: 'fashion-mnist-cpu',
-    description: 'A 2-core CPU budget for real Fashion-MNIST (the main job): short stages with the recipe\'s shape',
-    stage1: { epochs: 3, lr: 2e-3, weightDecay: 1e-5, milestones: [2], gammas: [0.1] },
-    stage2: { epochs: 3, lr: 5e-4, weightDecay: 0, milestones: [2], gammas: [0.2] },
+    description:
+      "The main job on a 2-core CPU: width 16, stage 1 five epochs at 2e-3 (x0.1 for the last), stage 2 two epochs at 5e-4 (x0.2 for the last); measured: see README",
+    stage1: { epochs: 5, lr: 2e-3, weightDecay: 1e-5, milestones: [4], gammas: [0.1] },
+    stage2: { epochs: 2, lr: 5e-4, weightDecay: 0, milestones: [1], gammas: [0.2] },
     batchSize: 128,
     width: 16,
-    augment: { cropPadding: 0, hflip: true },
+    // Short runs learn faster without augmentation (measured 91.7% at 4 + 2 epochs without it).
+    augment: { cropPadding: 0, hflip: false },
   },
 });
 

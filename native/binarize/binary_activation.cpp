@@ -52,18 +52,47 @@ at::Tensor dense_like(const at::Tensor& t, const at::Tensor& like) {
 
 constexpr int64_t kGrain = 1 << 14;
 
+// The float32 loops are branch-free (a data-dependent branch on the sign mispredicts about a third
+// of the time on real activations) and compiled for AVX2 / AVX-512 besides the baseline, picked at
+// run time, so the build needs no -march flag.
+#define BNN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+BNN_VECTOR_CLONES void forward_f32(const float* __restrict__ src, float* __restrict__ dst, uint8_t* __restrict__ keep,
+                                   int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = src[i];
+    const float s = v >= 0.f ? 1.f : -1.f;
+    dst[i] = v != v ? v : s;  // NaN stays NaN
+    keep[i] = static_cast<uint8_t>((v > -1.f) & (v < 1.f));
+  }
+}
+
+BNN_VECTOR_CLONES void backward_f32(const float* __restrict__ src, const uint8_t* __restrict__ keep,
+                                    float* __restrict__ dst, int64_t n) {
+  const uint32_t* __restrict__ in = reinterpret_cast<const uint32_t*>(src);
+  uint32_t* __restrict__ out = reinterpret_cast<uint32_t*>(dst);
+  // Masking the bits (not multiplying by 0/1) keeps an inf or NaN gradient at exactly 0 where cut.
+  for (int64_t i = 0; i < n; ++i) out[i] = in[i] & (0u - static_cast<uint32_t>(keep[i]));
+}
+
 std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& input) {
   detail::check_activation_input(input);
   const at::Tensor x = dense(input);
   at::Tensor out = at::empty_like(x);
   at::Tensor mask = at::empty_like(x, x.options().dtype(at::kByte));
   const int64_t n = x.numel();
+  if (x.scalar_type() == at::kFloat) {
+    const float* src = x.const_data_ptr<float>();
+    float* dst = out.mutable_data_ptr<float>();
+    uint8_t* keep = mask.mutable_data_ptr<uint8_t>();
+    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) { forward_f32(src + begin, dst + begin, keep + begin, end - begin); });
+    return {out, mask};
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "binary_activation_forward_cpu", [&] {
     const scalar_t* __restrict__ src = x.const_data_ptr<scalar_t>();
     scalar_t* __restrict__ dst = out.mutable_data_ptr<scalar_t>();
     uint8_t* __restrict__ keep = mask.mutable_data_ptr<uint8_t>();
     at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-      // One pass computes both the sign and the mask; written branch-free so it vectorises.
       for (int64_t i = begin; i < end; ++i) {
         const float v = static_cast<float>(src[i]);
         dst[i] = static_cast<scalar_t>(v >= 0.f ? 1.f : (v < 0.f ? -1.f : v));
@@ -79,6 +108,13 @@ at::Tensor backward_cpu(const at::Tensor& grad_output, const at::Tensor& mask) {
   const at::Tensor g = dense_like(grad_output, mask);
   at::Tensor grad_input = at::empty_like(g);
   const int64_t n = g.numel();
+  if (g.scalar_type() == at::kFloat) {
+    const float* src = g.const_data_ptr<float>();
+    const uint8_t* keep = mask.const_data_ptr<uint8_t>();
+    float* dst = grad_input.mutable_data_ptr<float>();
+    at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) { backward_f32(src + begin, keep + begin, dst + begin, end - begin); });
+    return grad_input;
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "binary_activation_backward_cpu", [&] {
     const scalar_t* __restrict__ src = g.const_data_ptr<scalar_t>();
     const uint8_t* __restrict__ keep = mask.const_data_ptr<uint8_t>();
