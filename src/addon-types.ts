@@ -230,4 +230,5 @@ export interface Addon extends DataAddon {
   runtimeInfo(): RuntimeInfo;
   setNumThreads(n: number): void;
   manualSeed(seed: number): void;
+  setAllowTF32(on: boolean): void;
 }

@@ -14,6 +14,7 @@ export {
   getNumThreads,
   manualSeed,
   liveTensorCount,
+  setAllowTF32,
   type LibTorchInfo,
 } from './runtime.js';
 export { createModel, Model, type StateDict } from './model.js';

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { createModel, cudaAvailable, manualSeed, scope, Tensor } from '../src/index.js';
+import { createModel, crossEntropy, cudaAvailable, manualSeed, scope, setAllowTF32, Tensor } from '../src/index.js';
+import { assertCloseScaled, loadFixture } from './fixtures.js';
 import { packageRoot } from '../src/native.js';
 import { writeSafetensorsSync, fromTypedArray } from '../src/safetensors.js';
 import { assertClose, assertThrowsCode } from './helpers.js';
@@ -267,21 +268,25 @@ print(json.dumps(m(x).flatten().tolist()))
   });
 });
 
-test('CUDA: the model moves to the GPU and matches the CPU', { skip: !cudaAvailable() && 'CUDA not available' }, () => {
+test('CUDA: the model moves to the GPU and matches PyTorch (golden fixture, TF32 off)', { skip: !cudaAvailable() && 'CUDA not available' }, () => {
   scope(() => {
-    manualSeed(3);
-    using model = createModel({ inChannels: 3, width: 8, numClasses: 10, binaryWeights: true });
-    model.eval();
-    const x = Tensor.randn([4, 3, 32, 32]);
-    const cpu = model.forward(x).toFloat32Array();
+    setAllowTF32(false);
+    const fx = loadFixture('model-small-c1-stage2');
+    using model = createModel(JSON.parse(fx.metadata.config!) as Parameters<typeof createModel>[0]);
+    model.loadStateDict(fx.group('state/'));
     model.to('cuda');
     assert.equal(model.device, 'cuda:0');
-    const gpu = model.forward(x.to('cuda')).toFloat32Array();
-    assertClose(gpu, cpu, { rtol: 1e-3, atol: 1e-3, what: 'CUDA logits' });
+    const x = fx.tensors.get('input')!.to('cuda');
+    model.eval();
+    assertCloseScaled(model.forward(x).toFloat32Array(), fx.values('logits_eval'), 'CUDA logits_eval', 1e-3, 1e-3);
     model.train();
-    const y = model.forward(x.to('cuda')).square().mean();
-    y.backward();
-    assert.ok(model.namedParameters().get('layer1.0.conv.weight')!.grad!.device.startsWith('cuda'));
-    assertThrowsCode(() => model.forward(x), RangeError, 'BNN_INVALID_ARGUMENT', /input is on cpu but the model is on cuda/);
+    const loss = crossEntropy(model.forward(x), fx.tensors.get('labels')!.to('cuda'));
+    assertCloseScaled(loss.toFloat32Array(), fx.values('loss'), 'CUDA loss', 1e-3, 1e-3);
+    loss.backward();
+    const grad = model.namedParameters().get('layer1.0.conv.weight')!.grad!;
+    assert.ok(grad.device.startsWith('cuda'));
+    assertCloseScaled(grad.toFloat32Array(), fx.values('grad/layer1.0.conv.weight'), 'CUDA grad', 1e-3, 1e-3);
+    assertThrowsCode(() => model.forward(fx.tensors.get('input')!), RangeError, 'BNN_INVALID_ARGUMENT', /input is on cpu but the model is on cuda/);
+    setAllowTF32(true);
   });
 });

@@ -48,6 +48,14 @@ Napi::Value manual_seed(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value set_allow_tf32(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsBoolean()) throw_type_error(info.Env(), "setAllowTF32(on) takes a boolean");
+    bnn::set_allow_tf32(info[0].As<Napi::Boolean>());
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value cpu_cache_stats(const Napi::CallbackInfo& info) {
   const CpuCacheStats s = bnn::cpu_cache_stats();
   auto out = Napi::Object::New(info.Env());
@@ -69,6 +77,7 @@ void init_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New<info>(env, "runtimeInfo"));
   exports.Set("setNumThreads", Napi::Function::New<set_num_threads>(env, "setNumThreads"));
   exports.Set("manualSeed", Napi::Function::New<manual_seed>(env, "manualSeed"));
+  exports.Set("setAllowTF32", Napi::Function::New<set_allow_tf32>(env, "setAllowTF32"));
   exports.Set("cpuCacheStats", Napi::Function::New<cpu_cache_stats>(env, "cpuCacheStats"));
   exports.Set("emptyCpuCache", Napi::Function::New<empty_cpu_cache>(env, "emptyCpuCache"));
 }

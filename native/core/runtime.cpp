@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
@@ -32,6 +33,11 @@ void set_num_threads(int n) {
 }
 
 void manual_seed(uint64_t seed) { torch::manual_seed(seed); }
+
+void set_allow_tf32(bool on) {
+  at::globalContext().setAllowTF32CuDNN(on);
+  at::globalContext().setAllowTF32CuBLAS(on);
+}
 
 at::Tensor cpu_rng_state() {
   auto gen = at::detail::getDefaultCPUGenerator();
