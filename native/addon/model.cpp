@@ -75,17 +75,6 @@ Napi::Object config_to_js(Napi::Env env, const nn::ResNetConfig& c) {
   return o;
 }
 
-Napi::Array named_to_js(Napi::Env env, const nn::NamedTensors& named) {
-  auto out = Napi::Array::New(env, named.size());
-  for (size_t i = 0; i < named.size(); ++i) {
-    auto pair = Napi::Array::New(env, 2);
-    pair.Set(0u, named[i].first);
-    pair.Set(1u, TensorHandle::wrap(env, named[i].second));
-    out.Set(static_cast<uint32_t>(i), pair);
-  }
-  return out;
-}
-
 }  // namespace
 
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
@@ -171,7 +160,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     return guard(info.Env(), [&]() -> Napi::Value {
       nn::NamedTensors out;
       for (const auto& p : (*model())->named_parameters(true)) out.emplace_back(p.key(), p.value());
-      return named_to_js(info.Env(), out);
+      return named_tensors_to_js(info.Env(), out);
     });
   }
 
@@ -179,7 +168,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     return guard(info.Env(), [&]() -> Napi::Value {
       nn::NamedTensors out;
       for (const auto& b : (*model())->named_buffers(true)) out.emplace_back(b.key(), b.value());
-      return named_to_js(info.Env(), out);
+      return named_tensors_to_js(info.Env(), out);
     });
   }
 
@@ -197,22 +186,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
   Napi::Value load_state(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
-      Napi::Env env = info.Env();
-      if (info.Length() < 1 || !info[0].IsArray()) throw_type_error(env, "loadState takes an array of [name, Tensor] pairs");
-      auto entries = info[0].As<Napi::Array>();
-      nn::NamedTensors state;
-      for (uint32_t i = 0; i < entries.Length(); ++i) {
-        Napi::Value e = entries.Get(i);
-        if (!e.IsArray() || e.As<Napi::Array>().Length() != 2) throw_type_error(env, "loadState: entry " + std::to_string(i) + " must be [name, Tensor]");
-        auto pair = e.As<Napi::Array>();
-        if (!pair.Get(0u).IsString() || !TensorHandle::is_handle(env, pair.Get(1u))) {
-          throw_type_error(env, "loadState: entry " + std::to_string(i) + " must be [name, Tensor]");
-        }
-        state.emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(),
-                           TensorHandle::Unwrap(pair.Get(1u).As<Napi::Object>())->tensor());
-      }
-      nn::load_state_dict(**model(), state);
-      return env.Undefined();
+      nn::load_state_dict(**model(), named_tensors_from_js(info.Length() > 0 ? info[0] : info.Env().Undefined(), "loadState"));
+      return info.Env().Undefined();
     });
   }
 

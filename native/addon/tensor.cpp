@@ -224,6 +224,34 @@ Napi::Value tensor_to_typed_array(Napi::Env env, const at::Tensor& tensor) {
   }
 }
 
+Napi::Array named_tensors_to_js(Napi::Env env, const NamedTensorList& named) {
+  auto out = Napi::Array::New(env, named.size());
+  for (size_t i = 0; i < named.size(); ++i) {
+    auto pair = Napi::Array::New(env, 2);
+    pair.Set(0u, named[i].first);
+    pair.Set(1u, TensorHandle::wrap(env, named[i].second));
+    out.Set(static_cast<uint32_t>(i), pair);
+  }
+  return out;
+}
+
+NamedTensorList named_tensors_from_js(const Napi::Value& value, const char* what) {
+  Napi::Env env = value.Env();
+  if (!value.IsArray()) throw_type_error(env, std::string(what) + " takes an array of [name, Tensor] pairs");
+  auto entries = value.As<Napi::Array>();
+  NamedTensorList out;
+  for (uint32_t i = 0; i < entries.Length(); ++i) {
+    Napi::Value e = entries.Get(i);
+    if (!e.IsArray() || e.As<Napi::Array>().Length() != 2 || !e.As<Napi::Array>().Get(0u).IsString() ||
+        !TensorHandle::is_handle(env, e.As<Napi::Array>().Get(1u))) {
+      throw_type_error(env, std::string(what) + ": entry " + std::to_string(i) + " must be [name, Tensor]");
+    }
+    auto pair = e.As<Napi::Array>();
+    out.emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(), TensorHandle::Unwrap(pair.Get(1u).As<Napi::Object>())->tensor());
+  }
+  return out;
+}
+
 // ---- free functions: creation and the few ops tests and examples need ----------------------
 
 namespace {

@@ -2,6 +2,9 @@
 // The JS handle for an at::Tensor. It owns one reference to the tensor; dispose() drops it at once
 // (the JS facade calls it deterministically), and the destructor is the GC's safety net.
 #include <atomic>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <ATen/Tensor.h>
 #include <napi.h>
@@ -50,5 +53,10 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
 Napi::Value tensor_to_typed_array(Napi::Env env, const at::Tensor& t);
 
 void init_tensor_functions(Napi::Env env, Napi::Object exports);
+
+using NamedTensorList = std::vector<std::pair<std::string, at::Tensor>>;
+// [[name, TensorHandle], ...] in both directions: how state dicts cross the boundary.
+Napi::Array named_tensors_to_js(Napi::Env env, const NamedTensorList& named);
+NamedTensorList named_tensors_from_js(const Napi::Value& value, const char* what);
 
 }  // namespace bnn::addon

@@ -60,34 +60,6 @@ train::AdamOptions parse_adam(const Napi::Value& value) {
   return a;
 }
 
-Napi::Array named_to_js(Napi::Env env, const train::NamedParameters& named) {
-  auto out = Napi::Array::New(env, named.size());
-  for (size_t i = 0; i < named.size(); ++i) {
-    auto pair = Napi::Array::New(env, 2);
-    pair.Set(0u, named[i].first);
-    pair.Set(1u, TensorHandle::wrap(env, named[i].second));
-    out.Set(static_cast<uint32_t>(i), pair);
-  }
-  return out;
-}
-
-train::NamedParameters named_from_js(const Napi::Value& value) {
-  Napi::Env env = value.Env();
-  if (!value.IsArray()) throw_type_error(env, "expected an array of [name, Tensor] pairs");
-  auto arr = value.As<Napi::Array>();
-  train::NamedParameters out;
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value e = arr.Get(i);
-    if (!e.IsArray() || e.As<Napi::Array>().Length() != 2 || !e.As<Napi::Array>().Get(0u).IsString() ||
-        !TensorHandle::is_handle(env, e.As<Napi::Array>().Get(1u))) {
-      throw_type_error(env, "entry " + std::to_string(i) + " must be [name, Tensor]");
-    }
-    auto pair = e.As<Napi::Array>();
-    out.emplace_back(pair.Get(0u).As<Napi::String>().Utf8Value(), TensorHandle::Unwrap(pair.Get(1u).As<Napi::Object>())->tensor());
-  }
-  return out;
-}
-
 }  // namespace
 
 class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
@@ -109,7 +81,7 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
   // new OptimizerHandle([[name, Tensor], ...], options): names pick the no-decay group.
   explicit OptimizerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<OptimizerHandle>(info) {
     guard(info.Env(), [&] {
-      const train::NamedParameters params = named_from_js(info.Length() > 0 ? info[0] : info.Env().Undefined());
+      const train::NamedParameters params = named_tensors_from_js(info.Length() > 0 ? info[0] : info.Env().Undefined(), "Adam");
       for (const auto& [name, p] : params) {
         if (!p.is_leaf() || !p.requires_grad()) {
           fail(ErrorKind::InvalidArgument, "parameter '" + name + "' is not a leaf tensor that requires gradients");
@@ -155,11 +127,11 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
     });
   }
   Napi::Value state(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value { return named_to_js(info.Env(), optimizer()->state()); });
+    return guard(info.Env(), [&]() -> Napi::Value { return named_tensors_to_js(info.Env(), optimizer()->state()); });
   }
   Napi::Value load_state(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
-      optimizer()->load_state(named_from_js(info.Length() > 0 ? info[0] : info.Env().Undefined()));
+      optimizer()->load_state(named_tensors_from_js(info.Length() > 0 ? info[0] : info.Env().Undefined(), "loadState"));
       return info.Env().Undefined();
     });
   }
