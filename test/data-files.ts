@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 
+import { mulberry32 } from '../src/batches.js';
+
 let root: string | undefined;
 
 /** A fresh temporary folder; all of them are removed when the process exits. */
@@ -26,17 +28,8 @@ export function idxBytes(dims: readonly number[], data: Uint8Array): Buffer {
   return Buffer.concat([header, data]);
 }
 
-/** Deterministic pseudo-random generator (mulberry32) for test data and fuzzing. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random generator for test data and fuzzing: the library's own mulberry32. */
+export const prng = mulberry32;
 
 export interface ImageSet {
   n: number;
