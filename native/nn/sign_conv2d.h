@@ -1,0 +1,11 @@
+#pragma once
+// conv2d(sign(x), W) as one autograd node that keeps 2 bytes per input element for backward
+// (the straight-through mask and the sign) instead of the 4-byte float +-1 tensor a plain
+// sign -> conv2d chain saves for the weight gradient. Same forward and gradients, less memory.
+#include <torch/types.h>
+
+namespace bnn::nn {
+
+torch::Tensor sign_conv2d(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t padding);
+
+}  // namespace bnn::nn
