@@ -21,6 +21,7 @@ import {
   type SafetensorsDType,
   type SafetensorsTensor,
 } from '../src/safetensors.js';
+import { mulberry32 } from '../src/batches.js'; // deterministic, so fuzz failures reproduce from the seed
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -36,17 +37,6 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Small deterministic PRNG so fuzz failures reproduce from the seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Assembles a file from raw header text and data, exactly as the spec lays it out. */
 function rawFile(headerText: string, data: Uint8Array = new Uint8Array(0), pad = true): Uint8Array {

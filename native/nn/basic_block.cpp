@@ -1,6 +1,5 @@
 #include "nn/basic_block.h"
 
-#include "binarize/binary_activation.h"
 #include "nn/downsample.h"
 #include "nn/prelu.h"
 #include "nn/sign_conv2d.h"
@@ -24,10 +23,6 @@ torch::nn::PReLU make_prelu(int64_t channels) {
 bool needs_downsample(const BlockOptions& o) { return o.stride() != 1 || o.in_planes() != o.planes(); }
 
 }  // namespace
-
-torch::Tensor block_activation(const torch::Tensor& x, bool binary) {
-  return binary ? binary_activation(x) : torch::relu(x);
-}
 
 namespace {
 

@@ -21,9 +21,6 @@ struct BlockOptions {
   TORCH_ARG(double, bn_momentum) = 0.1;
 };
 
-// The activation between BatchNorm and conv: sign (binary) or ReLU (full precision).
-torch::Tensor block_activation(const torch::Tensor& x, bool binary);
-
 // One conv per block, each with its own shortcut (the recipe's double skip uses two of these
 // where ResNet-18 has one two-conv block).
 class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
