@@ -93,6 +93,34 @@ export interface NativeStepResult {
   loss: number;
   correct: number;
   count: number;
+  stop: boolean;
+}
+
+// ---- distributed (native/addon/distributed.cpp) ----------------------------------------------
+
+export interface NativeRendezvous {
+  masterAddr: string;
+  masterPort: number;
+  rank: number;
+  worldSize: number;
+  timeoutMs: number;
+  backend: 'gloo' | 'nccl';
+}
+
+export interface ProcessGroupHandle {
+  rank(): number;
+  worldSize(): number;
+  backend(): string;
+  broadcast(tensors: TensorHandle[], root: number): Promise<void>;
+  allReduceSum(tensors: TensorHandle[]): Promise<void>;
+  barrier(): Promise<void>;
+  dispose(): void;
+}
+
+export interface DataParallelHandle {
+  broadcastState(): Promise<void>;
+  broadcastBuffers(): Promise<void>;
+  dispose(): void;
 }
 
 export interface NativeEvalResult {
@@ -153,6 +181,9 @@ export interface NativeLoaderOptions {
   hflip: boolean;
   device: string;
   prefetch: number;
+  shardRank: number;
+  shardCount: number;
+  shardPad: boolean;
 }
 
 export interface NativeBatch {
@@ -200,8 +231,11 @@ export interface Addon extends DataAddon {
     optimizer: OptimizerHandle,
     images: TensorHandle,
     labels: TensorHandle,
-    options: { labelSmoothing: number; clipLatentWeights: boolean },
+    options: { labelSmoothing: number; clipLatentWeights: boolean; stop: boolean; dataParallel: DataParallelHandle | null },
   ): Promise<NativeStepResult>;
+  joinProcessGroup(options: NativeRendezvous): Promise<ProcessGroupHandle>;
+  distributedBackends(): { gloo: boolean; nccl: boolean };
+  DataParallelHandle: new (model: ModelHandle, group: ProcessGroupHandle, options: { bucketCapMb?: number; broadcastBuffers?: boolean }) => DataParallelHandle;
   evalStep(model: ModelHandle, images: TensorHandle, labels: TensorHandle): Promise<NativeEvalResult>;
   cpuRngState(): TensorHandle;
   setCpuRngState(state: TensorHandle): void;

@@ -42,10 +42,18 @@ export interface DataLoaderOptions {
   device?: Device;
   /** Batches prepared ahead on the background thread (1..64); defaults to 3. */
   prefetch?: number;
+  /**
+   * Data parallelism (as PyTorch's DistributedSampler): this process reads only positions
+   * `rank, rank + count, ...` of every epoch's order, which every process computes alike from
+   * the seed. A training loader pads the order with its own beginning so that every shard has the
+   * same number of batches; {@link DataLoader.forEval} does not, so each sample is counted once.
+   * `batchSize` is then the per-process batch. See {@link ProcessGroup.shard}.
+   */
+  shard?: { rank: number; count: number };
 }
 
 /** Options for {@link DataLoader.forEval}: no shuffle, no augmentation, no dropped batch. */
-export type EvalLoaderOptions = Pick<DataLoaderOptions, 'batchSize' | 'normalize' | 'device' | 'prefetch'>;
+export type EvalLoaderOptions = Pick<DataLoaderOptions, 'batchSize' | 'normalize' | 'device' | 'prefetch' | 'shard'>;
 
 /** A loader's options with every default filled in. */
 export interface ResolvedDataLoaderOptions {
@@ -60,6 +68,8 @@ export interface ResolvedDataLoaderOptions {
   readonly augment: Readonly<Required<AugmentOptions>>;
   readonly device: Device;
   readonly prefetch: number;
+  /** This process's shard: positions rank, rank + count, ... of each epoch's order (padded or not). */
+  readonly shard: Readonly<{ rank: number; count: number; pad: boolean }>;
 }
 
 /**
@@ -200,10 +210,10 @@ export class DataLoader implements Disposable, BatchSource {
   // handle's finalizer then stops the background thread.
   readonly #open = new Set<WeakRef<Epoch>>();
 
-  constructor(dataset: Dataset, options: DataLoaderOptions = {}) {
+  constructor(dataset: Dataset, options: DataLoaderOptions = {}, /** @internal */ padShards = true) {
     if (!(dataset instanceof Dataset)) throw typeError('dataset must be a Dataset');
     if (typeof options !== 'object' || options === null) throw typeError('loader options must be an object');
-    const resolved = resolveOptions(dataset, options);
+    const resolved = resolveOptions(dataset, options, padShards);
     const nativeOptions: NativeLoaderOptions = {
       batchSize: resolved.batchSize,
       shuffle: resolved.shuffle,
@@ -216,6 +226,9 @@ export class DataLoader implements Disposable, BatchSource {
       hflip: resolved.augment.hflip,
       device: resolved.device,
       prefetch: resolved.prefetch,
+      shardRank: resolved.shard.rank,
+      shardCount: resolved.shard.count,
+      shardPad: resolved.shard.pad,
     };
     this.#handle = new (native().LoaderHandle)(dataset.handle, nativeOptions);
     this.#options = resolved;
@@ -225,7 +238,7 @@ export class DataLoader implements Disposable, BatchSource {
 
   /** A loader for evaluation: dataset order, no augmentation, every sample exactly once. */
   static forEval(dataset: Dataset, options: EvalLoaderOptions = {}): DataLoader {
-    return new DataLoader(dataset, { ...options, shuffle: false, augment: false, dropLast: false });
+    return new DataLoader(dataset, { ...options, shuffle: false, augment: false, dropLast: false }, false);
   }
 
   /** @internal */
@@ -314,7 +327,16 @@ function checkStats(value: unknown, what: string, channels: number, positive: bo
   });
 }
 
-function resolveOptions(dataset: Dataset, o: DataLoaderOptions): ResolvedDataLoaderOptions {
+function resolveShard(o: DataLoaderOptions['shard'], pad: boolean): ResolvedDataLoaderOptions['shard'] {
+  if (o === undefined) return { rank: 0, count: 1, pad };
+  if (typeof o !== 'object' || o === null) throw typeError('shard must be { rank, count }');
+  const count = checkInteger(o.count, 'shard.count', 1);
+  const rank = checkInteger(o.rank, 'shard.rank', 0);
+  if (rank >= count) throw rangeError(`shard.rank must be in [0, ${count - 1}], got ${rank}`);
+  return { rank, count, pad };
+}
+
+function resolveOptions(dataset: Dataset, o: DataLoaderOptions, padShards: boolean): ResolvedDataLoaderOptions {
   const channels = dataset.shape[0];
   let normalize = true;
   let mean: readonly number[] = dataset.mean;
@@ -344,5 +366,6 @@ function resolveOptions(dataset: Dataset, o: DataLoaderOptions): ResolvedDataLoa
     augment,
     device: o.device === undefined ? 'cpu' : checkDevice(o.device),
     prefetch: o.prefetch === undefined ? 3 : checkInteger(o.prefetch, 'prefetch', 1, 64),
+    shard: resolveShard(o.shard, padShards),
   };
 }

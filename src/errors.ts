@@ -7,6 +7,7 @@ export type BnnErrorCode =
   | 'BNN_IO'
   | 'BNN_NON_FINITE_LOSS'
   | 'BNN_INTERRUPTED'
+  | 'BNN_DISTRIBUTED'
   | 'BNN_TORCH_ERROR'
   | 'BNN_OUT_OF_MEMORY'
   | 'BNN_ADDON_NOT_LOADED'

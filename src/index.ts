@@ -41,6 +41,15 @@ export {
 } from './trainer.js';
 export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } from './checkpoint.js';
 export { VERSION } from './version.js';
+export {
+  ProcessGroup,
+  DataParallel,
+  rendezvousFromEnv,
+  distributedBackends,
+  type RendezvousOptions,
+  type DataParallelOptions,
+  type DistributedBackend,
+} from './distributed.js';
 export { trainStep, evalStep, type StepResult, type TrainStepOptions, type EvalStepResult } from './step.js';
 export {
   Dataset,

@@ -7,6 +7,7 @@ import type { Batch, BatchSource } from './batches.js';
 import { configDifferences, loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT } from './checkpoint.js';
 import { checkDevice, type Device } from './device.js';
 import { bnnError, isBnnError, rangeError, typeError } from './errors.js';
+import { DataParallel, type DataParallelOptions, type ProcessGroup } from './distributed.js';
 import { createModel, type Model } from './model.js';
 import type { ModelConfig } from './model-config.js';
 import { native } from './native.js';
@@ -97,8 +98,12 @@ function checkStage(s: StageOptions, name: string): void {
   }
 }
 
-/** Evaluates a model on every batch of a source (epoch 0 order), under inference mode. */
-export async function evaluate(model: Model, source: BatchSource): Promise<EvalMetrics> {
+/**
+ * Evaluates a model on every batch of a source (epoch 0 order), under inference mode. With a
+ * process group, each rank evaluates its own shard (a DataLoader made with `shard`) and the
+ * counts are summed across ranks, so every rank returns the metrics of the whole set.
+ */
+export async function evaluate(model: Model, source: BatchSource, group?: ProcessGroup): Promise<EvalMetrics> {
   const wasTraining = model.training;
   model.eval();
   let lossSum = 0;
@@ -121,6 +126,15 @@ export async function evaluate(model: Model, source: BatchSource): Promise<EvalM
     }
   } finally {
     model.train(wasTraining);
+  }
+  if (group && group.worldSize > 1) {
+    const k = source.numClasses;
+    const sums = await group.sumNumbers([lossSum, correct, count, ...classCorrect, ...classCount]);
+    [lossSum, correct, count] = [sums[0]!, sums[1]!, sums[2]!];
+    for (let i = 0; i < k; i++) {
+      classCorrect[i] = sums[3 + i]!;
+      classCount[i] = sums[3 + k + i]!;
+    }
   }
   return {
     loss: count ? lossSum / count : NaN,
@@ -149,9 +163,19 @@ export interface TrainerOptions {
   signal?: AbortSignal;
   /** Called when `signal` stops training mid-epoch, with where it stopped: where the run saves its checkpoint. */
   onInterrupt?(position: PartialEpoch, trainer: Trainer): Promise<void>;
+  /**
+   * Data-parallel training: gradients are averaged across the group, a stop (signal) on any rank
+   * stops all after the same batch, and epoch metrics and evaluation cover all ranks. The train
+   * and test sources must be this rank's shards. Call `broadcastState()` before `fit`.
+   */
+  dataParallel?: DataParallel;
 }
 
-/** Where an interrupted epoch stopped, and its running totals, so a resumed run continues it exactly. */
+/**
+ * Where an interrupted epoch stopped, and its running totals, so a resumed run continues it
+ * exactly. Data-parallel, the totals are those of all ranks (rank 0 resumes with them, the
+ * others from zero, so the epoch's sums come out the same).
+ */
 export interface PartialEpoch {
   epoch: number;
   batchesDone: number;
@@ -178,6 +202,7 @@ export class Trainer {
   readonly #afterEpoch: TrainerOptions['afterEpoch'];
   readonly #signal: AbortSignal | undefined;
   readonly #onInterrupt: TrainerOptions['onInterrupt'];
+  readonly #dataParallel: DataParallel | undefined;
 
   constructor(o: TrainerOptions) {
     checkStage(o.options, `stage${o.stage}`);
@@ -197,6 +222,13 @@ export class Trainer {
     this.#afterEpoch = o.afterEpoch;
     this.#signal = o.signal;
     this.#onInterrupt = o.onInterrupt;
+    if (o.dataParallel !== undefined && o.dataParallel.model !== o.model) throw rangeError('dataParallel wraps another model');
+    this.#dataParallel = o.dataParallel;
+  }
+
+  #group(): ProcessGroup | undefined {
+    const g = this.#dataParallel?.group;
+    return g && g.worldSize > 1 ? g : undefined;
   }
 
   /**
@@ -207,21 +239,28 @@ export class Trainer {
     const { epochs } = this.options;
     const cb = this.#callbacks;
     await cb.onTrainBegin?.({ stage: this.stage, epochs, startEpoch });
-    const stepOptions = { labelSmoothing: this.options.labelSmoothing ?? 0, clipLatentWeights: this.options.clipLatentWeights ?? false };
+    const group = this.#group();
+    const stepOptions = {
+      labelSmoothing: this.options.labelSmoothing ?? 0,
+      clipLatentWeights: this.options.clipLatentWeights ?? false,
+      ...(this.#dataParallel ? { dataParallel: this.#dataParallel } : {}),
+    };
     for (let epoch = startEpoch; epoch < epochs; epoch++) {
       const lr = this.schedule.step(epoch, this.optimizer);
       await cb.onEpochBegin?.({ stage: this.stage, epoch, epochs, lr });
       this.model.train();
       const partial = resume && resume.epoch === epoch ? resume : undefined;
       const started = performance.now() - (partial?.seconds ?? 0) * 1000;
-      let lossSum = partial?.lossSum ?? 0;
-      let correct = partial?.correct ?? 0;
-      let count = partial?.count ?? 0;
+      // Distributed, the saved totals cover all ranks: only rank 0 carries them on.
+      const carry = partial && (!group || group.isMain) ? partial : undefined;
+      let lossSum = carry?.lossSum ?? 0;
+      let correct = carry?.correct ?? 0;
+      let count = carry?.count ?? 0;
       let batchIndex = partial?.batchesDone ?? 0;
       for await (const batch of this.#train.epoch(epoch, { startBatch: batchIndex })) {
         let r;
         try {
-          r = await trainStep(this.model, this.optimizer, batch.images, batch.labels, stepOptions);
+          r = await trainStep(this.model, this.optimizer, batch.images, batch.labels, { ...stepOptions, stop: this.#signal?.aborted ?? false });
         } catch (e) {
           if (isBnnError(e) && e.code === 'BNN_NON_FINITE_LOSS') {
             throw Object.assign(
@@ -248,14 +287,23 @@ export class Trainer {
           lr,
           imagesPerSecond: count / ((performance.now() - started) / 1000),
         });
-        if (this.#signal?.aborted && batchIndex < this.#train.batchesPerEpoch) {
-          await this.#onInterrupt?.({ epoch, batchesDone: batchIndex, lossSum, correct, count, seconds: (performance.now() - started) / 1000 }, this);
+        // Distributed, only the agreed vote counts: every rank must stop after the same batch.
+        const stop = r.stop || (!group && this.#signal?.aborted === true);
+        if (stop && batchIndex < this.#train.batchesPerEpoch) {
+          const totals = group ? await group.sumNumbers([lossSum, correct, count]) : [lossSum, correct, count];
+          const position = { epoch, batchesDone: batchIndex, lossSum: totals[0]!, correct: totals[1]!, count: totals[2]!, seconds: (performance.now() - started) / 1000 };
+          await this.#onInterrupt?.(position, this);
           throw Object.assign(bnnError(`training was interrupted in stage ${this.stage}, epoch ${epoch + 1}, after batch ${batchIndex}`, 'BNN_INTERRUPTED'), {
             stage: this.stage,
             epoch,
             step: batchIndex,
           });
         }
+      }
+      if (group) {
+        [lossSum, correct, count] = (await group.sumNumbers([lossSum, correct, count])) as [number, number, number];
+        // Replicas evaluate and save the same model: rank 0's running statistics.
+        await this.#dataParallel!.syncBuffers();
       }
       const trainSeconds = (performance.now() - started) / 1000;
       const log: EpochLog = {
@@ -268,7 +316,7 @@ export class Trainer {
         trainImagesPerSecond: count / trainSeconds,
       };
       if (this.#test) {
-        const m = await evaluate(this.model, this.#test);
+        const m = await evaluate(this.model, this.#test, group);
         log.testLoss = m.loss;
         log.testAccuracy = m.accuracy;
       }
@@ -313,6 +361,15 @@ export interface TwoStageConfig {
   callbacks?: TrainerCallbacks;
   /** Abort to stop after the current batch, saving a checkpoint that `resume` continues exactly. */
   signal?: AbortSignal;
+  /**
+   * Data-parallel training across this group (see {@link DataParallel}). `train` and `test` must
+   * be this rank's shards (DataLoader option `shard: group.shard()`). Every rank builds the model
+   * and reads a checkpoint to resume (`outDir` on a shared file system for several machines);
+   * only rank 0 writes files.
+   */
+  group?: ProcessGroup;
+  /** Options of the DataParallel made for `group`. */
+  dataParallel?: DataParallelOptions;
 }
 
 export interface TwoStageResult {
@@ -339,7 +396,9 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   const device = checkDevice(config.device ?? 'cpu');
   const seed = config.seed ?? 0;
   const outDir = config.outDir;
-  if (outDir) fs.mkdirSync(outDir, { recursive: true });
+  const group = config.group;
+  const writes = group === undefined || group.isMain;
+  if (outDir && writes) fs.mkdirSync(outDir, { recursive: true });
   const checkpointPath = outDir ? path.join(outDir, 'checkpoint.safetensors') : undefined;
   const runConfig: Record<string, unknown> = {
     model: { ...config.model, binaryWeights: undefined },
@@ -380,11 +439,12 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   }
 
   const result: TwoStageResult = { model, history };
+  let dataParallel: DataParallel | undefined;
   const runStage = async (stage: 1 | 2): Promise<void> => {
     const options = stage === 1 ? config.stage1 : config.stage2;
     const epochsDone = stage === startStage ? startEpoch : 0;
     const save = async (t: Trainer, epochsDone: number, position?: PartialEpoch): Promise<void> => {
-      if (!checkpointPath) return;
+      if (!checkpointPath || !writes) return;
       await scope(async () => {
         await saveCheckpoint(checkpointPath, {
           meta: { format: CHECKPOINT_FORMAT, version: VERSION, stage, epochsDone, runConfig, history, ...(position ? { partial: position } : {}) },
@@ -402,6 +462,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       test: config.test,
       callbacks: config.callbacks,
       ...(config.signal ? { signal: config.signal } : {}),
+      ...(dataParallel ? { dataParallel } : {}),
       afterEpoch: async (log, t) => {
         history.push(log);
         await save(t, log.epoch + 1);
@@ -418,7 +479,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       let weightsPath: string | undefined;
       if (outDir) {
         weightsPath = path.join(outDir, stage === 1 ? 'stage1.safetensors' : 'final.safetensors');
-        await model.saveWeights(weightsPath);
+        if (writes) await model.saveWeights(weightsPath);
         if (stage === 1) result.stage1WeightsPath = weightsPath;
         else result.finalWeightsPath = weightsPath;
       }
@@ -429,24 +490,35 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   };
 
   try {
+    if (group && group.worldSize > 1) {
+      if (stages === 2 && config.init && startEpoch === 0 && !optimizerState) await model.loadWeights(config.init);
+      dataParallel = new DataParallel(model, group, config.dataParallel ?? {});
+      // Every rank starts from rank 0's weights and buffers (and fails here if the ranks differ).
+      await dataParallel.broadcastState();
+    }
     if (startStage === 1 && stages !== 2) {
       await runStage(1);
       startStage = 2;
       startEpoch = 0;
+      // A stage-1 partial epoch is spent: stage 2 must not resume "its" epoch at that batch.
+      partial = undefined;
     }
     if (stages !== 1) {
       if (startEpoch === 0 && !optimizerState) {
-        // Stage 2 starts from stage 1's saved result (--init when only stage 2 runs).
-        const init = stages === 2 ? config.init : result.stage1WeightsPath;
+        // Stage 2 starts from stage 1's saved result (--init when only stage 2 runs). Distributed,
+        // every replica already holds it (and only rank 0 wrote the file).
+        const init = dataParallel ? undefined : stages === 2 ? config.init : result.stage1WeightsPath;
         if (init) await model.loadWeights(init);
       }
       model.setBinaryWeights(true);
       await runStage(2);
     }
-    if (config.test) result.test = await evaluate(model, config.test);
+    if (config.test) result.test = await evaluate(model, config.test, dataParallel?.group);
   } catch (e) {
     optimizerState?.forEach((t) => t.dispose());
     throw e;
+  } finally {
+    dataParallel?.dispose();
   }
   return result;
 }

@@ -226,7 +226,9 @@ test('stage 2 alone starts from given stage-1 weights', async () => {
   }
 });
 
-test('Ctrl-C style abort mid-epoch saves a checkpoint; resume continues that epoch exactly', async () => {
+// Stage 1's first epoch too: its partial position must not leak into stage 2's first epoch.
+for (const at of [{ stage: 2, ckptStage: 2 }, { stage: 1, ckptStage: 1 }] as const) {
+test(`Ctrl-C style abort mid-epoch (stage ${at.stage}) saves a checkpoint; resume continues that epoch exactly`, async () => {
   const whole = tmpDir();
   (await trainTwoStage(config(whole))).model.dispose();
   const broken = tmpDir();
@@ -236,15 +238,15 @@ test('Ctrl-C style abort mid-epoch saves a checkpoint; resume continues that epo
       signal: controller.signal,
       callbacks: {
         onBatchEnd: ({ stage, epoch, batch }) => {
-          if (stage === 2 && epoch === 0 && batch === 3) controller.abort();
+          if (stage === at.stage && epoch === 0 && batch === 3) controller.abort();
         },
       },
     })),
-    (e: Error & { code?: string }) => e.code === 'BNN_INTERRUPTED' && /stage 2, epoch 1, after batch 3/.test(e.message),
+    (e: Error & { code?: string }) => e.code === 'BNN_INTERRUPTED' && new RegExp(`stage ${at.stage}, epoch 1, after batch 3`).test(e.message),
   );
   await scope(async () => {
     const ckpt = await loadCheckpoint(path.join(broken, 'checkpoint.safetensors'));
-    assert.equal(ckpt.meta.stage, 2);
+    assert.equal(ckpt.meta.stage, at.ckptStage);
     assert.equal(ckpt.meta.epochsDone, 0);
     assert.equal(ckpt.meta.partial?.batchesDone, 3);
   });
@@ -254,3 +256,4 @@ test('Ctrl-C style abort mid-epoch saves a checkpoint; resume continues that epo
   assert.equal(batches[0], 4, 'the interrupted epoch continues at its 4th batch');
   assert.deepEqual(weightsOf(path.join(broken, 'final.safetensors')), weightsOf(path.join(whole, 'final.safetensors')));
 });
+}

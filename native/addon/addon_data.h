@@ -8,6 +8,8 @@ struct AddonData {
   Napi::FunctionReference tensor_constructor;
   Napi::FunctionReference model_constructor;
   Napi::FunctionReference optimizer_constructor;
+  Napi::FunctionReference process_group_constructor;
+  Napi::FunctionReference data_parallel_constructor;
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

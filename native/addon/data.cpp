@@ -313,6 +313,9 @@ class LoaderHandle : public Napi::ObjectWrap<LoaderHandle> {
       options.augment.crop_padding = to_integer(env, o.Get("cropPadding"), "cropPadding", 0, 1024);
       options.augment.hflip = bool_field(o, "hflip");
       options.prefetch = to_integer(env, o.Get("prefetch"), "prefetch", 1, 64);
+      options.shard_count = to_integer(env, o.Get("shardCount"), "shardCount", 1, 1 << 20);
+      options.shard_rank = to_integer(env, o.Get("shardRank"), "shardRank", 0, options.shard_count - 1);
+      options.shard_pad = bool_field(o, "shardPad");
       Napi::Value device = o.Get("device");
       if (!device.IsString()) throw_type_error(env, "device must be a string");
       options.device = resolve_device(device.As<Napi::String>().Utf8Value());

@@ -31,6 +31,7 @@ ErrorInfo describe_exception(std::exception_ptr error) {
       case ErrorKind::Disposed: return {JsErrorType::Error, "BNN_DISPOSED", e.what()};
       case ErrorKind::Io: return {JsErrorType::Error, "BNN_IO", e.what()};
       case ErrorKind::NonFiniteLoss: return {JsErrorType::Error, "BNN_NON_FINITE_LOSS", e.what()};
+      case ErrorKind::Distributed: return {JsErrorType::Error, "BNN_DISTRIBUTED", e.what()};
     }
     return {JsErrorType::Error, "BNN_ERROR", e.what()};
   } catch (const c10::OutOfMemoryError& e) {
@@ -41,6 +42,8 @@ ErrorInfo describe_exception(std::exception_ptr error) {
     return {JsErrorType::RangeError, "BNN_INVALID_ARGUMENT", first_line_clean(e.what_without_backtrace())};
   } catch (const c10::IndexError& e) {
     return {JsErrorType::RangeError, "BNN_INVALID_ARGUMENT", first_line_clean(e.what_without_backtrace())};
+  } catch (const c10::DistError& e) {
+    return {JsErrorType::Error, "BNN_DISTRIBUTED", first_line_clean(e.what_without_backtrace())};
   } catch (const c10::Error& e) {
     return {JsErrorType::Error, "BNN_TORCH_ERROR", first_line_clean(e.what_without_backtrace())};
   } catch (const std::bad_alloc&) {

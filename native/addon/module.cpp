@@ -4,6 +4,7 @@
 #include "addon/addon_data.h"
 #include "addon/binarize.h"
 #include "addon/data.h"
+#include "addon/distributed.h"
 #include "addon/loss.h"
 #include "addon/model.h"
 #include "addon/runtime.h"
@@ -24,6 +25,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_loss(env, exports);
   init_train(env, exports);
   init_data(env, exports);
+  init_distributed(env, exports);
   return exports;
 }
 

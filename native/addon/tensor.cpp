@@ -55,11 +55,12 @@ bool TensorHandle::is_handle(Napi::Env env, const Napi::Value& value) {
 }
 
 const at::Tensor& TensorHandle::unwrap(const Napi::CallbackInfo& info, size_t index, const char* what) {
-  Napi::Env env = info.Env();
-  if (index >= info.Length() || !is_handle(env, info[index])) {
-    throw_type_error(env, std::string(what) + " must be a Tensor");
-  }
-  return TensorHandle::Unwrap(info[index].As<Napi::Object>())->tensor();
+  return unwrap_value(info.Env(), index < info.Length() ? info[index] : info.Env().Undefined(), what);
+}
+
+const at::Tensor& TensorHandle::unwrap_value(Napi::Env env, const Napi::Value& value, const char* what) {
+  if (!is_handle(env, value)) throw_type_error(env, std::string(what) + " must be a Tensor");
+  return TensorHandle::Unwrap(value.As<Napi::Object>())->tensor();
 }
 
 const at::Tensor& TensorHandle::tensor() const {

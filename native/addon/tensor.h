@@ -18,6 +18,7 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   static Napi::Object wrap(Napi::Env env, at::Tensor tensor);
   // The tensor behind argument `index`, with clear TypeErrors for non-handles and disposed ones.
   static const at::Tensor& unwrap(const Napi::CallbackInfo& info, size_t index, const char* what);
+  static const at::Tensor& unwrap_value(Napi::Env env, const Napi::Value& value, const char* what);
   static bool is_handle(Napi::Env env, const Napi::Value& value);
   static int64_t live_count() { return live_.load(); }
 

@@ -6,6 +6,7 @@
 #include "addon/addon_data.h"
 #include "addon/async_task.h"
 #include "addon/convert.h"
+#include "addon/distributed.h"
 #include "addon/errors.h"
 #include "addon/model.h"
 #include "addon/tensor.h"
@@ -174,6 +175,13 @@ Napi::Value train_step(const Napi::CallbackInfo& info) {
         if (!clip.IsBoolean()) throw_type_error(env, "clipLatentWeights must be a boolean");
         options.clip_latent_weights = clip.As<Napi::Boolean>();
       }
+      Napi::Value stop = o.Get("stop");
+      if (!stop.IsUndefined()) {
+        if (!stop.IsBoolean()) throw_type_error(env, "stop must be a boolean");
+        options.stop_requested = stop.As<Napi::Boolean>();
+      }
+      Napi::Value dp = o.Get("dataParallel");
+      if (!dp.IsUndefined() && !dp.IsNull()) options.hooks = unwrap_data_parallel(env, dp);
     }
     (*model)->check_input(images);  // fail fast on the caller's stack
     return AsyncTask::run(env, "bnn.trainStep", [model, optimizer, images, labels, options]() -> AsyncTask::Convert {
@@ -183,6 +191,7 @@ Napi::Value train_step(const Napi::CallbackInfo& info) {
         out.Set("loss", r.loss);
         out.Set("correct", static_cast<double>(r.correct));
         out.Set("count", static_cast<double>(r.count));
+        out.Set("stop", r.stop);
         return out;
       };
     });

@@ -13,6 +13,7 @@ enum class ErrorKind {
   Disposed,          // a released native object was used
   Io,                // a file could not be read or written, or is corrupt
   NonFiniteLoss,     // training diverged: the loss is NaN or infinite
+  Distributed,       // a peer process failed, timed out or could not be reached
 };
 
 class Error : public std::runtime_error {

@@ -43,11 +43,25 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
                                            " has mean " + std::to_string(options_.mean[c]) + " and std " + std::to_string(options_.std[c]));
     }
   }
+  if (options_.shard_count < 1 || options_.shard_rank < 0 || options_.shard_rank >= options_.shard_count) {
+    fail(ErrorKind::InvalidArgument, "shard rank must be in [0, shard count - 1], got rank " + std::to_string(options_.shard_rank) +
+                                         " of " + std::to_string(options_.shard_count));
+  }
+  if (options_.shard_pad && options_.shard_count > d.size()) {
+    fail(ErrorKind::InvalidArgument, "cannot split " + std::to_string(d.size()) + " samples into " + std::to_string(options_.shard_count) + " shards");
+  }
   table_ = pixel_table(options_.mean, options_.std, options_.normalize);
 }
 
-int64_t Loader::batches_per_epoch() const {
+int64_t Loader::shard_size() const {
   const int64_t n = dataset_->size();
+  const int64_t k = options_.shard_count;
+  if (options_.shard_pad) return (n + k - 1) / k;
+  return (n - options_.shard_rank + k - 1) / k;
+}
+
+int64_t Loader::batches_per_epoch() const {
+  const int64_t n = shard_size();
   const int64_t b = options_.batch_size;
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
@@ -63,12 +77,20 @@ void Loader::check_epoch(int64_t epoch, int64_t first_batch) const {
 std::vector<int64_t> Loader::epoch_order(int64_t epoch) const {
   check_epoch(epoch, 0);
   const int64_t n = dataset_->size();
-  if (!options_.shuffle) {
-    std::vector<int64_t> order(static_cast<size_t>(n));
+  std::vector<int64_t> order;
+  if (options_.shuffle) {
+    order = seeded_permutation(n, hash_words({options_.seed, static_cast<uint64_t>(Stream::Shuffle), static_cast<uint64_t>(epoch)}));
+  } else {
+    order.resize(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
-    return order;
   }
-  return seeded_permutation(n, hash_words({options_.seed, static_cast<uint64_t>(Stream::Shuffle), static_cast<uint64_t>(epoch)}));
+  const int64_t k = options_.shard_count;
+  if (k == 1) return order;
+  std::vector<int64_t> shard;
+  shard.reserve(static_cast<size_t>(shard_size()));
+  const int64_t total = options_.shard_pad ? shard_size() * k : n;
+  for (int64_t i = options_.shard_rank; i < total; i += k) shard.push_back(order[static_cast<size_t>(i % n)]);
+  return shard;
 }
 
 Batch Loader::make_batch(int64_t epoch, const std::vector<int64_t>& order, int64_t index) const {

@@ -28,6 +28,14 @@ struct LoaderOptions {
   AugmentOptions augment;
   c10::Device device = c10::Device(c10::kCPU);
   int64_t prefetch = 3;  // batches prepared ahead of the consumer
+  // Data parallelism, as torch.utils.data.DistributedSampler: every process computes the same
+  // epoch order and takes positions shard_rank, shard_rank + shard_count, ... of it. With
+  // shard_pad the order is first extended by its own beginning to a multiple of shard_count, so
+  // every shard has the same length (training: every rank runs the same number of steps);
+  // without it every sample is seen exactly once (evaluation).
+  int64_t shard_rank = 0;
+  int64_t shard_count = 1;
+  bool shard_pad = true;
 };
 
 struct Batch {
@@ -45,7 +53,11 @@ class Loader {
   const Dataset& dataset() const { return *dataset_; }
   int64_t batches_per_epoch() const;
 
-  // Sample indices in the order epoch `epoch` visits them (identity without shuffle).
+  // Samples this loader's shard visits per epoch.
+  int64_t shard_size() const;
+
+  // Sample indices in the order epoch `epoch` visits them (identity without shuffle), this
+  // shard's part only.
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
   // Builds batch `index` of epoch `epoch`, whose order is `order`. Thread-safe (const).

@@ -34,12 +34,26 @@ StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
     profile = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(trace));
   }
   optimizer.zero_grad();
+  StepHooks* hooks = options.hooks.get();
+  if (hooks) hooks->before_forward();
   const torch::Tensor logits = model->forward(images);
   const torch::Tensor loss = cross_entropy(logits, labels, options.label_smoothing);
-  const double loss_value = loss.item<double>();
-  if (!std::isfinite(loss_value)) throw NonFiniteLoss(loss_value);
-  loss.backward();
-  if (options.reduce_gradients) options.reduce_gradients();
+  double loss_value = loss.item<double>();
+  bool stop = options.stop_requested;
+  if (hooks) {
+    // Every process must take part in the gradient all-reduce even when its own loss is not
+    // finite, or the others would wait for it; the reduced loss then carries the NaN to all of
+    // them, and they all refuse the update together.
+    hooks->before_backward(loss_value, stop);
+    loss.backward();
+    const StepHooks::Agreement agreed = hooks->after_backward(loss_value, stop);
+    loss_value = agreed.loss;
+    stop = agreed.stop;
+    if (!std::isfinite(loss_value)) throw NonFiniteLoss(loss_value);
+  } else {
+    if (!std::isfinite(loss_value)) throw NonFiniteLoss(loss_value);
+    loss.backward();
+  }
   optimizer.step();
   if (options.clip_latent_weights) {
     torch::NoGradGuard no_grad;
@@ -49,6 +63,7 @@ StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   }
   StepResult r;
   r.loss = loss_value;
+  r.stop = stop;
   {
     torch::NoGradGuard no_grad;
     r.correct = logits.argmax(1).eq(labels.to(logits.device())).sum().item<int64_t>();

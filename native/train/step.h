@@ -1,7 +1,7 @@
 #pragma once
 // One training or evaluation step as a single native call: forward, loss, backward and the
 // optimizer update happen here, so a batch costs one JS -> native round trip.
-#include <functional>
+#include <memory>
 #include <vector>
 
 #include <torch/types.h>
@@ -12,20 +12,40 @@
 
 namespace bnn::train {
 
+// Extension points of a training step, for data parallelism (distributed/data_parallel.h). The
+// step calls them in this order; the defaults do nothing.
+class StepHooks {
+ public:
+  struct Agreement {
+    double loss;  // the loss the step acts on (the mean over all processes when distributed)
+    bool stop;    // whether any process asked to stop after this step
+  };
+  virtual ~StepHooks() = default;
+  virtual void before_forward() {}
+  // After the loss, before backward: this process's mean loss and its stop vote.
+  virtual void before_backward(double loss, bool stop) {}
+  // After backward, before the optimizer update.
+  virtual Agreement after_backward(double loss, bool stop) { return {loss, stop}; }
+};
+
 struct TrainStepOptions {
   double label_smoothing = 0.0;
   // Clamp the latent weights of binary convolutions to [-1, 1] after the update. Useful in the
   // binary-weight stage: weights beyond +-1 get no gradient from the straight-through estimator and
   // would otherwise be stuck there for good.
   bool clip_latent_weights = false;
-  // Runs between backward and the optimizer update: the place for a data-parallel all-reduce.
-  std::function<void()> reduce_gradients;
+  // This process's vote to stop after this step (Ctrl-C); StepResult::stop says what was agreed.
+  bool stop_requested = false;
+  // Data parallelism: broadcasts buffers before forward and averages gradients between backward
+  // and the update. Null for a single process.
+  std::shared_ptr<StepHooks> hooks;
 };
 
 struct StepResult {
   double loss = 0;      // mean loss over the batch
   int64_t correct = 0;  // top-1 hits
   int64_t count = 0;    // batch size
+  bool stop = false;    // some process voted to stop after this step
 };
 
 // Thrown when the loss is NaN or infinite, before the update: the weights stay as they were.

@@ -1,0 +1,236 @@
+// Binding for native/distributed: a process group handle (join, broadcast, all-reduce, barrier)
+// and the data-parallel hooks a training step takes. Every collective runs on a worker thread.
+#include "addon/distributed.h"
+
+#include "addon/addon_data.h"
+#include "addon/async_task.h"
+#include "addon/errors.h"
+#include "addon/model.h"
+#include "addon/tensor.h"
+#include "core/errors.h"
+#include "distributed/process_group.h"
+
+namespace bnn::addon {
+
+namespace {
+
+int int_field(const Napi::Object& o, const char* key, double lo, double hi) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw_type_error(o.Env(), std::string(key) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    throw_range_error(o.Env(), std::string(key) + " must be an integer in [" + std::to_string(static_cast<int64_t>(lo)) + ", " +
+                                   std::to_string(static_cast<int64_t>(hi)) + "], got " + v.ToString().Utf8Value());
+  }
+  return static_cast<int>(d);
+}
+
+std::vector<at::Tensor> tensor_list(const Napi::CallbackInfo& info, size_t index, const char* what) {
+  Napi::Env env = info.Env();
+  if (index >= info.Length() || !info[index].IsArray()) throw_type_error(env, std::string(what) + " must be an array of tensors");
+  auto arr = info[index].As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i) out.push_back(TensorHandle::unwrap_value(env, arr.Get(i), what));
+  return out;
+}
+
+}  // namespace
+
+class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "ProcessGroupHandle",
+                       {
+                           InstanceMethod<&ProcessGroupHandle::rank>("rank"),
+                           InstanceMethod<&ProcessGroupHandle::world_size>("worldSize"),
+                           InstanceMethod<&ProcessGroupHandle::backend>("backend"),
+                           InstanceMethod<&ProcessGroupHandle::broadcast>("broadcast"),
+                           InstanceMethod<&ProcessGroupHandle::all_reduce>("allReduceSum"),
+                           InstanceMethod<&ProcessGroupHandle::barrier>("barrier"),
+                           InstanceMethod<&ProcessGroupHandle::dispose>("dispose"),
+                       });
+  }
+
+  explicit ProcessGroupHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessGroupHandle>(info) {}
+
+  static Napi::Object wrap(Napi::Env env, std::shared_ptr<distributed::ProcessGroup> group) {
+    Napi::Object obj = addon_data(env).process_group_constructor.New({});
+    Unwrap(obj)->group_ = std::move(group);
+    return obj;
+  }
+
+  std::shared_ptr<distributed::ProcessGroup> group() const {
+    if (!group_) fail(ErrorKind::Disposed, "this process group has been disposed and can no longer be used");
+    return group_;
+  }
+
+ private:
+  Napi::Value rank(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), group()->rank()); });
+  }
+  Napi::Value world_size(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), group()->world_size()); });
+  }
+  Napi::Value backend(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), group()->backend_name()); });
+  }
+  // broadcast([tensors], root) -> Promise<void>: in place.
+  Napi::Value broadcast(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto g = group();
+      auto tensors = tensor_list(info, 0, "tensors");
+      if (info.Length() < 2 || !info[1].IsNumber()) throw_type_error(info.Env(), "root must be a rank number");
+      const int root = info[1].As<Napi::Number>().Int32Value();
+      return AsyncTask::run(info.Env(), "bnn.broadcast", [g, tensors, root]() -> AsyncTask::Convert {
+        g->broadcast(tensors, root);
+        return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+      });
+    });
+  }
+  // allReduceSum([tensors]) -> Promise<void>: in place, each tensor summed across ranks.
+  Napi::Value all_reduce(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto g = group();
+      auto tensors = tensor_list(info, 0, "tensors");
+      return AsyncTask::run(info.Env(), "bnn.allReduce", [g, tensors]() -> AsyncTask::Convert {
+        g->all_reduce_sum(tensors);
+        return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+      });
+    });
+  }
+  Napi::Value barrier(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto g = group();
+      return AsyncTask::run(info.Env(), "bnn.barrier", [g]() -> AsyncTask::Convert {
+        g->barrier();
+        return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+      });
+    });
+  }
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    group_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<distributed::ProcessGroup> group_;
+};
+
+class DataParallelHandle : public Napi::ObjectWrap<DataParallelHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "DataParallelHandle",
+                       {
+                           InstanceMethod<&DataParallelHandle::broadcast_state>("broadcastState"),
+                           InstanceMethod<&DataParallelHandle::broadcast_buffers>("broadcastBuffers"),
+                           InstanceMethod<&DataParallelHandle::dispose>("dispose"),
+                       });
+  }
+
+  // new DataParallelHandle(model, group, { bucketCapMb, broadcastBuffers })
+  explicit DataParallelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataParallelHandle>(info) {
+    guard(info.Env(), [&] {
+      Napi::Env env = info.Env();
+      auto model = unwrap_model(info, 0);
+      if (info.Length() < 2 || !info[1].IsObject() || !info[1].As<Napi::Object>().InstanceOf(addon_data(env).process_group_constructor.Value())) {
+        throw_type_error(env, "group must be a ProcessGroup");
+      }
+      auto group = ProcessGroupHandle::Unwrap(info[1].As<Napi::Object>())->group();
+      distributed::DataParallelOptions options;
+      if (info.Length() > 2 && info[2].IsObject()) {
+        auto o = info[2].As<Napi::Object>();
+        if (!o.Get("bucketCapMb").IsUndefined()) options.bucket_cap_bytes = static_cast<int64_t>(int_field(o, "bucketCapMb", 1, 4096)) << 20;
+        Napi::Value b = o.Get("broadcastBuffers");
+        if (!b.IsUndefined()) {
+          if (!b.IsBoolean()) throw_type_error(env, "broadcastBuffers must be a boolean");
+          options.broadcast_buffers = b.As<Napi::Boolean>();
+        }
+      }
+      hooks_ = std::make_shared<distributed::DataParallel>(group, *model, options);
+    });
+  }
+
+  std::shared_ptr<distributed::DataParallel> hooks() const {
+    if (!hooks_) fail(ErrorKind::Disposed, "this DataParallel has been disposed and can no longer be used");
+    return hooks_;
+  }
+
+ private:
+  Napi::Value broadcast_state(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto h = hooks();
+      return AsyncTask::run(info.Env(), "bnn.broadcastState", [h]() -> AsyncTask::Convert {
+        h->broadcast_state();
+        return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+      });
+    });
+  }
+  Napi::Value broadcast_buffers(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto h = hooks();
+      return AsyncTask::run(info.Env(), "bnn.broadcastBuffers", [h]() -> AsyncTask::Convert {
+        h->broadcast_buffers();
+        return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
+      });
+    });
+  }
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    hooks_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<distributed::DataParallel> hooks_;
+};
+
+std::shared_ptr<distributed::DataParallel> unwrap_data_parallel(Napi::Env env, const Napi::Value& value) {
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(addon_data(env).data_parallel_constructor.Value())) {
+    throw_type_error(env, "dataParallel must be a DataParallel");
+  }
+  return DataParallelHandle::Unwrap(value.As<Napi::Object>())->hooks();
+}
+
+namespace {
+
+// joinProcessGroup({ masterAddr, masterPort, rank, worldSize, timeoutMs, backend }) -> Promise<ProcessGroupHandle>
+Napi::Value join_process_group(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw_type_error(env, "joinProcessGroup needs an options object");
+    auto o = info[0].As<Napi::Object>();
+    distributed::RendezvousOptions r;
+    if (!o.Get("masterAddr").IsString()) throw_type_error(env, "masterAddr must be a string");
+    r.master_addr = o.Get("masterAddr").As<Napi::String>().Utf8Value();
+    r.master_port = int_field(o, "masterPort", 1, 65535);
+    r.world_size = int_field(o, "worldSize", 1, 1 << 20);
+    r.rank = int_field(o, "rank", 0, r.world_size - 1);
+    r.timeout = std::chrono::milliseconds(int_field(o, "timeoutMs", 1, 0x7fffffff));
+    if (!o.Get("backend").IsString()) throw_type_error(env, "backend must be 'gloo' or 'nccl'");
+    r.backend = o.Get("backend").As<Napi::String>().Utf8Value();
+    return AsyncTask::run(env, "bnn.joinProcessGroup", [r]() -> AsyncTask::Convert {
+      auto group = distributed::ProcessGroup::join(r);
+      return [group](Napi::Env env) -> Napi::Value { return ProcessGroupHandle::wrap(env, group); };
+    });
+  });
+}
+
+Napi::Value distributed_backends(const Napi::CallbackInfo& info) {
+  auto out = Napi::Object::New(info.Env());
+  out.Set("gloo", distributed::gloo_available());
+  out.Set("nccl", distributed::nccl_available());
+  return out;
+}
+
+}  // namespace
+
+void init_distributed(Napi::Env env, Napi::Object exports) {
+  Napi::Function pg = ProcessGroupHandle::define(env);
+  addon_data(env).process_group_constructor = Napi::Persistent(pg);
+  exports.Set("ProcessGroupHandle", pg);
+  Napi::Function dp = DataParallelHandle::define(env);
+  addon_data(env).data_parallel_constructor = Napi::Persistent(dp);
+  exports.Set("DataParallelHandle", dp);
+  exports.Set("joinProcessGroup", Napi::Function::New<join_process_group>(env, "joinProcessGroup"));
+  exports.Set("distributedBackends", Napi::Function::New<distributed_backends>(env, "distributedBackends"));
+}
+
+}  // namespace bnn::addon

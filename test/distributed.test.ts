@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { DataLoader, distributedBackends, rendezvousFromEnv } from '../src/index.js';
+import { readSafetensorsSync } from '../src/safetensors.js';
+import { assertClose } from './helpers.js';
+import { toyDataset, type WorkerJob } from './distributed-worker.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const gloo = distributedBackends().gloo;
+const skip = gloo ? false : 'this build has no Gloo backend (libgloo-dev was not installed when it was compiled)';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  seconds: number;
+}
+
+function runWorker(job: WorkerJob): Promise<Exit> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'distributed-worker.ts'), JSON.stringify(job)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, BNN_NUM_THREADS: '1' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code, signal) => resolve({ code, signal, stderr, seconds: (performance.now() - started) / 1000 }));
+  });
+}
+
+function tmp(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'bnn-dist-'));
+}
+
+async function runGroup(dir: string, worldSize: number, job: Omit<WorkerJob, 'rank' | 'worldSize' | 'port' | 'result'>, perRank: (rank: number) => Partial<WorkerJob> = () => ({})) {
+  const port = await freePort();
+  const jobs = Array.from({ length: worldSize }, (_, rank) => ({
+    ...job,
+    rank,
+    worldSize,
+    port,
+    result: path.join(dir, `result-${worldSize}-${rank}.json`),
+    ...perRank(rank),
+  }));
+  const exits = await Promise.all(jobs.map(runWorker));
+  const results = jobs.map((j) => (fs.existsSync(j.result) ? (JSON.parse(fs.readFileSync(j.result, 'utf8')) as Record<string, unknown>) : undefined));
+  return { exits, results };
+}
+
+/** Epoch logs without their wall-clock fields. */
+function metrics(history: unknown): unknown {
+  return (history as Record<string, unknown>[]).map(({ seconds: _s, trainImagesPerSecond: _i, ...rest }) => rest);
+}
+
+function weights(file: string): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, t] of readSafetensorsSync(file).tensors) {
+    if (t.dtype !== 'F32') continue;
+    out.set(name, new Float32Array(t.data.slice().buffer));
+  }
+  return out;
+}
+
+test('two Gloo processes end with identical weights, equal to one process on the global batch', { skip, timeout: 120_000 }, async () => {
+  const dir = tmp();
+  const job = { mode: 'steps' as const, steps: 4, bnTrainMode: false };
+  const [two, one] = [
+    await runGroup(dir, 2, job, (r) => ({ weights: path.join(dir, `w2-${r}.safetensors`) })),
+    await runGroup(dir, 1, job, () => ({ weights: path.join(dir, 'w1.safetensors') })),
+  ];
+  for (const e of [...two.exits, ...one.exits]) assert.equal(e.code, 0, e.stderr);
+  const [a, b, single] = [weights(path.join(dir, 'w2-0.safetensors')), weights(path.join(dir, 'w2-1.safetensors')), weights(path.join(dir, 'w1.safetensors'))];
+  assert.ok(a.size > 30, 'every float tensor of the model');
+  for (const [name, v] of a) {
+    assert.deepEqual(b.get(name), v, `${name}: rank 1 differs from rank 0`);
+    // Only the order of float additions differs from one process (the sum over 8 samples vs two
+    // sums of 4): Adam turns that into differences of a few 1e-7.
+    assertClose(v, single.get(name)!, { rtol: 1e-4, atol: 2e-5, what: name });
+  }
+  const [g0, g1, g] = [two.results[0]!.grads, two.results[1]!.grads, one.results[0]!.grads] as Record<string, number[]>[];
+  assert.equal(Object.keys(g!).length, Object.keys(g0!).length);
+  for (const [name, v] of Object.entries(g!)) {
+    assert.deepEqual(g1![name], g0![name], `${name}.grad: rank 1 differs from rank 0`);
+    assertClose(g0![name]!, v, { rtol: 1e-3, atol: 1e-5, what: `${name}.grad (the mean over the global batch)` });
+  }
+  const l2 = two.results[0]!.losses as number[];
+  assert.deepEqual(two.results[1]!.losses, l2, 'every rank reports the same (all-reduced) loss');
+  assertClose(l2, one.results[0]!.losses as number[], { rtol: 1e-5, atol: 1e-6, what: 'loss per step' });
+});
+
+test('with per-replica BatchNorm the ranks still agree bit for bit, running statistics included', { skip, timeout: 120_000 }, async () => {
+  const dir = tmp();
+  const two = await runGroup(dir, 2, { mode: 'steps', steps: 3, bnTrainMode: true }, (r) => ({ weights: path.join(dir, `w-${r}.safetensors`) }));
+  for (const e of two.exits) assert.equal(e.code, 0, e.stderr);
+  const [a, b] = [readSafetensorsSync(path.join(dir, 'w-0.safetensors')).tensors, readSafetensorsSync(path.join(dir, 'w-1.safetensors')).tensors];
+  assert.ok([...a.keys()].some((k) => k.endsWith('running_var')));
+  for (const [name, t] of a) assert.deepEqual(b.get(name)!.data, t.data, name);
+});
+
+test('a worker that dies makes the others fail with BNN_DISTRIBUTED, not hang', { skip, timeout: 120_000 }, async () => {
+  const dir = tmp();
+  const timeoutSeconds = 20;
+  const { exits, results } = await runGroup(dir, 2, { mode: 'die', steps: 50, dieRank: 1, timeoutSeconds });
+  assert.equal(exits[1]!.signal, 'SIGKILL');
+  assert.equal(exits[0]!.code, 0, exits[0]!.stderr);
+  const r = results[0] as { error?: { code: string; message: string }; losses: number[]; seconds: number };
+  assert.ok(r.error, 'rank 0 must see an error');
+  assert.equal(r.error.code, 'BNN_DISTRIBUTED', r.error.message);
+  assert.match(r.error.message, /rank 0 of 2/);
+  assert.equal(r.losses.length, 2, 'the steps before the death completed');
+  assert.ok(exits[0]!.seconds < timeoutSeconds + 30, `rank 0 ended after ${exits[0]!.seconds.toFixed(1)} s`);
+});
+
+test('trainTwoStage over 2 ranks: identical final weights, all-rank metrics, only rank 0 writes, and an interrupted run resumes exactly', { skip, timeout: 300_000 }, async () => {
+  const dir = tmp();
+  // Uninterrupted reference run.
+  const full = await runGroup(dir, 2, { mode: 'two-stage', outDir: path.join(dir, 'full') }, (r) => ({ weights: path.join(dir, `full-${r}.safetensors`) }));
+  for (const e of full.exits) assert.equal(e.code, 0, e.stderr);
+  for (const r of full.results) assert.equal(r!.error, undefined, JSON.stringify(r!.error));
+  const [w0, w1] = [weights(path.join(dir, 'full-0.safetensors')), weights(path.join(dir, 'full-1.safetensors'))];
+  for (const [name, v] of w0) assert.deepEqual(w1.get(name), v, name);
+  const h0 = full.results[0]!.history as { trainLoss: number; testAccuracy: number }[];
+  assert.equal(h0.length, 3);
+  assert.deepEqual(metrics(full.results[1]!.history), metrics(h0), 'every rank logs the same all-rank metrics');
+  const t0 = full.results[0]!.test as { count: number };
+  assert.equal(t0.count, 30, 'the sharded evaluation counts each of the 30 test samples once');
+  assert.ok(fs.existsSync(path.join(dir, 'full', 'final.safetensors')));
+  assert.ok(fs.existsSync(path.join(dir, 'full', 'checkpoint.safetensors')));
+
+  // Rank 1 alone asks to stop after 3 batches (of 6 per epoch): its vote travels with the next
+  // step's gradients, so both ranks stop after batch 4.
+  const out = path.join(dir, 'cut');
+  const cut = await runGroup(dir, 2, { mode: 'two-stage', outDir: out }, (r) => (r === 1 ? { abortAfter: 3 } : {}));
+  for (const r of cut.results) assert.equal((r!.error as { code: string }).code, 'BNN_INTERRUPTED');
+  assert.deepEqual(cut.results.map((r) => r!.batches), [4, 4]);
+  const resumed = await runGroup(dir, 2, { mode: 'two-stage', outDir: out, resume: true }, (r) => ({ weights: path.join(dir, `resumed-${r}.safetensors`) }));
+  for (const r of resumed.results) assert.equal(r!.error, undefined, JSON.stringify(r!.error));
+  const w = weights(path.join(dir, 'resumed-0.safetensors'));
+  for (const [name, v] of w0) assert.deepEqual(w.get(name), v, `${name}: resumed run differs from the uninterrupted one`);
+  assert.deepEqual(metrics(resumed.results[0]!.history), metrics(h0), 'resumed metrics equal the uninterrupted run');
+});
+
+test('sharded loaders split every epoch between ranks like DistributedSampler', () => {
+  const data = toyDataset(10, 1);
+  try {
+    const shards = [0, 1, 2].map((rank) => new DataLoader(data, { batchSize: 2, seed: 4, shard: { rank, count: 3 } }));
+    const whole = new DataLoader(data, { batchSize: 2, seed: 4 });
+    for (const epoch of [0, 1]) {
+      const order = Array.from(whole.epochOrder(epoch));
+      const parts = shards.map((s) => Array.from(s.epochOrder(epoch)));
+      // Padded to 12 with the order's own beginning, then dealt out rank by rank.
+      const padded = [...order, ...order.slice(0, 2)];
+      parts.forEach((p, r) => assert.deepEqual(p, padded.filter((_, i) => i % 3 === r)));
+      assert.deepEqual(shards.map((s) => s.batchesPerEpoch), [2, 2, 2]);
+    }
+    const evals = [0, 1, 2].map((rank) => DataLoader.forEval(data, { batchSize: 3, shard: { rank, count: 3 } }));
+    const seen = evals.flatMap((e) => Array.from(e.epochOrder(0))).sort((x, y) => x - y);
+    assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'evaluation shards see each sample once');
+    assert.throws(() => new DataLoader(data, { shard: { rank: 3, count: 3 } }), /shard.rank/);
+    [...shards, whole, ...evals].forEach((l) => l.dispose());
+  } finally {
+    data.dispose();
+  }
+});
+
+test('rendezvousFromEnv reads torchrun and SLURM variables and rejects half-set ones', () => {
+  assert.equal(rendezvousFromEnv({}), undefined);
+  assert.deepEqual(rendezvousFromEnv({ RANK: '1', WORLD_SIZE: '4', LOCAL_RANK: '1', MASTER_ADDR: '10.0.0.1', MASTER_PORT: '29400' }), {
+    rank: 1,
+    worldSize: 4,
+    localRank: 1,
+    masterAddr: '10.0.0.1',
+    masterPort: 29400,
+  });
+  assert.deepEqual(rendezvousFromEnv({ SLURM_PROCID: '3', SLURM_NTASKS: '8', SLURM_LOCALID: '1', MASTER_ADDR: 'node1', MASTER_PORT: '1234' }), {
+    rank: 3,
+    worldSize: 8,
+    localRank: 1,
+    masterAddr: 'node1',
+    masterPort: 1234,
+  });
+  assert.throws(() => rendezvousFromEnv({ RANK: '0' }), /both must be set/);
+  assert.throws(() => rendezvousFromEnv({ RANK: '2', WORLD_SIZE: '2', MASTER_ADDR: 'a', MASTER_PORT: '1' }), /not in \[0, 1\]/);
+  assert.throws(() => rendezvousFromEnv({ RANK: '0', WORLD_SIZE: '2' }), /MASTER_ADDR and MASTER_PORT/);
+  assert.throws(() => rendezvousFromEnv({ RANK: 'x', WORLD_SIZE: '2' }), /RANK must be/);
+});
