@@ -231,7 +231,7 @@ export interface Addon extends DataAddon {
     optimizer: OptimizerHandle,
     images: TensorHandle,
     labels: TensorHandle,
-    options: { labelSmoothing: number; clipLatentWeights: boolean; stop: boolean; dataParallel: DataParallelHandle | null },
+    options: { labelSmoothing: number; clipLatentWeights: boolean; stop?: boolean; dataParallel?: DataParallelHandle | null },
   ): Promise<NativeStepResult>;
   joinProcessGroup(options: NativeRendezvous): Promise<ProcessGroupHandle>;
   distributedBackends(): { gloo: boolean; nccl: boolean };
