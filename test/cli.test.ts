@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { cudaAvailable } from '../src/index.js';
+import { cudaAvailable, distributedBackends } from '../src/index.js';
 import { packageRoot } from '../src/native.js';
 import { randomImageSet, tempDir, writeIdxSplit } from './data-files.js';
 
@@ -108,6 +108,77 @@ test('Ctrl-C saves a checkpoint and exits 130; --resume finishes the run', async
   const r = bnn(['train', '--resume', '--out', out, '--no-progress']);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /final test accuracy/);
+});
+
+const glooSkip = distributedBackends().gloo ? false : 'this build has no Gloo backend';
+
+function waitExit(child: ReturnType<typeof spawn>): Promise<{ code: number | null; seconds: number }> {
+  const started = performance.now();
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, seconds: (performance.now() - started) / 1000 })));
+}
+
+/** The worker of `rank` among a launcher's children (Linux: read from /proc). */
+function workerPid(launcher: number, rank: number): number | undefined {
+  const r = spawnSync('pgrep', ['-P', String(launcher)], { encoding: 'utf8' });
+  for (const pid of r.stdout.split('\n').filter(Boolean).map(Number)) {
+    const env = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    if (env.includes(`BNN_LAUNCHED_RANK=${rank}`)) return pid;
+  }
+  return undefined;
+}
+
+test('train --nproc 2: two Gloo workers, rank 0 reports and writes; Ctrl-C stops both at one batch and --resume --nproc 2 finishes', { skip: glooSkip, timeout: 240_000 }, async () => {
+  const data = fakeFashionMnist(640, 64);
+  const out = path.join(tempDir('bnn-cli-dist'), 'run');
+  const args = ['train', '--nproc', '2', '--data', data, '--out', out, '--epochs', '1', '--width', '4', '--batch-size', '16', '--no-progress', '--seed', '1'];
+  // Its own process group, so that SIGINT reaches the workers as a terminal's Ctrl-C would.
+  const child = spawn(process.execPath, ['--import', 'tsx', BNN, ...args], { cwd: packageRoot, detached: true });
+  let stderr = '';
+  let signalled = false;
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (/-> /.test(stderr) && !signalled) {
+      signalled = true;
+      setTimeout(() => process.kill(-child.pid!, 'SIGINT'), 2500);
+    }
+  });
+  const { code } = await waitExit(child);
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /batch 16 \(2 processes x 8, gloo\)/);
+  assert.match(stderr, /interrupted in stage \d, epoch \d, after batch \d+; checkpoint saved/);
+  assert.doesNotMatch(stderr, /\[rank 1\]/, 'rank 1 stays quiet');
+  const r = bnn(['train', '--resume', '--out', out, '--nproc', '2', '--no-progress']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /final test accuracy/);
+  const epochs = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+  assert.deepEqual(epochs.map((e) => e.type), ['epoch', 'epoch', 'final'], 'one record per epoch, written by rank 0 only');
+});
+
+test('train --nproc 2: a worker killed mid-run ends the run with a clear error, not a hang', { skip: glooSkip || (fs.existsSync('/proc/self/environ') ? false : 'needs /proc'), timeout: 240_000 }, async () => {
+  const data = fakeFashionMnist(2000, 64);
+  const out = path.join(tempDir('bnn-cli-kill'), 'run');
+  const args = ['train', '--nproc', '2', '--data', data, '--out', out, '--epochs', '3', '--width', '4', '--batch-size', '16', '--no-progress', '--dist-timeout', '20'];
+  const child = spawn(process.execPath, ['--import', 'tsx', BNN, ...args], { cwd: packageRoot });
+  let stderr = '';
+  let killedAt = 0;
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (/-> /.test(stderr) && killedAt === 0) {
+      killedAt = 1;
+      setTimeout(() => {
+        const pid = workerPid(child.pid!, 1);
+        assert.ok(pid, 'rank 1 worker found');
+        killedAt = performance.now();
+        process.kill(pid, 'SIGKILL');
+      }, 2000);
+    }
+  });
+  const { code } = await waitExit(child);
+  const after = (performance.now() - killedAt) / 1000;
+  assert.notEqual(code, 0, stderr);
+  assert.match(stderr, /rank 0 of 2 \(gloo, 127\.0\.0\.1:\d+\): .* failed/);
+  assert.match(stderr, /worker rank 1 of 2 was killed by SIGKILL; the run stopped/);
+  assert.ok(after < 20 + 15, `the run ended ${after.toFixed(1)} s after the kill`);
 });
 
 test('examples/two-stage.ts runs against the public API with a tiny config', () => {

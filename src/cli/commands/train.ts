@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
 import { DataLoader } from '../../data.js';
+import { distributedBackends, ProcessGroup, rendezvousFromEnv } from '../../distributed.js';
 import type { DatasetName } from '../../datasets.js';
 import { isBnnError } from '../../errors.js';
 import { getPreset, scaleStage, type PresetName, PRESETS } from '../../presets.js';
@@ -15,6 +16,7 @@ import { resolveModelConfig } from '../../model-config.js';
 import { trainTwoStage, type StageOptions } from '../../trainer.js';
 import { VERSION } from '../../version.js';
 import { applyThreads, DATASETS, loadSplit, numberList, resolveDevice, UsageError } from '../common.js';
+import { cpuThreadsPerWorker, launchWorkers, WORKER_ENV } from '../launcher.js';
 import { Progress } from '../progress.js';
 import { defaultRunDir, RunDirectory } from '../run-dir.js';
 
@@ -57,6 +59,9 @@ export interface TrainArgs {
   out?: string;
   resume: boolean;
   progress: boolean;
+  nproc: number;
+  distTimeout: number;
+  backend?: 'gloo' | 'nccl';
 }
 
 export const command = 'train';
@@ -101,7 +106,14 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('seed', { type: 'number', default: 0 })
     .option('out', { type: 'string', describe: 'run directory (default: runs/<dataset>-<time>)' })
     .option('resume', { type: 'boolean', default: false, describe: 'continue the run in --out from its checkpoint' })
-    .option('progress', { type: 'boolean', default: true, describe: 'live progress bar on a terminal (--no-progress: one line per epoch)' }) as unknown as Argv<TrainArgs>;
+    .option('progress', { type: 'boolean', default: true, describe: 'live progress bar on a terminal (--no-progress: one line per epoch)' })
+    .option('nproc', {
+      type: 'number',
+      default: 1,
+      describe: 'data-parallel worker processes on this machine (one per GPU with --device cuda); --batch-size stays the global batch. Under torchrun/SLURM, leave it at 1: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT are read from the environment',
+    })
+    .option('dist-timeout', { type: 'number', default: 300, describe: 'seconds a distributed run waits for a missing or stalled process before failing' })
+    .option('backend', { type: 'string', choices: ['gloo', 'nccl'] as const, describe: 'collective backend (default: nccl on CUDA when built with it, else gloo)' }) as unknown as Argv<TrainArgs>;
 }
 
 function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
@@ -130,7 +142,20 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
   return s;
 }
 
-const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', '_', '$0']);
+const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', 'nproc', 'distTimeout', 'backend', '_', '$0']);
+
+/** Joins the process group a launcher (bnn --nproc, torchrun, SLURM) described in the environment. */
+async function joinFromEnv(a: TrainArgs, device: string): Promise<ProcessGroup | undefined> {
+  const rv = rendezvousFromEnv();
+  if (!rv || rv.worldSize === 1) return undefined;
+  const backends = distributedBackends();
+  const backend = a.backend ?? (device !== 'cpu' && backends.nccl ? 'nccl' : 'gloo');
+  if (!backends[backend]) {
+    throw new UsageError(`--backend ${backend}: this build of bnn-torch has no ${backend} backend (${backend === 'gloo' ? 'install libgloo-dev and rebuild' : 'it needs a CUDA LibTorch and nccl.h at build time'})`);
+  }
+  if (!(a.distTimeout > 0)) throw new UsageError(`--dist-timeout must be positive, got ${a.distTimeout}`, 2);
+  return ProcessGroup.join({ ...rv, backend, timeoutSeconds: a.distTimeout });
+}
 
 export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void> {
   let a: TrainArgs = argv;
@@ -148,15 +173,31 @@ export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void
     }
   }
   if (a.stage === '2' && !a.init && !a.resume) throw new UsageError('--stage 2 needs --init <stage-1 weights> (stage1.safetensors of a stage-1 run)', 2);
+  if (!Number.isInteger(a.nproc) || a.nproc < 1) throw new UsageError(`--nproc must be a positive integer, got ${a.nproc}`, 2);
   const preset = getPreset(a.preset);
-  const device = resolveDevice(a.device);
+  if (a.nproc > 1 && process.env[WORKER_ENV] === undefined) {
+    if (rendezvousFromEnv() !== undefined) throw new UsageError('--nproc starts its own workers: do not combine it with torchrun/SLURM variables (RANK, WORLD_SIZE)', 2);
+    resolveDevice(a.device);
+    if (a.device !== 'cpu' && libtorchInfo().cudaDeviceCount < a.nproc) {
+      throw new UsageError(`--nproc ${a.nproc} with --device ${a.device}: one GPU per worker is needed and ${libtorchInfo().cudaDeviceCount} are visible`);
+    }
+    process.exitCode = await launchWorkers({ nproc: a.nproc, ...(a.device === 'cpu' ? { threadsPerWorker: cpuThreadsPerWorker(a.nproc) } : {}) });
+    return;
+  }
+  const localRank = rendezvousFromEnv()?.localRank ?? 0;
+  // One GPU per process: 'cuda' means this process's LOCAL_RANK device.
+  const device = resolveDevice(a.device === 'cuda' && (rendezvousFromEnv()?.worldSize ?? 1) > 1 ? `cuda:${localRank}` : a.device);
   applyThreads(a.threads);
+  const group = await joinFromEnv(a, device);
+  const main = group === undefined || group.isMain;
+  const world = group?.worldSize ?? 1;
   const stage1 = stageOptions(a, 1);
   const stage2 = stageOptions(a, 2);
 
   const train = await loadSplit(a.dataset, a.data, 'train', a.limit);
   const test = await loadSplit(a.dataset, a.data, 'test');
   const batchSize = a.batchSize ?? preset.batchSize;
+  if (batchSize % world !== 0) throw new UsageError(`the batch size ${batchSize} must divide evenly among ${world} processes (it is the global batch)`, 2);
   const augment = { cropPadding: a.cropPadding ?? preset.augment.cropPadding, hflip: a.hflip ?? preset.augment.hflip };
   const model = resolveModelConfig({
     numClasses: train.numClasses,
@@ -166,19 +207,26 @@ export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void
     doubleSkip: a.doubleSkip,
   });
 
-  const run = new RunDirectory(a.out ?? defaultRunDir(a.dataset));
+  // The run folder is named by rank 0 (a default name holds the time) and shared with the others.
+  const runDir = a.out ?? (group ? await sharedRunDir(group, defaultRunDir(a.dataset)) : defaultRunDir(a.dataset));
+  const run = main ? new RunDirectory(runDir) : undefined;
+  const outDir = run?.dir ?? path.resolve(runDir);
   const cli: Partial<TrainArgs> = Object.fromEntries(Object.entries(a).filter(([k, v]) => !RUN_ONLY_FLAGS.has(k) && !k.includes('-') && v !== undefined));
-  run.writeJson('config.json', { bnnTorch: VERSION, dataset: a.dataset, trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1, stage2, stages: a.stage, cli });
-  run.writeText('summary.txt', summarize({ ...model, binaryWeights: a.stage !== '1' }, { height: train.shape[1], width: train.shape[2] }).text);
-  if (a.resume) run.setEpochs(readRunDirectory(run.dir).epochs as never);
+  run?.writeJson('config.json', { bnnTorch: VERSION, dataset: a.dataset, trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1, stage2, stages: a.stage, cli, ...(group ? { processes: world, backend: group.backend } : {}) });
+  run?.writeText('summary.txt', summarize({ ...model, binaryWeights: a.stage !== '1' }, { height: train.shape[1], width: train.shape[2] }).text);
+  if (a.resume) run?.setEpochs(readRunDirectory(run.dir).epochs as never);
 
-  const trainLoader = new DataLoader(train, { batchSize, seed: a.seed, augment, device });
-  const testLoader = DataLoader.forEval(test, { batchSize: 500, device });
-  const progress = new Progress({ live: a.progress && process.stderr.isTTY === true, epochs: { 1: stage1.epochs, 2: stage2.epochs } });
+  const shard = group?.shard();
+  const trainLoader = new DataLoader(train, { batchSize: batchSize / world, seed: a.seed, augment, device, ...(shard ? { shard } : {}) });
+  const testLoader = DataLoader.forEval(test, { batchSize: 500, device, ...(shard ? { shard } : {}) });
+  const progress = new Progress({ live: main && a.progress && process.stderr.isTTY === true, epochs: { 1: stage1.epochs, 2: stage2.epochs } });
+  const say = (text: string): void => {
+    if (main) progress.message(text);
+  };
   const info = libtorchInfo();
-  progress.message(
+  say(
     `bnn-torch ${VERSION} on ${device} (${getNumThreads()} threads, LibTorch ${info.version}): ${a.dataset} ${train.size}/${test.size} samples, ` +
-      `width ${model.width}, batch ${batchSize}, stage 1 ${stage1.epochs} epochs + stage 2 ${stage2.epochs} epochs -> ${run.dir}`,
+      `width ${model.width}, batch ${batchSize}${group ? ` (${world} processes x ${batchSize / world}, ${group.backend})` : ''}, stage 1 ${stage1.epochs} epochs + stage 2 ${stage2.epochs} epochs -> ${outDir}`,
   );
 
   const controller = new AbortController();
@@ -186,7 +234,7 @@ export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void
   const onSigint = (): void => {
     interrupts++;
     if (interrupts === 1) {
-      progress.message('interrupt: finishing this batch and saving a checkpoint (Ctrl-C again to quit at once)');
+      say('interrupt: finishing this batch and saving a checkpoint (Ctrl-C again to quit at once)');
       controller.abort();
     } else {
       process.exit(130);
@@ -203,25 +251,30 @@ export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void
       test: testLoader,
       device,
       seed: a.seed,
-      outDir: run.dir,
+      outDir,
+      ...(group ? { group } : {}),
       resume: a.resume,
       stages: a.stage === 'both' ? 'both' : (Number(a.stage) as 1 | 2),
       ...(a.init ? { init: a.init } : {}),
       runInfo: { dataset: a.dataset, trainSamples: train.size, batchSize, augment },
       signal: controller.signal,
-      callbacks: {
-        onBatchEnd: (b) => progress.batch(b),
-        onEpochEnd: (log) => {
-          progress.epoch(log);
-          run.addEpoch(log);
-        },
-        onStageEnd: ({ stage, weightsPath }) => progress.message(`stage ${stage} done${weightsPath ? `: ${weightsPath}` : ''}`),
-      },
+      callbacks: main
+        ? {
+            onBatchEnd: (b) => progress.batch(group ? { ...b, imagesPerSecond: b.imagesPerSecond * world } : b),
+            onEpochEnd: (log) => {
+              progress.epoch(log);
+              run?.addEpoch(log);
+            },
+            onStageEnd: ({ stage, weightsPath }) => progress.message(`stage ${stage} done${weightsPath ? `: ${weightsPath}` : ''}`),
+          }
+        : {},
     });
     const m = result.test!;
     const stageSeconds: Record<string, number> = {};
     for (const h of result.history) stageSeconds[h.stage] = (stageSeconds[h.stage] ?? 0) + h.seconds;
     const totalSeconds = a.resume ? Object.values(stageSeconds).reduce((x, y) => x + y, 0) : (performance.now() - started) / 1000;
+    result.model.dispose();
+    if (!run) return;
     run.setFinal({
       type: 'final',
       testAccuracy: m.accuracy,
@@ -236,15 +289,14 @@ export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void
       bnnTorchVersion: VERSION,
     });
     const report = await writeReport(run.dir);
-    result.model.dispose();
     progress.message(
       `final test accuracy ${(100 * m.accuracy).toFixed(2)}% (loss ${m.loss.toFixed(4)}), 1-bit weights and activations, ` +
         `${(totalSeconds / 60).toFixed(1)} min\nweights: ${result.finalWeightsPath ?? '-'}\nreport: ${report}`,
     );
   } catch (e) {
     if (isBnnError(e) && e.code === 'BNN_INTERRUPTED') {
-      await writeReport(run.dir).catch(() => undefined);
-      progress.message(`${e.message}; checkpoint saved in ${run.dir}\nresume with: bnn train --resume --out ${run.dir}`);
+      if (run) await writeReport(run.dir).catch(() => undefined);
+      say(`${e.message}; checkpoint saved in ${outDir}\nresume with: bnn train --resume --out ${outDir}${world > 1 ? ` --nproc ${world}` : ''}`);
       process.exitCode = 130;
       return;
     }
@@ -255,5 +307,19 @@ export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void
     testLoader.dispose();
     train.dispose();
     test.dispose();
+    group?.dispose();
   }
+}
+
+/** Rank 0's choice of run folder, sent to every rank (a default name holds rank 0's clock). */
+async function sharedRunDir(group: ProcessGroup, mine: string): Promise<string> {
+  const bytes = new TextEncoder().encode(path.resolve(mine));
+  if (bytes.length > 4096) throw new UsageError('the run folder path is too long');
+  const padded = new Array<number>(4097).fill(0);
+  if (group.isMain) {
+    padded[0] = bytes.length;
+    bytes.forEach((b, i) => (padded[i + 1] = b));
+  }
+  const sum = await group.sumNumbers(padded);
+  return new TextDecoder().decode(Uint8Array.from(sum.slice(1, 1 + sum[0]!)));
 }
