@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { DataLoader, distributedBackends, rendezvousFromEnv } from '../src/index.js';
+import { cudaAvailable, DataLoader, distributedBackends, ProcessGroup, rendezvousFromEnv, Tensor } from '../src/index.js';
 import { readSafetensorsSync } from '../src/safetensors.js';
 import { assertClose } from './helpers.js';
 import { toyDataset, type WorkerJob } from './distributed-worker.js';
@@ -202,4 +202,20 @@ test('rendezvousFromEnv reads torchrun and SLURM variables and rejects half-set 
   assert.throws(() => rendezvousFromEnv({ RANK: '2', WORLD_SIZE: '2', MASTER_ADDR: 'a', MASTER_PORT: '1' }), /not in \[0, 1\]/);
   assert.throws(() => rendezvousFromEnv({ RANK: '0', WORLD_SIZE: '2' }), /MASTER_ADDR and MASTER_PORT/);
   assert.throws(() => rendezvousFromEnv({ RANK: 'x', WORLD_SIZE: '2' }), /RANK must be/);
+});
+
+test('NCCL (CUDA builds): a group joins and all-reduces CUDA tensors all-reduce and broadcast', { timeout: 120_000, skip: distributedBackends().nccl && cudaAvailable() ? false : 'needs a CUDA build with NCCL and a GPU' }, async () => {
+  // One GPU cannot hold two NCCL ranks, so a single-rank group checks the NCCL path itself.
+  const port = await freePort();
+  const group = await ProcessGroup.join({ rank: 0, worldSize: 1, masterPort: port, backend: 'nccl', timeoutSeconds: 60 });
+  const t = Tensor.fromArray([1, 2, 3], [3], { device: 'cuda' });
+  try {
+    await group.allReduceSum([t]);
+    await group.broadcast([t], 0);
+    await group.barrier();
+    assert.deepEqual(Array.from(t.toFloat32Array()), [1, 2, 3]);
+  } finally {
+    t.dispose();
+    group.dispose();
+  }
 });

@@ -1,13 +1,14 @@
 // `bnn info`: versions, the LibTorch in use and where it came from, CUDA, threads.
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
+import { distributedBackends } from '../../distributed.js';
 import { libtorchInfo } from '../../runtime.js';
 import { VERSION } from '../../version.js';
 
 interface InfoArgs { json: boolean }
 
 export const command = 'info';
-export const describe = 'Show bnn-torch and LibTorch versions, where LibTorch was found, CUDA and threads';
+export const describe = 'Show bnn-torch and LibTorch versions, where LibTorch was found, CUDA, threads and distributed backends';
 
 export function builder(y: Argv): Argv<InfoArgs> {
   return y.option('json', { type: 'boolean', default: false }) as unknown as Argv<InfoArgs>;
@@ -21,6 +22,7 @@ export function handler(a: ArgumentsCamelCase<InfoArgs>): void {
     libtorch: { version: i.version, source: i.source, root: i.root, build: i.cudaBuild ? 'CUDA' : 'CPU' },
     cuda: { available: i.cudaAvailable, devices: i.cudaDeviceCount },
     threads: i.numThreads,
+    distributed: distributedBackends(),
   };
   if (a.json) {
     console.log(JSON.stringify(info, null, 2));
@@ -34,6 +36,7 @@ export function handler(a: ArgumentsCamelCase<InfoArgs>): void {
       `  at       ${i.root}`,
       `CUDA       ${i.cudaAvailable ? `available, ${i.cudaDeviceCount} device(s)` : 'not available'}`,
       `threads    ${i.numThreads}`,
+      `distributed gloo ${info.distributed.gloo ? 'yes' : 'no (built without Gloo headers)'}, nccl ${info.distributed.nccl ? 'yes' : 'no'}`,
     ].join('\n'),
   );
 }
