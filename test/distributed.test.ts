@@ -204,7 +204,7 @@ test('rendezvousFromEnv reads torchrun and SLURM variables and rejects half-set 
   assert.throws(() => rendezvousFromEnv({ RANK: 'x', WORLD_SIZE: '2' }), /RANK must be/);
 });
 
-test('NCCL (CUDA builds): a group joins and all-reduces CUDA tensors all-reduce and broadcast', { timeout: 120_000, skip: distributedBackends().nccl && cudaAvailable() ? false : 'needs a CUDA build with NCCL and a GPU' }, async () => {
+test('NCCL (CUDA builds): a single-rank group all-reduces, broadcasts and synchronises CUDA tensors', { timeout: 120_000, skip: distributedBackends().nccl && cudaAvailable() ? false : 'needs a CUDA build with NCCL and a GPU' }, async () => {
   // One GPU cannot hold two NCCL ranks, so a single-rank group checks the NCCL path itself.
   const port = await freePort();
   const group = await ProcessGroup.join({ rank: 0, worldSize: 1, masterPort: port, backend: 'nccl', timeoutSeconds: 60 });
