@@ -120,6 +120,7 @@ export interface ProcessGroupHandle {
 export interface DataParallelHandle {
   broadcastState(): Promise<void>;
   broadcastBuffers(): Promise<void>;
+  bucketCount(): number;
   dispose(): void;
 }
 

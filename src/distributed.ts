@@ -177,7 +177,7 @@ export class ProcessGroup implements Disposable {
 
 /** Options of {@link DataParallel}. */
 export interface DataParallelOptions {
-  /** Gradient bucket size in MiB (DistributedDataParallel's bucket_cap_mb). Default 25. */
+  /** Gradient bucket size in MiB, fractions allowed (DistributedDataParallel's bucket_cap_mb). Default 25. */
   bucketCapMb?: number;
   /** Copy rank 0's BatchNorm running statistics to all ranks before every forward, as DDP does by default. Default true. */
   broadcastBuffers?: boolean;
@@ -197,8 +197,8 @@ export class DataParallel implements Disposable {
 
   constructor(model: Model, group: ProcessGroup, options: DataParallelOptions = {}) {
     if (!(group instanceof ProcessGroup)) throw typeError('group must be a ProcessGroup');
-    if (options.bucketCapMb !== undefined && !(Number.isInteger(options.bucketCapMb) && options.bucketCapMb >= 1)) {
-      throw rangeError(`bucketCapMb must be a positive integer, got ${options.bucketCapMb}`);
+    if (options.bucketCapMb !== undefined && !(typeof options.bucketCapMb === 'number' && options.bucketCapMb > 0 && options.bucketCapMb <= 65536)) {
+      throw rangeError(`bucketCapMb must be a number of MiB in (0, 65536], got ${options.bucketCapMb}`);
     }
     this.model = model;
     this.group = group;
@@ -215,6 +215,11 @@ export class DataParallel implements Disposable {
   async broadcastState(): Promise<void> {
     const handle = this.handle;
     await this.model.exclusive(() => handle.broadcastState());
+  }
+
+  /** Gradient buckets in use (made at the first training step; 0 for a single process). */
+  get bucketCount(): number {
+    return this.handle.bucketCount();
   }
 
   /**

@@ -33,6 +33,9 @@ export interface WorkerJob {
   resume?: boolean;
   /** two-stage: this rank aborts after this many batches (others do not). */
   abortAfter?: number;
+  bucketCapMb?: number;
+  /** steps: this rank builds a network of this width instead (a mismatch the broadcast must catch). */
+  width?: number;
 }
 
 export const GLOBAL_BATCH = 8;
@@ -74,9 +77,13 @@ const MODEL = { inChannels: 1, width: 4, numClasses: CLASSES } as const;
 async function steps(job: WorkerJob, group: ProcessGroup | undefined): Promise<unknown> {
   // Different seeds per rank: only the broadcast can make the replicas start equal.
   manualSeed(7 + job.rank);
-  const model: Model = createModel(MODEL);
-  const dp = group ? new DataParallel(model, group) : undefined;
-  await dp?.broadcastState();
+  const model: Model = createModel({ ...MODEL, width: job.width ?? MODEL.width });
+  const dp = group ? new DataParallel(model, group, job.bucketCapMb ? { bucketCapMb: job.bucketCapMb } : {}) : undefined;
+  try {
+    await dp?.broadcastState();
+  } catch (e) {
+    return { error: { code: (e as { code?: string }).code, message: (e as Error).message } };
+  }
   model.train(job.bnTrainMode ?? false);
   const adam = new Adam(model, { lr: 1e-3, weightDecay: 1e-5 });
   const per = GLOBAL_BATCH / job.worldSize;
@@ -108,12 +115,13 @@ async function steps(job: WorkerJob, group: ProcessGroup | undefined): Promise<u
     g?.dispose();
     p.dispose();
   }
+  const buckets = dp?.bucketCount ?? 0;
   if (!error) await dp?.syncBuffers();
   if (job.weights) await model.saveWeights(job.weights);
   dp?.dispose();
   adam.dispose();
   model.dispose();
-  return { losses, error, grads, seconds: (performance.now() - started) / 1000 };
+  return { losses, error, grads, buckets, seconds: (performance.now() - started) / 1000 };
 }
 
 async function twoStage(job: WorkerJob, group: ProcessGroup | undefined): Promise<unknown> {

@@ -80,9 +80,11 @@ function weights(file: string): Map<string, Float32Array> {
   return out;
 }
 
-test('two Gloo processes end with identical weights, equal to one process on the global batch', { skip, timeout: 120_000 }, async () => {
+for (const bucketCapMb of [undefined, 0.02]) {
+test(`two Gloo processes end with identical weights, equal to one process on the global batch (${bucketCapMb ? 'many small buckets' : 'default buckets'})`, { skip, timeout: 120_000 }, async () => {
   const dir = tmp();
-  const job = { mode: 'steps' as const, steps: 4, bnTrainMode: false };
+  // Eval-mode BatchNorm: with per-replica batch statistics two half batches are not one batch.
+  const job = { mode: 'steps' as const, steps: 4, bnTrainMode: false, ...(bucketCapMb ? { bucketCapMb } : {}) };
   const [two, one] = [
     await runGroup(dir, 2, job, (r) => ({ weights: path.join(dir, `w2-${r}.safetensors`) })),
     await runGroup(dir, 1, job, () => ({ weights: path.join(dir, 'w1.safetensors') })),
@@ -105,6 +107,32 @@ test('two Gloo processes end with identical weights, equal to one process on the
   const l2 = two.results[0]!.losses as number[];
   assert.deepEqual(two.results[1]!.losses, l2, 'every rank reports the same (all-reduced) loss');
   assertClose(l2, one.results[0]!.losses as number[], { rtol: 1e-5, atol: 1e-6, what: 'loss per step' });
+  const buckets = two.results[0]!.buckets as number;
+  if (bucketCapMb) assert.ok(buckets >= 5, `${buckets} buckets of ${bucketCapMb} MiB`);
+  else assert.equal(buckets, 1, 'the small model fits one bucket');
+});
+}
+
+test('ranks that built different networks fail at the start, before any weight is overwritten', { skip, timeout: 60_000 }, async () => {
+  const { exits, results } = await runGroup(tmp(), 2, { mode: 'steps' }, (r) => (r === 1 ? { width: 8 } : {}));
+  for (const e of exits) assert.equal(e.code, 0, e.stderr);
+  for (const r of results) {
+    const error = r!.error as { code: string; message: string };
+    assert.equal(error.code, 'BNN_DISTRIBUTED');
+    assert.match(error.message, /the processes built different networks/);
+  }
+});
+
+test('a rendezvous that a peer never joins fails after the timeout with a clear error', { skip, timeout: 60_000 }, async () => {
+  const started = performance.now();
+  await assert.rejects(ProcessGroup.join({ rank: 0, worldSize: 2, masterPort: await freePort(), timeoutSeconds: 2 }), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'BNN_DISTRIBUTED', e.message);
+    assert.match(e.message, /rank 0 of 2 .*rendezvous.*Timed out.*are all 2 processes started/s);
+    return true;
+  });
+  const seconds = (performance.now() - started) / 1000;
+  assert.ok(seconds >= 1.5 && seconds < 20, `failed after ${seconds.toFixed(1)} s`);
+  await assert.rejects(ProcessGroup.join({ rank: 2, worldSize: 2 }), /rank must be an integer in \[0, 1\]/);
 });
 
 test('with per-replica BatchNorm the ranks still agree bit for bit, running statistics included', { skip, timeout: 120_000 }, async () => {

@@ -2,6 +2,8 @@
 // and the data-parallel hooks a training step takes. Every collective runs on a worker thread.
 #include "addon/distributed.h"
 
+#include <algorithm>
+
 #include "addon/addon_data.h"
 #include "addon/async_task.h"
 #include "addon/errors.h"
@@ -123,6 +125,7 @@ class DataParallelHandle : public Napi::ObjectWrap<DataParallelHandle> {
                        {
                            InstanceMethod<&DataParallelHandle::broadcast_state>("broadcastState"),
                            InstanceMethod<&DataParallelHandle::broadcast_buffers>("broadcastBuffers"),
+                           InstanceMethod<&DataParallelHandle::bucket_count>("bucketCount"),
                            InstanceMethod<&DataParallelHandle::dispose>("dispose"),
                        });
   }
@@ -139,7 +142,13 @@ class DataParallelHandle : public Napi::ObjectWrap<DataParallelHandle> {
       distributed::DataParallelOptions options;
       if (info.Length() > 2 && info[2].IsObject()) {
         auto o = info[2].As<Napi::Object>();
-        if (!o.Get("bucketCapMb").IsUndefined()) options.bucket_cap_bytes = static_cast<int64_t>(int_field(o, "bucketCapMb", 1, 4096)) << 20;
+        Napi::Value cap = o.Get("bucketCapMb");
+        if (!cap.IsUndefined()) {
+          // MiB, fractional allowed (as DDP's bucket_cap_mb).
+          const double mb = cap.IsNumber() ? cap.As<Napi::Number>().DoubleValue() : -1;
+          if (!(mb > 0 && mb <= 65536)) throw_range_error(env, "bucketCapMb must be a number of MiB in (0, 65536]");
+          options.bucket_cap_bytes = std::max<int64_t>(1, static_cast<int64_t>(mb * 1048576.0));
+        }
         Napi::Value b = o.Get("broadcastBuffers");
         if (!b.IsUndefined()) {
           if (!b.IsBoolean()) throw_type_error(env, "broadcastBuffers must be a boolean");
@@ -164,6 +173,9 @@ class DataParallelHandle : public Napi::ObjectWrap<DataParallelHandle> {
         return [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
       });
     });
+  }
+  Napi::Value bucket_count(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(hooks()->bucket_count())); });
   }
   Napi::Value broadcast_buffers(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {

@@ -45,6 +45,7 @@ class DataParallel : public train::StepHooks {
   void broadcast_buffers();
 
   const std::shared_ptr<ProcessGroup>& group() const { return group_; }
+  // Gradient buckets (made at the first backward; 0 before it and for a single process).
   int64_t bucket_count() const { return static_cast<int64_t>(buckets_.size()); }
 
   void before_forward() override;
