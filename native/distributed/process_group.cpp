@@ -27,8 +27,13 @@ std::string clean(std::string message) {
 }
 
 std::string message_of(const std::exception& e) {
-  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return clean(c10->what_without_backtrace());
-  return clean(e.what());
+  std::string m = clean(dynamic_cast<const c10::Error*>(&e) ? dynamic_cast<const c10::Error&>(e).what_without_backtrace() : e.what());
+  // Gloo prefixes its build machine's source location ("[/__w/pytorch/.../pair.cc:553] ").
+  if (m.size() > 2 && m[0] == '[') {
+    const auto close = m.find("] ");
+    if (close != std::string::npos && m.find(".cc:") < close) m.erase(0, close + 2);
+  }
+  return m;
 }
 
 }  // namespace
