@@ -19,10 +19,27 @@ const model = createModel({ numClasses: 10, inChannels: 1, width: cfg.width, bin
 const options = cfg.stage === 1
   ? { epochs: 1, lr: 2e-3, weightDecay: 1e-5, milestones: [], gammas: [] }
   : { epochs: 1, lr: 5e-4, weightDecay: 0, milestones: [], gammas: [] };
-const trainer = new Trainer({ model, stage: cfg.stage, options, train: loader });
+// Throughput per tenth of the epoch (drift within the epoch) and the process's CPU time.
+const segments: number[] = [];
+let mark = performance.now();
+let markBatch = 0;
+const perSegment = Math.max(1, Math.round(loader.batchesPerEpoch / 10));
+const callbacks = {
+  onBatchEnd(info: { batch: number; batches: number }): void {
+    if (info.batch % perSegment === 0 || info.batch === info.batches) {
+      const now = performance.now();
+      segments.push(Math.round(((info.batch - markBatch) * cfg.batch) / ((now - mark) / 1000)));
+      mark = now;
+      markBatch = info.batch;
+    }
+  },
+};
+const trainer = new Trainer({ model, stage: cfg.stage, options, train: loader, callbacks });
+const cpu0 = process.cpuUsage();
 t = performance.now();
 const [log] = await trainer.fit();
 const epochSeconds = (performance.now() - t) / 1000;
+const cpu = process.cpuUsage(cpu0);
 const images = train.size;
 trainer.dispose();
 loader.dispose();
@@ -35,6 +52,8 @@ console.log(JSON.stringify({
   loadSeconds,
   images,
   trainLoss: log!.trainLoss,
+  cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  segmentImagesPerSecond: segments,
   maxRssMiB: process.resourceUsage().maxRSS / 1024,
   version: VERSION,
   threads: cfg.threads,

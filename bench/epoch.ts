@@ -26,7 +26,7 @@ if (!fs.existsSync(path.join(root, 'train-images-idx3-ubyte.gz'))) {
   process.exit(1);
 }
 
-interface Measure { imagesPerSecond: number; epochSeconds: number; loadSeconds: number; images: number; trainLoss: number; maxRssMiB: number }
+interface Measure { imagesPerSecond: number; epochSeconds: number; loadSeconds: number; images: number; trainLoss: number; cpuSeconds: number; segmentImagesPerSecond: number[]; maxRssMiB: number }
 
 function run(cmd: string, args: string[]): Measure {
   const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: path.join(here, '..'), maxBuffer: 1 << 24 });
@@ -39,9 +39,9 @@ const ours: Measure[] = [];
 const peer: Measure[] = [];
 for (let i = 0; i < rounds; i++) {
   ours.push(run(process.execPath, ['--import', 'tsx', path.join(here, 'epoch-worker.ts'), JSON.stringify(c)]));
-  console.error(`round ${i + 1}: bnn-torch ${ours[i]!.imagesPerSecond.toFixed(0)} img/s (${ours[i]!.epochSeconds.toFixed(1)} s)`);
+  console.error(`round ${i + 1}: bnn-torch ${ours[i]!.imagesPerSecond.toFixed(0)} img/s (${ours[i]!.epochSeconds.toFixed(1)} s, ${ours[i]!.cpuSeconds.toFixed(0)} CPU s; per tenth: ${ours[i]!.segmentImagesPerSecond.join(' ')})`);
   peer.push(run(python, [path.join(here, 'peer', 'epoch.py'), JSON.stringify(c)]));
-  console.error(`round ${i + 1}: PyTorch   ${peer[i]!.imagesPerSecond.toFixed(0)} img/s (${peer[i]!.epochSeconds.toFixed(1)} s)`);
+  console.error(`round ${i + 1}: PyTorch   ${peer[i]!.imagesPerSecond.toFixed(0)} img/s (${peer[i]!.epochSeconds.toFixed(1)} s, ${peer[i]!.cpuSeconds.toFixed(0)} CPU s; per tenth: ${peer[i]!.segmentImagesPerSecond.join(' ')})`);
 }
 const best = (ms: Measure[]): Measure => ms.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
 const o = best(ours);

@@ -53,15 +53,24 @@ opt = torch.optim.Adam(model.parameters(), lr=2e-3 if cfg['stage'] == 1 else 5e-
 model.train()
 seen = 0
 loss_sum = 0.0
-t = time.perf_counter()
-for xb, yb in loader:
+segments = []  # images/s per tenth of the epoch
+per_segment = max(1, round(len(loader) / 10))
+r0 = resource.getrusage(resource.RUSAGE_SELF)
+t = mark = time.perf_counter()
+mark_seen = 0
+for i, (xb, yb) in enumerate(loader, 1):
     opt.zero_grad()
     loss = F.cross_entropy(model(xb), yb)
     loss.backward()
     opt.step()
     loss_sum += loss.item() * yb.numel()  # what a training loop logs; bnn-torch's step returns it too
     seen += yb.numel()
+    if i % per_segment == 0 or i == len(loader):
+        now = time.perf_counter()
+        segments.append(round((seen - mark_seen) / (now - mark)))
+        mark, mark_seen = now, seen
 epoch_seconds = time.perf_counter() - t
+r1 = resource.getrusage(resource.RUSAGE_SELF)
 
 print(json.dumps({
     'imagesPerSecond': seen / epoch_seconds,
@@ -69,6 +78,8 @@ print(json.dumps({
     'loadSeconds': load_seconds,
     'images': seen,
     'trainLoss': loss_sum / seen,
+    'cpuSeconds': (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime),
+    'segmentImagesPerSecond': segments,
     'maxRssMiB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     'torch': torch.__version__,
     'threads': torch.get_num_threads(),
