@@ -33,6 +33,17 @@ BNN_VECTOR_CLONES void forward_rows(const float* __restrict__ s, const float* __
   }
 }
 
+// y = prelu(u + v): the block's residual sum and its activation in one pass.
+BNN_VECTOR_CLONES void forward_rows_add(const float* __restrict__ u, const float* __restrict__ v, const float* __restrict__ a,
+                                        float* __restrict__ d, int64_t pixels, int64_t C) {
+  for (int64_t p = 0; p < pixels; ++p, u += C, v += C, d += C) {
+    for (int64_t c = 0; c < C; ++c) {
+      const float s = u[c] + v[c];
+      d[c] = s > 0.f ? s : a[c] * s;
+    }
+  }
+}
+
 // Also adds sum over the rows of g*s where s <= 0 into acc[C] (float: at most kRows terms each).
 // `s` is the input x, or the output y when every slope is positive (then y > 0 exactly where x > 0,
 // and the sums over y are divided by the slope afterwards).
@@ -159,6 +170,39 @@ torch::autograd::tensor_list PReLUFunction::backward(torch::autograd::AutogradCo
   auto [gx, gw] = backward_cpu(grads[0].contiguous(mf), s, a, layout);
   if (ctx->saved_data["from_output"].toBool()) gw.div_(a);  // sum(g * y) / a = sum(g * x) over x <= 0
   return {gx, gw};
+}
+
+torch::Tensor PReLUAddFunction::forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& u, const torch::Tensor& v,
+                                        const torch::Tensor& weight) {
+  const torch::Tensor a = weight.contiguous();
+  torch::Tensor y = torch::empty_like(u);
+  const int64_t C = u.size(1);
+  const float* pu = u.const_data_ptr<float>();
+  const float* pv = v.const_data_ptr<float>();
+  const float* pa = a.const_data_ptr<float>();
+  float* dst = y.mutable_data_ptr<float>();
+  at::parallel_for(0, u.numel() / C, kRows, [&](int64_t begin, int64_t end) {
+    forward_rows_add(pu + begin * C, pv + begin * C, pa, dst + begin * C, end - begin, C);
+  });
+  ctx->save_for_backward({y, weight});  // every slope is positive (prelu_add checks): see PReLUFunction
+  return y;
+}
+
+torch::autograd::tensor_list PReLUAddFunction::backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+  const auto saved = ctx->get_saved_variables();
+  const torch::Tensor& y = saved[0];
+  const torch::Tensor a = saved[1].contiguous();
+  auto [gx, gw] = backward_cpu(grads[0].contiguous(at::MemoryFormat::ChannelsLast), y, a, Layout::Nhwc);
+  gw.div_(a);
+  return {gx, gx, gw};  // d(u + v)/du = d(u + v)/dv = 1, as aten::add's backward (which also shares the tensor)
+}
+
+torch::Tensor prelu_add(const torch::Tensor& u, const torch::Tensor& v, const torch::Tensor& weight) {
+  const bool fused = layout_of(u) == Layout::Nhwc && layout_of(v) == Layout::Nhwc && u.sizes() == v.sizes() && weight.dim() == 1 &&
+                     weight.size(0) == u.size(1) && weight.scalar_type() == torch::kFloat && weight.device().is_cpu() &&
+                     all_slopes_positive(weight.contiguous());
+  if (!fused) return bnn::nn::prelu(u + v, weight);
+  return PReLUAddFunction::apply(u, v, weight);
 }
 
 torch::Tensor prelu(const torch::Tensor& x, const torch::Tensor& weight) {
