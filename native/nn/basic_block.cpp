@@ -48,9 +48,8 @@ void BasicBlockImpl::reset() {
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  torch::Tensor out = activation_conv(bn(x), conv, options.binary_activations());
-  out = out + (downsample ? downsample->forward(x) : x);
-  return nn::prelu(out, prelu->weight);
+  const torch::Tensor out = activation_conv(bn(x), conv, options.binary_activations());
+  return nn::prelu_add(out, downsample ? downsample->forward(x) : x, prelu->weight);
 }
 
 ClassicBasicBlockImpl::ClassicBasicBlockImpl(BlockOptions options_) : options(std::move(options_)) { reset(); }
@@ -71,8 +70,7 @@ void ClassicBasicBlockImpl::reset() {
 torch::Tensor ClassicBasicBlockImpl::forward(const torch::Tensor& x) {
   torch::Tensor out = nn::prelu(activation_conv(bn1(x), conv1, options.binary_activations()), prelu1->weight);
   out = activation_conv(bn2(out), conv2, options.binary_activations());
-  out = out + (downsample ? downsample->forward(x) : x);
-  return nn::prelu(out, prelu2->weight);
+  return nn::prelu_add(out, downsample ? downsample->forward(x) : x, prelu2->weight);
 }
 
 }  // namespace bnn::nn

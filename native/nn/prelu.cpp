@@ -1,6 +1,7 @@
 #include "nn/prelu.h"
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -32,7 +33,20 @@ BNN_VECTOR_CLONES void forward_rows(const float* __restrict__ s, const float* __
   }
 }
 
-// Also adds sum over the rows of g*x where x <= 0 into acc[C] (float: at most kRows terms each).
+// y = prelu(u + v): the block's residual sum and its activation in one pass.
+BNN_VECTOR_CLONES void forward_rows_add(const float* __restrict__ u, const float* __restrict__ v, const float* __restrict__ a,
+                                        float* __restrict__ d, int64_t pixels, int64_t C) {
+  for (int64_t p = 0; p < pixels; ++p, u += C, v += C, d += C) {
+    for (int64_t c = 0; c < C; ++c) {
+      const float s = u[c] + v[c];
+      d[c] = s > 0.f ? s : a[c] * s;
+    }
+  }
+}
+
+// Also adds sum over the rows of g*s where s <= 0 into acc[C] (float: at most kRows terms each).
+// `s` is the input x, or the output y when every slope is positive (then y > 0 exactly where x > 0,
+// and the sums over y are divided by the slope afterwards).
 BNN_VECTOR_CLONES void backward_rows(const float* __restrict__ g, const float* __restrict__ s, const float* __restrict__ a,
                                      float* __restrict__ dx, float* __restrict__ acc, int64_t pixels, int64_t C) {
   for (int64_t p = 0; p < pixels; ++p, g += C, s += C, dx += C) {
@@ -123,18 +137,72 @@ std::pair<torch::Tensor, torch::Tensor> backward_cpu(const torch::Tensor& grad, 
 
 }  // namespace
 
+namespace {
+
+bool all_slopes_positive(const torch::Tensor& weight) {
+  const float* a = weight.const_data_ptr<float>();
+  for (int64_t c = 0; c < weight.numel(); ++c) {
+    if (!(a[c] > 0.f && a[c] < std::numeric_limits<float>::infinity())) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 torch::Tensor PReLUFunction::forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight) {
-  ctx->save_for_backward({x, weight});
-  return forward_cpu(x, weight.contiguous(), layout_of(x));
+  const torch::Tensor a = weight.contiguous();
+  torch::Tensor y = forward_cpu(x, a, layout_of(x));
+  // With every slope positive, y > 0 exactly where x > 0 and x = y / a elsewhere, so backward can
+  // work from the output, which the next layer (BatchNorm, pooling, a 1x1 conv) saves anyway: the
+  // block's input-sized float tensor is not kept alive a second time.
+  const bool from_output = all_slopes_positive(a);
+  ctx->save_for_backward({from_output ? y : x, weight});
+  ctx->saved_data["from_output"] = from_output;
+  return y;
 }
 
 torch::autograd::tensor_list PReLUFunction::backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
   const auto saved = ctx->get_saved_variables();
-  const torch::Tensor& x = saved[0];
-  const Layout layout = layout_of(x);
+  const torch::Tensor& s = saved[0];
+  const Layout layout = layout_of(s);
   const auto mf = layout == Layout::Nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  auto [gx, gw] = backward_cpu(grads[0].contiguous(mf), x, saved[1].contiguous(), layout);
+  const torch::Tensor a = saved[1].contiguous();
+  auto [gx, gw] = backward_cpu(grads[0].contiguous(mf), s, a, layout);
+  if (ctx->saved_data["from_output"].toBool()) gw.div_(a);  // sum(g * y) / a = sum(g * x) over x <= 0
   return {gx, gw};
+}
+
+torch::Tensor PReLUAddFunction::forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& u, const torch::Tensor& v,
+                                        const torch::Tensor& weight) {
+  const torch::Tensor a = weight.contiguous();
+  torch::Tensor y = torch::empty_like(u);
+  const int64_t C = u.size(1);
+  const float* pu = u.const_data_ptr<float>();
+  const float* pv = v.const_data_ptr<float>();
+  const float* pa = a.const_data_ptr<float>();
+  float* dst = y.mutable_data_ptr<float>();
+  at::parallel_for(0, u.numel() / C, kRows, [&](int64_t begin, int64_t end) {
+    forward_rows_add(pu + begin * C, pv + begin * C, pa, dst + begin * C, end - begin, C);
+  });
+  ctx->save_for_backward({y, weight});  // every slope is positive (prelu_add checks): see PReLUFunction
+  return y;
+}
+
+torch::autograd::tensor_list PReLUAddFunction::backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+  const auto saved = ctx->get_saved_variables();
+  const torch::Tensor& y = saved[0];
+  const torch::Tensor a = saved[1].contiguous();
+  auto [gx, gw] = backward_cpu(grads[0].contiguous(at::MemoryFormat::ChannelsLast), y, a, Layout::Nhwc);
+  gw.div_(a);
+  return {gx, gx, gw};  // d(u + v)/du = d(u + v)/dv = 1, as aten::add's backward (which also shares the tensor)
+}
+
+torch::Tensor prelu_add(const torch::Tensor& u, const torch::Tensor& v, const torch::Tensor& weight) {
+  const bool fused = layout_of(u) == Layout::Nhwc && layout_of(v) == Layout::Nhwc && u.sizes() == v.sizes() && weight.dim() == 1 &&
+                     weight.size(0) == u.size(1) && weight.scalar_type() == torch::kFloat && weight.device().is_cpu() &&
+                     all_slopes_positive(weight.contiguous());
+  if (!fused) return bnn::nn::prelu(u + v, weight);
+  return PReLUAddFunction::apply(u, v, weight);
 }
 
 torch::Tensor prelu(const torch::Tensor& x, const torch::Tensor& weight) {

@@ -12,9 +12,21 @@ namespace bnn::nn {
 
 torch::Tensor prelu(const torch::Tensor& x, const torch::Tensor& weight);
 
+// prelu(u + v, weight): on the CPU (channels-last float32, every slope positive) the residual sum
+// and the activation are one pass and one autograd node that keeps only the output; otherwise the
+// two separate ops.
+torch::Tensor prelu_add(const torch::Tensor& u, const torch::Tensor& v, const torch::Tensor& weight);
+
 class PReLUFunction : public torch::autograd::Function<PReLUFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight);
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads);
+};
+
+class PReLUAddFunction : public torch::autograd::Function<PReLUAddFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& u, const torch::Tensor& v,
+                               const torch::Tensor& weight);
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads);
 };
 

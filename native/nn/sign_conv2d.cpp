@@ -1,5 +1,6 @@
 #include "nn/sign_conv2d.h"
 
+#include <ATen/Parallel.h>
 #include <torch/autograd.h>
 #include <torch/torch.h>
 
@@ -9,26 +10,100 @@ namespace bnn::nn {
 
 namespace {
 
+// CPU float32: one byte per input element for backward, bit 0 the straight-through mask
+// (-1 < x < 1) and bit 1 the sign (x >= 0), written by the same pass that makes the +-1 input.
+constexpr uint8_t kKeep = 1;
+constexpr uint8_t kPositive = 2;
+constexpr int64_t kGrain = 1 << 14;
+
+#define BNN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+BNN_VECTOR_CLONES void sign_forward_f32(const float* __restrict__ src, float* __restrict__ dst, uint8_t* __restrict__ code,
+                                        int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = src[i];
+    const bool positive = v >= 0.f;
+    dst[i] = v != v ? v : (positive ? 1.f : -1.f);  // NaN stays NaN (as binary_activation)
+    code[i] = static_cast<uint8_t>(static_cast<uint8_t>((v > -1.f) & (v < 1.f)) | (static_cast<uint8_t>(positive) << 1));
+  }
+}
+
+BNN_VECTOR_CLONES void signs_from_code(const uint8_t* __restrict__ code, float* __restrict__ dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = (code[i] & kPositive) ? 1.f : -1.f;
+}
+
+BNN_VECTOR_CLONES void masked_grad(const float* __restrict__ src, const uint8_t* __restrict__ code, float* __restrict__ dst,
+                                   int64_t n) {
+  const uint32_t* __restrict__ in = reinterpret_cast<const uint32_t*>(src);
+  uint32_t* __restrict__ out = reinterpret_cast<uint32_t*>(dst);
+  // Bit masking (not a multiply) keeps an inf or NaN gradient at exactly 0 where cut.
+  for (int64_t i = 0; i < n; ++i) out[i] = in[i] & (0u - static_cast<uint32_t>(code[i] & kKeep));
+}
+
+bool packed_path(const torch::Tensor& x) {
+  return x.device().is_cpu() && x.scalar_type() == torch::kFloat && x.is_non_overlapping_and_dense();
+}
+
 class SignConv2dFunction : public torch::autograd::Function<SignConv2dFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
                                int64_t stride, int64_t padding) {
+    ctx->saved_data["stride"] = stride;
+    ctx->saved_data["padding"] = padding;
+    const bool packed = packed_path(x);
+    ctx->saved_data["packed"] = packed;
+    if (packed) {
+      torch::Tensor signs = at::empty_like(x);
+      torch::Tensor code = at::empty_like(x, x.options().dtype(at::kByte));
+      const float* src = x.const_data_ptr<float>();
+      float* dst = signs.mutable_data_ptr<float>();
+      uint8_t* c = code.mutable_data_ptr<uint8_t>();
+      at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) { sign_forward_f32(src + b, dst + b, c + b, e - b); });
+      torch::Tensor y = torch::conv2d(signs, weight, /*bias=*/{}, stride, padding);
+      ctx->save_for_backward({code, weight});
+      return y;
+    }
     auto [signs, mask] = binary_activation_forward(x);
     torch::Tensor y = torch::conv2d(signs, weight, /*bias=*/{}, stride, padding);
     ctx->save_for_backward({x.ge(0), mask, weight});
-    ctx->saved_data["stride"] = stride;
-    ctx->saved_data["padding"] = padding;
     return y;
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
+    const int64_t stride = ctx->saved_data["stride"].toInt();
+    const int64_t padding = ctx->saved_data["padding"].toInt();
+    if (ctx->saved_data["packed"].toBool()) {
+      const torch::Tensor& code = saved[0];
+      const torch::Tensor& weight = saved[1];
+      const int64_t n = code.numel();
+      // The +-1 input rebuilt exactly from its sign bit.
+      torch::Tensor signs = at::empty_like(code, weight.options());
+      {
+        const uint8_t* c = code.const_data_ptr<uint8_t>();
+        float* dst = signs.mutable_data_ptr<float>();
+        at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { signs_from_code(c + b, dst + b, e - b); });
+      }
+      auto [grad_signs, grad_weight, unused] = at::convolution_backward(
+          grads[0], signs, weight, std::nullopt, {stride, stride}, {padding, padding}, {1, 1}, false, {0, 0}, 1,
+          {ctx->needs_input_grad(0), ctx->needs_input_grad(1), false});
+      signs.reset();
+      torch::Tensor grad_x;
+      if (grad_signs.defined()) {
+        const torch::Tensor g = grad_signs.strides() == code.strides() && grad_signs.is_non_overlapping_and_dense()
+                                    ? grad_signs
+                                    : at::empty_like(code, grad_signs.options()).copy_(grad_signs);
+        grad_x = at::empty_like(g);
+        const float* src = g.const_data_ptr<float>();
+        const uint8_t* c = code.const_data_ptr<uint8_t>();
+        float* dst = grad_x.mutable_data_ptr<float>();
+        at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { masked_grad(src + b, c + b, dst + b, e - b); });
+      }
+      return {grad_x, grad_weight, torch::Tensor(), torch::Tensor()};
+    }
     const torch::Tensor& positive = saved[0];
     const torch::Tensor& mask = saved[1];
     const torch::Tensor& weight = saved[2];
-    const int64_t stride = ctx->saved_data["stride"].toInt();
-    const int64_t padding = ctx->saved_data["padding"].toInt();
-    // The +-1 input rebuilt exactly from its sign bit.
     const torch::Tensor signs = torch::where(positive, torch::ones({}, weight.options()), -torch::ones({}, weight.options()));
     auto [grad_signs, grad_weight, unused] = at::convolution_backward(
         grads[0], signs, weight, std::nullopt, {stride, stride}, {padding, padding}, {1, 1}, false, {0, 0}, 1,

@@ -1,7 +1,8 @@
 #pragma once
-// conv2d(sign(x), W) as one autograd node that keeps 2 bytes per input element for backward
-// (the straight-through mask and the sign) instead of the 4-byte float +-1 tensor a plain
-// sign -> conv2d chain saves for the weight gradient. Same forward and gradients, less memory.
+// conv2d(sign(x), W) as one autograd node that keeps the straight-through mask and the sign for
+// backward (one byte per input element on the CPU for float32, two elsewhere) instead of the
+// 4-byte float +-1 tensor a plain sign -> conv2d chain saves for the weight gradient. Same forward
+// and gradients, less memory.
 #include <torch/types.h>
 
 namespace bnn::nn {
