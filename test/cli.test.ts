@@ -92,9 +92,10 @@ test('train -> run directory with metrics, checkpoints and report; eval, export,
 });
 
 test('Ctrl-C saves a checkpoint and exits 130; --resume finishes the run', async () => {
-  const data = fakeFashionMnist(640, 64);
+  // Long enough (2 x 2 epochs of 1500) that the interrupt lands mid-run on a fast machine too.
+  const data = fakeFashionMnist(1500, 64);
   const out = path.join(tempDir('bnn-cli-int'), 'run');
-  const args = ['train', '--data', data, '--out', out, '--epochs', '1', '--width', '4', '--batch-size', '16', '--no-progress', '--seed', '1'];
+  const args = ['train', '--data', data, '--out', out, '--epochs', '2', '--width', '4', '--batch-size', '16', '--no-progress', '--seed', '1'];
   const child = spawn(process.execPath, ['--import', 'tsx', BNN, ...args], { cwd: packageRoot });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
@@ -128,9 +129,9 @@ function workerPid(launcher: number, rank: number): number | undefined {
 }
 
 test('train --nproc 2: two Gloo workers, rank 0 reports and writes; Ctrl-C stops both at one batch and --resume --nproc 2 finishes', { skip: glooSkip, timeout: 240_000 }, async () => {
-  const data = fakeFashionMnist(640, 64);
+  const data = fakeFashionMnist(2000, 64);
   const out = path.join(tempDir('bnn-cli-dist'), 'run');
-  const args = ['train', '--nproc', '2', '--data', data, '--out', out, '--epochs', '1', '--width', '4', '--batch-size', '16', '--no-progress', '--seed', '1'];
+  const args = ['train', '--nproc', '2', '--data', data, '--out', out, '--epochs', '2', '--width', '4', '--batch-size', '16', '--no-progress', '--seed', '1'];
   // Its own process group, so that SIGINT reaches the workers as a terminal's Ctrl-C would.
   const child = spawn(process.execPath, ['--import', 'tsx', BNN, ...args], { cwd: packageRoot, detached: true });
   let stderr = '';
@@ -139,7 +140,7 @@ test('train --nproc 2: two Gloo workers, rank 0 reports and writes; Ctrl-C stops
     stderr += d.toString();
     if (/-> /.test(stderr) && !signalled) {
       signalled = true;
-      setTimeout(() => process.kill(-child.pid!, 'SIGINT'), 2500);
+      setTimeout(() => process.kill(-child.pid!, 'SIGINT'), 1500);
     }
   });
   const { code } = await waitExit(child);
@@ -151,7 +152,7 @@ test('train --nproc 2: two Gloo workers, rank 0 reports and writes; Ctrl-C stops
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /final test accuracy/);
   const epochs = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
-  assert.deepEqual(epochs.map((e) => e.type), ['epoch', 'epoch', 'final'], 'one record per epoch, written by rank 0 only');
+  assert.deepEqual(epochs.map((e) => e.type), ['epoch', 'epoch', 'epoch', 'epoch', 'final'], 'one record per epoch, written by rank 0 only');
 });
 
 test('train --nproc 2: a worker killed mid-run ends the run with a clear error, not a hang', { skip: glooSkip || (fs.existsSync('/proc/self/environ') ? false : 'needs /proc'), timeout: 240_000 }, async () => {
