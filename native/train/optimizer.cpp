@@ -32,7 +32,7 @@ bool matches_no_decay(const std::string& name, const std::vector<std::string>& k
   const std::string owner = mdot == std::string::npos ? module : module.substr(mdot + 1);
   for (const auto& k : kinds) {
     if (k == "bias" && leaf == "bias") return true;
-    if (k == "bn" && (owner.rfind("bn", 0) == 0 || module.size() >= 13 && module.compare(module.size() - 13, 13, ".downsample.1") == 0)) return true;
+    if (k == "bn" && (owner.rfind("bn", 0) == 0 || (module.size() >= 13 && module.compare(module.size() - 13, 13, ".downsample.1") == 0))) return true;
     if (k == "prelu" && owner.rfind("prelu", 0) == 0) return true;
   }
   return false;
