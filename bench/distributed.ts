@@ -6,10 +6,11 @@
 //   BENCH_QUICK=1 npm run bench:distributed
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { freePort } from '../src/cli/launcher.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.env.BENCH_QUICK === '1';
@@ -20,15 +21,6 @@ const procs = (process.env.BENCH_PROCS ?? '1,2').split(',').map(Number);
 const width = Number(process.env.BENCH_WIDTH ?? 16);
 
 interface Measure { imagesPerSecond: number; maxRssMiB: number }
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function runGroup(cmd: string, args: (job: string) => string[], nproc: number): Promise<Measure> {
   const threads = Math.max(1, Math.floor(cores / nproc));

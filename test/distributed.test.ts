@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { freePort } from '../src/cli/launcher.js';
 import { cudaAvailable, DataLoader, distributedBackends, ProcessGroup, rendezvousFromEnv, Tensor } from '../src/index.js';
 import { readSafetensorsSync } from '../src/safetensors.js';
 import { assertClose } from './helpers.js';
@@ -15,17 +15,6 @@ import { toyDataset, type WorkerJob } from './distributed-worker.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const gloo = distributedBackends().gloo;
 const skip = gloo ? false : 'this build has no Gloo backend (libgloo-dev was not installed when it was compiled)';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Exit {
   code: number | null;

@@ -7,7 +7,8 @@ import os from 'node:os';
 /** Set in the workers, so that they train instead of launching again. */
 export const WORKER_ENV = 'BNN_LAUNCHED_RANK';
 
-async function freePort(): Promise<number> {
+/** A TCP port that was free on loopback a moment ago (for a rendezvous). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
