@@ -6,6 +6,15 @@
 
 namespace bnn::addon {
 
+int64_t to_integer(Napi::Env env, const Napi::Value& v, const std::string& name, double lo, double hi) {
+  if (!v.IsNumber()) throw_type_error(env, name + " must be an integer");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d) throw_type_error(env, name + " must be an integer");
+  if (d < lo || d > hi) throw_range_error(env, name + " must be between " + std::to_string(static_cast<int64_t>(lo)) + " and " +
+                                                   std::to_string(static_cast<int64_t>(hi)) + ", got " + std::to_string(static_cast<int64_t>(d)));
+  return static_cast<int64_t>(d);
+}
+
 std::string string_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
   if (index >= info.Length() || !info[index].IsString()) throw_type_error(info.Env(), std::string(name) + " must be a string");
   return info[index].As<Napi::String>().Utf8Value();

@@ -58,15 +58,6 @@ void forget_constructors(napi_env env) {
 
 // ---- argument helpers ---------------------------------------------------------------------
 
-int64_t to_integer(Napi::Env env, const Napi::Value& v, const std::string& name, double lo, double hi) {
-  if (!v.IsNumber()) throw_type_error(env, name + " must be an integer");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d) throw_type_error(env, name + " must be an integer");
-  if (d < lo || d > hi) throw_range_error(env, name + " must be between " + std::to_string(static_cast<int64_t>(lo)) + " and " +
-                                                   std::to_string(static_cast<int64_t>(hi)) + ", got " + std::to_string(static_cast<int64_t>(d)));
-  return static_cast<int64_t>(d);
-}
-
 constexpr double kMaxSafe = 9007199254740991.0;  // 2^53 - 1
 
 int64_t integer_arg(const Napi::CallbackInfo& info, size_t i, const char* name, double lo = 0, double hi = kMaxSafe) {

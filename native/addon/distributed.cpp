@@ -6,6 +6,7 @@
 
 #include "addon/addon_data.h"
 #include "addon/async_task.h"
+#include "addon/convert.h"
 #include "addon/errors.h"
 #include "addon/model.h"
 #include "addon/tensor.h"
@@ -17,14 +18,7 @@ namespace bnn::addon {
 namespace {
 
 int int_field(const Napi::Object& o, const char* key, double lo, double hi) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw_type_error(o.Env(), std::string(key) + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= lo && d <= hi) || d != static_cast<double>(static_cast<int64_t>(d))) {
-    throw_range_error(o.Env(), std::string(key) + " must be an integer in [" + std::to_string(static_cast<int64_t>(lo)) + ", " +
-                                   std::to_string(static_cast<int64_t>(hi)) + "], got " + v.ToString().Utf8Value());
-  }
-  return static_cast<int>(d);
+  return static_cast<int>(to_integer(o.Env(), o.Get(key), key, lo, hi));
 }
 
 std::vector<at::Tensor> tensor_list(const Napi::CallbackInfo& info, size_t index, const char* what) {

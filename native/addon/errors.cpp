@@ -8,18 +8,6 @@
 
 namespace bnn::addon {
 
-namespace {
-
-std::string first_line_clean(std::string message) {
-  // c10 messages can still carry "Exception raised from ..." trailers on some builds.
-  const auto pos = message.find("\nException raised from");
-  if (pos != std::string::npos) message.erase(pos);
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-  return message;
-}
-
-}  // namespace
-
 ErrorInfo describe_exception(std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
@@ -35,17 +23,17 @@ ErrorInfo describe_exception(std::exception_ptr error) {
     }
     return {JsErrorType::Error, "BNN_ERROR", e.what()};
   } catch (const c10::OutOfMemoryError& e) {
-    return {JsErrorType::Error, "BNN_OUT_OF_MEMORY", first_line_clean(e.what_without_backtrace())};
+    return {JsErrorType::Error, "BNN_OUT_OF_MEMORY", without_backtrace(e.what_without_backtrace())};
   } catch (const c10::TypeError& e) {
-    return {JsErrorType::TypeError, "BNN_INVALID_TYPE", first_line_clean(e.what_without_backtrace())};
+    return {JsErrorType::TypeError, "BNN_INVALID_TYPE", without_backtrace(e.what_without_backtrace())};
   } catch (const c10::ValueError& e) {
-    return {JsErrorType::RangeError, "BNN_INVALID_ARGUMENT", first_line_clean(e.what_without_backtrace())};
+    return {JsErrorType::RangeError, "BNN_INVALID_ARGUMENT", without_backtrace(e.what_without_backtrace())};
   } catch (const c10::IndexError& e) {
-    return {JsErrorType::RangeError, "BNN_INVALID_ARGUMENT", first_line_clean(e.what_without_backtrace())};
+    return {JsErrorType::RangeError, "BNN_INVALID_ARGUMENT", without_backtrace(e.what_without_backtrace())};
   } catch (const c10::DistError& e) {
-    return {JsErrorType::Error, "BNN_DISTRIBUTED", first_line_clean(e.what_without_backtrace())};
+    return {JsErrorType::Error, "BNN_DISTRIBUTED", without_backtrace(e.what_without_backtrace())};
   } catch (const c10::Error& e) {
-    return {JsErrorType::Error, "BNN_TORCH_ERROR", first_line_clean(e.what_without_backtrace())};
+    return {JsErrorType::Error, "BNN_TORCH_ERROR", without_backtrace(e.what_without_backtrace())};
   } catch (const std::bad_alloc&) {
     return {JsErrorType::Error, "BNN_OUT_OF_MEMORY", "out of memory"};
   } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include "core/errors.h"
+#include "core/vectorize.h"
 
 namespace bnn {
 
@@ -55,7 +56,6 @@ constexpr int64_t kGrain = 1 << 14;
 // The float32 loops are branch-free (a data-dependent branch on the sign mispredicts about a third
 // of the time on real activations) and compiled for AVX2 / AVX-512 besides the baseline, picked at
 // run time, so the build needs no -march flag.
-#define BNN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 BNN_VECTOR_CLONES void forward_f32(const float* __restrict__ src, float* __restrict__ dst, uint8_t* __restrict__ keep,
                                    int64_t n) {

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include "core/errors.h"
+#include "core/vectorize.h"
 
 namespace bnn {
 
@@ -27,7 +28,6 @@ bool fast_path(const at::Tensor& w) {
          w.stride(0) * w.size(0) == w.numel();
 }
 
-#define BNN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 BNN_VECTOR_CLONES void binarize_row(const float* __restrict__ w, float alpha, float* __restrict__ out, uint8_t* __restrict__ keep,
                                     int64_t n) {

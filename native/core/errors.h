@@ -25,6 +25,14 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
+// A LibTorch message without the "Exception raised from ..." trailer some builds append.
+inline std::string without_backtrace(std::string message) {
+  const auto pos = message.find("\nException raised from");
+  if (pos != std::string::npos) message.erase(pos);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  return message;
+}
+
 [[noreturn]] inline void fail(ErrorKind kind, const std::string& message) { throw Error(kind, message); }
 
 }  // namespace bnn

@@ -123,7 +123,6 @@ void DataParallel::before_backward(double loss, bool stop) {
   if (stale) build_buckets();
   for (auto& bucket : buckets_) {
     bucket.pending = bucket.params.size();
-    bucket.launched = false;
     bucket.work.reset();
   }
   std::fill(arrived_.begin(), arrived_.end(), false);
@@ -152,7 +151,6 @@ void DataParallel::launch_in_order() {
     Bucket& bucket = buckets_[next_launch_++];
     bucket.buffer.mul_(scale);  // average as DDP does: divide first, then sum
     bucket.work = group_->all_reduce_sum_async(bucket.buffer);
-    bucket.launched = true;
   }
 }
 

@@ -59,7 +59,6 @@ class DataParallel : public train::StepHooks {
     int64_t size = 0;              // gradient elements (buffer may hold a tail after them)
     at::Tensor buffer;
     size_t pending = 0;  // parameters whose gradient has not arrived this step
-    bool launched = false;
     c10::intrusive_ptr<c10d::Work> work;
   };
 

@@ -19,15 +19,8 @@ std::string where(const RendezvousOptions& o) {
          std::to_string(o.master_port) + ")";
 }
 
-std::string clean(std::string message) {
-  const auto pos = message.find("\nException raised from");
-  if (pos != std::string::npos) message.erase(pos);
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-  return message;
-}
-
 std::string message_of(const std::exception& e) {
-  std::string m = clean(dynamic_cast<const c10::Error*>(&e) ? dynamic_cast<const c10::Error&>(e).what_without_backtrace() : e.what());
+  std::string m = without_backtrace(dynamic_cast<const c10::Error*>(&e) ? dynamic_cast<const c10::Error&>(e).what_without_backtrace() : e.what());
   // Gloo prefixes its build machine's source location ("[/__w/pytorch/.../pair.cc:553] ").
   if (m.size() > 2 && m[0] == '[') {
     const auto close = m.find("] ");

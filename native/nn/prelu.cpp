@@ -1,4 +1,5 @@
 #include "nn/prelu.h"
+#include "core/vectorize.h"
 
 #include <algorithm>
 #include <limits>
@@ -23,7 +24,6 @@ Layout layout_of(const torch::Tensor& x) {
 
 // Branch-free loops (the sign of an activation is a coin flip, so branches mispredict), compiled
 // for AVX2 / AVX-512 besides the baseline and picked at run time.
-#define BNN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 // Channels-last: `pixels` rows of C contiguous channels.
 BNN_VECTOR_CLONES void forward_rows(const float* __restrict__ s, const float* __restrict__ a, float* __restrict__ d,

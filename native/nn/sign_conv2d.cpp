@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "binarize/binary_activation.h"
+#include "core/vectorize.h"
 
 namespace bnn::nn {
 
@@ -16,7 +17,6 @@ constexpr uint8_t kKeep = 1;
 constexpr uint8_t kPositive = 2;
 constexpr int64_t kGrain = 1 << 14;
 
-#define BNN_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 BNN_VECTOR_CLONES void sign_forward_f32(const float* __restrict__ src, float* __restrict__ dst, uint8_t* __restrict__ code,
                                         int64_t n) {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
 import { DataLoader } from '../../data.js';
+import { Tensor } from '../../tensor.js';
 import { distributedBackends, ProcessGroup, rendezvousFromEnv } from '../../distributed.js';
 import type { DatasetName } from '../../datasets.js';
 import { isBnnError } from '../../errors.js';
@@ -315,11 +316,18 @@ export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void
 async function sharedRunDir(group: ProcessGroup, mine: string): Promise<string> {
   const bytes = new TextEncoder().encode(path.resolve(mine));
   if (bytes.length > 4096) throw new UsageError('the run folder path is too long');
-  const padded = new Array<number>(4097).fill(0);
+  // Fixed size, so every rank's buffer matches: [length, 4096 bytes of UTF-8].
+  const buffer = new Int32Array(4097);
   if (group.isMain) {
-    padded[0] = bytes.length;
-    bytes.forEach((b, i) => (padded[i + 1] = b));
+    buffer[0] = bytes.length;
+    buffer.set(bytes, 1);
   }
-  const sum = await group.sumNumbers(padded);
-  return new TextDecoder().decode(Uint8Array.from(sum.slice(1, 1 + sum[0]!)));
+  const t = Tensor.fromArray(buffer, [buffer.length]);
+  try {
+    await group.broadcast([t], 0);
+    const received = t.toTypedArray() as Int32Array;
+    return new TextDecoder().decode(Uint8Array.from(received.subarray(1, 1 + received[0]!)));
+  } finally {
+    t.dispose();
+  }
 }
