@@ -1,7 +1,7 @@
 // One bnn-torch measurement in its own process (so peak RSS is this case's alone), driven by
 // bench/train-step.ts. Prints one JSON line like bench/peer/train_step.py.
 import { Adam, createModel, manualSeed, setNumThreads, Tensor, VERSION } from '../src/index.js';
-import { native } from '../src/native.js';
+import { native } from '../src/binding/native.js';
 
 interface Case { width: number; inChannels: number; size: number; stage: 1 | 2; batch: number; steps: number; warmup: number; threads: number; device: 'cpu' | 'cuda' }
 

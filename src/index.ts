@@ -2,10 +2,10 @@
  * bnn-torch: train binarized neural networks from TypeScript over LibTorch.
  * @packageDocumentation
  */
-export { Tensor, type DType, type TensorData, type TensorOptions } from './tensor.js';
-export { scope, keep } from './scope.js';
-export { binaryActivation, binaryActivationAsync } from './binarize.js';
-export type { Device } from './device.js';
+export { Tensor, type DType, type TensorData, type TensorOptions } from './core/tensor.js';
+export { scope, keep } from './core/scope.js';
+export { binaryActivation, binaryActivationAsync } from './nn/binarize.js';
+export type { Device } from './core/device.js';
 export { isBnnError, type BnnError, type BnnErrorCode } from './errors.js';
 export {
   libtorchInfo,
@@ -16,41 +16,23 @@ export {
   liveTensorCount,
   setAllowTF32,
   type LibTorchInfo,
-} from './runtime.js';
-export { createModel, Model, type StateDict } from './model.js';
-export { DEFAULT_MODEL_CONFIG, type ModelConfig, type ResolvedModelConfig, type Architecture, type Stem } from './model-config.js';
-export type { ModelSummary, LayerSummary, SummaryOptions } from './summary.js';
-export { crossEntropy, type CrossEntropyOptions } from './loss.js';
-export { Adam, type AdamOptions, type NoDecayKind } from './optim.js';
-export { MultiStepSchedule, type MultiStepScheduleOptions, type HasLearningRate } from './schedule.js';
-export { PRESETS, getPreset, scaleStage, type Preset, type PresetName, type StageSchedule } from './presets.js';
-export { InMemoryBatches, epochOrder, type Batch, type BatchSource, type InMemoryBatchesOptions } from './batches.js';
-export {
-  Trainer,
-  trainTwoStage,
-  evaluate,
-  type StageOptions,
-  type EpochLog,
-  type EvalMetrics,
-  type TrainerCallbacks,
-  type TrainerOptions,
-  type TwoStageConfig,
-  type TwoStageResult,
-  type BatchEndInfo,
-  type PartialEpoch,
-} from './trainer.js';
-export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } from './checkpoint.js';
-export { VERSION } from './version.js';
-export {
-  ProcessGroup,
-  DataParallel,
-  rendezvousFromEnv,
-  distributedBackends,
-  type RendezvousOptions,
-  type DataParallelOptions,
-  type DistributedBackend,
-} from './distributed.js';
-export { trainStep, evalStep, type StepResult, type TrainStepOptions, type EvalStepResult } from './step.js';
+} from './core/runtime.js';
+export { createModel, Model, type StateDict } from './nn/model.js';
+export { DEFAULT_MODEL_CONFIG, type ModelConfig, type ResolvedModelConfig, type Architecture, type Stem } from './nn/model-config.js';
+export type { ModelSummary, LayerSummary, SummaryOptions } from './nn/summary.js';
+export { crossEntropy, type CrossEntropyOptions } from './train/loss.js';
+export { Adam, type AdamOptions, type NoDecayKind } from './train/optim.js';
+export { MultiStepSchedule, type MultiStepScheduleOptions, type HasLearningRate } from './train/schedule.js';
+export { PRESETS, getPreset, scaleStage, type Preset, type PresetName, type StageSchedule } from './train/presets.js';
+export { InMemoryBatches, epochOrder, type Batch, type BatchSource, type InMemoryBatchesOptions } from './data/batches.js';
+export { Trainer, evaluate, type TrainerOptions } from './train/trainer.js';
+export { trainTwoStage, type TwoStageConfig, type TwoStageResult } from './train/two-stage.js';
+export type { StageOptions, EpochLog, EvalMetrics, TrainerCallbacks, BatchEndInfo, PartialEpoch } from './train/types.js';
+export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } from './train/checkpoint.js';
+export { VERSION } from './core/version.js';
+export { ProcessGroup, rendezvousFromEnv, distributedBackends, type RendezvousOptions, type DistributedBackend } from './distributed/process-group.js';
+export { DataParallel, type DataParallelOptions } from './distributed/data-parallel.js';
+export { trainStep, evalStep, type StepResult, type TrainStepOptions, type EvalStepResult } from './train/step.js';
 export {
   Dataset,
   datasetSpec,
@@ -60,7 +42,7 @@ export {
   type LoadDatasetOptions,
   type DatasetFromTensorsInfo,
   type ValidationSplitOptions,
-} from './datasets.js';
+} from './data/datasets.js';
 export {
   DataLoader,
   Epoch,
@@ -70,4 +52,4 @@ export {
   type EvalLoaderOptions,
   type EpochOptions,
   type ResolvedDataLoaderOptions,
-} from './data.js';
+} from './data/loader.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { getNumThreads, libtorchInfo, setNumThreads } from '../src/index.js';
-import { packageRoot } from '../src/native.js';
+import { packageRoot } from '../src/binding/native.js';
 
 test('the addon loads and reports the LibTorch it was built against', () => {
   const info = libtorchInfo();

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { binaryActivation, binaryActivationAsync, cudaAvailable, manualSeed, scope, Tensor, type Device, type DType } from '../src/index.js';
-import { binaryActivationReference } from '../src/testing.js';
-import { assertClose, assertThrowsCode } from './helpers.js';
+import { binaryActivationReference } from '../src/nn/binarize.js';
+import { assertClose, assertThrowsCode } from './support/helpers.js';
 
 const POINTS = [-2, -1, -0.999, -0.5, -0, 0, 0.5, 0.999, 1, 2, -1e30, 1e-30, Infinity, -Infinity];
 // 0 (and -0) map to +1 — unlike PyTorch's sign, so outputs are truly binary.

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { cudaAvailable, distributedBackends } from '../src/index.js';
-import { packageRoot } from '../src/native.js';
-import { randomImageSet, tempDir, writeIdxSplit } from './data-files.js';
+import { packageRoot } from '../src/binding/native.js';
+import { randomImageSet, tempDir, writeIdxSplit } from './support/data-files.js';
 
 const BNN = path.join(packageRoot, 'src', 'cli', 'bnn.ts');
 

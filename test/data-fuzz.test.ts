@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import zlib from 'node:zlib';
 
 import { DataLoader, Dataset, isBnnError, scope, type DatasetName } from '../src/index.js';
-import { cifarBytes, idxBytes, idxNames, prng, randomImageSet, tempDir, writeCifar10, writeCifar100, writeIdxSplit } from './data-files.js';
+import { cifarBytes, idxBytes, idxNames, prng, randomImageSet, tempDir, writeCifar10, writeCifar100, writeIdxSplit } from './support/data-files.js';
 
 interface Target {
   name: string;

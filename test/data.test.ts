@@ -17,8 +17,8 @@ import {
   writeCifar10,
   writeCifar100,
   writeIdxSplit,
-} from './data-files.js';
-import { assertClose, assertThrowsCode } from './helpers.js';
+} from './support/data-files.js';
+import { assertClose, assertThrowsCode } from './support/helpers.js';
 
 const FASHION_MEAN = 0.286;
 const FASHION_STD = 0.353;

@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 
 import { freePort } from '../src/cli/launcher.js';
 import { cudaAvailable, DataLoader, distributedBackends, ProcessGroup, rendezvousFromEnv, Tensor } from '../src/index.js';
-import { readSafetensorsSync } from '../src/safetensors.js';
-import { assertClose } from './helpers.js';
-import { toyDataset, type WorkerJob } from './distributed-worker.js';
+import { readSafetensorsSync } from '../src/io/safetensors.js';
+import { assertClose } from './support/helpers.js';
+import { toyDataset, type WorkerJob } from './support/distributed-worker.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const gloo = distributedBackends().gloo;
@@ -26,7 +26,7 @@ interface Exit {
 function runWorker(job: WorkerJob): Promise<Exit> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'distributed-worker.ts'), JSON.stringify(job)], {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'support', 'distributed-worker.ts'), JSON.stringify(job)], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, BNN_NUM_THREADS: '1' },
     });

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { cudaAvailable, isBnnError, scope, Tensor } from '../src/index.js';
-import { native, packageRoot } from '../src/native.js';
-import { assertThrowsCode } from './helpers.js';
+import { native, packageRoot } from '../src/binding/native.js';
+import { assertThrowsCode } from './support/helpers.js';
 
 test('wrong shapes are RangeErrors naming both sizes', () => {
   assertThrowsCode(() => Tensor.fromArray([1, 2, 3], [2, 2]), RangeError, 'BNN_INVALID_ARGUMENT', /holds 4 elements but the data has 3/);

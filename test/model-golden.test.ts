@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { createModel, crossEntropy, scope, type ModelConfig } from '../src/index.js';
-import { assertCloseScaled, loadFixture } from './fixtures.js';
+import { assertCloseScaled, loadFixture } from './support/fixtures.js';
 
 const CASES = [
   'model-small-c1-stage1',

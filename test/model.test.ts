@@ -6,10 +6,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { createModel, crossEntropy, cudaAvailable, manualSeed, scope, setAllowTF32, Tensor } from '../src/index.js';
-import { assertCloseScaled, loadFixture } from './fixtures.js';
-import { packageRoot } from '../src/native.js';
-import { writeSafetensorsSync, fromTypedArray } from '../src/safetensors.js';
-import { assertClose, assertThrowsCode } from './helpers.js';
+import { assertCloseScaled, loadFixture } from './support/fixtures.js';
+import { packageRoot } from '../src/binding/native.js';
+import { writeSafetensorsSync, fromTypedArray } from '../src/io/safetensors.js';
+import { assertClose, assertThrowsCode } from './support/helpers.js';
 
 function tmpFile(name: string): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bnn-model-')), name);
@@ -138,7 +138,7 @@ test('loading weights that do not fit lists every problem and changes nothing', 
       assert.match(e.message, /missing key 'fc\.bias'/);
       assert.match(e.message, /'fc\.weight' has shape \[3, 32\] but the model expects \[10, 32\]/);
       assert.match(e.message, /unexpected key 'extra\.weight'/);
-      assert.match(e.message, /'bn1\.num_batches_tracked' has dtype F32 but the model expects I64/);
+      assert.match(e.message, /'bn1\.num_batches_tracked' has dtype float32 but the model expects int64/);
       assert.equal(e.problems?.length, 4);
       return true;
     });
@@ -158,7 +158,7 @@ test('loadStateDict is strict and reports all mismatches at once', () => {
     state.set('nonsense', Tensor.zeros([1]));
     assertThrowsCode(() => model.loadStateDict(state), RangeError, 'BNN_INVALID_ARGUMENT',
       /4 problems[\s\S]*missing key 'layer1\.0\.bn\.bias'[\s\S]*'layer1\.0\.conv\.weight' has shape \[4, 4, 1, 1\][\s\S]*unexpected key 'nonsense'/);
-    assertThrowsCode(() => model.loadStateDict(state), RangeError, 'BNN_INVALID_ARGUMENT', /'bn1\.running_var' has dtype Double/);
+    assertThrowsCode(() => model.loadStateDict(state), RangeError, 'BNN_INVALID_ARGUMENT', /'bn1\.running_var' has dtype float64 but the model expects float32/);
   });
 });
 
@@ -191,7 +191,7 @@ test('invalid configs are refused before anything is built, naming the field', (
 });
 
 test('the native side validates configs too (no crash on a raw call)', async () => {
-  const { native } = await import('../src/native.js');
+  const { native } = await import('../src/binding/native.js');
   assert.throws(() => new (native().ModelHandle)({ width: 0 } as never), RangeError);
   assert.throws(() => new (native().ModelHandle)({ width: 'x' } as never), TypeError);
   assert.throws(() => new (native().ModelHandle)(undefined as never), TypeError);

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { Adam, createModel, scope, Tensor } from '../src/index.js';
-import { assertClose } from './helpers.js';
-import { loadFixture } from './fixtures.js';
+import { assertClose } from './support/helpers.js';
+import { loadFixture } from './support/fixtures.js';
 
 for (const mode of ['coupled', 'decoupled'] as const) {
   test(`Adam (${mode} weight decay) matches torch.optim step by step`, () => {

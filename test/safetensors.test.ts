@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { writeFileAtomic, writeFileAtomicSync } from '../src/atomic-file.js';
+import { writeFileAtomic, writeFileAtomicSync } from '../src/io/atomic-file.js';
 import {
   SafetensorsError,
   decodeSafetensors,
@@ -20,8 +20,8 @@ import {
   writeSafetensorsSync,
   type SafetensorsDType,
   type SafetensorsTensor,
-} from '../src/safetensors.js';
-import { mulberry32 } from '../src/batches.js'; // deterministic, so fuzz failures reproduce from the seed
+} from '../src/io/safetensors.js';
+import { mulberry32 } from '../src/data/batches.js'; // deterministic, so fuzz failures reproduce from the seed
 
 // ---------------------------------------------------------------------------
 // helpers

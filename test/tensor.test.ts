@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { cudaAvailable, manualSeed, scope, Tensor } from '../src/index.js';
-import { assertClose } from './helpers.js';
+import { assertClose } from './support/helpers.js';
 
 test('float32 data round-trips with its shape', () => {
   using t = Tensor.fromArray(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);

@@ -17,8 +17,8 @@ import {
   type StageOptions,
   type TwoStageConfig,
 } from '../src/index.js';
-import { mulberry32 } from '../src/batches.js';
-import { readSafetensorsSync } from '../src/safetensors.js';
+import { mulberry32 } from '../src/data/batches.js';
+import { readSafetensorsSync } from '../src/io/safetensors.js';
 
 const CLASSES = 4;
 const SHAPE = [1, 8, 8];
@@ -152,7 +152,12 @@ test('a NaN loss stops training with the epoch and step, and leaves the last che
           poisoned = true;
           const n = b.images.shape[0]!;
           b.images.dispose();
-          yield { images: Tensor.fromArray(new Float32Array(n * 64).fill(NaN), [n, ...SHAPE]), labels: b.labels };
+          const images = Tensor.fromArray(new Float32Array(n * 64).fill(NaN), [n, ...SHAPE]);
+          const dispose = (): void => {
+            images.dispose();
+            b.labels.dispose();
+          };
+          yield { images, labels: b.labels, index: b.index, dispose, [Symbol.dispose]: dispose };
         } else {
           yield b;
         }

@@ -10,6 +10,8 @@ struct AddonData {
   Napi::FunctionReference optimizer_constructor;
   Napi::FunctionReference process_group_constructor;
   Napi::FunctionReference data_parallel_constructor;
+  Napi::FunctionReference dataset_constructor;
+  Napi::FunctionReference epoch_constructor;
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

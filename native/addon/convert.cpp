@@ -15,6 +15,56 @@ int64_t to_integer(Napi::Env env, const Napi::Value& v, const std::string& name,
   return static_cast<int64_t>(d);
 }
 
+double optional_number(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) throw_type_error(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+int64_t optional_integer(const Napi::Object& o, const char* key, int64_t fallback, double lo, double hi) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  return to_integer(o.Env(), v, key, lo, hi);
+}
+
+bool optional_bool(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) throw_type_error(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>();
+}
+
+int64_t integer_field(const Napi::Object& o, const char* key, double lo, double hi) { return to_integer(o.Env(), o.Get(key), key, lo, hi); }
+
+bool bool_field(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) throw_type_error(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>();
+}
+
+std::string string_field(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw_type_error(o.Env(), std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::vector<double> optional_numbers(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  std::vector<double> out;
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (!v.IsArray()) throw_type_error(o.Env(), std::string(key) + " must be an array of numbers");
+  auto a = v.As<Napi::Array>();
+  if (a.Length() > 65536) throw_range_error(o.Env(), std::string(key) + " has " + std::to_string(a.Length()) + " values; at most 65536 are supported");
+  out.reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsNumber()) throw_type_error(o.Env(), std::string(key) + "[" + std::to_string(i) + "] must be a number");
+    out.push_back(e.As<Napi::Number>().DoubleValue());
+  }
+  return out;
+}
+
 std::string string_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
   if (index >= info.Length() || !info[index].IsString()) throw_type_error(info.Env(), std::string(name) + " must be a string");
   return info[index].As<Napi::String>().Utf8Value();
@@ -63,20 +113,6 @@ at::ScalarType parse_dtype(const Napi::CallbackInfo& info, size_t index) {
   if (name == "uint8") return at::kByte;
   if (name == "bool") return at::kBool;
   throw_type_error(info.Env(), "unknown dtype '" + name + "': expected float32, float64, float16, bfloat16, int64, int32, uint8 or bool");
-}
-
-const char* dtype_name(at::ScalarType type) {
-  switch (type) {
-    case at::kFloat: return "float32";
-    case at::kDouble: return "float64";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    case at::kLong: return "int64";
-    case at::kInt: return "int32";
-    case at::kByte: return "uint8";
-    case at::kBool: return "bool";
-    default: return c10::toString(type);
-  }
 }
 
 Napi::Array shape_to_js(Napi::Env env, c10::IntArrayRef shape) {

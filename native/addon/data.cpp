@@ -9,11 +9,10 @@
 
 #include <cmath>
 #include <memory>
-#include <mutex>
-#include <unordered_map>
 
 #include <ATen/ATen.h>
 
+#include "addon/addon_data.h"
 #include "addon/async_task.h"
 #include "addon/convert.h"
 #include "addon/errors.h"
@@ -28,62 +27,7 @@ namespace bnn::addon {
 
 namespace {
 
-// The environment's one instance-data slot belongs to AddonData (addon_data.h); the data handles
-// keep their constructors here instead, per environment (worker threads each have their own),
-// dropped by a cleanup hook when the environment goes away.
-struct DataConstructors {
-  Napi::FunctionReference dataset;
-  Napi::FunctionReference epoch;
-};
-std::mutex constructors_mutex;
-std::unordered_map<napi_env, std::unique_ptr<DataConstructors>> constructors_by_env;
-
-DataConstructors& constructors(Napi::Env env) {
-  std::lock_guard<std::mutex> lock(constructors_mutex);
-  auto& slot = constructors_by_env[env];
-  if (!slot) slot = std::make_unique<DataConstructors>();
-  return *slot;
-}
-
-void forget_constructors(napi_env env) {
-  std::unique_ptr<DataConstructors> dropped;
-  {
-    std::lock_guard<std::mutex> lock(constructors_mutex);
-    auto it = constructors_by_env.find(env);
-    if (it == constructors_by_env.end()) return;
-    dropped = std::move(it->second);
-    constructors_by_env.erase(it);
-  }
-}
-
 // ---- argument helpers ---------------------------------------------------------------------
-
-constexpr double kMaxSafe = 9007199254740991.0;  // 2^53 - 1
-
-int64_t integer_arg(const Napi::CallbackInfo& info, size_t i, const char* name, double lo = 0, double hi = kMaxSafe) {
-  return to_integer(info.Env(), i < info.Length() ? info[i] : info.Env().Undefined(), name, lo, hi);
-}
-
-bool bool_field(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsBoolean()) throw_type_error(o.Env(), std::string(key) + " must be a boolean");
-  return v.As<Napi::Boolean>();
-}
-
-std::vector<double> numbers_field(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  std::vector<double> out;
-  if (v.IsUndefined() || v.IsNull()) return out;
-  if (!v.IsArray()) throw_type_error(o.Env(), std::string(key) + " must be an array of numbers");
-  auto a = v.As<Napi::Array>();
-  if (a.Length() > 65536) throw_range_error(o.Env(), std::string(key) + " is too long");
-  for (uint32_t i = 0; i < a.Length(); ++i) {
-    Napi::Value e = a.Get(i);
-    if (!e.IsNumber()) throw_type_error(o.Env(), std::string(key) + "[" + std::to_string(i) + "] must be a number");
-    out.push_back(e.As<Napi::Number>().DoubleValue());
-  }
-  return out;
-}
 
 Napi::Array numbers_to_js(Napi::Env env, const std::vector<double>& values) {
   auto a = Napi::Array::New(env, values.size());
@@ -117,16 +61,13 @@ class DatasetHandle : public Napi::ObjectWrap<DatasetHandle> {
   }
 
   static Napi::Object wrap(Napi::Env env, std::shared_ptr<const data::Dataset> dataset) {
-    Napi::Object obj = constructors(env).dataset.New({});
+    Napi::Object obj = addon_data(env).dataset_constructor.New({});
     Unwrap(obj)->reset(std::move(dataset));
     return obj;
   }
 
   static std::shared_ptr<const data::Dataset> unwrap(Napi::Env env, const Napi::Value& value, const char* what) {
-    if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(constructors(env).dataset.Value())) {
-      throw_type_error(env, std::string(what) + " must be a Dataset");
-    }
-    return Unwrap(value.As<Napi::Object>())->dataset();
+    return unwrap_instance<DatasetHandle>(env, value, addon_data(env).dataset_constructor, what, "a Dataset")->dataset();
   }
 
   explicit DatasetHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DatasetHandle>(info) {}
@@ -220,7 +161,7 @@ class EpochHandle : public Napi::ObjectWrap<EpochHandle> {
   }
 
   static Napi::Object wrap(Napi::Env env, std::shared_ptr<data::EpochStream> stream) {
-    Napi::Object obj = constructors(env).epoch.New({});
+    Napi::Object obj = addon_data(env).epoch_constructor.New({});
     Unwrap(obj)->stream_ = std::move(stream);
     return obj;
   }
@@ -294,22 +235,20 @@ class LoaderHandle : public Napi::ObjectWrap<LoaderHandle> {
       if (info.Length() < 2 || !info[1].IsObject()) throw_type_error(env, "loader options must be an object");
       auto o = info[1].As<Napi::Object>();
       data::LoaderOptions options;
-      options.batch_size = to_integer(env, o.Get("batchSize"), "batchSize", 1, 0x7fffffff);
+      options.batch_size = integer_field(o, "batchSize", 1, 0x7fffffff);
       options.shuffle = bool_field(o, "shuffle");
       options.drop_last = bool_field(o, "dropLast");
-      options.seed = static_cast<uint64_t>(to_integer(env, o.Get("seed"), "seed", 0, kMaxSafe));
+      options.seed = static_cast<uint64_t>(integer_field(o, "seed", 0, kMaxSafeInteger));
       options.normalize = bool_field(o, "normalize");
-      options.mean = numbers_field(o, "mean");
-      options.std = numbers_field(o, "std");
-      options.augment.crop_padding = to_integer(env, o.Get("cropPadding"), "cropPadding", 0, 1024);
+      options.mean = optional_numbers(o, "mean");
+      options.std = optional_numbers(o, "std");
+      options.augment.crop_padding = integer_field(o, "cropPadding", 0, 1024);
       options.augment.hflip = bool_field(o, "hflip");
-      options.prefetch = to_integer(env, o.Get("prefetch"), "prefetch", 1, 64);
-      options.shard_count = to_integer(env, o.Get("shardCount"), "shardCount", 1, 1 << 20);
-      options.shard_rank = to_integer(env, o.Get("shardRank"), "shardRank", 0, options.shard_count - 1);
+      options.prefetch = integer_field(o, "prefetch", 1, 64);
+      options.shard_count = integer_field(o, "shardCount", 1, 1 << 20);
+      options.shard_rank = integer_field(o, "shardRank", 0, options.shard_count - 1);
       options.shard_pad = bool_field(o, "shardPad");
-      Napi::Value device = o.Get("device");
-      if (!device.IsString()) throw_type_error(env, "device must be a string");
-      options.device = resolve_device(device.As<Napi::String>().Utf8Value());
+      options.device = resolve_device(string_field(o, "device"));
       loader_ = std::make_shared<const data::Loader>(std::move(dataset), std::move(options));
     });
   }
@@ -393,8 +332,8 @@ Napi::Value dataset_from_tensors(const Napi::CallbackInfo& info) {
       if (!n.IsString()) throw_type_error(env, "classNames[" + std::to_string(i) + "] must be a string");
       dataset->class_names.push_back(n.As<Napi::String>().Utf8Value());
     }
-    dataset->mean = numbers_field(o, "mean");
-    dataset->std = numbers_field(o, "std");
+    dataset->mean = optional_numbers(o, "mean");
+    dataset->std = optional_numbers(o, "std");
     // A dataset owns its memory: later changes to the caller's tensors cannot reach a loader thread.
     dataset->images = images.detach().contiguous().clone();
     dataset->labels = labels.detach().contiguous().clone();
@@ -427,13 +366,10 @@ Napi::Value dataset_catalog(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void init_data(Napi::Env env, Napi::Object exports) {
-  DataConstructors& c = constructors(env);
   Napi::Function dataset = DatasetHandle::define(env);
   Napi::Function epoch = EpochHandle::define(env);
-  c.dataset = Napi::Persistent(dataset);
-  c.epoch = Napi::Persistent(epoch);
-  napi_env raw = env;
-  env.AddCleanupHook([raw] { forget_constructors(raw); });
+  addon_data(env).dataset_constructor = Napi::Persistent(dataset);
+  addon_data(env).epoch_constructor = Napi::Persistent(epoch);
   exports.Set("DatasetHandle", dataset);
   exports.Set("EpochHandle", epoch);
   exports.Set("LoaderHandle", LoaderHandle::define(env));

@@ -17,10 +17,6 @@ namespace bnn::addon {
 
 namespace {
 
-int int_field(const Napi::Object& o, const char* key, double lo, double hi) {
-  return static_cast<int>(to_integer(o.Env(), o.Get(key), key, lo, hi));
-}
-
 std::vector<at::Tensor> tensor_list(const Napi::CallbackInfo& info, size_t index, const char* what) {
   Napi::Env env = info.Env();
   if (index >= info.Length() || !info[index].IsArray()) throw_type_error(env, std::string(what) + " must be an array of tensors");
@@ -129,10 +125,7 @@ class DataParallelHandle : public Napi::ObjectWrap<DataParallelHandle> {
     guard(info.Env(), [&] {
       Napi::Env env = info.Env();
       auto model = unwrap_model(info, 0);
-      if (info.Length() < 2 || !info[1].IsObject() || !info[1].As<Napi::Object>().InstanceOf(addon_data(env).process_group_constructor.Value())) {
-        throw_type_error(env, "group must be a ProcessGroup");
-      }
-      auto group = ProcessGroupHandle::Unwrap(info[1].As<Napi::Object>())->group();
+      auto group = unwrap_instance<ProcessGroupHandle>(env, arg(info, 1), addon_data(env).process_group_constructor, "group", "a ProcessGroup")->group();
       distributed::DataParallelOptions options;
       if (info.Length() > 2 && info[2].IsObject()) {
         auto o = info[2].As<Napi::Object>();
@@ -189,10 +182,7 @@ class DataParallelHandle : public Napi::ObjectWrap<DataParallelHandle> {
 };
 
 std::shared_ptr<distributed::DataParallel> unwrap_data_parallel(Napi::Env env, const Napi::Value& value) {
-  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(addon_data(env).data_parallel_constructor.Value())) {
-    throw_type_error(env, "dataParallel must be a DataParallel");
-  }
-  return DataParallelHandle::Unwrap(value.As<Napi::Object>())->hooks();
+  return unwrap_instance<DataParallelHandle>(env, value, addon_data(env).data_parallel_constructor, "dataParallel", "a DataParallel")->hooks();
 }
 
 namespace {
@@ -204,14 +194,12 @@ Napi::Value join_process_group(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || !info[0].IsObject()) throw_type_error(env, "joinProcessGroup needs an options object");
     auto o = info[0].As<Napi::Object>();
     distributed::RendezvousOptions r;
-    if (!o.Get("masterAddr").IsString()) throw_type_error(env, "masterAddr must be a string");
-    r.master_addr = o.Get("masterAddr").As<Napi::String>().Utf8Value();
-    r.master_port = int_field(o, "masterPort", 1, 65535);
-    r.world_size = int_field(o, "worldSize", 1, 1 << 20);
-    r.rank = int_field(o, "rank", 0, r.world_size - 1);
-    r.timeout = std::chrono::milliseconds(int_field(o, "timeoutMs", 1, 0x7fffffff));
-    if (!o.Get("backend").IsString()) throw_type_error(env, "backend must be 'gloo' or 'nccl'");
-    r.backend = o.Get("backend").As<Napi::String>().Utf8Value();
+    r.master_addr = string_field(o, "masterAddr");
+    r.master_port = static_cast<int>(integer_field(o, "masterPort", 1, 65535));
+    r.world_size = static_cast<int>(integer_field(o, "worldSize", 1, 1 << 20));
+    r.rank = static_cast<int>(integer_field(o, "rank", 0, r.world_size - 1));
+    r.timeout = std::chrono::milliseconds(integer_field(o, "timeoutMs", 1, 0x7fffffff));
+    r.backend = string_field(o, "backend");
     return AsyncTask::run(env, "bnn.joinProcessGroup", [r]() -> AsyncTask::Convert {
       auto group = distributed::ProcessGroup::join(r);
       return [group](Napi::Env env) -> Napi::Value { return ProcessGroupHandle::wrap(env, group); };

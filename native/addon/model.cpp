@@ -19,44 +19,24 @@ namespace bnn::addon {
 
 namespace {
 
-int64_t int_field(const Napi::Object& o, const char* key, int64_t fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw_type_error(o.Env(), std::string(key) + " must be an integer");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::floor(d) != d) throw_type_error(o.Env(), std::string(key) + " must be an integer");
-  if (std::fabs(d) > 1e12) throw_range_error(o.Env(), std::string(key) + " is out of range");
-  return static_cast<int64_t>(d);
-}
-
-bool bool_field(const Napi::Object& o, const char* key, bool fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsBoolean()) throw_type_error(o.Env(), std::string(key) + " must be a boolean");
-  return v.As<Napi::Boolean>();
-}
-
 nn::ResNetConfig parse_config(const Napi::Value& value) {
   Napi::Env env = value.Env();
   if (!value.IsObject()) throw_type_error(env, "the model config must be an object");
   auto o = value.As<Napi::Object>();
   nn::ResNetConfig c;
-  c.num_classes = int_field(o, "numClasses", c.num_classes);
-  c.in_channels = int_field(o, "inChannels", c.in_channels);
-  c.width = int_field(o, "width", c.width);
+  // The ranges here only keep the conversion exact; ResNetConfig::validate() owns the real limits.
+  c.num_classes = optional_integer(o, "numClasses", c.num_classes, -1e12, 1e12);
+  c.in_channels = optional_integer(o, "inChannels", c.in_channels, -1e12, 1e12);
+  c.width = optional_integer(o, "width", c.width, -1e12, 1e12);
   Napi::Value stem = o.Get("stem");
   if (!stem.IsUndefined()) {
     if (!stem.IsString()) throw_type_error(env, "stem must be 'small' or 'imagenet'");
     c.stem = stem.As<Napi::String>().Utf8Value();
   }
-  c.double_skip = bool_field(o, "doubleSkip", c.double_skip);
-  c.binary_activations = bool_field(o, "binaryActivations", c.binary_activations);
-  c.binary_weights = bool_field(o, "binaryWeights", c.binary_weights);
-  Napi::Value m = o.Get("bnMomentum");
-  if (!m.IsUndefined()) {
-    if (!m.IsNumber()) throw_type_error(env, "bnMomentum must be a number");
-    c.bn_momentum = m.As<Napi::Number>().DoubleValue();
-  }
+  c.double_skip = optional_bool(o, "doubleSkip", c.double_skip);
+  c.binary_activations = optional_bool(o, "binaryActivations", c.binary_activations);
+  c.binary_weights = optional_bool(o, "binaryWeights", c.binary_weights);
+  c.bn_momentum = optional_number(o, "bnMomentum", c.bn_momentum);
   c.validate();
   return c;
 }
@@ -209,11 +189,7 @@ void init_model(Napi::Env env, Napi::Object exports) {
 
 std::shared_ptr<nn::ResNet18> unwrap_model(const Napi::CallbackInfo& info, size_t index) {
   Napi::Env env = info.Env();
-  if (index >= info.Length() || !info[index].IsObject() ||
-      !info[index].As<Napi::Object>().InstanceOf(addon_data(env).model_constructor.Value())) {
-    throw_type_error(env, "model must be a Model");
-  }
-  return ModelHandle::Unwrap(info[index].As<Napi::Object>())->model();
+  return unwrap_instance<ModelHandle>(env, arg(info, index), addon_data(env).model_constructor, "model", "a Model")->model();
 }
 
 }  // namespace bnn::addon

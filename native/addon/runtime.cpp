@@ -1,10 +1,9 @@
-// Binding for native/core/runtime: versions, devices, threads, seeding.
+// Binding for native/core/runtime: versions, devices, threads, seeding, the CPU generator's state.
 #include "addon/runtime.h"
-
-#include <cmath>
 
 #include "addon/convert.h"
 #include "addon/errors.h"
+#include "addon/tensor.h"
 #include "core/cpu_allocator.h"
 #include "core/runtime.h"
 
@@ -30,28 +29,33 @@ Napi::Value info(const Napi::CallbackInfo& info) {
 
 Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
-    const double n = number_arg(info, 0, "threads");
-    if (std::floor(n) != n) throw_type_error(info.Env(), "threads must be an integer");
-    bnn::set_num_threads(static_cast<int>(std::fmax(std::fmin(n, 1e6), -1)));
+    bnn::set_num_threads(static_cast<int>(integer_arg(info, 0, "threads", 1, 1 << 20)));
     return info.Env().Undefined();
   });
 }
 
 Napi::Value manual_seed(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
-    const double seed = number_arg(info, 0, "seed");
-    if (!(seed >= 0) || std::floor(seed) != seed || seed > 9007199254740991.0) {
-      throw_range_error(info.Env(), "seed must be a non-negative safe integer");
-    }
-    bnn::manual_seed(static_cast<uint64_t>(seed));
+    bnn::manual_seed(static_cast<uint64_t>(integer_arg(info, 0, "seed")));
     return info.Env().Undefined();
   });
 }
 
 Napi::Value set_allow_tf32(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsBoolean()) throw_type_error(info.Env(), "setAllowTF32(on) takes a boolean");
+    if (!arg(info, 0).IsBoolean()) throw_type_error(info.Env(), "setAllowTF32(on) must be a boolean");
     bnn::set_allow_tf32(info[0].As<Napi::Boolean>());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value cpu_rng_state(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value { return TensorHandle::wrap(info.Env(), bnn::cpu_rng_state()); });
+}
+
+Napi::Value set_cpu_rng_state(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    bnn::set_cpu_rng_state(TensorHandle::unwrap(info, 0, "state"));
     return info.Env().Undefined();
   });
 }
@@ -78,6 +82,8 @@ void init_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New<set_num_threads>(env, "setNumThreads"));
   exports.Set("manualSeed", Napi::Function::New<manual_seed>(env, "manualSeed"));
   exports.Set("setAllowTF32", Napi::Function::New<set_allow_tf32>(env, "setAllowTF32"));
+  exports.Set("cpuRngState", Napi::Function::New<cpu_rng_state>(env, "cpuRngState"));
+  exports.Set("setCpuRngState", Napi::Function::New<set_cpu_rng_state>(env, "setCpuRngState"));
   exports.Set("cpuCacheStats", Napi::Function::New<cpu_cache_stats>(env, "cpuCacheStats"));
   exports.Set("emptyCpuCache", Napi::Function::New<empty_cpu_cache>(env, "emptyCpuCache"));
 }

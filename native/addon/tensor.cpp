@@ -59,8 +59,7 @@ const at::Tensor& TensorHandle::unwrap(const Napi::CallbackInfo& info, size_t in
 }
 
 const at::Tensor& TensorHandle::unwrap_value(Napi::Env env, const Napi::Value& value, const char* what) {
-  if (!is_handle(env, value)) throw_type_error(env, std::string(what) + " must be a Tensor");
-  return TensorHandle::Unwrap(value.As<Napi::Object>())->tensor();
+  return unwrap_instance<TensorHandle>(env, value, addon_data(env).tensor_constructor, what, "a Tensor")->tensor();
 }
 
 const at::Tensor& TensorHandle::tensor() const {

@@ -19,21 +19,14 @@ namespace bnn::addon {
 
 namespace {
 
-double num_field(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) throw_type_error(o.Env(), std::string(key) + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
 train::AdamOptions parse_adam(const Napi::Value& value) {
   Napi::Env env = value.Env();
   if (!value.IsObject()) throw_type_error(env, "optimizer options must be an object");
   auto o = value.As<Napi::Object>();
   train::AdamOptions a;
-  a.lr = num_field(o, "lr", a.lr);
-  a.eps = num_field(o, "eps", a.eps);
-  a.weight_decay = num_field(o, "weightDecay", a.weight_decay);
+  a.lr = optional_number(o, "lr", a.lr);
+  a.eps = optional_number(o, "eps", a.eps);
+  a.weight_decay = optional_number(o, "weightDecay", a.weight_decay);
   Napi::Value betas = o.Get("betas");
   if (!betas.IsUndefined()) {
     if (!betas.IsArray() || betas.As<Napi::Array>().Length() != 2 || !betas.As<Napi::Array>().Get(0u).IsNumber() ||
@@ -43,11 +36,7 @@ train::AdamOptions parse_adam(const Napi::Value& value) {
     a.beta1 = betas.As<Napi::Array>().Get(0u).As<Napi::Number>().DoubleValue();
     a.beta2 = betas.As<Napi::Array>().Get(1u).As<Napi::Number>().DoubleValue();
   }
-  Napi::Value decoupled = o.Get("decoupled");
-  if (!decoupled.IsUndefined()) {
-    if (!decoupled.IsBoolean()) throw_type_error(env, "decoupled must be a boolean");
-    a.decoupled = decoupled.As<Napi::Boolean>();
-  }
+  a.decoupled = optional_bool(o, "decoupled", a.decoupled);
   Napi::Value kinds = o.Get("noDecayOn");
   if (!kinds.IsUndefined()) {
     if (!kinds.IsArray()) throw_type_error(env, "noDecayOn must be an array of 'bn', 'prelu', 'bias'");
@@ -147,11 +136,7 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
 namespace {
 
 OptimizerHandle* unwrap_optimizer(const Napi::CallbackInfo& info, size_t index) {
-  if (index >= info.Length() || !info[index].IsObject() ||
-      !info[index].As<Napi::Object>().InstanceOf(addon_data(info.Env()).optimizer_constructor.Value())) {
-    throw_type_error(info.Env(), "optimizer must be an Adam optimizer");
-  }
-  return OptimizerHandle::Unwrap(info[index].As<Napi::Object>());
+  return unwrap_instance<OptimizerHandle>(info.Env(), arg(info, index), addon_data(info.Env()).optimizer_constructor, "optimizer", "an Adam optimizer");
 }
 
 // trainStep(model, optimizer, images, labels, { labelSmoothing, clipLatentWeights }) -> Promise
@@ -169,17 +154,9 @@ Napi::Value train_step(const Napi::CallbackInfo& info) {
     train::TrainStepOptions options;
     if (info.Length() > 4 && info[4].IsObject()) {
       auto o = info[4].As<Napi::Object>();
-      options.label_smoothing = num_field(o, "labelSmoothing", 0.0);
-      Napi::Value clip = o.Get("clipLatentWeights");
-      if (!clip.IsUndefined()) {
-        if (!clip.IsBoolean()) throw_type_error(env, "clipLatentWeights must be a boolean");
-        options.clip_latent_weights = clip.As<Napi::Boolean>();
-      }
-      Napi::Value stop = o.Get("stop");
-      if (!stop.IsUndefined()) {
-        if (!stop.IsBoolean()) throw_type_error(env, "stop must be a boolean");
-        options.stop_requested = stop.As<Napi::Boolean>();
-      }
+      options.label_smoothing = optional_number(o, "labelSmoothing", 0.0);
+      options.clip_latent_weights = optional_bool(o, "clipLatentWeights", options.clip_latent_weights);
+      options.stop_requested = optional_bool(o, "stop", options.stop_requested);
       Napi::Value dp = o.Get("dataParallel");
       if (!dp.IsUndefined() && !dp.IsNull()) options.hooks = unwrap_data_parallel(env, dp);
     }
@@ -225,17 +202,6 @@ Napi::Value eval_step(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value rng_state(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&]() -> Napi::Value { return TensorHandle::wrap(info.Env(), cpu_rng_state()); });
-}
-
-Napi::Value set_rng_state(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&]() -> Napi::Value {
-    set_cpu_rng_state(TensorHandle::unwrap(info, 0, "state"));
-    return info.Env().Undefined();
-  });
-}
-
 }  // namespace
 
 void init_train(Napi::Env env, Napi::Object exports) {
@@ -244,8 +210,6 @@ void init_train(Napi::Env env, Napi::Object exports) {
   exports.Set("OptimizerHandle", ctor);
   exports.Set("trainStep", Napi::Function::New<train_step>(env, "trainStep"));
   exports.Set("evalStep", Napi::Function::New<eval_step>(env, "evalStep"));
-  exports.Set("cpuRngState", Napi::Function::New<rng_state>(env, "cpuRngState"));
-  exports.Set("setCpuRngState", Napi::Function::New<set_rng_state>(env, "setCpuRngState"));
 }
 
 }  // namespace bnn::addon

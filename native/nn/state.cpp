@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "core/dtype.h"
 #include "core/errors.h"
 
 namespace bnn::nn {
@@ -36,8 +37,8 @@ void load_state_dict(torch::nn::Module& module, const NamedTensors& state) {
     } else if (src.sizes() != tensor.sizes()) {
       problems.push_back("'" + name + "' has shape " + c10::str(src.sizes()) + " but the model expects " + c10::str(tensor.sizes()));
     } else if (src.scalar_type() != tensor.scalar_type()) {
-      problems.push_back("'" + name + "' has dtype " + std::string(c10::toString(src.scalar_type())) + " but the model expects " +
-                         c10::toString(tensor.scalar_type()));
+      problems.push_back("'" + name + "' has dtype " + std::string(dtype_name(src.scalar_type())) + " but the model expects " +
+                         dtype_name(tensor.scalar_type()));
     }
   }
   for (const auto& [name, tensor] : given) {

@@ -5,7 +5,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 
 import { isBnnError } from '../errors.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../core/version.js';
 import { UsageError } from './common.js';
 import * as evalCommand from './commands/eval.js';
 import * as exportCommand from './commands/export.js';

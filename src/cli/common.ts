@@ -1,10 +1,10 @@
 // Pieces shared by the commands: user errors, dataset resolution, device and thread flags.
 import fs from 'node:fs';
 
-import { Dataset, datasetSpec, type DatasetName, type DatasetSplit } from '../datasets.js';
-import type { Device } from '../device.js';
-import { checkDevice } from '../device.js';
-import { cudaAvailable, setNumThreads } from '../runtime.js';
+import { Dataset, datasetSpec, type DatasetName, type DatasetSplit } from '../data/datasets.js';
+import type { Device } from '../core/device.js';
+import { checkDevice } from '../core/check.js';
+import { cudaAvailable, setNumThreads } from '../core/runtime.js';
 
 /** An error the CLI reports as one line (no stack) with a non-zero exit code. */
 export class UsageError extends Error {

@@ -1,5 +1,5 @@
 // Progress output for `bnn train`: a live bar on a terminal, one plain line per epoch otherwise.
-import type { BatchEndInfo, EpochLog } from '../trainer.js';
+import type { BatchEndInfo, EpochLog } from '../train/types.js';
 
 const pct = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '  -  ' : `${(100 * v).toFixed(2)}%`);
 const clock = (s: number): string => {

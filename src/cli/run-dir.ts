@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { writeFileAtomicSync } from '../atomic-file.js';
-import type { EpochLog } from '../trainer.js';
+import { writeFileAtomicSync } from '../io/atomic-file.js';
+import type { EpochLog } from '../train/types.js';
 
 export interface FinalMetrics {
   type: 'final';

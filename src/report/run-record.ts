@@ -4,27 +4,14 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { bnnError } from '../errors.js';
+import type { EpochLog } from '../train/types.js';
 
-/** One `{"type":"epoch",...}` line of `metrics.jsonl`. */
-export interface EpochRecord {
-  /** Training stage, 1-based (1: binary activations, 2: binary weights in the two-stage recipe). */
+/**
+ * One `{"type":"epoch",...}` line of `metrics.jsonl`: an {@link EpochLog} as read back, where the
+ * stage is any number and a loss or accuracy the CLI wrote as `null` is NaN.
+ */
+export interface EpochRecord extends Omit<EpochLog, 'stage'> {
   stage: number;
-  /** 0-based epoch within the stage. */
-  epoch: number;
-  /** Learning rate used during the epoch. */
-  lr: number;
-  /** Mean training loss over the epoch (NaN if the CLI wrote `null`). */
-  trainLoss: number;
-  /** Training accuracy in [0, 1] (NaN if the CLI wrote `null`). */
-  trainAccuracy: number;
-  /** Test loss after the epoch, when the run evaluated that epoch. */
-  testLoss?: number;
-  /** Test accuracy in [0, 1] after the epoch, when the run evaluated that epoch. */
-  testAccuracy?: number;
-  /** Wall time of the epoch (training and evaluation), in seconds. */
-  seconds: number;
-  /** Training throughput of the epoch. */
-  trainImagesPerSecond: number;
 }
 
 /** The `{"type":"final",...}` line of `metrics.jsonl`, written once when a run completes. */

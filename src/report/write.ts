@@ -1,6 +1,6 @@
 // Writing report.html into a run directory.
 import { basename, join, resolve } from 'node:path';
-import { writeFileAtomic } from '../atomic-file.js';
+import { writeFileAtomic } from '../io/atomic-file.js';
 import { bnnError, isBnnError } from '../errors.js';
 import { renderReport } from './render.js';
 import { readRunDirectory } from './run-record.js';

@@ -1,9 +1,9 @@
 // `bnn eval`: test accuracy, loss and per-class accuracy of saved weights.
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
-import { DataLoader } from '../../data.js';
-import type { DatasetName } from '../../datasets.js';
-import { evaluate } from '../../trainer.js';
+import { DataLoader } from '../../data/loader.js';
+import type { DatasetName } from '../../data/datasets.js';
+import { evaluate } from '../../train/trainer.js';
 import { applyThreads, DATASETS, loadSplit, resolveDevice } from '../common.js';
 import { loadModelFile } from './model-file.js';
 

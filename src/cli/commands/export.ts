@@ -3,7 +3,7 @@ import path from 'node:path';
 
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
-import { writeFileAtomicSync } from '../../atomic-file.js';
+import { writeFileAtomicSync } from '../../io/atomic-file.js';
 import { loadModelFile } from './model-file.js';
 
 interface ExportArgs { checkpoint: string; out?: string }

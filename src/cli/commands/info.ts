@@ -1,9 +1,9 @@
 // `bnn info`: versions, the LibTorch in use and where it came from, CUDA, threads.
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
-import { distributedBackends } from '../../distributed.js';
-import { libtorchInfo } from '../../runtime.js';
-import { VERSION } from '../../version.js';
+import { distributedBackends } from '../../distributed/process-group.js';
+import { libtorchInfo } from '../../core/runtime.js';
+import { VERSION } from '../../core/version.js';
 
 interface InfoArgs { json: boolean }
 

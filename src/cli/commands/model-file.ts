@@ -1,10 +1,9 @@
 // Reads a model from a weights file (final.safetensors, stage1.safetensors, an export) or a
 // training checkpoint, using the config stored in its metadata.
-import { loadCheckpoint } from '../../checkpoint.js';
-import { createModel, type Model } from '../../model.js';
-import type { ModelConfig } from '../../model-config.js';
-import { readSafetensors } from '../../safetensors.js';
-import { CONFIG_METADATA_KEY } from '../../weights.js';
+import { loadCheckpoint } from '../../train/checkpoint.js';
+import { CONFIG_METADATA_KEY, createModel, type Model } from '../../nn/model.js';
+import type { ModelConfig } from '../../nn/model-config.js';
+import { readSafetensors } from '../../io/safetensors.js';
 import { UsageError } from '../common.js';
 
 export async function readModelConfig(file: string): Promise<{ config: ModelConfig; kind: 'weights' | 'checkpoint' }> {

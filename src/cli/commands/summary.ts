@@ -1,8 +1,8 @@
 // `bnn summary`: the model summary table for a config or a saved model.
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
-import { resolveModelConfig } from '../../model-config.js';
-import { summarize } from '../../summary.js';
+import { resolveModelConfig } from '../../nn/model-config.js';
+import { summarize } from '../../nn/summary.js';
 import { readModelConfig } from './model-file.js';
 
 interface SummaryArgs { checkpoint?: string; numClasses: number; inChannels: number; width: number; stem: 'small' | 'imagenet'; doubleSkip: boolean; binaryActivations: boolean; binaryWeights: boolean; height?: number; json: boolean }

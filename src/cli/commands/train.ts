@@ -4,18 +4,20 @@ import path from 'node:path';
 
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
-import { DataLoader } from '../../data.js';
-import { Tensor } from '../../tensor.js';
-import { distributedBackends, ProcessGroup, rendezvousFromEnv } from '../../distributed.js';
-import type { DatasetName } from '../../datasets.js';
+import { DataLoader } from '../../data/loader.js';
+import { Tensor } from '../../core/tensor.js';
+import { distributedBackends, ProcessGroup, rendezvousFromEnv } from '../../distributed/process-group.js';
+import type { Device } from '../../core/device.js';
+import type { DatasetName } from '../../data/datasets.js';
 import { isBnnError } from '../../errors.js';
-import { getPreset, scaleStage, type PresetName, PRESETS } from '../../presets.js';
+import { getPreset, scaleStage, type PresetName, PRESETS } from '../../train/presets.js';
 import { readRunDirectory, writeReport } from '../../report/index.js';
-import { libtorchInfo, getNumThreads } from '../../runtime.js';
-import { summarize } from '../../summary.js';
-import { resolveModelConfig } from '../../model-config.js';
-import { trainTwoStage, type StageOptions } from '../../trainer.js';
-import { VERSION } from '../../version.js';
+import { libtorchInfo, getNumThreads } from '../../core/runtime.js';
+import { summarize } from '../../nn/summary.js';
+import { resolveModelConfig } from '../../nn/model-config.js';
+import { trainTwoStage } from '../../train/two-stage.js';
+import type { StageOptions } from '../../train/types.js';
+import { VERSION } from '../../core/version.js';
 import { applyThreads, DATASETS, loadSplit, numberList, resolveDevice, UsageError } from '../common.js';
 import { cpuThreadsPerWorker, launchWorkers, WORKER_ENV } from '../launcher.js';
 import { Progress } from '../progress.js';
@@ -158,7 +160,26 @@ async function joinFromEnv(a: TrainArgs, device: string): Promise<ProcessGroup |
   return ProcessGroup.join({ ...rv, backend, timeoutSeconds: a.distTimeout });
 }
 
+/**
+ * `bnn train`, in three named steps: resolve the run (flags, or a resumed run's saved flags), join
+ * the process group (when launched as one of several workers), run the training.
+ */
 export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void> {
+  const a = resolveRun(argv);
+  if (a.nproc > 1 && process.env[WORKER_ENV] === undefined) {
+    process.exitCode = await launch(a);
+    return;
+  }
+  const { device, group } = await joinGroup(a);
+  try {
+    await runTraining(a, device, group);
+  } finally {
+    group?.dispose();
+  }
+}
+
+/** The flags of this run: a resumed run's own flags from its config.json, checked together. */
+function resolveRun(argv: TrainArgs): TrainArgs {
   let a: TrainArgs = argv;
   if (a.resume) {
     if (!a.out) throw new UsageError('--resume needs --out <run dir> (the folder of the run to continue)', 2);
@@ -175,21 +196,32 @@ export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void
   }
   if (a.stage === '2' && !a.init && !a.resume) throw new UsageError('--stage 2 needs --init <stage-1 weights> (stage1.safetensors of a stage-1 run)', 2);
   if (!Number.isInteger(a.nproc) || a.nproc < 1) throw new UsageError(`--nproc must be a positive integer, got ${a.nproc}`, 2);
-  const preset = getPreset(a.preset);
-  if (a.nproc > 1 && process.env[WORKER_ENV] === undefined) {
-    if (rendezvousFromEnv() !== undefined) throw new UsageError('--nproc starts its own workers: do not combine it with torchrun/SLURM variables (RANK, WORLD_SIZE)', 2);
-    resolveDevice(a.device);
-    if (a.device !== 'cpu' && libtorchInfo().cudaDeviceCount < a.nproc) {
-      throw new UsageError(`--nproc ${a.nproc} with --device ${a.device}: one GPU per worker is needed and ${libtorchInfo().cudaDeviceCount} are visible`);
-    }
-    process.exitCode = await launchWorkers({ nproc: a.nproc, ...(a.device === 'cpu' ? { threadsPerWorker: cpuThreadsPerWorker(a.nproc) } : {}) });
-    return;
+  getPreset(a.preset);
+  return a;
+}
+
+/** --nproc N: starts N workers running this same command and waits for them; the exit code. */
+async function launch(a: TrainArgs): Promise<number> {
+  if (rendezvousFromEnv() !== undefined) throw new UsageError('--nproc starts its own workers: do not combine it with torchrun/SLURM variables (RANK, WORLD_SIZE)', 2);
+  resolveDevice(a.device);
+  if (a.device !== 'cpu' && libtorchInfo().cudaDeviceCount < a.nproc) {
+    throw new UsageError(`--nproc ${a.nproc} with --device ${a.device}: one GPU per worker is needed and ${libtorchInfo().cudaDeviceCount} are visible`);
   }
+  return launchWorkers({ nproc: a.nproc, ...(a.device === 'cpu' ? { threadsPerWorker: cpuThreadsPerWorker(a.nproc) } : {}) });
+}
+
+/** This process's device and, under torchrun/SLURM or --nproc, the process group it joins. */
+async function joinGroup(a: TrainArgs): Promise<{ device: Device; group: ProcessGroup | undefined }> {
   const localRank = rendezvousFromEnv()?.localRank ?? 0;
   // One GPU per process: 'cuda' means this process's LOCAL_RANK device.
   const device = resolveDevice(a.device === 'cuda' && (rendezvousFromEnv()?.worldSize ?? 1) > 1 ? `cuda:${localRank}` : a.device);
   applyThreads(a.threads);
-  const group = await joinFromEnv(a, device);
+  return { device, group: await joinFromEnv(a, device) };
+}
+
+/** Loads the data, prepares the run folder (rank 0), trains both stages, writes the report. */
+async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | undefined): Promise<void> {
+  const preset = getPreset(a.preset);
   const main = group === undefined || group.isMain;
   const world = group?.worldSize ?? 1;
   const stage1 = stageOptions(a, 1);
@@ -308,7 +340,6 @@ export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void
     testLoader.dispose();
     train.dispose();
     test.dispose();
-    group?.dispose();
   }
 }
 

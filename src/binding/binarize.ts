@@ -1,0 +1,8 @@
+// The raw binding of native/addon/binarize.cpp: the binary activation. Only src/ imports it.
+import type { TensorHandle } from './tensor.js';
+
+export interface BinarizeAddon {
+  binaryActivation(x: TensorHandle): TensorHandle;
+  binaryActivationAsync(x: TensorHandle): Promise<TensorHandle>;
+  binaryActivationReference(x: TensorHandle): TensorHandle;
+}

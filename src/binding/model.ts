@@ -1,0 +1,36 @@
+// The raw binding of native/addon/model.cpp: the ResNet module. Only src/ imports it.
+import type { TensorHandle } from './tensor.js';
+
+/** A native ResNet18 module. */
+export interface ModelHandle {
+  forward(x: TensorHandle): TensorHandle;
+  forwardAsync(x: TensorHandle): Promise<TensorHandle>;
+  train(on: boolean): void;
+  isTraining(): boolean;
+  to(device: string): void;
+  device(): string;
+  namedParameters(): [string, TensorHandle][];
+  namedBuffers(): [string, TensorHandle][];
+  setBinaryWeights(on: boolean): void;
+  config(): NativeModelConfig;
+  loadState(entries: [string, TensorHandle][]): void;
+  dispose(): void;
+  isDisposed(): boolean;
+}
+
+/** The config as the native side takes and returns it (all fields set). */
+export interface NativeModelConfig {
+  arch: 'resnet18';
+  numClasses: number;
+  inChannels: number;
+  width: number;
+  stem: 'small' | 'imagenet';
+  doubleSkip: boolean;
+  binaryActivations: boolean;
+  binaryWeights: boolean;
+  bnMomentum: number;
+}
+
+export interface ModelAddon {
+  ModelHandle: new (config: NativeModelConfig) => ModelHandle;
+}

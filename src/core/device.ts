@@ -1,0 +1,2 @@
+/** Where a tensor or model lives: `'cpu'`, `'cuda'` (device 0) or `'cuda:N'`. */
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;

@@ -1,0 +1,57 @@
+// The one lifetime rule of every facade over a native object: it owns one handle, frees it
+// deterministically with dispose() (or `using`), and refuses to be used afterwards with a
+// BNN_DISPOSED error naming what it was. The native handle's own finalizer is only the safety net.
+import { bnnError } from '../errors.js';
+
+/** What every native handle can do. */
+export interface Releasable {
+  dispose(): void;
+}
+
+/** @internal Base of the classes that wrap one native handle (Tensor, Model, Adam, DataLoader, ...). */
+export abstract class NativeResource<H extends Releasable> implements Disposable {
+  #handle: H | null;
+  readonly #what: string;
+
+  /**
+   * `what` names the object in errors ("this <what> has been disposed"). A subclass that must
+   * validate its options before the native object exists passes no handle and calls
+   * {@link NativeResource.attach} once it has one.
+   */
+  protected constructor(what: string, handle?: H) {
+    this.#what = what;
+    this.#handle = handle ?? null;
+  }
+
+  /** @internal Gives a subclass its handle, once. */
+  protected attach(handle: H): void {
+    this.#handle = handle;
+  }
+
+  /** @internal The native handle; throws BNN_DISPOSED once disposed. */
+  get handle(): H {
+    if (this.#handle === null) throw bnnError(`this ${this.#what} has been disposed and can no longer be used`, 'BNN_DISPOSED');
+    return this.#handle;
+  }
+
+  /** True once {@link dispose} has run. */
+  get isDisposed(): boolean {
+    return this.#handle === null;
+  }
+
+  /** Frees the native object now. Safe to call twice. */
+  dispose(): void {
+    const handle = this.#handle;
+    if (handle === null) return;
+    this.#handle = null;
+    this.released();
+    handle.dispose();
+  }
+
+  /** Runs once, when {@link dispose} releases the handle: what a subclass must let go of too. */
+  protected released(): void {}
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}

@@ -1,0 +1,71 @@
+import { checkBoolean, checkInteger } from '../core/check.js';
+import { rangeError, typeError } from '../errors.js';
+
+/** The network the recipe trains. Only ResNet-18 for now; the field keeps files forward-compatible. */
+export type Architecture = 'resnet18';
+
+/** How the first layer treats the image. */
+export type Stem = 'small' | 'imagenet';
+
+/** Options of {@link createModel}. Every field has the default shown. */
+export interface ModelConfig {
+  /** Network family. Default `'resnet18'`. */
+  arch?: Architecture;
+  /** Output classes. Default 10. */
+  numClasses?: number;
+  /** Input channels (1 for Fashion-MNIST, 3 for CIFAR). Default 3. */
+  inChannels?: number;
+  /** Base channel count (64 in ResNet-18); layers use 1x, 2x, 4x, 8x. Default 64. */
+  width?: number;
+  /** `'small'`: 3x3 stride-1 conv for 28–32 px inputs; `'imagenet'`: 7x7 stride-2 conv + max-pool. Default `'small'`. */
+  stem?: Stem;
+  /** Split each ResNet basic block into two single-conv blocks with their own shortcut (the recipe). Default true. */
+  doubleSkip?: boolean;
+  /** Sign activations before each binary conv; false uses ReLU (full-precision baseline). Default true. */
+  binaryActivations?: boolean;
+  /** 1-bit weights (stage 2). Can be switched later with `setBinaryWeights`. Default false. */
+  binaryWeights?: boolean;
+  /** BatchNorm running-stat momentum, PyTorch's convention. Default 0.1. */
+  bnMomentum?: number;
+}
+
+/** A config with every field filled in. */
+export type ResolvedModelConfig = Required<ModelConfig>;
+
+export const DEFAULT_MODEL_CONFIG: ResolvedModelConfig = Object.freeze({
+  arch: 'resnet18',
+  numClasses: 10,
+  inChannels: 3,
+  width: 64,
+  stem: 'small',
+  doubleSkip: true,
+  binaryActivations: true,
+  binaryWeights: false,
+  bnMomentum: 0.1,
+});
+
+/** Fills defaults and checks every field, naming the first bad one. */
+export function resolveModelConfig(config: ModelConfig = {}): ResolvedModelConfig {
+  if (typeof config !== 'object' || config === null) throw typeError('the model config must be an object');
+  const known = new Set(Object.keys(DEFAULT_MODEL_CONFIG));
+  for (const key of Object.keys(config)) {
+    if (!known.has(key)) throw rangeError(`unknown model config field '${key}' (known: ${[...known].join(', ')})`);
+  }
+  const c = { ...DEFAULT_MODEL_CONFIG, ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) };
+  if (c.arch !== 'resnet18') throw rangeError(`arch must be 'resnet18', got ${JSON.stringify(c.arch)}`);
+  if (c.stem !== 'small' && c.stem !== 'imagenet') throw rangeError(`stem must be 'small' or 'imagenet', got ${JSON.stringify(c.stem)}`);
+  if (typeof c.bnMomentum !== 'number' || !(c.bnMomentum >= 0 && c.bnMomentum <= 1)) {
+    throw rangeError(`bnMomentum must be a number between 0 and 1, got ${JSON.stringify(c.bnMomentum)}`);
+  }
+  return {
+    arch: 'resnet18',
+    numClasses: checkInteger(c.numClasses, 'numClasses', 1, 1 << 20),
+    inChannels: checkInteger(c.inChannels, 'inChannels', 1, 4096),
+    width: checkInteger(c.width, 'width', 1, 4096),
+    stem: c.stem,
+    doubleSkip: checkBoolean(c.doubleSkip, 'doubleSkip'),
+    binaryActivations: checkBoolean(c.binaryActivations, 'binaryActivations'),
+    binaryWeights: checkBoolean(c.binaryWeights, 'binaryWeights'),
+    bnMomentum: c.bnMomentum,
+  };
+}

@@ -1,0 +1,192 @@
+import type { Device } from '../core/device.js';
+import { checkBoolean, checkDevice } from '../core/check.js';
+import { NativeResource } from '../core/handle.js';
+import type { ModelHandle, TensorHandle } from '../binding/addon.js';
+import { bnnError, isBnnError, typeError } from '../errors.js';
+import { resolveModelConfig, type ModelConfig, type ResolvedModelConfig } from './model-config.js';
+import { native } from '../binding/native.js';
+import { summarize, type ModelSummary, type SummaryOptions } from './summary.js';
+import { requireTensor, Tensor } from '../core/tensor.js';
+import { readStateFile, writeStateFile } from '../io/state-file.js';
+import { scope } from '../core/scope.js';
+
+/** Metadata key of a weights file holding the model config as JSON, so the file says what it fits. */
+export const CONFIG_METADATA_KEY = 'bnn_torch.config';
+
+/** A state dict: tensors by PyTorch name (`layer1.0.conv.weight`, `bn1.running_mean`, ...). */
+export type StateDict = ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
+
+function wrapNamed(entries: [string, TensorHandle][]): Map<string, Tensor> {
+  return new Map(entries.map(([name, handle]) => [name, new Tensor(handle)]));
+}
+
+/**
+ * The recipe's binary ResNet-18 (LibTorch modules in native code). Parameter and buffer names are
+ * PyTorch's, so {@link Model.stateDict} loads into a PyTorch module of the same structure.
+ *
+ * Tensors returned by `parameters()`, `stateDict()` etc. share storage with the model: disposing
+ * them releases only the JS handle, never the model's weights.
+ */
+export class Model extends NativeResource<ModelHandle> {
+  #busy = false;
+
+  /** @internal Use {@link createModel}. */
+  constructor(handle: ModelHandle) {
+    super('model', handle);
+  }
+
+  /** @internal The native module; refused while an async call holds it. */
+  override get handle(): ModelHandle {
+    const handle = super.handle;
+    if (this.#busy) {
+      throw bnnError('the model is busy with an async call (forwardAsync or a training step); await it first', 'BNN_INVALID_ARGUMENT');
+    }
+    return handle;
+  }
+
+  /** The full configuration, with the current binary-weights state. */
+  get config(): ResolvedModelConfig {
+    return this.handle.config();
+  }
+
+  /** Runs the network: input [N, C, H, W] float32 on the model's device, output logits [N, numClasses]. */
+  forward(x: Tensor): Tensor {
+    return new Tensor(this.handle.forward(requireTensor(x, 'input').handle));
+  }
+
+  /** {@link forward} on a worker thread. The model cannot be used by other calls until it settles. */
+  async forwardAsync(x: Tensor): Promise<Tensor> {
+    const input = requireTensor(x, 'input').handle;
+    return new Tensor(await this.exclusive((h) => h.forwardAsync(input)));
+  }
+
+  /**
+   * @internal Runs native work that uses the model on a worker thread, refusing other calls on the
+   * model until it settles (LibTorch modules are not safe to use from two threads at once).
+   */
+  async exclusive<T>(work: (handle: ModelHandle) => Promise<T>): Promise<T> {
+    const handle = this.handle;
+    this.#busy = true;
+    try {
+      return await work(handle);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** Training mode (BatchNorm uses and updates batch statistics). Returns the model. */
+  train(on = true): this {
+    checkBoolean(on, 'train(on)');
+    this.handle.train(on);
+    return this;
+  }
+
+  /** Evaluation mode (BatchNorm uses running statistics). Returns the model. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** True in training mode. */
+  get training(): boolean {
+    return this.handle.isTraining();
+  }
+
+  /** Moves every parameter and buffer to `device`, in place. Returns the model. */
+  to(device: Device): this {
+    this.handle.to(checkDevice(device));
+    return this;
+  }
+
+  /** Where the model's weights live. */
+  get device(): Device {
+    return this.handle.device() as Device;
+  }
+
+  /** Switches the binary convolutions to 1-bit weights (stage 2) or back, keeping the latent weights. */
+  setBinaryWeights(on: boolean): this {
+    checkBoolean(on, 'setBinaryWeights(on)');
+    this.handle.setBinaryWeights(on);
+    return this;
+  }
+
+  /** True when the binary convolutions use 1-bit weights. */
+  get binaryWeights(): boolean {
+    return this.handle.config().binaryWeights;
+  }
+
+  /** Trainable parameters, in registration order (the order PyTorch's `parameters()` gives). */
+  parameters(): Tensor[] {
+    return [...this.namedParameters().values()];
+  }
+
+  /** Trainable parameters by name. */
+  namedParameters(): Map<string, Tensor> {
+    return wrapNamed(this.handle.namedParameters());
+  }
+
+  /** BatchNorm running statistics and counters by name. */
+  buffers(): Map<string, Tensor> {
+    return wrapNamed(this.handle.namedBuffers());
+  }
+
+  /** Parameters and buffers by name, detached, sharing storage with the model. */
+  stateDict(): Map<string, Tensor> {
+    const state = new Map<string, Tensor>();
+    for (const [name, t] of this.namedParameters()) {
+      state.set(name, t.detach());
+      t.dispose();
+    }
+    for (const [name, t] of this.buffers()) state.set(name, t);
+    return state;
+  }
+
+  /**
+   * Copies a state dict into the model. Strict: every name must be present with the same shape and
+   * dtype, and no extra names are allowed; all problems are reported in one error and nothing is
+   * changed unless everything matches.
+   */
+  loadStateDict(state: StateDict): void {
+    if (typeof state !== 'object' || state === null) throw typeError('loadStateDict takes a Map or object of tensors');
+    const entries = state instanceof Map ? [...state.entries()] : Object.entries(state);
+    this.handle.loadState(entries.map(([name, t]) => [name, requireTensor(t, `state['${name}']`).handle]));
+  }
+
+  /** Writes the state dict to a safetensors file (atomically), loadable by `safetensors.torch.load_file`. */
+  async saveWeights(path: string): Promise<void> {
+    await scope(() => writeStateFile(path, this.stateDict(), { format: 'pt', [CONFIG_METADATA_KEY]: JSON.stringify(this.config) }));
+  }
+
+  /** Loads weights written by {@link saveWeights} (or by PyTorch), checking every name, shape and dtype. */
+  async loadWeights(path: string): Promise<void> {
+    const { tensors } = await readStateFile(path, this.device);
+    try {
+      this.loadStateDict(tensors);
+    } catch (e) {
+      // The native check lists every problem, one per line; say which file they are about.
+      if (e instanceof Error && isBnnError(e) && e.code === 'BNN_INVALID_ARGUMENT') {
+        const problems = e.message.split('\n  - ').slice(1);
+        throw Object.assign(bnnError(`${path}: the weights do not fit this model: ${e.message}`, 'BNN_INVALID_ARGUMENT'), { problems });
+      }
+      throw e;
+    } finally {
+      tensors.forEach((t) => t.dispose());
+    }
+  }
+
+  /** Per-layer precision, parameter and MAC counts, and model size, for an input of the given size. */
+  summary(options: SummaryOptions = {}): ModelSummary {
+    return summarize(this.config, options);
+  }
+}
+
+/**
+ * Builds the recipe's network: a double-skip binary ResNet-18 (by default), with binary
+ * activations, full-precision downsampling, stem and classifier.
+ *
+ * @example
+ * const model = createModel({ numClasses: 10, inChannels: 1, width: 16 });
+ */
+export function createModel(config: ModelConfig = {}): Model {
+  const resolved = resolveModelConfig(config);
+  return new Model(new (native().ModelHandle)(resolved));
+}

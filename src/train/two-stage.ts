@@ -1,0 +1,209 @@
+// The recipe's full run: stage 1 (real weights, binary activations) then stage 2 (1-bit weights),
+// with per-epoch checkpoints that resume bit for bit on the CPU.
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { checkDevice } from '../core/check.js';
+import type { Device } from '../core/device.js';
+import { cpuRngState, manualSeed, setCpuRngState } from '../core/runtime.js';
+import { scope } from '../core/scope.js';
+import type { Tensor } from '../core/tensor.js';
+import { VERSION } from '../core/version.js';
+import type { BatchSource } from '../data/batches.js';
+import { DataParallel, type DataParallelOptions } from '../distributed/data-parallel.js';
+import type { ProcessGroup } from '../distributed/process-group.js';
+import { bnnError, rangeError } from '../errors.js';
+import { createModel, type Model } from '../nn/model.js';
+import type { ModelConfig } from '../nn/model-config.js';
+import { CHECKPOINT_FORMAT, configDifferences, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkStage, evaluate, Trainer } from './trainer.js';
+import type { EpochLog, EvalMetrics, PartialEpoch, StageOptions, TrainerCallbacks } from './types.js';
+
+/** Options of {@link trainTwoStage}. */
+export interface TwoStageConfig {
+  /** The network. `binaryWeights` is managed by the stages. */
+  model: ModelConfig;
+  stage1: StageOptions;
+  stage2: StageOptions;
+  train: BatchSource;
+  test?: BatchSource;
+  device?: Device;
+  /** Seeds LibTorch's generator before the model is built. Default 0. */
+  seed?: number;
+  /**
+   * Folder for `checkpoint.safetensors` (every epoch), `stage1.safetensors` and `final.safetensors`.
+   * Required for `resume`.
+   */
+  outDir?: string;
+  /** Continue from `outDir/checkpoint.safetensors` if it exists. */
+  resume?: boolean;
+  /** Which stages to run. Default 'both'. */
+  stages?: 'both' | 1 | 2;
+  /** Weights to start stage 2 from when only stage 2 runs (a stage-1 result). */
+  init?: string;
+  /** Extra fields identifying the run (dataset, batch size, ...): a checkpoint must match them to resume. */
+  runInfo?: Record<string, unknown>;
+  callbacks?: TrainerCallbacks;
+  /** Abort to stop after the current batch, saving a checkpoint that `resume` continues exactly. */
+  signal?: AbortSignal;
+  /**
+   * Data-parallel training across this group (see {@link DataParallel}). `train` and `test` must
+   * be this rank's shards (DataLoader option `shard: group.shard()`). Every rank builds the model
+   * and reads a checkpoint to resume (`outDir` on a shared file system for several machines);
+   * only rank 0 writes files.
+   */
+  group?: ProcessGroup;
+  /** Options of the DataParallel made for `group`. */
+  dataParallel?: DataParallelOptions;
+}
+
+export interface TwoStageResult {
+  model: Model;
+  history: EpochLog[];
+  /** Test metrics of the final model (when a test source was given). */
+  test?: EvalMetrics;
+  stage1WeightsPath?: string;
+  finalWeightsPath?: string;
+}
+
+/**
+ * The recipe's two-stage training: stage 1 trains real-valued weights with binary activations; its
+ * weights are saved; stage 2 starts from them with 1-bit weights and a fresh Adam with its own
+ * learning rate, weight decay and schedule.
+ */
+export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageResult> {
+  checkStage(config.stage1, 'stage1');
+  checkStage(config.stage2, 'stage2');
+  const stages = config.stages ?? 'both';
+  if (stages !== 'both' && stages !== 1 && stages !== 2) throw rangeError(`stages must be 'both', 1 or 2, got ${JSON.stringify(stages)}`);
+  if (config.resume && !config.outDir) throw rangeError('resume needs outDir (where the checkpoint lives)');
+  if (stages === 2 && !config.init && !config.resume) throw rangeError('stage 2 alone needs init: the stage-1 weights to start from');
+  const device = checkDevice(config.device ?? 'cpu');
+  const seed = config.seed ?? 0;
+  const outDir = config.outDir;
+  const group = config.group;
+  const writes = group === undefined || group.isMain;
+  if (outDir && writes) fs.mkdirSync(outDir, { recursive: true });
+  const checkpointPath = outDir ? path.join(outDir, 'checkpoint.safetensors') : undefined;
+  const runConfig: Record<string, unknown> = {
+    model: { ...config.model, binaryWeights: undefined },
+    stage1: config.stage1,
+    stage2: config.stage2,
+    stages,
+    seed,
+    ...(config.runInfo ?? {}),
+  };
+  const history: EpochLog[] = [];
+
+  manualSeed(seed);
+  const model = createModel({ ...config.model, binaryWeights: false }).to(device);
+  let startStage: 1 | 2 = stages === 2 ? 2 : 1;
+  let startEpoch = 0;
+  let partial: PartialEpoch | undefined;
+  let optimizerState: Map<string, Tensor> | undefined;
+
+  if (config.resume && checkpointPath && fs.existsSync(checkpointPath)) {
+    const ckpt = await loadCheckpoint(checkpointPath);
+    try {
+      const diffs = configDifferences(ckpt.meta.runConfig, JSON.parse(JSON.stringify(runConfig)) as Record<string, unknown>);
+      if (diffs.length) {
+        throw bnnError(`${checkpointPath} belongs to a different run configuration:\n  - ${diffs.join('\n  - ')}`, 'BNN_INVALID_ARGUMENT');
+      }
+      model.setBinaryWeights(ckpt.meta.stage === 2);
+      model.loadStateDict(ckpt.model);
+      setCpuRngState(ckpt.rng);
+      startStage = ckpt.meta.stage;
+      startEpoch = ckpt.meta.epochsDone;
+      partial = ckpt.meta.partial as PartialEpoch | undefined;
+      history.push(...(ckpt.meta.history as EpochLog[]));
+      optimizerState = ckpt.optimizer;
+    } finally {
+      ckpt.model.forEach((t) => t.dispose());
+      ckpt.rng.dispose();
+    }
+  }
+
+  const result: TwoStageResult = { model, history };
+  let dataParallel: DataParallel | undefined;
+  const runStage = async (stage: 1 | 2): Promise<void> => {
+    const options = stage === 1 ? config.stage1 : config.stage2;
+    const epochsDone = stage === startStage ? startEpoch : 0;
+    const save = async (t: Trainer, epochsDone: number, position?: PartialEpoch): Promise<void> => {
+      if (!checkpointPath || !writes) return;
+      await scope(async () => {
+        await saveCheckpoint(checkpointPath, {
+          meta: { format: CHECKPOINT_FORMAT, version: VERSION, stage, epochsDone, runConfig, history, ...(position ? { partial: position } : {}) },
+          model: model.stateDict(),
+          optimizer: t.optimizer.stateDict(),
+          rng: cpuRngState(),
+        });
+      });
+    };
+    const trainer = new Trainer({
+      model,
+      stage,
+      options,
+      train: config.train,
+      test: config.test,
+      callbacks: config.callbacks,
+      ...(config.signal ? { signal: config.signal } : {}),
+      ...(dataParallel ? { dataParallel } : {}),
+      afterEpoch: async (log, t) => {
+        history.push(log);
+        await save(t, log.epoch + 1);
+      },
+      onInterrupt: async (position, t) => save(t, position.epoch, position),
+    });
+    try {
+      if (optimizerState && stage === startStage) {
+        trainer.optimizer.loadStateDict(optimizerState);
+        optimizerState.forEach((t) => t.dispose());
+        optimizerState = undefined;
+      }
+      if (epochsDone < options.epochs) await trainer.fit(epochsDone, stage === startStage ? partial : undefined);
+      let weightsPath: string | undefined;
+      if (outDir) {
+        weightsPath = path.join(outDir, stage === 1 ? 'stage1.safetensors' : 'final.safetensors');
+        if (writes) await model.saveWeights(weightsPath);
+        if (stage === 1) result.stage1WeightsPath = weightsPath;
+        else result.finalWeightsPath = weightsPath;
+      }
+      await config.callbacks?.onStageEnd?.({ stage, history: history.filter((h) => h.stage === stage), ...(weightsPath ? { weightsPath } : {}) });
+    } finally {
+      trainer.dispose();
+    }
+  };
+
+  try {
+    if (group && group.worldSize > 1) {
+      if (stages === 2 && config.init && startEpoch === 0 && !optimizerState) await model.loadWeights(config.init);
+      dataParallel = new DataParallel(model, group, config.dataParallel ?? {});
+      // Every rank starts from rank 0's weights and buffers (and fails here if the ranks differ).
+      await dataParallel.broadcastState();
+    }
+    if (startStage === 1 && stages !== 2) {
+      await runStage(1);
+      startStage = 2;
+      startEpoch = 0;
+      // A stage-1 partial epoch is spent: stage 2 must not resume "its" epoch at that batch.
+      partial = undefined;
+    }
+    if (stages !== 1) {
+      if (startEpoch === 0 && !optimizerState) {
+        // Stage 2 starts from stage 1's saved result (--init when only stage 2 runs). Distributed,
+        // every replica already holds it (and only rank 0 wrote the file).
+        const init = dataParallel ? undefined : stages === 2 ? config.init : result.stage1WeightsPath;
+        if (init) await model.loadWeights(init);
+      }
+      model.setBinaryWeights(true);
+      await runStage(2);
+    }
+    if (config.test) result.test = await evaluate(model, config.test, dataParallel?.group);
+  } catch (e) {
+    optimizerState?.forEach((t) => t.dispose());
+    throw e;
+  } finally {
+    dataParallel?.dispose();
+  }
+  return result;
+}

@@ -1,0 +1,87 @@
+// The vocabulary of training shared by the one-stage Trainer, the two-stage run and their callers:
+// stage options, per-epoch and per-batch records, callbacks.
+import type { NoDecayKind } from './optim.js';
+import type { StageSchedule } from './presets.js';
+
+/** One stage's settings: its schedule plus optimizer and step options. */
+export interface StageOptions extends StageSchedule {
+  /** AdamW instead of Adam's coupled L2. Default false (the recipe). */
+  decoupled?: boolean;
+  /** Parameters trained without weight decay. Default none (the recipe). */
+  noDecayOn?: NoDecayKind[];
+  /**
+   * Clamp binary convolutions' latent weights to [-1, 1] after each step. Off by default. Worth
+   * turning on in the binary-weight stage with a large learning rate: a latent weight that leaves
+   * [-1, 1] gets no gradient from the straight-through estimator and can never come back.
+   */
+  clipLatentWeights?: boolean;
+  /** Cross-entropy label smoothing. Default 0. */
+  labelSmoothing?: number;
+}
+
+/** Metrics of one epoch. */
+export interface EpochLog {
+  /** Training stage (1: binary activations, 2: binary weights too). */
+  stage: 1 | 2;
+  /** 0-based epoch within the stage. */
+  epoch: number;
+  /** Learning rate used during the epoch. */
+  lr: number;
+  /** Mean training loss over the epoch. */
+  trainLoss: number;
+  /** Training accuracy in [0, 1]. */
+  trainAccuracy: number;
+  /** Test loss after the epoch, when there is a test source. */
+  testLoss?: number;
+  /** Test accuracy in [0, 1] after the epoch, when there is a test source. */
+  testAccuracy?: number;
+  /** Wall time of the epoch (training and evaluation), in seconds. */
+  seconds: number;
+  /** Training throughput of the epoch, images per second. */
+  trainImagesPerSecond: number;
+}
+
+/** Result of an evaluation pass. */
+export interface EvalMetrics {
+  loss: number;
+  accuracy: number;
+  count: number;
+  /** Accuracy per true class (NaN for a class with no samples). */
+  classAccuracy: number[];
+}
+
+export interface BatchEndInfo {
+  stage: 1 | 2;
+  epoch: number;
+  batch: number;
+  batches: number;
+  /** Images in this batch. */
+  batchSize: number;
+  loss: number;
+  accuracy: number;
+  lr: number;
+  imagesPerSecond: number;
+}
+
+/** Awaited hooks, in the style of TensorFlow.js callbacks. */
+export interface TrainerCallbacks {
+  onTrainBegin?(info: { stage: 1 | 2; epochs: number; startEpoch: number }): void | Promise<void>;
+  onEpochBegin?(info: { stage: 1 | 2; epoch: number; epochs: number; lr: number }): void | Promise<void>;
+  onBatchEnd?(info: BatchEndInfo): void | Promise<void>;
+  onEpochEnd?(log: EpochLog): void | Promise<void>;
+  onStageEnd?(info: { stage: 1 | 2; history: EpochLog[]; weightsPath?: string }): void | Promise<void>;
+}
+
+/**
+ * Where an interrupted epoch stopped, and its running totals, so a resumed run continues it
+ * exactly. Data-parallel, the totals are those of all ranks (rank 0 resumes with them, the
+ * others from zero, so the epoch's sums come out the same).
+ */
+export interface PartialEpoch {
+  epoch: number;
+  batchesDone: number;
+  lossSum: number;
+  correct: number;
+  count: number;
+  seconds: number;
+}
