@@ -71,8 +71,8 @@ test('bad optimizer options and parameters are refused', () => {
   scope(() => {
     const p = Tensor.fromArray([1], [1], { requiresGrad: true });
     assert.throws(() => new Adam([p], { lr: 0 }), /lr must be a positive number/);
-    assert.throws(() => new Adam([p], { betas: [1, 0.9] }), /betas\[0\] must be in \[0, 1\)/);
-    assert.throws(() => new Adam([p], { weightDecay: -1 }), /weightDecay must be >= 0/);
+    assert.throws(() => new Adam([p], { betas: [1, 0.9] }), /betas\[0\] must be a number in \[0, 1\), got 1/);
+    assert.throws(() => new Adam([p], { weightDecay: -1 }), /weightDecay must be a number >= 0, got -1/);
     assert.throws(() => new Adam([p], { noDecayOn: ['conv' as never] }), /unknown kind 'conv'/);
     assert.throws(() => new Adam([Tensor.ones([2])]), /not a leaf tensor that requires gradients/);
     assert.throws(() => new Adam('x' as never), TypeError);

@@ -51,12 +51,13 @@ test('bad schedules are clear errors', () => {
   const bad: [object, RegExp][] = [
     [{ baseLr: 1, milestones: [1, 2], gammas: [0.1] }, /same length, got 2 milestones and 1 gammas/],
     [{ baseLr: 1, milestones: [5, 3], gammas: [0.1, 0.1] }, /strictly increasing/],
-    [{ baseLr: 1, milestones: [0], gammas: [0.1] }, /positive integer epoch/],
+    [{ baseLr: 1, milestones: [0], gammas: [0.1] }, /milestones\[0\] must be at least 1, got 0/],
     [{ baseLr: 1, milestones: [2], gammas: [-1] }, /gammas\[0\] must be a positive number/],
     [{ baseLr: 0, milestones: [], gammas: [] }, /baseLr must be a positive number/],
-    [{ baseLr: 1, milestones: [1.5], gammas: [0.1] }, /positive integer/],
   ];
   for (const [o, msg] of bad) assert.throws(() => new MultiStepSchedule(o as never), (e: Error) => e instanceof RangeError && msg.test(e.message), JSON.stringify(o));
+  // A fraction where an integer is needed is a wrong type (src/core/check.ts).
+  assert.throws(() => new MultiStepSchedule({ baseLr: 1, milestones: [1.5], gammas: [0.1] }), (e: Error) => e instanceof TypeError && /milestones\[0\] must be an integer, got 1.5/.test(e.message));
   assert.throws(() => new MultiStepSchedule({ baseLr: 1, milestones: [], gammas: [] }).lrAt(-1), RangeError);
   assert.throws(() => getPreset('nope'), /unknown preset 'nope' \(known: recipe, imagenet, cifar100, fashion-mnist-cpu\)/);
 });

@@ -185,11 +185,11 @@ test('bad hyperparameters are refused before any work', async () => {
   let started = false;
   const callbacks = { onTrainBegin: () => void (started = true) };
   const bad: [Partial<TwoStageConfig>, RegExp][] = [
-    [{ stage1: { ...STAGE1, epochs: 0 } }, /stage1\.epochs must be a positive integer/],
+    [{ stage1: { ...STAGE1, epochs: 0 } }, /stage1\.epochs must be at least 1, got 0/],
     [{ stage2: { ...STAGE2, lr: -1 } }, /stage2: baseLr must be a positive number/],
     [{ stage1: { ...STAGE1, milestones: [2, 1], gammas: [0.1, 0.1] } }, /stage1: milestones must be strictly increasing/],
     [{ stage1: { ...STAGE1, gammas: [0.1, 0.1] } }, /stage1: milestones and gammas must have the same length/],
-    [{ stage2: { ...STAGE2, weightDecay: -1 } }, /stage2\.weightDecay must be >= 0/],
+    [{ stage2: { ...STAGE2, weightDecay: -1 } }, /stage2\.weightDecay must be a number >= 0, got -1/],
     [{ stages: 2 }, /stage 2 alone needs init/],
     [{ resume: true }, /resume needs outDir/],
     [{ device: 'gpu' as never }, /unknown device 'gpu'/],

@@ -38,14 +38,15 @@ export function checkNumber(value: unknown, what: string, range: NumberRange = {
     (above === undefined || value > above) &&
     (below === undefined || value < below);
   if (!ok) {
-    const rules = [
-      above === 0 && min === undefined ? 'positive' : undefined,
-      above !== undefined && above !== 0 ? `above ${above}` : undefined,
-      min !== undefined ? `at least ${min}` : undefined,
-      below !== undefined ? `below ${below}` : undefined,
-      max !== undefined ? `at most ${max}` : undefined,
-    ].filter((r) => r !== undefined);
-    throw rangeError(`${what} must be a finite number${rules.length ? ` ${rules.join(' and ')}` : ''}, got ${value}`);
+    const lo = min ?? above;
+    const hi = max ?? below;
+    const rule =
+      lo !== undefined && hi !== undefined ? `a number in ${min !== undefined ? '[' : '('}${lo}, ${hi}${max !== undefined ? ']' : ')'}`
+      : above === 0 ? 'a positive number'
+      : lo !== undefined ? `a number ${min !== undefined ? '>=' : '>'} ${lo}`
+      : hi !== undefined ? `a number ${max !== undefined ? '<=' : '<'} ${hi}`
+      : 'a finite number';
+    throw rangeError(`${what} must be ${rule}, got ${value}`);
   }
   return value;
 }
