@@ -34,8 +34,17 @@ export { ProcessGroup, rendezvousFromEnv, distributedBackends, type RendezvousOp
 export { DataParallel, type DataParallelOptions } from './distributed/data-parallel.js';
 export { trainStep, evalStep, type StepResult, type TrainStepOptions, type EvalStepResult } from './train/step.js';
 export {
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  type ImageTransformOptions,
+  type ColorJitterOptions,
+} from './image/transforms.js';
+export { decodeImage, imageInfo, renderImage, type DecodedImage, type ImageInfo } from './image/decode.js';
+export { prepareStore, storeInfo, type PrepareStoreOptions, type PrepareStoreResult, type StoreInfo } from './image/store.js';
+export {
   Dataset,
   datasetSpec,
+  type ImageDatasetOptions,
   type DatasetName,
   type DatasetSplit,
   type DatasetSpec,

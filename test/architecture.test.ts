@@ -37,6 +37,7 @@ const LAYER: Record<string, number> = {
   core: 1,
   data: 2,
   io: 2,
+  image: 2,
   nn: 3,
   distributed: 4,
   train: 5,
@@ -93,6 +94,8 @@ test('only the binding and the concept facades call native()', () => {
     'train/step.ts', // addon/train.cpp
     'data/datasets.ts', // addon/data.cpp
     'data/loader.ts', // addon/data.cpp
+    'image/decode.ts', // addon/image.cpp
+    'image/store.ts', // addon/image.cpp
     'distributed/process-group.ts', // addon/distributed.cpp
     'distributed/data-parallel.ts', // addon/distributed.cpp
   ];

@@ -49,6 +49,20 @@ std::string string_field(const Napi::Object& o, const char* key) {
   return v.As<Napi::String>().Utf8Value();
 }
 
+std::vector<std::string> to_strings(Napi::Env env, const Napi::Value& v, const std::string& what, size_t max) {
+  if (!v.IsArray()) throw_type_error(env, what + " must be an array of strings");
+  auto a = v.As<Napi::Array>();
+  if (a.Length() > max) throw_range_error(env, what + " has " + std::to_string(a.Length()) + " entries; at most " + std::to_string(max) + " are supported");
+  std::vector<std::string> out;
+  out.reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsString()) throw_type_error(env, what + "[" + std::to_string(i) + "] must be a string");
+    out.push_back(e.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
 std::vector<double> optional_numbers(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   std::vector<double> out;

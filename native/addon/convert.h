@@ -27,6 +27,8 @@ bool optional_bool(const Napi::Object& o, const char* key, bool fallback);
 int64_t integer_field(const Napi::Object& o, const char* key, double lo, double hi);
 bool bool_field(const Napi::Object& o, const char* key);
 std::string string_field(const Napi::Object& o, const char* key);
+// An array of strings (at most `max` of them); TypeError naming `what` otherwise.
+std::vector<std::string> to_strings(Napi::Env env, const Napi::Value& v, const std::string& what, size_t max = 1u << 31);
 // An array of finite numbers; empty when the field is undefined or null.
 std::vector<double> optional_numbers(const Napi::Object& o, const char* key);
 

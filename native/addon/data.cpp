@@ -16,11 +16,13 @@
 #include "addon/async_task.h"
 #include "addon/convert.h"
 #include "addon/errors.h"
+#include "addon/image.h"
 #include "addon/tensor.h"
 #include "core/device.h"
 #include "core/errors.h"
 #include "data/dataset.h"
 #include "data/epoch_stream.h"
+#include "data/image_source.h"
 #include "data/loader.h"
 
 namespace bnn::addon {
@@ -85,7 +87,7 @@ class DatasetHandle : public Napi::ObjectWrap<DatasetHandle> {
     dataset_ = std::move(dataset);
     if (dataset_) {
       // Tell V8 how much native memory this small object holds, so GC pressure is honest.
-      accounted_bytes_ = static_cast<int64_t>(dataset_->images.nbytes() + dataset_->labels.nbytes());
+      accounted_bytes_ = static_cast<int64_t>((dataset_->images.defined() ? dataset_->images.nbytes() : 0) + dataset_->labels.nbytes());
       Napi::MemoryManagement::AdjustExternalMemory(Env(), accounted_bytes_);
     }
   }
@@ -102,13 +104,21 @@ class DatasetHandle : public Napi::ObjectWrap<DatasetHandle> {
       o.Set("classNames", strings_to_js(env, d->class_names));
       o.Set("mean", numbers_to_js(env, d->mean));
       o.Set("std", numbers_to_js(env, d->std));
+      o.Set("streamed", d->streamed());
       return o;
     });
   }
 
   // Views sharing the dataset's memory (no API mutates a tensor in place).
   Napi::Value images(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value { return TensorHandle::wrap(info.Env(), dataset()->images); });
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto d = dataset();
+      if (d->streamed()) {
+        fail(ErrorKind::InvalidArgument, "this dataset streams its images from " + d->source->origin() +
+                                             " through its transform: it has no images tensor (iterate a DataLoader over it)");
+      }
+      return TensorHandle::wrap(info.Env(), d->images);
+    });
   }
 
   Napi::Value labels(const Napi::CallbackInfo& info) {
@@ -245,6 +255,7 @@ class LoaderHandle : public Napi::ObjectWrap<LoaderHandle> {
       options.augment.crop_padding = integer_field(o, "cropPadding", 0, 1024);
       options.augment.hflip = bool_field(o, "hflip");
       options.prefetch = integer_field(o, "prefetch", 1, 64);
+      options.workers = optional_integer(o, "workers", 0, 0, 1024);
       options.shard_count = integer_field(o, "shardCount", 1, 1 << 20);
       options.shard_rank = integer_field(o, "shardRank", 0, options.shard_count - 1);
       options.shard_pad = bool_field(o, "shardPad");
@@ -320,18 +331,8 @@ Napi::Value dataset_from_tensors(const Napi::CallbackInfo& info) {
     if (info.Length() < 3 || !info[2].IsObject()) throw_type_error(env, "dataset info must be an object");
     auto o = info[2].As<Napi::Object>();
     auto dataset = std::make_shared<data::Dataset>();
-    Napi::Value name = o.Get("name");
-    if (!name.IsString()) throw_type_error(env, "name must be a string");
-    dataset->name = name.As<Napi::String>().Utf8Value();
-    Napi::Value names = o.Get("classNames");
-    if (!names.IsArray()) throw_type_error(env, "classNames must be an array of strings");
-    auto array = names.As<Napi::Array>();
-    if (array.Length() > 65536) throw_range_error(env, "a dataset has at most 65536 classes");
-    for (uint32_t i = 0; i < array.Length(); ++i) {
-      Napi::Value n = array.Get(i);
-      if (!n.IsString()) throw_type_error(env, "classNames[" + std::to_string(i) + "] must be a string");
-      dataset->class_names.push_back(n.As<Napi::String>().Utf8Value());
-    }
+    dataset->name = string_field(o, "name");
+    dataset->class_names = to_strings(env, o.Get("classNames"), "classNames", 65536);
     dataset->mean = optional_numbers(o, "mean");
     dataset->std = optional_numbers(o, "std");
     // A dataset owns its memory: later changes to the caller's tensors cannot reach a loader thread.
@@ -339,6 +340,133 @@ Napi::Value dataset_from_tensors(const Napi::CallbackInfo& info) {
     dataset->labels = labels.detach().contiguous().clone();
     dataset->validate();
     return DatasetHandle::wrap(env, dataset);
+  });
+}
+
+// datasetFromImages({ kind, path, classNames, channels, transform, mean, std, skipBad, workers, name, limit })
+//   -> Promise<{ dataset, skipped: [path, reason][] }>
+// kind 'folder' (ImageFolder layout), 'list' (a "path label" file) or 'store' (a prepared store).
+// Without a transform the images are decoded once into memory (they must share one size).
+Napi::Value dataset_from_images(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    if (!arg(info, 0).IsObject()) throw_type_error(env, "image dataset options must be an object");
+    auto o = info[0].As<Napi::Object>();
+    const std::string kind = string_field(o, "kind");
+    if (kind != "folder" && kind != "list" && kind != "store") throw_range_error(env, "kind must be 'folder', 'list' or 'store', got '" + kind + "'");
+    const std::string path = string_field(o, "path");
+    const std::string name = string_field(o, "name");
+    const std::vector<std::string> class_names = to_strings(env, o.Get("classNames"), "classNames", 65536);
+    const int channels = static_cast<int>(integer_field(o, "channels", 1, 3));
+    if (channels == 2) throw_range_error(env, "channels must be 1 or 3");
+    Napi::Value tv = o.Get("transform");
+    const bool streamed = !tv.IsNull() && !tv.IsUndefined();
+    image::TransformSpec spec;
+    if (streamed) {
+      if (!tv.IsObject()) throw_type_error(env, "transform must be an object or null");
+      spec = parse_transform(tv.As<Napi::Object>());
+    } else if (kind == "store") {
+      throw_range_error(env, "a prepared store is read through a transform: give one");
+    }
+    const std::vector<double> mean = optional_numbers(o, "mean"), std = optional_numbers(o, "std");
+    const bool skip_bad = bool_field(o, "skipBad");
+    const int workers = static_cast<int>(integer_field(o, "workers", 0, 1024));
+    const int64_t limit = integer_field(o, "limit", 0, kMaxSafeInteger);
+    return AsyncTask::run(env, "bnn.datasetFromImages", [=]() -> AsyncTask::Convert {
+      const int threads = workers > 0 ? workers : data::default_worker_count();
+      auto dataset = std::make_shared<data::Dataset>();
+      std::vector<std::pair<std::string, std::string>> skipped;
+      if (kind == "store") {
+        auto source = data::ImageSource::from_store(image::Store::open(path), spec);
+        dataset->source = source;
+      } else {
+        data::ImageFiles files = kind == "folder" ? data::scan_image_folder(path) : data::read_image_list(path, class_names);
+        if (limit > 0 && limit < static_cast<int64_t>(files.paths.size())) {
+          // Evenly spread over the files, which are sorted by class: the first N would be a few classes.
+          data::ImageFiles kept;
+          kept.class_names = files.class_names;
+          kept.skipped = files.skipped;
+          for (int64_t k : data::spread_indices(static_cast<int64_t>(files.paths.size()), limit)) {
+            kept.paths.push_back(files.paths[static_cast<size_t>(k)]);
+            kept.labels.push_back(files.labels[static_cast<size_t>(k)]);
+          }
+          files = std::move(kept);
+        }
+        data::check_image_files(files, skip_bad, threads);
+        skipped = files.skipped;
+        if (streamed) {
+          dataset->source = data::ImageSource::from_files(std::make_shared<const data::ImageFiles>(std::move(files)), spec);
+        } else {
+          dataset = data::decode_to_memory(files, channels, threads);
+        }
+      }
+      if (dataset->source) {
+        auto labels = dataset->source->labels();
+        if (limit > 0 && limit < static_cast<int64_t>(labels.size())) {
+          const std::vector<int64_t> picked = data::spread_indices(static_cast<int64_t>(labels.size()), limit);
+          dataset->source = dataset->source->subset(picked);
+          labels = dataset->source->labels();
+        }
+        dataset->labels = at::tensor(labels, at::TensorOptions().dtype(at::kLong));
+        dataset->class_names = dataset->source->class_names();
+      }
+      dataset->name = name;
+      if (!mean.empty() || !std.empty()) {
+        dataset->mean = mean;
+        dataset->std = std;
+      }
+      dataset->validate();
+      std::shared_ptr<const data::Dataset> done = dataset;
+      return [done, skipped](Napi::Env env) -> Napi::Value {
+        auto out = Napi::Object::New(env);
+        out.Set("dataset", DatasetHandle::wrap(env, done));
+        auto list = Napi::Array::New(env, skipped.size());
+        for (size_t i = 0; i < skipped.size(); ++i) {
+          auto pair = Napi::Array::New(env, 2);
+          pair.Set(0u, skipped[i].first);
+          pair.Set(1u, skipped[i].second);
+          list.Set(static_cast<uint32_t>(i), pair);
+        }
+        out.Set("skipped", list);
+        return out;
+      };
+    });
+  });
+}
+
+// imageFiles(kind, path, classNames) -> Promise<{ paths, labels, classNames, skipped }>: the
+// files an ImageFolder or list file names, in dataset order (what `bnn prepare` writes).
+Napi::Value image_files(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const std::string kind = string_arg(info, 0, "kind");
+    if (kind != "folder" && kind != "list") throw_range_error(env, "kind must be 'folder' or 'list', got '" + kind + "'");
+    const std::string path = string_arg(info, 1, "path");
+    const std::vector<std::string> class_names = to_strings(env, arg(info, 2), "classNames", 65536);
+    return AsyncTask::run(env, "bnn.imageFiles", [kind, path, class_names]() -> AsyncTask::Convert {
+      auto files = std::make_shared<data::ImageFiles>(kind == "folder" ? data::scan_image_folder(path) : data::read_image_list(path, class_names));
+      return [files](Napi::Env env) -> Napi::Value {
+        auto out = Napi::Object::New(env);
+        auto paths = Napi::Array::New(env, files->paths.size());
+        auto labels = Napi::Array::New(env, files->labels.size());
+        for (size_t i = 0; i < files->paths.size(); ++i) {
+          paths.Set(static_cast<uint32_t>(i), files->paths[i]);
+          labels.Set(static_cast<uint32_t>(i), static_cast<double>(files->labels[i]));
+        }
+        out.Set("paths", paths);
+        out.Set("labels", labels);
+        out.Set("classNames", strings_to_js(env, files->class_names));
+        auto skipped = Napi::Array::New(env, files->skipped.size());
+        for (size_t i = 0; i < files->skipped.size(); ++i) {
+          auto pair = Napi::Array::New(env, 2);
+          pair.Set(0u, files->skipped[i].first);
+          pair.Set(1u, files->skipped[i].second);
+          skipped.Set(static_cast<uint32_t>(i), pair);
+        }
+        out.Set("skipped", skipped);
+        return out;
+      };
+    });
   });
 }
 
@@ -376,6 +504,8 @@ void init_data(Napi::Env env, Napi::Object exports) {
   exports.Set("datasetLoad", Napi::Function::New<dataset_load>(env, "datasetLoad"));
   exports.Set("datasetFromTensors", Napi::Function::New<dataset_from_tensors>(env, "datasetFromTensors"));
   exports.Set("datasetCatalog", Napi::Function::New<dataset_catalog>(env, "datasetCatalog"));
+  exports.Set("datasetFromImages", Napi::Function::New<dataset_from_images>(env, "datasetFromImages"));
+  exports.Set("imageFiles", Napi::Function::New<image_files>(env, "imageFiles"));
 }
 
 }  // namespace bnn::addon

@@ -5,6 +5,7 @@
 #include "addon/binarize.h"
 #include "addon/data.h"
 #include "addon/distributed.h"
+#include "addon/image.h"
 #include "addon/loss.h"
 #include "addon/model.h"
 #include "addon/runtime.h"
@@ -26,6 +27,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_train(env, exports);
   init_data(env, exports);
   init_distributed(env, exports);
+  init_image(env, exports);
   return exports;
 }
 

@@ -9,6 +9,7 @@
 #include "core/errors.h"
 #include "data/cifar.h"
 #include "data/idx.h"
+#include "data/image_source.h"
 #include "data/random.h"
 
 namespace bnn::data {
@@ -43,7 +44,8 @@ std::vector<DatasetSpec> build_catalog() {
   return specs;
 }
 
-std::shared_ptr<const Dataset> with_tensors(const Dataset& like, at::Tensor images, at::Tensor labels) {
+std::shared_ptr<const Dataset> with_tensors(const Dataset& like, at::Tensor images, at::Tensor labels,
+                                            std::shared_ptr<const ImageSource> source = nullptr) {
   auto out = std::make_shared<Dataset>();
   out->name = like.name;
   out->class_names = like.class_names;
@@ -51,6 +53,7 @@ std::shared_ptr<const Dataset> with_tensors(const Dataset& like, at::Tensor imag
   out->std = like.std;
   out->images = std::move(images);
   out->labels = std::move(labels);
+  out->source = std::move(source);
   return out;
 }
 
@@ -76,7 +79,25 @@ Split parse_split(const std::string& split) {
   fail(ErrorKind::InvalidArgument, "unknown split '" + split + "': expected 'train' or 'test'");
 }
 
+int64_t Dataset::channels() const { return source ? source->spec().channels : images.size(1); }
+int64_t Dataset::height() const { return source ? source->spec().size : images.size(2); }
+int64_t Dataset::width() const { return source ? source->spec().size : images.size(3); }
+
 void Dataset::validate() const {
+  if (source) {
+    if (images.defined()) fail(ErrorKind::InvalidArgument, "a streamed dataset holds no images tensor");
+    if (!labels.defined() || labels.scalar_type() != at::kLong || labels.dim() != 1 || labels.size(0) != source->size()) {
+      fail(ErrorKind::InvalidArgument, "a streamed dataset needs one int64 label per sample");
+    }
+    if (source->size() < 1) fail(ErrorKind::InvalidArgument, "a dataset needs at least one sample");
+    if (source->size() > kMaxSamples) fail(ErrorKind::InvalidArgument, "a dataset holds at most 2^31 - 1 samples");
+  } else {
+    validate_images();
+  }
+  validate_common();
+}
+
+void Dataset::validate_images() const {
   if (!images.defined() || !labels.defined()) fail(ErrorKind::InvalidArgument, "a dataset needs images and labels");
   if (images.scalar_type() != at::kByte) fail(ErrorKind::InvalidType, "dataset images must be uint8 (pixel values 0..255)");
   if (labels.scalar_type() != at::kLong) fail(ErrorKind::InvalidType, "dataset labels must be int64");
@@ -96,9 +117,12 @@ void Dataset::validate() const {
     }
   }
   if (!images.is_contiguous() || !labels.is_contiguous()) fail(ErrorKind::InvalidArgument, "dataset tensors must be contiguous");
+}
+
+void Dataset::validate_common() const {
   if (class_names.empty()) fail(ErrorKind::InvalidArgument, "a dataset needs at least one class");
   if (class_names.size() > 65536) fail(ErrorKind::InvalidArgument, "a dataset has at most 65536 classes");
-  const auto channels = static_cast<size_t>(images.size(1));
+  const auto channels = static_cast<size_t>(this->channels());
   if (mean.size() != channels || std.size() != channels) {
     fail(ErrorKind::InvalidArgument, "mean and std need one value per channel (" + std::to_string(channels) + "), got " +
                                          std::to_string(mean.size()) + " and " + std::to_string(std.size()));
@@ -157,13 +181,20 @@ std::shared_ptr<const Dataset> subset(const Dataset& dataset, const std::vector<
     }
   }
   at::Tensor index = at::tensor(indices, at::TensorOptions().dtype(at::kLong));
-  return with_tensors(dataset, dataset.images.index_select(0, index).contiguous(), dataset.labels.index_select(0, index).contiguous());
+  at::Tensor labels = dataset.labels.index_select(0, index).contiguous();
+  if (dataset.source) return with_tensors(dataset, at::Tensor(), std::move(labels), dataset.source->subset(indices));
+  return with_tensors(dataset, dataset.images.index_select(0, index).contiguous(), std::move(labels));
 }
 
 std::shared_ptr<const Dataset> take(const Dataset& dataset, int64_t n) {
   if (n < 1 || n > dataset.size()) {
     fail(ErrorKind::InvalidArgument, "take(" + std::to_string(n) + "): the dataset has " + std::to_string(dataset.size()) +
                                          " samples; n must be between 1 and that");
+  }
+  if (dataset.source) {
+    std::vector<int64_t> first(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) first[static_cast<size_t>(i)] = i;
+    return subset(dataset, first);
   }
   // clone(): a narrow view would keep the whole original buffer alive.
   return with_tensors(dataset, dataset.images.narrow(0, 0, n).clone(), dataset.labels.narrow(0, 0, n).clone());

@@ -14,6 +14,8 @@
 
 namespace bnn::data {
 
+class ImageSource;
+
 // What is known about a named dataset before any file is read.
 struct DatasetSpec {
   std::string name;  // 'mnist', 'fashion-mnist', 'cifar10', 'cifar100'
@@ -39,17 +41,25 @@ struct Dataset {
   std::vector<std::string> class_names;
   std::vector<double> mean;
   std::vector<double> std;
-  at::Tensor images;  // uint8, contiguous, CPU, [N, C, H, W]
+  at::Tensor images;  // uint8, contiguous, CPU, [N, C, H, W]; undefined when streamed
   at::Tensor labels;  // int64, contiguous, CPU, [N], each in [0, num_classes)
+  // Set for a streamed dataset: its samples are decoded from disk per batch, with its transform
+  // deciding their shape (channels x size x size).
+  std::shared_ptr<const ImageSource> source;
 
+  bool streamed() const { return source != nullptr; }
   int64_t size() const { return labels.size(0); }
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
-  int64_t channels() const { return images.size(1); }
-  int64_t height() const { return images.size(2); }
-  int64_t width() const { return images.size(3); }
+  int64_t channels() const;
+  int64_t height() const;
+  int64_t width() const;
 
   // Checks every invariant above (shapes, dtypes, label range, mean/std); throws bnn::Error.
   void validate() const;
+
+ private:
+  void validate_images() const;
+  void validate_common() const;
 };
 
 // Reads a named dataset's split from `root` (empty: the spec's default folder). `limit` > 0 keeps

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "core/errors.h"
+#include "data/image_source.h"
 #include "data/random.h"
 
 namespace bnn::data {
@@ -46,6 +47,15 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
   if (options_.shard_count < 1 || options_.shard_rank < 0 || options_.shard_rank >= options_.shard_count) {
     fail(ErrorKind::InvalidArgument, "shard rank must be in [0, shard count - 1], got rank " + std::to_string(options_.shard_rank) +
                                          " of " + std::to_string(options_.shard_count));
+  }
+  if (options_.workers < 0 || options_.workers > 1024) {
+    fail(ErrorKind::InvalidArgument, "workers must be between 0 (one per core) and 1024, got " + std::to_string(options_.workers));
+  }
+  if (d.streamed()) {
+    if (options_.augment.crop_padding != 0 || options_.augment.hflip) {
+      fail(ErrorKind::InvalidArgument, "an image dataset is augmented by its own transform (crop, flip, jitter ...): leave the loader's augment off");
+    }
+    decoders_ = std::make_shared<WorkerPool>(options_.workers > 0 ? static_cast<int>(options_.workers) : default_worker_count());
   }
   if (options_.shard_pad && options_.shard_count > d.size()) {
     fail(ErrorKind::InvalidArgument, "cannot split " + std::to_string(d.size()) + " samples into " + std::to_string(options_.shard_count) + " shards");
@@ -98,6 +108,7 @@ Batch Loader::make_batch(int64_t epoch, const std::vector<int64_t>& order, int64
   const int64_t start = index * options_.batch_size;
   const int64_t count = std::min<int64_t>(options_.batch_size, static_cast<int64_t>(order.size()) - start);
   if (index < 0 || count < 1) fail(ErrorKind::InvalidArgument, "batch " + std::to_string(index) + " is past the end of the epoch");
+  if (d.streamed()) return make_streamed_batch(epoch, order, start, count, index);
   const int64_t c = d.channels(), h = d.height(), w = d.width();
   const int64_t sample_pixels = c * h * w;
 
@@ -124,6 +135,43 @@ Batch Loader::make_batch(int64_t epoch, const std::vector<int64_t>& order, int64
     images = images.to(options_.device, /*non_blocking=*/true);
     labels = labels.to(options_.device, /*non_blocking=*/true);
   }
+  return {std::move(images), std::move(labels), index};
+}
+
+Batch Loader::make_streamed_batch(int64_t epoch, const std::vector<int64_t>& order, int64_t start, int64_t count, int64_t index) const {
+  const Dataset& d = *dataset_;
+  const int64_t c = d.channels(), h = d.height(), w = d.width();
+  const bool to_cuda = options_.device.is_cuda();
+  const auto host = at::TensorOptions().pinned_memory(to_cuda);
+  at::Tensor pixels = at::empty({count, h, w, c}, host.dtype(at::kByte));
+  at::Tensor labels = at::empty({count}, host.dtype(at::kLong));
+  uint8_t* out = pixels.data_ptr<uint8_t>();
+  int64_t* out_labels = labels.data_ptr<int64_t>();
+  const int64_t* source_labels = d.labels.const_data_ptr<int64_t>();
+  decoders_->parallel_for(count, [&](int64_t i) {
+    const int64_t sample = order[static_cast<size_t>(start + i)];
+    d.source->render(sample, options_.seed, epoch, out + i * h * w * c);
+    out_labels[i] = source_labels[sample];
+  });
+  if (to_cuda) {
+    pixels = pixels.to(options_.device, /*non_blocking=*/true);
+    labels = labels.to(options_.device, /*non_blocking=*/true);
+  }
+  // One pass turns the bytes into floats in NCHW order, a second normalises in place:
+  // x * (1 / (255 std)) - mean / std per channel, on the batch's device.
+  at::Tensor images = at::empty({count, c, h, w}, at::TensorOptions().dtype(at::kFloat).device(options_.device));
+  images.copy_(pixels.permute({0, 3, 1, 2}));
+  std::vector<float> scale(static_cast<size_t>(c)), shift(static_cast<size_t>(c));
+  for (int64_t k = 0; k < c; ++k) {
+    const auto s = static_cast<size_t>(k);
+    const double sd = options_.normalize ? options_.std[s] : 1.0;
+    const double mu = options_.normalize ? options_.mean[s] : 0.0;
+    scale[s] = static_cast<float>(1.0 / (255.0 * sd));
+    shift[s] = static_cast<float>(-mu / sd);
+  }
+  const auto params = at::TensorOptions().dtype(at::kFloat);
+  images.mul_(at::tensor(scale, params).to(options_.device).view({1, c, 1, 1}))
+      .add_(at::tensor(shift, params).to(options_.device).view({1, c, 1, 1}));
   return {std::move(images), std::move(labels), index};
 }
 

@@ -25,7 +25,7 @@ inline uint64_t hash_words(std::initializer_list<uint64_t> words) {
 
 // Distinct streams drawn from one user seed, so that, say, the validation split does not
 // correlate with the epoch-0 shuffle.
-enum class Stream : uint64_t { Shuffle = 1, Augment = 2, ValidationSplit = 3 };
+enum class Stream : uint64_t { Shuffle = 1, Augment = 2, ValidationSplit = 3, ImageAugment = 4 };
 
 // A SplitMix64 generator: tiny state, statistically fine for shuffles and crop offsets.
 class Rng {

@@ -4,6 +4,7 @@
 import type { BinarizeAddon } from './binarize.js';
 import type { DataAddon } from './data.js';
 import type { DistributedAddon } from './distributed.js';
+import type { ImageAddon } from './image.js';
 import type { LossAddon } from './loss.js';
 import type { ModelAddon } from './model.js';
 import type { RuntimeAddon } from './runtime.js';
@@ -13,6 +14,7 @@ import type { TrainAddon } from './train.js';
 export type * from './binarize.js';
 export type * from './data.js';
 export type * from './distributed.js';
+export type * from './image.js';
 export type * from './loss.js';
 export type * from './model.js';
 export type * from './runtime.js';
@@ -20,4 +22,4 @@ export type * from './tensor.js';
 export type * from './train.js';
 
 /** Everything the addon exports. */
-export interface Addon extends TensorAddon, RuntimeAddon, BinarizeAddon, LossAddon, ModelAddon, TrainAddon, DataAddon, DistributedAddon {}
+export interface Addon extends TensorAddon, RuntimeAddon, BinarizeAddon, LossAddon, ModelAddon, TrainAddon, DataAddon, DistributedAddon, ImageAddon {}

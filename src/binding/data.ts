@@ -1,4 +1,5 @@
 // The raw binding of native/addon/data.cpp: datasets, loaders and epochs. Only src/ imports it.
+import type { NativeTransform } from './image.js';
 import type { TensorHandle } from './tensor.js';
 
 /** What the native side knows about a dataset (named or built from tensors). */
@@ -10,6 +11,25 @@ export interface NativeDatasetInfo {
   classNames: string[];
   mean: number[];
   std: number[];
+  /** True when the samples are decoded from disk per batch (an image dataset with a transform). */
+  streamed: boolean;
+}
+
+/** Options of datasetFromImages (all fields set by the TypeScript side). */
+export interface NativeImageDatasetOptions {
+  kind: 'folder' | 'list' | 'store';
+  path: string;
+  name: string;
+  classNames: string[];
+  channels: number;
+  /** Null: decode every image once into memory (they must share one size). */
+  transform: NativeTransform | null;
+  /** Empty: measured (in-memory) or required (streamed). */
+  mean: number[];
+  std: number[];
+  skipBad: boolean;
+  workers: number;
+  limit: number;
 }
 
 /** A catalogue entry: a named dataset before any file is read. */
@@ -49,6 +69,8 @@ export interface NativeLoaderOptions {
   hflip: boolean;
   device: string;
   prefetch: number;
+  /** Decoder threads of a streamed dataset (0: one per core). */
+  workers: number;
   shardRank: number;
   shardCount: number;
   shardPad: boolean;
@@ -87,4 +109,6 @@ export interface DataAddon {
     info: { name: string; classNames: string[]; mean: number[]; std: number[] },
   ): DatasetHandle;
   datasetCatalog(): NativeDatasetSpec[];
+  imageFiles(kind: 'folder' | 'list', path: string, classNames: string[]): Promise<{ paths: string[]; labels: number[]; classNames: string[]; skipped: [string, string][] }>;
+  datasetFromImages(options: NativeImageDatasetOptions): Promise<{ dataset: DatasetHandle; skipped: [string, string][] }>;
 }

@@ -10,6 +10,7 @@ import { UsageError } from './common.js';
 import * as evalCommand from './commands/eval.js';
 import * as exportCommand from './commands/export.js';
 import * as info from './commands/info.js';
+import * as prepare from './commands/prepare.js';
 import * as summary from './commands/summary.js';
 import * as train from './commands/train.js';
 
@@ -24,10 +25,11 @@ try {
     .version(VERSION)
     .command(train)
     .command(evalCommand)
+    .command(prepare)
     .command(summary)
     .command(exportCommand)
     .command(info)
-    .demandCommand(1, 'give a command: train, eval, summary, export or info')
+    .demandCommand(1, 'give a command: train, eval, prepare, summary, export or info')
     .strict()
     .recommendCommands()
     .help()

@@ -1,12 +1,19 @@
-// Datasets held in native memory: the named image-classification sets read from their files
-// (MNIST, Fashion-MNIST, CIFAR-10, CIFAR-100) and sets built from tensors. The readers check every
-// file against its own header before trusting it; problems are errors with code 'BNN_IO'.
+// Datasets: the named image-classification sets read from their files (MNIST, Fashion-MNIST,
+// CIFAR-10, CIFAR-100), sets built from tensors, and image datasets (a folder in torchvision's
+// ImageFolder layout, a list file, a prepared store) streamed from disk through a transform. The
+// readers check every file against its own header before trusting it; problems are errors with
+// code 'BNN_IO'.
+import fs from 'node:fs';
+import path from 'node:path';
+
 import { checkInteger, checkNumbers } from '../core/check.js';
 import { NativeResource } from '../core/handle.js';
 import type { DatasetHandle, NativeDatasetInfo } from '../binding/addon.js';
 import { bnnError, rangeError, typeError } from '../errors.js';
 import { native } from '../binding/native.js';
 import { requireTensor, Tensor } from '../core/tensor.js';
+import { isStoreFile } from '../image/store.js';
+import { checkChannels, IMAGENET_MEAN, IMAGENET_STD, resolveTransform, type ImageTransformOptions } from '../image/transforms.js';
 
 /** The named datasets bnn-torch can read. */
 export type DatasetName = 'mnist' | 'fashion-mnist' | 'cifar10' | 'cifar100';
@@ -59,6 +66,36 @@ export interface DatasetFromTensorsInfo {
   std?: readonly number[];
 }
 
+/** Options of {@link Dataset.fromImages}. */
+export interface ImageDatasetOptions {
+  /**
+   * Which split: a folder with `train/` and `val/` (or `test/`) sub-folders, as ImageNet's, is
+   * read from `train/` or `val/`; other folders are one split. Default 'train'.
+   */
+  split?: DatasetSplit;
+  /** 3: RGB (default); 1: grey, as Pillow's `convert('L')`. */
+  channels?: 1 | 3;
+  /**
+   * How each file becomes a sample, decoded per batch on the loader's decoder threads (memory does
+   * not grow with the dataset). Default: the ImageNet train transform for split 'train'
+   * (RandomResizedCrop 224 + flip), the eval transform for 'test' (resize 256, centre crop 224).
+   * `false`: decode every image once into memory without a transform (small images that all share
+   * one size, such as MNIST written out as PNGs; the loader's `augment` then applies).
+   */
+  transform?: ImageTransformOptions | false;
+  /** Normalisation statistics of pixel / 255; default ImageNet's (streamed) or measured (in memory). */
+  mean?: readonly number[];
+  std?: readonly number[];
+  /** Leave out files whose header is not a readable JPEG or PNG (listed in `skipped`) instead of failing. Default false. */
+  skipBad?: boolean;
+  /** Threads that check and (without a transform) decode the files; default one per core. */
+  workers?: number;
+  /** Keep only `limit` images, evenly spread over the dataset's order (which is sorted by class, so every class keeps its share). */
+  limit?: number;
+  /** List files only: class names, label i naming class i (default '0', '1', ...). */
+  classNames?: readonly string[];
+}
+
 /** How to carve a validation split; give `size` or `fraction`. */
 export interface ValidationSplitOptions {
   /** Number of validation samples. */
@@ -97,9 +134,62 @@ export class Dataset extends NativeResource<DatasetHandle> {
   readonly #info: NativeDatasetInfo;
 
   /** @internal Use {@link Dataset.load} or {@link Dataset.fromTensors}. */
-  constructor(handle: DatasetHandle) {
+  readonly #skipped: readonly { file: string; reason: string }[];
+
+  constructor(handle: DatasetHandle, /** @internal */ skipped: readonly { file: string; reason: string }[] = []) {
     super('dataset', handle);
     this.#info = handle.info();
+    this.#skipped = skipped;
+  }
+
+  /**
+   * An image dataset: `source` is a folder in torchvision's ImageFolder layout
+   * (`root/<class>/<image>`, classes sorted as torchvision sorts them, so class indices match;
+   * `train/` and `val/` sub-folders are picked up as splits), a list file ("path label" per line,
+   * paths relative to the list), or a store written by {@link prepareStore}. JPEG and PNG (grey,
+   * CMYK, progressive, 16-bit, palette, alpha) are decoded natively. Scans and checks the headers
+   * on worker threads.
+   */
+  static async fromImages(source: string, options: ImageDatasetOptions = {}): Promise<Dataset> {
+    if (typeof source !== 'string') throw typeError('the image source must be a path');
+    if (typeof options !== 'object' || options === null) throw typeError('image dataset options must be an object');
+    const split = options.split ?? 'train';
+    if (split !== 'train' && split !== 'test') throw rangeError(`unknown split '${String(split)}': expected 'train' or 'test'`);
+    const channels = checkChannels(options.channels);
+    const stat = fs.statSync(source, { throwIfNoEntry: false });
+    if (!stat) throw bnnError(`${source} does not exist`, 'BNN_IO');
+    let kind: 'folder' | 'list' | 'store' = 'folder';
+    let where = source;
+    if (stat.isDirectory()) {
+      const sub = (n: string): string | undefined => (fs.statSync(path.join(source, n), { throwIfNoEntry: false })?.isDirectory() ? path.join(source, n) : undefined);
+      const train = sub('train');
+      const test = sub('val') ?? sub('test');
+      if (train && test) where = split === 'train' ? train : test;
+    } else {
+      kind = isStoreFile(source) ? 'store' : 'list';
+    }
+    const transform =
+      options.transform === false ? null : resolveTransform(options.transform ?? {}, split === 'train' ? 'train' : 'eval', channels);
+    if (transform === null && kind === 'store') throw rangeError('a prepared store is read through a transform: leave transform unset or give one');
+    const imagenet = (v: readonly number[]): number[] => (channels === 3 ? [...v] : [v.reduce((a, b) => a + b, 0) / v.length]);
+    const mean = options.mean !== undefined ? checkNumbers(options.mean, 'mean', channels) : transform ? imagenet(IMAGENET_MEAN) : [];
+    const std = options.std !== undefined ? checkNumbers(options.std, 'std', channels) : transform ? imagenet(IMAGENET_STD) : [];
+    const classNames = options.classNames === undefined ? [] : [...options.classNames];
+    if (classNames.some((n) => typeof n !== 'string')) throw typeError('classNames must be an array of strings');
+    const r = await native().datasetFromImages({
+      kind,
+      path: where,
+      name: path.basename(path.resolve(source)),
+      classNames,
+      channels,
+      transform,
+      mean,
+      std,
+      skipBad: options.skipBad ?? false,
+      workers: checkInteger(options.workers ?? 0, 'workers', 0, 1024),
+      limit: options.limit === undefined ? 0 : checkInteger(options.limit, 'limit', 1),
+    });
+    return new Dataset(r.dataset, r.skipped.map(([file, reason]) => ({ file, reason })));
   }
 
   /**
@@ -182,6 +272,16 @@ export class Dataset extends NativeResource<DatasetHandle> {
   /** Per-channel normalisation std (of pixel/255). */
   get std(): readonly number[] {
     return this.#info.std;
+  }
+
+  /** True when the samples are decoded from disk per batch (an image dataset with a transform). */
+  get streamed(): boolean {
+    return this.#info.streamed;
+  }
+
+  /** Files an image dataset left out (skipBad, or not JPEG / PNG), with why. */
+  get skipped(): readonly { file: string; reason: string }[] {
+    return this.#skipped;
   }
 
   /** The images as a uint8 tensor [N, C, H, W] that shares the dataset's memory (dispose it). */

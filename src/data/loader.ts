@@ -47,6 +47,11 @@ export interface DataLoaderOptions {
   /** Batches prepared ahead on the background thread (1..64); defaults to 3. */
   prefetch?: number;
   /**
+   * Decoder threads of a streamed image dataset (its samples are decoded and transformed per
+   * batch); defaults to one per core. Ignored for in-memory datasets.
+   */
+  workers?: number;
+  /**
    * Data parallelism (as PyTorch's DistributedSampler): this process reads only positions
    * `rank, rank + count, ...` of every epoch's order, which every process computes alike from
    * the seed. A training loader pads the order with its own beginning so that every shard has the
@@ -57,7 +62,7 @@ export interface DataLoaderOptions {
 }
 
 /** Options for {@link DataLoader.forEval}: no shuffle, no augmentation, no dropped batch. */
-export type EvalLoaderOptions = Pick<DataLoaderOptions, 'batchSize' | 'normalize' | 'device' | 'prefetch' | 'shard'>;
+export type EvalLoaderOptions = Pick<DataLoaderOptions, 'batchSize' | 'normalize' | 'device' | 'prefetch' | 'workers' | 'shard'>;
 
 /** A loader's options with every default filled in. */
 export interface ResolvedDataLoaderOptions {
@@ -72,6 +77,8 @@ export interface ResolvedDataLoaderOptions {
   readonly augment: Readonly<Required<AugmentOptions>>;
   readonly device: Device;
   readonly prefetch: number;
+  /** Decoder threads of a streamed dataset (0: one per core). */
+  readonly workers: number;
   /** This process's shard: positions rank, rank + count, ... of each epoch's order (padded or not). */
   readonly shard: Readonly<{ rank: number; count: number; pad: boolean }>;
 }
@@ -207,6 +214,7 @@ export class DataLoader extends NativeResource<LoaderHandle> implements BatchSou
       hflip: resolved.augment.hflip,
       device: resolved.device,
       prefetch: resolved.prefetch,
+      workers: resolved.workers,
       shardRank: resolved.shard.rank,
       shardCount: resolved.shard.count,
       shardPad: resolved.shard.pad,
@@ -323,6 +331,7 @@ function resolveOptions(dataset: Dataset, o: DataLoaderOptions, padShards: boole
     augment,
     device: o.device === undefined ? 'cpu' : checkDevice(o.device),
     prefetch: o.prefetch === undefined ? 3 : checkInteger(o.prefetch, 'prefetch', 1, 64),
+    workers: o.workers === undefined ? 0 : checkInteger(o.workers, 'workers', 0, 1024),
     shard: resolveShard(o.shard, padShards),
   };
 }

@@ -1,6 +1,7 @@
 // Named training schedules. Epochs and milestones are 0-based epoch counts, as in the reference's
 // adjust_learning_rate (the rate drops when epoch >= milestone).
 import { rangeError } from '../errors.js';
+import type { ImageTransformOptions } from '../image/transforms.js';
 
 /** One stage's hyperparameters. */
 export interface StageSchedule {
@@ -24,6 +25,10 @@ export interface Preset {
   width: number;
   /** Augmentation it was tuned with: random-crop padding in pixels (0: off) and horizontal flips. */
   augment: { cropPadding: number; hflip: boolean };
+  /** The network's stem: 'imagenet' (7x7 stride-2 conv + max-pool) for 224 px images, else 'small'. */
+  stem: 'small' | 'imagenet';
+  /** The train transform of image folders and stores (the eval side is resize + centre crop). */
+  images: ImageTransformOptions;
 }
 
 export type PresetName = 'recipe' | 'imagenet' | 'cifar100' | 'fashion-mnist-cpu';
@@ -40,6 +45,8 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     batchSize: 128,
     width: 64,
     augment: { cropPadding: 4, hflip: true },
+    stem: 'small',
+    images: { size: 224 },
   },
   imagenet: {
     name: 'imagenet',
@@ -49,6 +56,9 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     batchSize: 256,
     width: 64,
     augment: { cropPadding: 4, hflip: true },
+    stem: 'imagenet',
+    // The tricks' ImageNet augmentation: RandomResizedCrop 224, flip, ColorJitter(0.4, 0.4, 0.4), PCA Lighting 0.1.
+    images: { size: 224, colorJitter: 0.4, lighting: 0.1 },
   },
   cifar100: {
     name: 'cifar100',
@@ -58,6 +68,11 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     batchSize: 128,
     width: 64,
     augment: { cropPadding: 4, hflip: true },
+    stem: 'small',
+    // The tricks' CIFAR-100 recipe adds a random rotation of up to 15 degrees to crop and flip. A
+    // folder of 32 px images is decoded into memory and augmented by `augment` (crop and flip);
+    // these options apply when such a folder is streamed (larger images, or a store).
+    images: { size: 32, rotation: 15 },
   },
   'fashion-mnist-cpu': {
     name: 'fashion-mnist-cpu',
@@ -69,6 +84,8 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     width: 16,
     // Short runs learn faster without augmentation (measured 91.7% at 4 + 2 epochs without it).
     augment: { cropPadding: 0, hflip: false },
+    stem: 'small',
+    images: { size: 28 },
   },
 });
 

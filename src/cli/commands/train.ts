@@ -18,7 +18,7 @@ import { resolveModelConfig } from '../../nn/model-config.js';
 import { trainTwoStage } from '../../train/two-stage.js';
 import type { StageOptions } from '../../train/types.js';
 import { VERSION } from '../../core/version.js';
-import { applyThreads, DATASETS, loadSplit, numberList, resolveDevice, UsageError } from '../common.js';
+import { applyThreads, DATASETS, isImageData, loadData, numberList, resolveDevice, UsageError } from '../common.js';
 import { cpuThreadsPerWorker, launchWorkers, WORKER_ENV } from '../launcher.js';
 import { Progress } from '../progress.js';
 import { defaultRunDir, RunDirectory } from '../run-dir.js';
@@ -48,8 +48,12 @@ export interface TrainArgs {
   warmup?: number;
   batchSize?: number;
   width?: number;
-  stem: 'small' | 'imagenet';
+  stem?: 'small' | 'imagenet';
   doubleSkip: boolean;
+  imageSize?: number;
+  channels?: number;
+  skipBad: boolean;
+  workers?: number;
   limit?: number;
   cropPadding?: number;
   hflip?: boolean;
@@ -74,7 +78,16 @@ export function builder(y: Argv): Argv<TrainArgs> {
   return y
     .option('preset', { type: 'string', choices: Object.keys(PRESETS) as PresetName[], default: 'fashion-mnist-cpu' as PresetName, describe: 'schedule preset' })
     .option('dataset', { type: 'string', choices: DATASETS, default: 'fashion-mnist' as DatasetName, describe: 'dataset to train on' })
-    .option('data', { type: 'string', describe: 'folder holding the dataset files (default: the Debian package location for fashion-mnist)' })
+    .option('data', {
+      type: 'string',
+      describe:
+        "the dataset's files (default: the Debian package location for fashion-mnist), or image data: a folder of class folders " +
+        '(ImageFolder layout, with train/ and val/ splits), a list file ("path label" lines) or a store from bnn prepare',
+    })
+    .option('image-size', { type: 'number', describe: "image data: side of the training crop (default: the preset's; images up to 64 px are otherwise decoded into memory as they are)" })
+    .option('channels', { type: 'number', choices: [1, 3], describe: 'image data: 3 (RGB, default) or 1 (grey)' })
+    .option('skip-bad', { type: 'boolean', default: false, describe: 'image data: leave out unreadable files (counted in the run summary) instead of failing' })
+    .option('workers', { type: 'number', describe: 'image data: decoder threads (default: one per core)' })
     .option('stage', { type: 'string', choices: ['both', '1', '2'] as const, default: 'both' as const, describe: 'which stage(s) to run' })
     .option('init', { type: 'string', describe: 'stage-1 weights (.safetensors) to start stage 2 from (with --stage 2)' })
     .option('epochs', { type: 'number', describe: 'epochs of every stage that runs' })
@@ -96,7 +109,7 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('warmup', { type: 'number', describe: 'linear warm-up epochs at the start of each stage' })
     .option('batch-size', { type: 'number', describe: 'batch size (default: the preset\'s)' })
     .option('width', { type: 'number', describe: 'base channels of the ResNet (default: the preset\'s)' })
-    .option('stem', { type: 'string', choices: ['small', 'imagenet'] as const, default: 'small' as const })
+    .option('stem', { type: 'string', choices: ['small', 'imagenet'] as const, describe: "the network's stem (default: the preset's; imagenet for 224 px images)" })
     .option('double-skip', { type: 'boolean', default: true, describe: 'the recipe\'s double skip (--no-double-skip: classic blocks)' })
     .option('limit', { type: 'number', describe: 'train on the first N samples only (quick runs)' })
     .option('crop-padding', { type: 'number', describe: 'random-crop padding in pixels (0: off; default: the preset\'s)' })
@@ -227,8 +240,11 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
   const stage1 = stageOptions(a, 1);
   const stage2 = stageOptions(a, 2);
 
-  const train = await loadSplit(a.dataset, a.data, 'train', a.limit);
-  const test = await loadSplit(a.dataset, a.data, 'test');
+  const images = { imageSize: a.imageSize, channels: a.channels, skipBad: a.skipBad, workers: a.workers };
+  const train = await loadData(a.dataset, a.data, 'train', preset, images, a.limit);
+  const test = await loadData(a.dataset, a.data, 'test', preset, images);
+  const dataName = a.data !== undefined && isImageData(a.data) ? train.name : a.dataset;
+  const skipped = [...train.skipped, ...test.skipped];
   const batchSize = a.batchSize ?? preset.batchSize;
   if (batchSize % world !== 0) throw new UsageError(`the batch size ${batchSize} must divide evenly among ${world} processes (it is the global batch)`, 2);
   const augment = { cropPadding: a.cropPadding ?? preset.augment.cropPadding, hflip: a.hflip ?? preset.augment.hflip };
@@ -236,31 +252,37 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
     numClasses: train.numClasses,
     inChannels: train.shape[0],
     width: a.width ?? preset.width,
-    stem: a.stem,
+    stem: a.stem ?? (train.streamed ? preset.stem : 'small'),
     doubleSkip: a.doubleSkip,
   });
 
   // The run folder is named by rank 0 (a default name holds the time) and shared with the others.
-  const runDir = a.out ?? (group ? await sharedRunDir(group, defaultRunDir(a.dataset)) : defaultRunDir(a.dataset));
+  const runDir = a.out ?? (group ? await sharedRunDir(group, defaultRunDir(dataName)) : defaultRunDir(dataName));
   const run = main ? new RunDirectory(runDir) : undefined;
   const outDir = run?.dir ?? path.resolve(runDir);
   const cli: Partial<TrainArgs> = Object.fromEntries(Object.entries(a).filter(([k, v]) => !RUN_ONLY_FLAGS.has(k) && !k.includes('-') && v !== undefined));
-  run?.writeJson('config.json', { bnnTorch: VERSION, dataset: a.dataset, trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1, stage2, stages: a.stage, cli, ...(group ? { processes: world, backend: group.backend } : {}) });
+  run?.writeJson('config.json', { bnnTorch: VERSION, dataset: dataName, ...(a.data ? { data: path.resolve(a.data) } : {}), ...(skipped.length ? { skipped } : {}), trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1, stage2, stages: a.stage, cli, ...(group ? { processes: world, backend: group.backend } : {}) });
   run?.writeText('summary.txt', summarize({ ...model, binaryWeights: a.stage !== '1' }, { height: train.shape[1], width: train.shape[2] }).text);
   if (a.resume) run?.setEpochs(readRunDirectory(run.dir).epochs as never);
 
   const shard = group?.shard();
-  const trainLoader = new DataLoader(train, { batchSize: batchSize / world, seed: a.seed, augment, device, ...(shard ? { shard } : {}) });
-  const testLoader = DataLoader.forEval(test, { batchSize: 500, device, ...(shard ? { shard } : {}) });
+  const workers = a.workers !== undefined ? { workers: a.workers } : {};
+  const trainLoader = new DataLoader(train, { batchSize: batchSize / world, seed: a.seed, augment: train.streamed ? false : augment, device, ...workers, ...(shard ? { shard } : {}) });
+  const testLoader = DataLoader.forEval(test, { batchSize: train.streamed ? 100 : 500, device, ...workers, ...(shard ? { shard } : {}) });
   const progress = new Progress({ live: main && a.progress && process.stderr.isTTY === true, epochs: { 1: stage1.epochs, 2: stage2.epochs } });
   const say = (text: string): void => {
     if (main) progress.message(text);
   };
   const info = libtorchInfo();
   say(
-    `bnn-torch ${VERSION} on ${device} (${getNumThreads()} threads, LibTorch ${info.version}): ${a.dataset} ${train.size}/${test.size} samples, ` +
+    `bnn-torch ${VERSION} on ${device} (${getNumThreads()} threads, LibTorch ${info.version}): ${dataName} ${train.size}/${test.size} samples, ` +
       `width ${model.width}, batch ${batchSize}${group ? ` (${world} processes x ${batchSize / world}, ${group.backend})` : ''}, stage 1 ${stage1.epochs} epochs + stage 2 ${stage2.epochs} epochs -> ${outDir}`,
   );
+
+  if (skipped.length > 0) {
+    const shown = skipped.slice(0, 5).map((x) => `  ${x.file}: ${x.reason}`).join('\n');
+    say(`skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} (all listed in config.json):\n${shown}${skipped.length > 5 ? '\n  ...' : ''}`);
+  }
 
   const controller = new AbortController();
   let interrupts = 0;
@@ -289,7 +311,7 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
       resume: a.resume,
       stages: a.stage === 'both' ? 'both' : (Number(a.stage) as 1 | 2),
       ...(a.init ? { init: a.init } : {}),
-      runInfo: { dataset: a.dataset, trainSamples: train.size, batchSize, augment },
+      runInfo: { dataset: dataName, trainSamples: train.size, batchSize, augment },
       signal: controller.signal,
       callbacks: main
         ? {
