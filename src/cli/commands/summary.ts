@@ -3,9 +3,11 @@ import type { Argv, ArgumentsCamelCase } from 'yargs';
 
 import { resolveModelConfig } from '../../nn/model-config.js';
 import { summarize } from '../../nn/summary.js';
+import { getPreset, PRESETS, type PresetName } from '../../train/presets.js';
+import { loadImages } from '../common.js';
 import { readModelConfig } from './model-file.js';
 
-interface SummaryArgs { checkpoint?: string; numClasses: number; inChannels: number; width: number; stem: 'small' | 'imagenet'; doubleSkip: boolean; binaryActivations: boolean; binaryWeights: boolean; height?: number; json: boolean }
+interface SummaryArgs { checkpoint?: string; numClasses: number; inChannels: number; width: number; stem: 'small' | 'imagenet'; doubleSkip: boolean; binaryActivations: boolean; binaryWeights: boolean; height?: number; data?: string; preset: PresetName; imageSize?: number; json: boolean }
 
 export const command = 'summary';
 export const describe = 'Print the model summary (1-bit/32-bit parameters, MACs, size) for a config or a saved model';
@@ -21,14 +23,32 @@ export function builder(y: Argv): Argv<SummaryArgs> {
     .option('binary-activations', { type: 'boolean', default: true })
     .option('binary-weights', { type: 'boolean', default: true, describe: 'summarize the stage-2 model (--no-binary-weights: stage 1)' })
     .option('height', { type: 'number', describe: 'input size (default 28 for 1 channel, 32 otherwise, 224 for the imagenet stem)' })
+    .option('data', { type: 'string', describe: 'image data (folder, list file or store): take the classes, channels and input size from it' })
+    .option('preset', { type: 'string', choices: Object.keys(PRESETS) as PresetName[], default: 'imagenet' as PresetName, describe: 'with --data: the preset whose image size and stem apply' })
+    .option('image-size', { type: 'number', describe: "with --data: the training crop's side (default: the preset's)" })
     .option('json', { type: 'boolean', default: false }) as unknown as Argv<SummaryArgs>;
 }
 
 export async function handler(a: ArgumentsCamelCase<SummaryArgs>): Promise<void> {
+  let fromData: { numClasses: number; inChannels: number; height: number; stem: 'small' | 'imagenet' } | undefined;
+  if (a.data !== undefined) {
+    const preset = getPreset(a.preset);
+    using data = await loadImages(a.data, 'train', preset, a.imageSize !== undefined ? { imageSize: a.imageSize } : {}, undefined);
+    fromData = { numClasses: data.numClasses, inChannels: data.shape[0], height: data.shape[1], stem: data.streamed ? preset.stem : 'small' };
+  }
   const config = a.checkpoint
     ? resolveModelConfig((await readModelConfig(a.checkpoint)).config)
-    : resolveModelConfig({ numClasses: a.numClasses, inChannels: a.inChannels, width: a.width, stem: a.stem, doubleSkip: a.doubleSkip, binaryActivations: a.binaryActivations, binaryWeights: a.binaryWeights });
-  const s = summarize(config, a.height ? { height: a.height, width: a.height } : {});
+    : resolveModelConfig({
+        numClasses: fromData?.numClasses ?? a.numClasses,
+        inChannels: fromData?.inChannels ?? a.inChannels,
+        width: a.width,
+        stem: fromData?.stem ?? a.stem,
+        doubleSkip: a.doubleSkip,
+        binaryActivations: a.binaryActivations,
+        binaryWeights: a.binaryWeights,
+      });
+  const height = a.height ?? fromData?.height;
+  const s = summarize(config, height ? { height, width: height } : {});
   if (a.json) {
     const { text: _text, ...rest } = s;
     console.log(JSON.stringify(rest, null, 2));
