@@ -73,6 +73,8 @@ class Loader {
   void check_epoch(int64_t epoch, int64_t first_batch) const;
 
  private:
+  // A [count, sample_shape...] tensor, the first rows of a [batch_size, ...] one.
+  at::Tensor batch_buffer(c10::IntArrayRef sample_shape, int64_t count, const at::TensorOptions& options) const;
   Batch make_streamed_batch(int64_t epoch, const std::vector<int64_t>& order, int64_t start, int64_t count, int64_t index) const;
 
   std::shared_ptr<const Dataset> dataset_;
