@@ -375,7 +375,7 @@ test('batches follow the epoch order, with the right sizes and types', async () 
 
   using evalLoader = DataLoader.forEval(ds, { batchSize: 3 });
   assert.equal(evalLoader.options.shuffle, false);
-  assert.deepEqual(evalLoader.options.augment, { cropPadding: 0, hflip: false });
+  assert.deepEqual(evalLoader.options.augment, { cropPadding: 0, hflip: false, rotation: 0 });
   const evalBatches = await collect(evalLoader, 0);
   assert.deepEqual(evalBatches.map((b) => b.shape[0]), [3, 3, 3, 1]);
   assert.deepEqual(evalBatches.flatMap((b) => b.labels), Array.from({ length: 10 }, (_, i) => i));
@@ -650,4 +650,39 @@ test('real Fashion-MNIST: counts, balanced labels, pixel checksums', { skip: hav
       assert.equal(weighted, want.weighted);
     });
   }
+});
+
+test('random rotation: its own draw (crops and flips unchanged), about the centre, filled with 0, repeatable', async () => {
+  // Odd-sized constant images: rotation about the centre keeps the centre pixel, so with rotation
+  // on the centre must equal the rotation-off sample's (same crop and flip); corners turn to the
+  // fill value (0, normalised) whenever the angle is not tiny.
+  const n = 64, c = 1, h = 15, w = 15;
+  const pixels = new Uint8Array(n * c * h * w);
+  for (let i = 0; i < n; i++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) pixels[(i * h + y) * w + x] = 100 + ((x + 2 * y + i) % 50);
+  const labels = Array.from({ length: n }, (_, i) => i % 2);
+  using ds = Dataset.fromTensors(Tensor.fromArray(pixels, [n, c, h, w]), Tensor.fromArray(labels, [n], { dtype: 'int64' }));
+  const epochPixels = async (rotation: number): Promise<Float32Array> => {
+    using loader = new DataLoader(ds, { batchSize: n, seed: 7, normalize: false, augment: { cropPadding: 2, hflip: true, rotation } });
+    for await (const b of loader.epoch(3)) {
+      const out = b.images.toFloat32Array();
+      b.dispose();
+      return out;
+    }
+    throw new Error('no batch');
+  };
+  const plain = await epochPixels(0);
+  const rotated = await epochPixels(30);
+  assert.deepEqual(await epochPixels(30), rotated, 'the same seed gives the same rotations');
+  let cornersFilled = 0;
+  let changed = 0;
+  for (let i = 0; i < n; i++) {
+    const at = (t: Float32Array, y: number, x: number): number => t[(i * h + y) * w + x]!;
+    assert.equal(at(rotated, 7, 7), at(plain, 7, 7), `sample ${i}: the centre pixel is where the unrotated crop put it`);
+    if (at(rotated, 0, 0) === 0 && at(plain, 0, 0) !== 0) cornersFilled++;
+    if (rotated.subarray(i * h * w, (i + 1) * h * w).some((v, k) => v !== plain[i * h * w + k])) changed++;
+  }
+  // Nearest-neighbour rotation of a 15 px image by a few degrees may move no pixel at all.
+  assert.ok(changed > n * 0.6, `most samples are rotated (${changed} of ${n})`);
+  assert.ok(cornersFilled > n / 4, `corners are filled with 0 after a rotation (${cornersFilled} of ${n})`);
+  assertThrowsCode(() => new DataLoader(ds, { augment: { rotation: 200 } }), RangeError, 'BNN_INVALID_ARGUMENT', /augment\.rotation must be a number in \[0, 180\]/);
 });

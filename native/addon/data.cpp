@@ -254,6 +254,7 @@ class LoaderHandle : public Napi::ObjectWrap<LoaderHandle> {
       options.std = optional_numbers(o, "std");
       options.augment.crop_padding = integer_field(o, "cropPadding", 0, 1024);
       options.augment.hflip = bool_field(o, "hflip");
+      options.augment.rotation = optional_number(o, "rotation", 0);
       options.prefetch = integer_field(o, "prefetch", 1, 64);
       options.workers = optional_integer(o, "workers", 0, 0, 1024);
       options.shard_count = integer_field(o, "shardCount", 1, 1 << 20);

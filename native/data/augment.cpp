@@ -3,11 +3,18 @@
 #include <algorithm>
 
 #include "data/random.h"
+#include "image/ops.h"
 
 namespace bnn::data {
 
 SampleAugment draw_augment(const AugmentOptions& options, uint64_t seed, int64_t epoch, int64_t sample) {
   SampleAugment a;
+  if (options.rotation > 0) {
+    // A stream of its own, so that turning rotation on leaves every crop and flip as it was.
+    Rng rng(hash_words({seed, static_cast<uint64_t>(Stream::Augment), static_cast<uint64_t>(epoch), static_cast<uint64_t>(sample), 1}));
+    const double unit = static_cast<double>(rng.next() >> 11) * 0x1.0p-53;
+    a.angle = (2 * unit - 1) * options.rotation;
+  }
   if (options.crop_padding <= 0 && !options.hflip) return a;
   Rng rng(hash_words({seed, static_cast<uint64_t>(Stream::Augment), static_cast<uint64_t>(epoch), static_cast<uint64_t>(sample)}));
   // Always three draws in a fixed order, so switching one augmentation off leaves the others' draws alone.
@@ -21,6 +28,32 @@ SampleAugment draw_augment(const AugmentOptions& options, uint64_t seed, int64_t
   }
   a.flip = options.hflip && flip;
   return a;
+}
+
+// Crop and flip into bytes, rotate each plane, then normalise: rotation works on pixel values and
+// fills with 0, as torchvision's on the uint8 image before ToTensor.
+void render_rotated(const uint8_t* src, int64_t channels, int64_t height, int64_t width, const SampleAugment& a,
+                    const float* table, float* dst) {
+  const auto plane_size = static_cast<size_t>(height * width);
+  thread_local std::vector<uint8_t> cropped, rotated;
+  cropped.resize(plane_size);
+  rotated.resize(plane_size);
+  for (int64_t c = 0; c < channels; ++c) {
+    const uint8_t* plane = src + c * height * width;
+    for (int64_t y = 0; y < height; ++y) {
+      const int64_t sy = y + a.dy;
+      for (int64_t x = 0; x < width; ++x) {
+        const int64_t sx = (a.flip ? width - 1 - x : x) + a.dx;
+        cropped[static_cast<size_t>(y * width + x)] =
+            sy < 0 || sy >= height || sx < 0 || sx >= width ? 0 : plane[sy * width + sx];
+      }
+    }
+    image::rotate(cropped.data(), rotated.data(), static_cast<int>(width), static_cast<int>(height), 1, a.angle,
+                  image::Interpolation::Nearest);
+    const float* lut = table + c * 256;
+    float* out = dst + c * height * width;
+    for (size_t i = 0; i < plane_size; ++i) out[i] = lut[rotated[i]];
+  }
 }
 
 std::vector<float> pixel_table(const std::vector<double>& mean, const std::vector<double>& std, bool normalize) {
@@ -37,6 +70,10 @@ std::vector<float> pixel_table(const std::vector<double>& mean, const std::vecto
 
 void render_sample(const uint8_t* src, int64_t channels, int64_t height, int64_t width, const SampleAugment& a,
                    const float* table, float* dst) {
+  if (a.angle != 0) {
+    render_rotated(src, channels, height, width, a, table, dst);
+    return;
+  }
   // Output columns whose source column x' + dx (x' mirrored when flipping) lies inside the image.
   const int64_t x_begin = a.flip ? std::max<int64_t>(0, a.dx) : std::max<int64_t>(0, -a.dx);
   const int64_t x_end = a.flip ? std::min<int64_t>(width, width + a.dx) : std::min<int64_t>(width, width - a.dx);

@@ -48,11 +48,14 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
     fail(ErrorKind::InvalidArgument, "shard rank must be in [0, shard count - 1], got rank " + std::to_string(options_.shard_rank) +
                                          " of " + std::to_string(options_.shard_count));
   }
+  if (!(options_.augment.rotation >= 0 && options_.augment.rotation <= 180)) {
+    fail(ErrorKind::InvalidArgument, "rotation must be between 0 and 180 degrees, got " + std::to_string(options_.augment.rotation));
+  }
   if (options_.workers < 0 || options_.workers > 1024) {
     fail(ErrorKind::InvalidArgument, "workers must be between 0 (one per core) and 1024, got " + std::to_string(options_.workers));
   }
   if (d.streamed()) {
-    if (options_.augment.crop_padding != 0 || options_.augment.hflip) {
+    if (options_.augment.crop_padding != 0 || options_.augment.hflip || options_.augment.rotation != 0) {
       fail(ErrorKind::InvalidArgument, "an image dataset is augmented by its own transform (crop, flip, jitter ...): leave the loader's augment off");
     }
     decoders_ = std::make_shared<WorkerPool>(options_.workers > 0 ? static_cast<int>(options_.workers) : default_worker_count());

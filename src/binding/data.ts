@@ -67,6 +67,8 @@ export interface NativeLoaderOptions {
   std: number[];
   cropPadding: number;
   hflip: boolean;
+  /** Random rotation in degrees (0: off). */
+  rotation: number;
   device: string;
   prefetch: number;
   /** Decoder threads of a streamed dataset (0: one per core). */

@@ -4,7 +4,7 @@
 import { NativeResource } from '../core/handle.js';
 import type { EpochHandle, LoaderHandle, NativeLoaderOptions } from '../binding/addon.js';
 import { Dataset } from './datasets.js';
-import { checkBoolean, checkDevice, checkInteger } from '../core/check.js';
+import { checkBoolean, checkDevice, checkInteger, checkNumber } from '../core/check.js';
 import type { Device } from '../core/device.js';
 import { rangeError, typeError } from '../errors.js';
 import { native } from '../binding/native.js';
@@ -23,6 +23,12 @@ export interface AugmentOptions {
   cropPadding?: number;
   /** Mirror each image left-right with probability 1/2. */
   hflip?: boolean;
+  /**
+   * Rotate by an angle uniform in [-rotation, rotation] degrees after the crop and flip, as
+   * torchvision's RandomRotation (nearest neighbour, fill 0): the tricks' CIFAR-100 recipe uses 15.
+   * Default 0 (off).
+   */
+  rotation?: number;
 }
 
 /** Options for a {@link DataLoader}. */
@@ -212,6 +218,7 @@ export class DataLoader extends NativeResource<LoaderHandle> implements BatchSou
       std: [...resolved.std],
       cropPadding: resolved.augment.cropPadding,
       hflip: resolved.augment.hflip,
+      rotation: resolved.augment.rotation,
       device: resolved.device,
       prefetch: resolved.prefetch,
       workers: resolved.workers,
@@ -312,12 +319,13 @@ function resolveOptions(dataset: Dataset, o: DataLoaderOptions, padShards: boole
   } else {
     normalize = checkBoolean(o.normalize, 'normalize', true);
   }
-  let augment: Required<AugmentOptions> = { cropPadding: 0, hflip: false };
+  let augment: Required<AugmentOptions> = { cropPadding: 0, hflip: false, rotation: 0 };
   if (o.augment !== undefined && o.augment !== false) {
     if (typeof o.augment !== 'object' || o.augment === null) throw typeError('augment must be an object or false');
     augment = {
       cropPadding: o.augment.cropPadding === undefined ? 0 : checkInteger(o.augment.cropPadding, 'augment.cropPadding', 0, 1024),
       hflip: checkBoolean(o.augment.hflip, 'augment.hflip', false),
+      rotation: checkNumber(o.augment.rotation ?? 0, 'augment.rotation', { min: 0, max: 180 }),
     };
   }
   return {

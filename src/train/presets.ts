@@ -23,8 +23,8 @@ export interface Preset {
   /** Suggested batch size and model width for this preset. */
   batchSize: number;
   width: number;
-  /** Augmentation it was tuned with: random-crop padding in pixels (0: off) and horizontal flips. */
-  augment: { cropPadding: number; hflip: boolean };
+  /** Augmentation it was tuned with: random-crop padding in pixels (0: off), horizontal flips, rotation in degrees. */
+  augment: { cropPadding: number; hflip: boolean; rotation?: number };
   /** The network's stem: 'imagenet' (7x7 stride-2 conv + max-pool) for 224 px images, else 'small'. */
   stem: 'small' | 'imagenet';
   /** The train transform of image folders and stores (the eval side is resize + centre crop). */
@@ -67,11 +67,11 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     stage2: { epochs: 350, lr: 2e-4, weightDecay: 0, milestones: [150, 250, 320], gammas: fifth },
     batchSize: 128,
     width: 64,
-    augment: { cropPadding: 4, hflip: true },
+    // The tricks' CIFAR-100 recipe: crop with 4 px padding, flip, and a rotation of up to 15 degrees.
+    augment: { cropPadding: 4, hflip: true, rotation: 15 },
     stem: 'small',
-    // The tricks' CIFAR-100 recipe adds a random rotation of up to 15 degrees to crop and flip. A
-    // folder of 32 px images is decoded into memory and augmented by `augment` (crop and flip);
-    // these options apply when such a folder is streamed (larger images, or a store).
+    // For CIFAR-sized images streamed from a store; a folder of 32 px images is decoded into
+    // memory and augmented by `augment`.
     images: { size: 32, rotation: 15 },
   },
   'fashion-mnist-cpu': {

@@ -57,6 +57,7 @@ export interface TrainArgs {
   limit?: number;
   cropPadding?: number;
   hflip?: boolean;
+  rotation?: number;
   labelSmoothing: number;
   clipLatentWeights: boolean;
   noDecayOn?: string[];
@@ -114,6 +115,7 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('limit', { type: 'number', describe: 'train on the first N samples only (quick runs)' })
     .option('crop-padding', { type: 'number', describe: 'random-crop padding in pixels (0: off; default: the preset\'s)' })
     .option('hflip', { type: 'boolean', describe: 'random horizontal flips (default: the preset\'s)' })
+    .option('rotation', { type: 'number', describe: 'random rotation by up to this many degrees (default: the preset\'s; cifar100: 15)' })
     .option('label-smoothing', { type: 'number', default: 0 })
     .option('clip-latent-weights', { type: 'boolean', default: false, describe: 'clamp latent weights to [-1, 1] in stage 2' })
     .option('no-decay-on', { type: 'array', string: true, choices: ['bn', 'prelu', 'bias'], describe: 'parameters without weight decay' })
@@ -247,7 +249,11 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
   const skipped = [...train.skipped, ...test.skipped];
   const batchSize = a.batchSize ?? preset.batchSize;
   if (batchSize % world !== 0) throw new UsageError(`the batch size ${batchSize} must divide evenly among ${world} processes (it is the global batch)`, 2);
-  const augment = { cropPadding: a.cropPadding ?? preset.augment.cropPadding, hflip: a.hflip ?? preset.augment.hflip };
+  const augment = {
+    cropPadding: a.cropPadding ?? preset.augment.cropPadding,
+    hflip: a.hflip ?? preset.augment.hflip,
+    ...((a.rotation ?? preset.augment.rotation) ? { rotation: a.rotation ?? preset.augment.rotation } : {}),
+  };
   const model = resolveModelConfig({
     numClasses: train.numClasses,
     inChannels: train.shape[0],
