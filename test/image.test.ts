@@ -8,6 +8,7 @@
 // that need Python skip with the reason when python3 / Pillow / numpy / scikit-image are absent,
 // and fail instead under CI.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -25,6 +26,7 @@ import {
   storeInfo,
   type ImageTransformOptions,
 } from '../src/index.js';
+import { packageRoot } from '../src/binding/native.js';
 import { prng, tempDir } from './support/data-files.js';
 import {
   CORPUS_MODULES,
@@ -651,4 +653,39 @@ test('wrong option types are TypeErrors (BNN_INVALID_TYPE), values out of range 
   await failsWith(() => new DataLoader(ds, { workers: 'x' as never }), TypeError, 'BNN_INVALID_TYPE');
   using ok = new DataLoader(ds, { augment: false, workers: 1 });
   assert.equal(ok.size, 3);
+});
+
+test('the resize kernels give the same bytes on every instruction-set path (BNN_IMAGE_SIMD=0 forces the baseline)', { timeout: 120_000 }, async (t) => {
+  if (!need(t, pythonProblem(CORPUS_MODULES))) return;
+  const { files } = imageCorpus();
+  // The kernel is chosen once per process, so the baseline runs in a child with the switch set.
+  const script = `
+    import fs from 'node:fs';
+    import crypto from 'node:crypto';
+    import { renderImage } from ${JSON.stringify(path.join(packageRoot, 'src', 'index.ts'))};
+    import { native } from ${JSON.stringify(path.join(packageRoot, 'src', 'binding', 'native.ts'))};
+    const files = JSON.parse(process.argv[1]);
+    const hash = crypto.createHash('sha256');
+    for (const f of files) {
+      const bytes = fs.readFileSync(f);
+      for (const [mode, size] of [['eval', 224], ['eval', 64], ['train', 224], ['train', 96]]) {
+        for (const channels of [1, 3]) {
+          const img = await renderImage(bytes, { mode, size, colorJitter: 0.4, rotation: 10 }, { channels, seed: 5, sample: 3 });
+          hash.update(img.data);
+        }
+      }
+    }
+    console.log(native().imageKernels() + ' ' + hash.digest('hex'));`;
+  const run = (simd: string | undefined): string =>
+    execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(files.map((f) => f.path))], {
+      encoding: 'utf8',
+      env: { ...process.env, ...(simd === undefined ? {} : { BNN_IMAGE_SIMD: simd }) },
+    }).trim();
+  const [fastKernels, fast] = run(undefined).split(' ');
+  const [baseKernels, baseline] = run('0').split(' ');
+  const avx2 = /\bavx2\b/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+  assert.equal(fastKernels, avx2 ? 'avx2' : 'baseline', 'the dispatch follows the CPU');
+  assert.equal(baseKernels, 'baseline', 'BNN_IMAGE_SIMD=0 forces the baseline kernels');
+  assert.match(fast!, /^[0-9a-f]{64}$/);
+  assert.equal(baseline, fast, 'the baseline kernels and the dispatched ones (AVX2 where the CPU has it) give different bytes');
 });

@@ -14,6 +14,7 @@
 #include "data/image_source.h"
 #include "data/worker_pool.h"
 #include "image/decode.h"
+#include "image/resize.h"
 #include "image/store.h"
 
 namespace bnn::addon {
@@ -251,7 +252,14 @@ image::TransformSpec parse_transform(const Napi::Object& o) {
   return s;
 }
 
+// imageKernels() -> 'avx2' | 'baseline': which resize kernels this process runs (BNN_IMAGE_SIMD=0
+// forces the baseline), so tests can prove they covered both.
+Napi::Value image_kernels(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), image::resize_uses_avx2() ? "avx2" : "baseline");
+}
+
 void init_image(Napi::Env env, Napi::Object exports) {
+  exports.Set("imageKernels", Napi::Function::New<image_kernels>(env, "imageKernels"));
   exports.Set("imageInfo", Napi::Function::New<image_info>(env, "imageInfo"));
   exports.Set("decodeImage", Napi::Function::New<decode_image>(env, "decodeImage"));
   exports.Set("renderImage", Napi::Function::New<render_image>(env, "renderImage"));

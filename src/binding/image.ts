@@ -51,6 +51,8 @@ export interface StoreWriterHandle {
 }
 
 export interface ImageAddon {
+  /** Which resize kernels run: 'avx2', or 'baseline' (no AVX2, or BNN_IMAGE_SIMD=0). */
+  imageKernels(): 'avx2' | 'baseline';
   imageInfo(bytes: Uint8Array): NativeImageInfo;
   decodeImage(bytes: Uint8Array, options: { channels: number; scaleEighths?: number }): Promise<NativeDecodedImage>;
   renderImage(bytes: Uint8Array, transform: NativeTransform, draw: { seed: number; epoch: number; sample: number }): Promise<Uint8Array>;
