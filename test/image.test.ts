@@ -534,7 +534,7 @@ test('a prepare that fails or is interrupted leaves neither the store nor a part
   assert.deepEqual(fs.readdirSync(path.join(src, 'c1')).sort(), ['1.jpg', '3.jpg', 'cut.jpg']);
 });
 
-test('bad files: an error naming the file, or with skipBad left out and listed; a body cut short fails its batch', { timeout: 60_000 }, async (t) => {
+test('bad files: an error naming the file, or with skipBad left out (or stood in for when the body is cut) and listed', { timeout: 60_000 }, async (t) => {
   if (!need(t, pythonProblem(CORPUS_MODULES))) return;
   const { files } = imageCorpus();
   const jpeg = fs.readFileSync(files.find((f) => f.kind === 'jpeg')!.path);
@@ -559,17 +559,35 @@ test('bad files: an error naming the file, or with skipBad left out and listed; 
   assert.deepEqual(ds.skipped.map((s) => s.file), [noise, text]);
   for (const s of ds.skipped) assert.ok(s.reason.length > 0 && !s.reason.startsWith(s.file), `a reason without the path repeated: ${s.reason}`);
 
-  // Decoding the cut file fails its batch with an error naming it; the process carries on.
-  using loader = DataLoader.forEval(ds, { batchSize: 2, workers: 2 });
+  // With skipBad, the cut body (found when decoded) is replaced by the next sample that decodes,
+  // with that sample's label, and joins `skipped`; the batch keeps its size.
+  {
+    using loader = DataLoader.forEval(ds, { batchSize: 2, workers: 2 });
+    const got = await samples(loader, 0);
+    assert.equal(got.length, 4);
+    assert.deepEqual(got[2]!.pixels, got[3]!.pixels, 'cut.jpg (position 2) is stood in for by good.jpg (position 3)');
+    assert.equal(got[2]!.label, got[3]!.label);
+    assert.deepEqual(ds.skipped.map((s) => s.file), [noise, text, cut]);
+    assert.match(ds.skipped[2]!.reason, /truncated|premature|corrupt/i);
+  }
+
+  // Without skipBad, decoding the cut file fails its batch with an error naming it; the process carries on.
+  const strictRoot = tempDir('cut');
+  put(strictRoot, 'a/1.jpg', jpeg);
+  put(strictRoot, 'a/2.jpg', jpeg);
+  const strictCut = put(strictRoot, 'b/cut.jpg', jpeg.subarray(0, Math.floor(jpeg.length * 0.6)));
+  put(strictRoot, 'b/good.jpg', jpeg);
+  using strict = await Dataset.fromImages(strictRoot, { transform: eval16, workers: 2 });
+  using loader = DataLoader.forEval(strict, { batchSize: 2, workers: 2 });
   // Batches are a/1 a/2 | cut good: the first arrives, the second fails, the pass closes.
   const pass = loader.epoch(0);
   const first = await pass.next();
   assert.equal(first.done, false);
   if (!first.done) first.value.dispose();
-  await failsWith(() => pass.next(), Error, 'BNN_IO', escape(cut));
+  await failsWith(() => pass.next(), Error, 'BNN_IO', escape(strictCut));
   assert.ok(pass.isClosed);
   // Again, from a fresh pass: the same error, not a crash or a hang.
-  await failsWith(() => samples(loader, 0), Error, 'BNN_IO', escape(cut));
+  await failsWith(() => samples(loader, 0), Error, 'BNN_IO', escape(strictCut));
 
   // prepareStore with skipBad catches all three (the cut body at decode time) and writes the rest.
   const out = path.join(tempDir('bad-store'), 'x.bnnstore');

@@ -56,6 +56,7 @@ class DatasetHandle : public Napi::ObjectWrap<DatasetHandle> {
                            InstanceMethod<&DatasetHandle::images>("images"),
                            InstanceMethod<&DatasetHandle::labels>("labels"),
                            InstanceMethod<&DatasetHandle::take>("take"),
+                           InstanceMethod<&DatasetHandle::skipped_while_reading>("skippedWhileReading"),
                            InstanceMethod<&DatasetHandle::split_validation>("splitValidation"),
                            InstanceMethod<&DatasetHandle::dispose>("dispose"),
                            InstanceMethod<&DatasetHandle::is_disposed>("isDisposed"),
@@ -123,6 +124,23 @@ class DatasetHandle : public Napi::ObjectWrap<DatasetHandle> {
 
   Napi::Value labels(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value { return TensorHandle::wrap(info.Env(), dataset()->labels); });
+  }
+
+  // [[path, reason], ...]: files a skipBad image dataset found corrupt while decoding them.
+  Napi::Value skipped_while_reading(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      Napi::Env env = info.Env();
+      auto d = dataset();
+      const auto list = d->source ? d->source->skipped_while_reading() : std::vector<std::pair<std::string, std::string>>{};
+      auto out = Napi::Array::New(env, list.size());
+      for (size_t i = 0; i < list.size(); ++i) {
+        auto pair = Napi::Array::New(env, 2);
+        pair.Set(0u, list[i].first);
+        pair.Set(1u, list[i].second);
+        out.Set(static_cast<uint32_t>(i), pair);
+      }
+      return out;
+    });
   }
 
   Napi::Value take(const Napi::CallbackInfo& info) {
@@ -396,7 +414,7 @@ Napi::Value dataset_from_images(const Napi::CallbackInfo& info) {
         data::check_image_files(files, skip_bad, threads);
         skipped = files.skipped;
         if (streamed) {
-          dataset->source = data::ImageSource::from_files(std::make_shared<const data::ImageFiles>(std::move(files)), spec);
+          dataset->source = data::ImageSource::from_files(std::make_shared<const data::ImageFiles>(std::move(files)), spec, skip_bad);
         } else {
           dataset = data::decode_to_memory(files, channels, threads);
         }

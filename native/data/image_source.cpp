@@ -288,9 +288,11 @@ std::shared_ptr<Dataset> decode_to_memory(const ImageFiles& files, int channels,
   return dataset;
 }
 
-std::shared_ptr<const ImageSource> ImageSource::from_files(std::shared_ptr<const ImageFiles> files, image::TransformSpec spec) {
+std::shared_ptr<const ImageSource> ImageSource::from_files(std::shared_ptr<const ImageFiles> files, image::TransformSpec spec,
+                                                           bool skip_bad) {
   image::validate(spec);
   auto out = std::shared_ptr<ImageSource>(new ImageSource());
+  out->skip_bad_ = skip_bad;
   out->indices_.resize(files->paths.size());
   for (size_t i = 0; i < out->indices_.size(); ++i) out->indices_[i] = static_cast<int64_t>(i);
   out->files_ = std::move(files);
@@ -330,8 +332,37 @@ const std::vector<std::string>& ImageSource::class_names() const { return files_
 
 std::string ImageSource::origin() const { return files_ ? "image files" : store_->path(); }
 
-void ImageSource::render(int64_t i, uint64_t seed, int64_t epoch, uint8_t* dst) const {
+int64_t ImageSource::render(int64_t i, uint64_t seed, int64_t epoch, uint8_t* dst) const {
   if (i < 0 || i >= size()) fail(ErrorKind::InvalidArgument, "sample " + std::to_string(i) + " is out of range");
+  if (!skip_bad_) {
+    render_one(i, seed, epoch, dst);
+    return i;
+  }
+  // A bounded search: a dataset whose files are nearly all corrupt should fail, not crawl.
+  const int64_t tries = std::min<int64_t>(size(), 64);
+  for (int64_t k = 0; k < tries; ++k) {
+    const int64_t j = (i + k) % size();
+    try {
+      render_one(j, seed, epoch, dst);
+      return j;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::Io) throw;
+      const std::string& path = files_->paths[static_cast<size_t>(indices_[static_cast<size_t>(j)])];
+      const std::string what = e.what();
+      std::lock_guard<std::mutex> lock(skipped_->mutex);
+      skipped_->files.emplace(path, what.rfind(path + ": ", 0) == 0 ? what.substr(path.size() + 2) : what);
+    }
+  }
+  fail(ErrorKind::Io, "sample " + std::to_string(i) + " and the " + std::to_string(tries - 1) +
+                          " after it are all corrupt: the dataset is too damaged to read (see the skipped files)");
+}
+
+std::vector<std::pair<std::string, std::string>> ImageSource::skipped_while_reading() const {
+  std::lock_guard<std::mutex> lock(skipped_->mutex);
+  return {skipped_->files.begin(), skipped_->files.end()};
+}
+
+void ImageSource::render_one(int64_t i, uint64_t seed, int64_t epoch, uint8_t* dst) const {
   const auto k = static_cast<size_t>(indices_[static_cast<size_t>(i)]);
   if (store_) {
     image::render_record(*store_, k, spec_, seed, epoch, i, dst);

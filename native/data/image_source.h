@@ -6,6 +6,8 @@
 // into an in-memory Dataset (decode_to_memory) and augmented like MNIST or CIFAR.
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,7 +43,11 @@ void check_image_files(ImageFiles& files, bool skip_bad, int threads);
 // Where a streamed dataset's samples come from, and the transform that renders them.
 class ImageSource {
  public:
-  static std::shared_ptr<const ImageSource> from_files(std::shared_ptr<const ImageFiles> files, image::TransformSpec spec);
+  // With `skip_bad`, a file whose body turns out corrupt when decoded is replaced by the next
+  // sample that decodes (so the batch keeps its size and the choice is the same on every run and
+  // rank) and recorded in skipped_while_reading(); without it, it is an Io error naming the file.
+  static std::shared_ptr<const ImageSource> from_files(std::shared_ptr<const ImageFiles> files, image::TransformSpec spec,
+                                                       bool skip_bad = false);
   static std::shared_ptr<const ImageSource> from_store(std::shared_ptr<const image::Store> store, image::TransformSpec spec);
 
   // The same source restricted to `indices` (of this source), in that order.
@@ -55,16 +61,28 @@ class ImageSource {
   // Where the samples are read from: the folder/list's files or the store's path.
   std::string origin() const;
 
-  // Renders sample i (size x size x channels uint8 HWC) with the draw of (seed, epoch, i). Bad
-  // data is an Io error naming the file (or store record). Thread-safe.
-  void render(int64_t i, uint64_t seed, int64_t epoch, uint8_t* dst) const;
+  // Renders sample i (size x size x channels uint8 HWC) with the draw of (seed, epoch, i), and
+  // returns the sample actually rendered: i, or with skip_bad the one standing in for a corrupt
+  // file. Bad data is otherwise an Io error naming the file (or store record). Thread-safe.
+  int64_t render(int64_t i, uint64_t seed, int64_t epoch, uint8_t* dst) const;
+
+  // Files found corrupt while reading (skip_bad), with why; shared by the subsets of a source.
+  std::vector<std::pair<std::string, std::string>> skipped_while_reading() const;
 
  private:
   ImageSource() = default;
   std::shared_ptr<const ImageFiles> files_;
   std::shared_ptr<const image::Store> store_;
+  void render_one(int64_t i, uint64_t seed, int64_t epoch, uint8_t* dst) const;
+
   std::vector<int64_t> indices_;  // position -> file or record number
   image::TransformSpec spec_;
+  bool skip_bad_ = false;
+  struct Skipped {
+    std::mutex mutex;
+    std::set<std::pair<std::string, std::string>> files;
+  };
+  std::shared_ptr<Skipped> skipped_ = std::make_shared<Skipped>();
 };
 
 struct Dataset;

@@ -162,8 +162,9 @@ Batch Loader::make_streamed_batch(int64_t epoch, const std::vector<int64_t>& ord
   const int64_t* source_labels = d.labels.const_data_ptr<int64_t>();
   decoders_->parallel_for(count, [&](int64_t i) {
     const int64_t sample = order[static_cast<size_t>(start + i)];
-    d.source->render(sample, options_.seed, epoch, out + i * h * w * c);
-    out_labels[i] = source_labels[sample];
+    // With skipBad a corrupt file is replaced by another sample, whose label must come along.
+    const int64_t rendered = d.source->render(sample, options_.seed, epoch, out + i * h * w * c);
+    out_labels[i] = source_labels[rendered];
   });
   if (to_cuda) {
     pixels = pixels.to(options_.device, /*non_blocking=*/true);

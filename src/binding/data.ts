@@ -50,6 +50,7 @@ export interface DatasetHandle {
   images(): TensorHandle;
   labels(): TensorHandle;
   take(n: number): DatasetHandle;
+  skippedWhileReading(): [string, string][];
   splitValidation(size: number, seed: number): [DatasetHandle, DatasetHandle];
   dispose(): void;
   isDisposed(): boolean;

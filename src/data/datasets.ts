@@ -86,7 +86,11 @@ export interface ImageDatasetOptions {
   /** Normalisation statistics of pixel / 255; default ImageNet's (streamed) or measured (in memory). */
   mean?: readonly number[];
   std?: readonly number[];
-  /** Leave out files whose header is not a readable JPEG or PNG (listed in `skipped`) instead of failing. Default false. */
+  /**
+   * Leave out unreadable files instead of failing: a header that is not a readable JPEG or PNG when
+   * the dataset is built, and a body found corrupt while decoding (that sample is replaced by the
+   * next one that decodes, the same on every run). All are listed in `skipped`. Default false.
+   */
   skipBad?: boolean;
   /** Threads that check and (without a transform) decode the files; default one per core. */
   workers?: number;
@@ -279,9 +283,14 @@ export class Dataset extends NativeResource<DatasetHandle> {
     return this.#info.streamed;
   }
 
-  /** Files an image dataset left out (skipBad, or not JPEG / PNG), with why. */
+  /**
+   * Files an image dataset left out, with why: other formats and (with skipBad) unreadable headers
+   * when it was built, and (with skipBad) files found corrupt while a loader decoded them, each
+   * of which was replaced by the next sample that decodes.
+   */
   get skipped(): readonly { file: string; reason: string }[] {
-    return this.#skipped;
+    const later = this.handle.skippedWhileReading().map(([file, reason]) => ({ file, reason }));
+    return later.length === 0 ? this.#skipped : [...this.#skipped, ...later];
   }
 
   /** The images as a uint8 tensor [N, C, H, W] that shares the dataset's memory (dispose it). */

@@ -349,6 +349,12 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
       libtorch: `${info.version} (${info.cudaBuild ? 'CUDA' : 'CPU'})`,
       bnnTorchVersion: VERSION,
     });
+    // Files found corrupt while decoding (skipBad) join those left out when the data was loaded.
+    const allSkipped = [...train.skipped, ...test.skipped];
+    if (allSkipped.length > skipped.length) {
+      run.writeJson('skipped.json', allSkipped);
+      progress.message(`skipped ${allSkipped.length} unreadable file${allSkipped.length === 1 ? '' : 's'} in all (${allSkipped.length - skipped.length} found corrupt while decoding; listed in skipped.json)`);
+    }
     const report = await writeReport(run.dir);
     progress.message(
       `final test accuracy ${(100 * m.accuracy).toFixed(2)}% (loss ${m.loss.toFixed(4)}), 1-bit weights and activations, ` +
