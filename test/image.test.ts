@@ -14,6 +14,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
+  cudaAvailable,
   DataLoader,
   Dataset,
   decodeImage,
@@ -706,4 +707,33 @@ test('the resize kernels give the same bytes on every instruction-set path (BNN_
   assert.equal(baseKernels, 'baseline', 'BNN_IMAGE_SIMD=0 forces the baseline kernels');
   assert.match(fast!, /^[0-9a-f]{64}$/);
   assert.equal(baseline, fast, 'the baseline kernels and the dispatched ones (AVX2 where the CPU has it) give different bytes');
+});
+
+test('a streamed dataset on CUDA: uint8 batches copied to the device and normalised there equal the CPU batches (or CUDA is refused clearly)', { timeout: 120_000 }, async (t) => {
+  if (!need(t, pythonProblem(CORPUS_MODULES))) return;
+  const { root } = imageCorpus();
+  using ds = await Dataset.fromImages(path.join(root, 'train'), { transform: { size: 32, colorJitter: 0.4, lighting: 0.1 }, workers: 2 });
+  if (!cudaAvailable()) {
+    assert.throws(() => new DataLoader(ds, { device: 'cuda' }), (e: Error & { code?: string }) => e.code === 'BNN_CUDA_UNAVAILABLE');
+    return;
+  }
+  using cpu = new DataLoader(ds, { batchSize: 8, seed: 4, workers: 2 });
+  using gpu = new DataLoader(ds, { batchSize: 8, seed: 4, workers: 2, device: 'cuda' });
+  const expected = await samples(cpu, 1);
+  let i = 0;
+  for await (const batch of gpu.epoch(1)) {
+    assert.equal(batch.images.device, 'cuda:0');
+    assert.equal(batch.labels.device, 'cuda:0');
+    const [n, c, h, w] = batch.images.shape as [number, number, number, number];
+    const data = batch.images.toFloat32Array();
+    const labels = batch.labels.toTypedArray() as BigInt64Array;
+    for (let k = 0; k < n; k++, i++) {
+      // The same bytes normalised by the same float32 scale and shift: equal up to the GPU's rounding.
+      const got = data.subarray(k * c * h * w, (k + 1) * c * h * w);
+      for (let p = 0; p < got.length; p++) assert.ok(Math.abs(got[p]! - expected[i]!.pixels[p]!) <= 1e-5, `sample ${i} value ${p}`);
+      assert.equal(Number(labels[k]), expected[i]!.label);
+    }
+    batch.dispose();
+  }
+  assert.equal(i, expected.length);
 });
