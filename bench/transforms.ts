@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { native } from '../src/binding/native.js';
 import { DataLoader, Dataset, renderImage } from '../src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -28,18 +29,8 @@ for await (const b of loader.epoch(0)) {
 }
 loader.dispose();
 
-// The files in that order, as torchvision lists them (what the peer compares against).
-const files: string[] = [];
-for (const c of [...dataset.classNames]) {
-  const dir = path.join(root, c);
-  const walk = (d: string): void => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      if (e.isDirectory()) walk(path.join(d, e.name));
-      else if (/\.(jpe?g|png)$/i.test(e.name)) files.push(path.join(d, e.name));
-    }
-  };
-  walk(dir);
-}
+// The files in the dataset's order, from the same scan the dataset was built from.
+const { paths: files } = await native().imageFiles('folder', root, []);
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bnn-transforms-'));
 const n = Math.min(count, files.length);
 for (let i = 0; i < n; i++) {

@@ -43,6 +43,18 @@ Napi::Array strings_to_js(Napi::Env env, const std::vector<std::string>& values)
   return a;
 }
 
+// [[path, reason], ...]: files left out of an image dataset.
+Napi::Array string_pairs_to_js(Napi::Env env, const std::vector<std::pair<std::string, std::string>>& pairs) {
+  auto a = Napi::Array::New(env, pairs.size());
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    auto pair = Napi::Array::New(env, 2);
+    pair.Set(0u, pairs[i].first);
+    pair.Set(1u, pairs[i].second);
+    a.Set(static_cast<uint32_t>(i), pair);
+  }
+  return a;
+}
+
 }  // namespace
 
 // ---- DatasetHandle --------------------------------------------------------------------------
@@ -131,15 +143,7 @@ class DatasetHandle : public Napi::ObjectWrap<DatasetHandle> {
     return guard(info.Env(), [&]() -> Napi::Value {
       Napi::Env env = info.Env();
       auto d = dataset();
-      const auto list = d->source ? d->source->skipped_while_reading() : std::vector<std::pair<std::string, std::string>>{};
-      auto out = Napi::Array::New(env, list.size());
-      for (size_t i = 0; i < list.size(); ++i) {
-        auto pair = Napi::Array::New(env, 2);
-        pair.Set(0u, list[i].first);
-        pair.Set(1u, list[i].second);
-        out.Set(static_cast<uint32_t>(i), pair);
-      }
-      return out;
+      return string_pairs_to_js(env, d->source ? d->source->skipped_while_reading() : std::vector<std::pair<std::string, std::string>>{});
     });
   }
 
@@ -439,14 +443,7 @@ Napi::Value dataset_from_images(const Napi::CallbackInfo& info) {
       return [done, skipped](Napi::Env env) -> Napi::Value {
         auto out = Napi::Object::New(env);
         out.Set("dataset", DatasetHandle::wrap(env, done));
-        auto list = Napi::Array::New(env, skipped.size());
-        for (size_t i = 0; i < skipped.size(); ++i) {
-          auto pair = Napi::Array::New(env, 2);
-          pair.Set(0u, skipped[i].first);
-          pair.Set(1u, skipped[i].second);
-          list.Set(static_cast<uint32_t>(i), pair);
-        }
-        out.Set("skipped", list);
+        out.Set("skipped", string_pairs_to_js(env, skipped));
         return out;
       };
     });
@@ -475,14 +472,7 @@ Napi::Value image_files(const Napi::CallbackInfo& info) {
         out.Set("paths", paths);
         out.Set("labels", labels);
         out.Set("classNames", strings_to_js(env, files->class_names));
-        auto skipped = Napi::Array::New(env, files->skipped.size());
-        for (size_t i = 0; i < files->skipped.size(); ++i) {
-          auto pair = Napi::Array::New(env, 2);
-          pair.Set(0u, files->skipped[i].first);
-          pair.Set(1u, files->skipped[i].second);
-          skipped.Set(static_cast<uint32_t>(i), pair);
-        }
-        out.Set("skipped", skipped);
+        out.Set("skipped", string_pairs_to_js(env, files->skipped));
         return out;
       };
     });

@@ -288,25 +288,26 @@ std::shared_ptr<Dataset> decode_to_memory(const ImageFiles& files, int channels,
   return dataset;
 }
 
-std::shared_ptr<const ImageSource> ImageSource::from_files(std::shared_ptr<const ImageFiles> files, image::TransformSpec spec,
-                                                           bool skip_bad) {
+std::shared_ptr<ImageSource> ImageSource::with_all(size_t count, const image::TransformSpec& spec) {
   image::validate(spec);
   auto out = std::shared_ptr<ImageSource>(new ImageSource());
-  out->skip_bad_ = skip_bad;
-  out->indices_.resize(files->paths.size());
-  for (size_t i = 0; i < out->indices_.size(); ++i) out->indices_[i] = static_cast<int64_t>(i);
-  out->files_ = std::move(files);
+  out->indices_.resize(count);
+  for (size_t i = 0; i < count; ++i) out->indices_[i] = static_cast<int64_t>(i);
   out->spec_ = spec;
   return out;
 }
 
+std::shared_ptr<const ImageSource> ImageSource::from_files(std::shared_ptr<const ImageFiles> files, image::TransformSpec spec,
+                                                           bool skip_bad) {
+  auto out = with_all(files->paths.size(), spec);
+  out->skip_bad_ = skip_bad;
+  out->files_ = std::move(files);
+  return out;
+}
+
 std::shared_ptr<const ImageSource> ImageSource::from_store(std::shared_ptr<const image::Store> store, image::TransformSpec spec) {
-  image::validate(spec);
-  auto out = std::shared_ptr<ImageSource>(new ImageSource());
-  out->indices_.resize(store->size());
-  for (size_t i = 0; i < out->indices_.size(); ++i) out->indices_[i] = static_cast<int64_t>(i);
+  auto out = with_all(store->size(), spec);
   out->store_ = std::move(store);
-  out->spec_ = spec;
   return out;
 }
 

@@ -71,6 +71,8 @@ class ImageSource {
 
  private:
   ImageSource() = default;
+  // Every record of a source with `count` of them, in order.
+  static std::shared_ptr<ImageSource> with_all(size_t count, const image::TransformSpec& spec);
   std::shared_ptr<const ImageFiles> files_;
   std::shared_ptr<const image::Store> store_;
   void render_one(int64_t i, uint64_t seed, int64_t epoch, uint8_t* dst) const;

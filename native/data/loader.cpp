@@ -64,6 +64,20 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
     fail(ErrorKind::InvalidArgument, "cannot split " + std::to_string(d.size()) + " samples into " + std::to_string(options_.shard_count) + " shards");
   }
   table_ = pixel_table(options_.mean, options_.std, options_.normalize);
+  if (d.streamed()) {
+    // (v / 255 - mean) / std as one multiply-add per element: v * 1 / (255 std) - mean / std.
+    std::vector<float> scale(channels), shift(channels);
+    for (size_t k = 0; k < channels; ++k) {
+      const double sd = options_.normalize ? options_.std[k] : 1.0;
+      const double mu = options_.normalize ? options_.mean[k] : 0.0;
+      scale[k] = static_cast<float>(1.0 / (255.0 * sd));
+      shift[k] = static_cast<float>(-mu / sd);
+    }
+    const auto c = static_cast<int64_t>(channels);
+    const auto params = at::TensorOptions().dtype(at::kFloat);
+    scale_ = at::tensor(scale, params).view({1, c, 1, 1}).to(options_.device);
+    shift_ = at::tensor(shift, params).view({1, c, 1, 1}).to(options_.device);
+  }
 }
 
 int64_t Loader::shard_size() const {
@@ -170,21 +184,11 @@ Batch Loader::make_streamed_batch(int64_t epoch, const std::vector<int64_t>& ord
     pixels = pixels.to(options_.device, /*non_blocking=*/true);
     labels = labels.to(options_.device, /*non_blocking=*/true);
   }
-  // One pass turns the bytes into floats in NCHW order, a second normalises in place:
-  // x * (1 / (255 std)) - mean / std per channel, on the batch's device.
+  // One pass turns the bytes into floats in NCHW order, a second normalises in place, on the
+  // batch's device.
   at::Tensor images = batch_buffer({c, h, w}, count, at::TensorOptions().dtype(at::kFloat).device(options_.device));
   images.copy_(pixels.permute({0, 3, 1, 2}));
-  std::vector<float> scale(static_cast<size_t>(c)), shift(static_cast<size_t>(c));
-  for (int64_t k = 0; k < c; ++k) {
-    const auto s = static_cast<size_t>(k);
-    const double sd = options_.normalize ? options_.std[s] : 1.0;
-    const double mu = options_.normalize ? options_.mean[s] : 0.0;
-    scale[s] = static_cast<float>(1.0 / (255.0 * sd));
-    shift[s] = static_cast<float>(-mu / sd);
-  }
-  const auto params = at::TensorOptions().dtype(at::kFloat);
-  images.mul_(at::tensor(scale, params).to(options_.device).view({1, c, 1, 1}))
-      .add_(at::tensor(shift, params).to(options_.device).view({1, c, 1, 1}));
+  images.mul_(scale_).add_(shift_);
   return {std::move(images), std::move(labels), index};
 }
 

@@ -80,7 +80,11 @@ class Loader {
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions options_;
   std::vector<float> table_;  // pixel byte -> float, per channel (augment.h)
-  std::shared_ptr<WorkerPool> decoders_;  // streamed datasets only
+  // Streamed datasets only: the decoder threads, and x * scale + shift per channel ([1, C, 1, 1]
+  // on the batch device), the normalisation made once instead of per batch.
+  std::shared_ptr<WorkerPool> decoders_;
+  at::Tensor scale_;
+  at::Tensor shift_;
 };
 
 }  // namespace bnn::data

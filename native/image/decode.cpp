@@ -301,7 +301,7 @@ Decoded decode_png(const uint8_t* data, size_t size, const std::optional<Rect>& 
   const bool gray = ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE || ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE_ALPHA;
   // Grey with alpha or 16 bits comes out as stored (big-endian), and its first byte per pixel is
   // the grey high byte: PIL drops alpha and keeps the high byte (for 16-bit grey without alpha
-  // PIL clamps to 255 instead, which whitens the photograph; we scale, deliberately).
+  // PIL clamps to 255 instead, which whitens the photograph; we keep the high byte, deliberately).
   const bool raw_gray = gray && (ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE_ALPHA || ihdr.bit_depth == 16);
   const int fmt = !gray ? SPNG_FMT_RGB8 : raw_gray ? SPNG_FMT_RAW : SPNG_FMT_G8;
   size_t bytes = 0;
