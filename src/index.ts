@@ -15,6 +15,12 @@ export {
   manualSeed,
   liveTensorCount,
   setAllowTF32,
+  setCudnnOptions,
+  cudaMemoryStats,
+  resetCudaPeakMemory,
+  setCudaSyncDebugMode,
+  type CudnnOptions,
+  type CudaMemoryStats,
   type LibTorchInfo,
 } from './core/runtime.js';
 export { createModel, Model, type StateDict } from './nn/model.js';
@@ -32,7 +38,17 @@ export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } 
 export { VERSION } from './core/version.js';
 export { ProcessGroup, rendezvousFromEnv, distributedBackends, type RendezvousOptions, type DistributedBackend } from './distributed/process-group.js';
 export { DataParallel, type DataParallelOptions } from './distributed/data-parallel.js';
-export { trainStep, evalStep, type StepResult, type TrainStepOptions, type EvalStepResult } from './train/step.js';
+export {
+  trainStep,
+  evalStep,
+  StepMetrics,
+  resolvePrecision,
+  type Precision,
+  type StepTotals,
+  type StepResult,
+  type TrainStepOptions,
+  type EvalStepResult,
+} from './train/step.js';
 export {
   IMAGENET_MEAN,
   IMAGENET_STD,

@@ -8,6 +8,7 @@ struct AddonData {
   Napi::FunctionReference tensor_constructor;
   Napi::FunctionReference model_constructor;
   Napi::FunctionReference optimizer_constructor;
+  Napi::FunctionReference step_metrics_constructor;
   Napi::FunctionReference process_group_constructor;
   Napi::FunctionReference data_parallel_constructor;
   Napi::FunctionReference dataset_constructor;

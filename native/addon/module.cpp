@@ -12,11 +12,14 @@
 #include "addon/tensor.h"
 #include "addon/train.h"
 #include "core/cpu_allocator.h"
+#include "core/runtime.h"
 
 namespace bnn::addon {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   install_caching_cpu_allocator();
+  // cuDNN benchmark mode on by default: training repeats fixed shapes (setCudnnOptions turns it off).
+  set_cudnn_benchmark(true);
   env.SetInstanceData<AddonData>(new AddonData());
   TensorHandle::init(env, exports);
   init_tensor_functions(env, exports);

@@ -49,6 +49,46 @@ Napi::Value set_allow_tf32(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value set_cudnn_flags(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    if (!arg(info, 0).IsObject()) throw_type_error(info.Env(), "setCudnnFlags(options) must be an object");
+    const Napi::Object o = info[0].As<Napi::Object>();
+    // Determinism first: it turns benchmark mode off, which an explicit benchmark flag may override.
+    if (!o.Get("deterministic").IsUndefined()) bnn::set_deterministic(bool_field(o, "deterministic"));
+    if (!o.Get("benchmark").IsUndefined()) bnn::set_cudnn_benchmark(bool_field(o, "benchmark"));
+    auto out = Napi::Object::New(info.Env());
+    out.Set("benchmark", bnn::cudnn_benchmark());
+    out.Set("deterministic", bnn::deterministic());
+    return out;
+  });
+}
+
+Napi::Value cuda_memory_stats(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const CudaMemoryStats s = bnn::cuda_memory_stats(static_cast<int>(integer_arg(info, 0, "device", 0, 1 << 16)));
+    auto out = Napi::Object::New(info.Env());
+    out.Set("allocatedBytes", static_cast<double>(s.allocated));
+    out.Set("peakAllocatedBytes", static_cast<double>(s.peak_allocated));
+    out.Set("reservedBytes", static_cast<double>(s.reserved));
+    out.Set("peakReservedBytes", static_cast<double>(s.peak_reserved));
+    return out;
+  });
+}
+
+Napi::Value reset_cuda_peak_memory(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    bnn::reset_cuda_peak_memory(static_cast<int>(integer_arg(info, 0, "device", 0, 1 << 16)));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value set_cuda_sync_debug_mode(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    bnn::set_cuda_sync_debug_mode(static_cast<int>(integer_arg(info, 0, "mode", 0, 2)));
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value cpu_rng_state(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value { return TensorHandle::wrap(info.Env(), bnn::cpu_rng_state()); });
 }
@@ -82,6 +122,10 @@ void init_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New<set_num_threads>(env, "setNumThreads"));
   exports.Set("manualSeed", Napi::Function::New<manual_seed>(env, "manualSeed"));
   exports.Set("setAllowTF32", Napi::Function::New<set_allow_tf32>(env, "setAllowTF32"));
+  exports.Set("setCudnnFlags", Napi::Function::New<set_cudnn_flags>(env, "setCudnnFlags"));
+  exports.Set("cudaMemoryStats", Napi::Function::New<cuda_memory_stats>(env, "cudaMemoryStats"));
+  exports.Set("resetCudaPeakMemory", Napi::Function::New<reset_cuda_peak_memory>(env, "resetCudaPeakMemory"));
+  exports.Set("setCudaSyncDebugMode", Napi::Function::New<set_cuda_sync_debug_mode>(env, "setCudaSyncDebugMode"));
   exports.Set("cpuRngState", Napi::Function::New<cpu_rng_state>(env, "cpuRngState"));
   exports.Set("setCpuRngState", Napi::Function::New<set_cpu_rng_state>(env, "setCpuRngState"));
   exports.Set("cpuCacheStats", Napi::Function::New<cpu_cache_stats>(env, "cpuCacheStats"));

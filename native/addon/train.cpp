@@ -10,6 +10,7 @@
 #include "addon/errors.h"
 #include "addon/model.h"
 #include "addon/tensor.h"
+#include "core/device.h"
 #include "core/errors.h"
 #include "core/runtime.h"
 #include "train/optimizer.h"
@@ -131,9 +132,74 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
   }
 
   std::shared_ptr<train::Optimizer> optimizer_;
+
+ public:
+  // float16's dynamic loss scale goes with the optimizer it feeds (as GradScaler with its optimizer).
+  std::shared_ptr<train::LossScaler> scaler = std::make_shared<train::LossScaler>();
+};
+
+// Device-side running sums of training steps (train::StepMetrics): read() is the one place a
+// CUDA training loop waits for the GPU, so it runs off the main thread.
+class StepMetricsHandle : public Napi::ObjectWrap<StepMetricsHandle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "StepMetricsHandle",
+                       {
+                           InstanceMethod<&StepMetricsHandle::read>("read"),
+                           InstanceMethod<&StepMetricsHandle::reset>("reset"),
+                           InstanceMethod<&StepMetricsHandle::dispose>("dispose"),
+                       });
+  }
+  explicit StepMetricsHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StepMetricsHandle>(info) {}
+  std::shared_ptr<train::StepMetrics> get() const {
+    if (!metrics_) fail(ErrorKind::Disposed, "these step metrics have been disposed and can no longer be used");
+    return metrics_;
+  }
+
+ private:
+  Napi::Value read(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto m = get();
+      return AsyncTask::run(info.Env(), "bnn.stepMetrics.read", [m]() -> AsyncTask::Convert {
+        const train::StepMetrics::Totals t = m->read();
+        return [t](Napi::Env env) -> Napi::Value {
+          auto out = Napi::Object::New(env);
+          out.Set("lossSum", t.loss_sum);
+          out.Set("correct", static_cast<double>(t.correct));
+          out.Set("count", static_cast<double>(t.count));
+          out.Set("steps", static_cast<double>(t.steps));
+          out.Set("firstNonFinite", static_cast<double>(t.first_bad));
+          out.Set("nonFiniteLoss", t.bad_loss);
+          out.Set("firstBadLabel", static_cast<double>(t.first_bad_label));
+          out.Set("skipped", static_cast<double>(t.skipped));
+          return out;
+        };
+      });
+    });
+  }
+  Napi::Value reset(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      get()->reset();
+      return info.Env().Undefined();
+    });
+  }
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    metrics_.reset();  // a step or read in flight holds its own reference
+    return info.Env().Undefined();
+  }
+  std::shared_ptr<train::StepMetrics> metrics_ = std::make_shared<train::StepMetrics>();
 };
 
 namespace {
+
+train::Precision parse_precision(const Napi::Object& o) {
+  if (o.Get("precision").IsUndefined()) return train::Precision::Float32;
+  const std::string p = string_field(o, "precision");
+  if (p == "float32") return train::Precision::Float32;
+  if (p == "bfloat16") return train::Precision::BFloat16;
+  if (p == "float16") return train::Precision::Float16;
+  throw Napi::RangeError::New(o.Env(), "precision must be 'float32', 'bfloat16' or 'float16', got '" + p + "'");
+}
 
 OptimizerHandle* unwrap_optimizer(const Napi::CallbackInfo& info, size_t index) {
   return unwrap_instance<OptimizerHandle>(info.Env(), arg(info, index), addon_data(info.Env()).optimizer_constructor, "optimizer", "an Adam optimizer");
@@ -152,6 +218,7 @@ Napi::Value train_step(const Napi::CallbackInfo& info) {
     at::Tensor images = TensorHandle::unwrap(info, 2, "images");
     at::Tensor labels = TensorHandle::unwrap(info, 3, "labels");
     train::TrainStepOptions options;
+    options.scaler = handle->scaler;
     if (info.Length() > 4 && info[4].IsObject()) {
       auto o = info[4].As<Napi::Object>();
       options.label_smoothing = optional_number(o, "labelSmoothing", 0.0);
@@ -159,6 +226,13 @@ Napi::Value train_step(const Napi::CallbackInfo& info) {
       options.stop_requested = optional_bool(o, "stop", options.stop_requested);
       Napi::Value dp = o.Get("dataParallel");
       if (!dp.IsUndefined() && !dp.IsNull()) options.hooks = unwrap_data_parallel(env, dp);
+      options.precision = parse_precision(o);
+      Napi::Value metrics = o.Get("metrics");
+      if (!metrics.IsUndefined() && !metrics.IsNull()) {
+        options.metrics = unwrap_instance<StepMetricsHandle>(env, metrics, addon_data(env).step_metrics_constructor, "metrics",
+                                                             "a StepMetrics handle")
+                              ->get();
+      }
     }
     (*model)->check_input(images);  // fail fast on the caller's stack
     return AsyncTask::run(env, "bnn.trainStep", [model, optimizer, images, labels, options]() -> AsyncTask::Convert {
@@ -180,9 +254,11 @@ Napi::Value eval_step(const Napi::CallbackInfo& info) {
     auto model = unwrap_model(info, 0);
     at::Tensor images = TensorHandle::unwrap(info, 1, "images");
     at::Tensor labels = TensorHandle::unwrap(info, 2, "labels");
+    const train::Precision precision =
+        info.Length() > 3 && info[3].IsObject() ? parse_precision(info[3].As<Napi::Object>()) : train::Precision::Float32;
     (*model)->check_input(images);
-    return AsyncTask::run(info.Env(), "bnn.evalStep", [model, images, labels]() -> AsyncTask::Convert {
-      const train::EvalResult r = train::eval_step(*model, images, labels);
+    return AsyncTask::run(info.Env(), "bnn.evalStep", [model, images, labels, precision]() -> AsyncTask::Convert {
+      const train::EvalResult r = train::eval_step(*model, images, labels, precision);
       return [r](Napi::Env env) -> Napi::Value {
         auto out = Napi::Object::New(env);
         out.Set("lossSum", r.loss_sum);
@@ -202,12 +278,24 @@ Napi::Value eval_step(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value cuda_bf16_supported(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const int64_t index = integer_arg(info, 0, "device", 0, 1 << 16);
+    if (!cuda_available() || index >= cuda_device_count()) return Napi::Boolean::New(info.Env(), false);
+    return Napi::Boolean::New(info.Env(), train::cuda_bf16_supported(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index))));
+  });
+}
+
 }  // namespace
 
 void init_train(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = OptimizerHandle::define(env);
   addon_data(env).optimizer_constructor = Napi::Persistent(ctor);
   exports.Set("OptimizerHandle", ctor);
+  Napi::Function metrics = StepMetricsHandle::define(env);
+  addon_data(env).step_metrics_constructor = Napi::Persistent(metrics);
+  exports.Set("StepMetricsHandle", metrics);
+  exports.Set("cudaBf16Supported", Napi::Function::New<cuda_bf16_supported>(env, "cudaBf16Supported"));
   exports.Set("trainStep", Napi::Function::New<train_step>(env, "trainStep"));
   exports.Set("evalStep", Napi::Function::New<eval_step>(env, "evalStep"));
 }

@@ -39,6 +39,56 @@ void set_allow_tf32(bool on) {
   at::globalContext().setAllowTF32CuBLAS(on);
 }
 
+void set_cudnn_benchmark(bool on) { at::globalContext().setBenchmarkCuDNN(on); }
+
+void set_deterministic(bool on) {
+  at::globalContext().setDeterministicCuDNN(on);
+  if (on) at::globalContext().setBenchmarkCuDNN(false);
+}
+
+bool cudnn_benchmark() { return at::globalContext().benchmarkCuDNN(); }
+bool deterministic() { return at::globalContext().deterministicCuDNN(); }
+
+namespace {
+
+// True when `device` is a visible CUDA device whose allocator has started (no stats otherwise).
+bool check_cuda_device(int device) {
+  if (!cuda_available()) return false;
+  if (device < 0 || device >= cuda_device_count()) {
+    fail(ErrorKind::InvalidArgument, "CUDA device " + std::to_string(device) + " does not exist (" +
+                                         std::to_string(cuda_device_count()) + " visible)");
+  }
+  return true;
+}
+
+}  // namespace
+
+CudaMemoryStats cuda_memory_stats(int device) {
+#ifdef BNN_WITH_CUDA
+  if (check_cuda_device(device)) return detail::cuda_memory_stats(device);
+#else
+  (void)check_cuda_device(device);
+#endif
+  return {};
+}
+
+void reset_cuda_peak_memory(int device) {
+#ifdef BNN_WITH_CUDA
+  if (check_cuda_device(device)) detail::reset_cuda_peak_memory(device);
+#else
+  (void)check_cuda_device(device);
+#endif
+}
+
+void set_cuda_sync_debug_mode(int mode) {
+  if (mode < 0 || mode > 2) fail(ErrorKind::InvalidArgument, "sync debug mode must be 0 (off), 1 (warn) or 2 (error)");
+#ifdef BNN_WITH_CUDA
+  detail::set_cuda_sync_debug_mode(mode);
+#else
+  fail(ErrorKind::CudaUnavailable, "CUDA's sync debug mode needs a CUDA build of bnn-torch");
+#endif
+}
+
 at::Tensor cpu_rng_state() {
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());

@@ -23,6 +23,35 @@ void manual_seed(uint64_t seed);
 // error. On by default, as in PyTorch; turned off for bit-careful comparisons. No-op on the CPU.
 void set_allow_tf32(bool on);
 
+// cuDNN's algorithm search (benchmark mode) and determinism, process-wide. Benchmark mode times
+// the candidate algorithms on the first call of each shape and keeps the fastest: the right
+// default for training's fixed shapes. Deterministic asks cuDNN for reproducible algorithms only
+// and turns benchmark mode off. No-ops without CUDA.
+void set_cudnn_benchmark(bool on);
+void set_deterministic(bool on);
+bool cudnn_benchmark();
+bool deterministic();
+
+// The CUDA caching allocator's counters for one device, in bytes (zeros when CUDA is absent), so
+// benchmarks and reports can compare peak memory with PyTorch's torch.cuda.max_memory_allocated.
+struct CudaMemoryStats {
+  int64_t allocated = 0;       // held by live tensors now
+  int64_t peak_allocated = 0;  // the most held at once since the last reset
+  int64_t reserved = 0;        // held from the driver by the cache
+  int64_t peak_reserved = 0;
+};
+CudaMemoryStats cuda_memory_stats(int device);
+void reset_cuda_peak_memory(int device);
+
+// CUDA's sync debug mode: 0 off, 1 warn, 2 throw on every host-device synchronisation (as
+// torch.cuda.set_sync_debug_mode). Tests use it to prove a step never waits; fails without CUDA.
+void set_cuda_sync_debug_mode(int mode);
+namespace detail {  // core/cuda_debug.cu (CUDA builds)
+void set_cuda_sync_debug_mode(int mode);
+CudaMemoryStats cuda_memory_stats(int device);
+void reset_cuda_peak_memory(int device);
+}  // namespace detail
+
 // The CPU generator's full state (a uint8 tensor), for checkpoints that resume bit for bit.
 at::Tensor cpu_rng_state();
 void set_cpu_rng_state(const at::Tensor& state);

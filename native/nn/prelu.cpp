@@ -201,13 +201,15 @@ torch::Tensor prelu_add(const torch::Tensor& u, const torch::Tensor& v, const to
   const bool fused = layout_of(u) == Layout::Nhwc && layout_of(v) == Layout::Nhwc && u.sizes() == v.sizes() && weight.dim() == 1 &&
                      weight.size(0) == u.size(1) && weight.scalar_type() == torch::kFloat && weight.device().is_cpu() &&
                      all_slopes_positive(weight.contiguous());
-  if (!fused) return bnn::nn::prelu(u + v, weight);
+  if (!fused) return bnn::nn::prelu(u + v, weight);  // (not fused: CUDA, other dtypes or layouts)
   return PReLUAddFunction::apply(u, v, weight);
 }
 
 torch::Tensor prelu(const torch::Tensor& x, const torch::Tensor& weight) {
   if (layout_of(x) == Layout::Other || weight.dim() != 1 || weight.size(0) != x.size(1) || weight.scalar_type() != torch::kFloat) {
-    return torch::prelu(x, weight);
+    // In x's dtype: under autocast x is bfloat16 or float16 while the slopes stay float32, and
+    // prelu does not promote (the cast is differentiable, so the slopes' gradient comes back float32).
+    return torch::prelu(x, weight.scalar_type() == x.scalar_type() ? weight : weight.to(x.scalar_type()));
   }
   return PReLUFunction::apply(x, weight);
 }

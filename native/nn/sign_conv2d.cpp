@@ -1,11 +1,15 @@
 #include "nn/sign_conv2d.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <torch/autograd.h>
 #include <torch/torch.h>
 
 #include "binarize/binary_activation.h"
 #include "core/vectorize.h"
+#ifdef BNN_WITH_CUDA
+#include "nn/sign_conv2d_cuda.h"
+#endif
 
 namespace bnn::nn {
 
@@ -44,14 +48,29 @@ bool packed_path(const torch::Tensor& x) {
   return x.device().is_cpu() && x.scalar_type() == torch::kFloat && x.is_non_overlapping_and_dense();
 }
 
+// The convolution's dtype: autocast's (bfloat16 or float16) when it is on for x's device, else x's.
+// The +-1 input is exact in every floating dtype; the weight is cast here, inside the node, so
+// backward (which runs outside autocast) sees the same dtypes as forward.
+c10::ScalarType compute_dtype(const torch::Tensor& x) {
+  const auto type = x.device().type();
+  if ((type == c10::DeviceType::CUDA || type == c10::DeviceType::CPU) && at::autocast::is_autocast_enabled(type)) {
+    return at::autocast::get_autocast_dtype(type);
+  }
+  return x.scalar_type();
+}
+
+enum Path : int64_t { kPackedCpu = 0, kCodeCuda = 1, kGeneric = 2 };
+
 class SignConv2dFunction : public torch::autograd::Function<SignConv2dFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
                                int64_t stride, int64_t padding) {
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["padding"] = padding;
-    const bool packed = packed_path(x);
-    ctx->saved_data["packed"] = packed;
+    const bool packed = packed_path(x) && !at::autocast::is_autocast_enabled(c10::DeviceType::CPU);
+    ctx->saved_data["path"] = static_cast<int64_t>(packed ? kPackedCpu : kGeneric);
+    ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
+    ctx->saved_data["w_dtype"] = static_cast<int64_t>(weight.scalar_type());
     if (packed) {
       torch::Tensor signs = at::empty_like(x);
       torch::Tensor code = at::empty_like(x, x.options().dtype(at::kByte));
@@ -63,9 +82,20 @@ class SignConv2dFunction : public torch::autograd::Function<SignConv2dFunction> 
       ctx->save_for_backward({code, weight});
       return y;
     }
+    const c10::ScalarType compute = compute_dtype(x);
+    const torch::Tensor w = weight.to(compute);
+#ifdef BNN_WITH_CUDA
+    if (x.is_cuda() && x.is_non_overlapping_and_dense()) {
+      auto [signs, code] = cuda::sign_code(x, compute);
+      torch::Tensor y = torch::conv2d(signs, w, /*bias=*/{}, stride, padding);
+      ctx->saved_data["path"] = static_cast<int64_t>(kCodeCuda);
+      ctx->save_for_backward({code, w});
+      return y;
+    }
+#endif
     auto [signs, mask] = binary_activation_forward(x);
-    torch::Tensor y = torch::conv2d(signs, weight, /*bias=*/{}, stride, padding);
-    ctx->save_for_backward({x.ge(0), mask, weight});
+    torch::Tensor y = torch::conv2d(signs.to(compute), w, /*bias=*/{}, stride, padding);
+    ctx->save_for_backward({x.ge(0), mask, w});
     return y;
   }
 
@@ -73,7 +103,25 @@ class SignConv2dFunction : public torch::autograd::Function<SignConv2dFunction> 
     const auto saved = ctx->get_saved_variables();
     const int64_t stride = ctx->saved_data["stride"].toInt();
     const int64_t padding = ctx->saved_data["padding"].toInt();
-    if (ctx->saved_data["packed"].toBool()) {
+    const int64_t path = ctx->saved_data["path"].toInt();
+    const auto x_dtype = static_cast<c10::ScalarType>(ctx->saved_data["x_dtype"].toInt());
+    const auto w_dtype = static_cast<c10::ScalarType>(ctx->saved_data["w_dtype"].toInt());
+    // Gradients leave in the dtypes the inputs came in (float32 master weights under autocast).
+    auto in_dtype = [](const torch::Tensor& g, c10::ScalarType t) { return g.defined() ? g.to(t) : g; };
+#ifdef BNN_WITH_CUDA
+    if (path == kCodeCuda) {
+      const torch::Tensor& code = saved[0];
+      const torch::Tensor& w = saved[1];
+      torch::Tensor signs = cuda::signs_from_code(code, w.scalar_type());
+      auto [grad_signs, grad_weight, unused] = at::convolution_backward(
+          grads[0].to(w.scalar_type()), signs, w, std::nullopt, {stride, stride}, {padding, padding}, {1, 1}, false, {0, 0}, 1,
+          {ctx->needs_input_grad(0), ctx->needs_input_grad(1), false});
+      signs.reset();
+      torch::Tensor grad_x = grad_signs.defined() ? cuda::masked_grad(grad_signs, code) : torch::Tensor();
+      return {in_dtype(grad_x, x_dtype), in_dtype(grad_weight, w_dtype), torch::Tensor(), torch::Tensor()};
+    }
+#endif
+    if (path == kPackedCpu) {
       const torch::Tensor& code = saved[0];
       const torch::Tensor& weight = saved[1];
       const int64_t n = code.numel();
@@ -106,10 +154,10 @@ class SignConv2dFunction : public torch::autograd::Function<SignConv2dFunction> 
     const torch::Tensor& weight = saved[2];
     const torch::Tensor signs = torch::where(positive, torch::ones({}, weight.options()), -torch::ones({}, weight.options()));
     auto [grad_signs, grad_weight, unused] = at::convolution_backward(
-        grads[0], signs, weight, std::nullopt, {stride, stride}, {padding, padding}, {1, 1}, false, {0, 0}, 1,
+        grads[0].to(weight.scalar_type()), signs, weight, std::nullopt, {stride, stride}, {padding, padding}, {1, 1}, false, {0, 0}, 1,
         {ctx->needs_input_grad(0), ctx->needs_input_grad(1), false});
     torch::Tensor grad_x = grad_signs.defined() ? binary_activation_backward(grad_signs, mask) : torch::Tensor();
-    return {grad_x, grad_weight, torch::Tensor(), torch::Tensor()};
+    return {in_dtype(grad_x, x_dtype), in_dtype(grad_weight, w_dtype), torch::Tensor(), torch::Tensor()};
   }
 };
 

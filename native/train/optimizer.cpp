@@ -3,6 +3,10 @@
 #include <cmath>
 #include <set>
 
+#include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/_foreach_sub.h>
+#include <ATen/ops/_fused_adam.h>
+#include <ATen/ops/_fused_adamw.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
 
@@ -71,7 +75,63 @@ Optimizer::Optimizer(const NamedParameters& params, AdamOptions options) : optio
 
 void Optimizer::zero_grad() { impl_->zero_grad(/*set_to_none=*/true); }
 
-void Optimizer::step() { impl_->step(); }
+bool Optimizer::use_fused() const {
+  // params_ is never empty (the constructor refuses) and a model lives on one device.
+  return params_.front().second.device().is_cuda();
+}
+
+void Optimizer::step(const torch::Tensor& found_inf) {
+  // A skip flag needs the fused kernels (ATen has them for the CPU too, which is how the CPU tests
+  // reach this path).
+  const bool fused = use_fused() || found_inf.defined();
+  if (fused != fused_live_) migrate_state(fused);
+  if (fused) return fused_step(found_inf);
+  impl_->step();
+}
+
+void Optimizer::migrate_state(bool to_fused) {
+  const NamedParameters saved = state();
+  fused_live_ = to_fused;
+  load_state(saved);
+}
+
+void Optimizer::fused_step(const torch::Tensor& found_inf) {
+  torch::NoGradGuard no_grad;
+  if (fused_.size() != params_.size()) fused_.resize(params_.size());
+  for (const bool decay_group : {true, false}) {
+    std::vector<torch::Tensor> ps, gs, ms, vs, steps;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (no_decay_[i] == decay_group) continue;
+      const torch::Tensor& p = params_[i].second;
+      if (!p.grad().defined()) continue;  // as torch.optim: a parameter without a gradient is left alone
+      FusedState& st = fused_[i];
+      if (!st.step.defined()) {
+        st.exp_avg = torch::zeros_like(p, at::MemoryFormat::Preserve);
+        st.exp_avg_sq = torch::zeros_like(p, at::MemoryFormat::Preserve);
+        st.step = torch::zeros({}, p.options().dtype(torch::kFloat));
+      }
+      ps.push_back(p);
+      gs.push_back(p.grad());
+      ms.push_back(st.exp_avg);
+      vs.push_back(st.exp_avg_sq);
+      steps.push_back(st.step);
+    }
+    if (ps.empty()) continue;
+    const double wd = decay_group ? options_.weight_decay : 0.0;
+    const double lr = options_.lr;
+    // PyTorch's fused path counts the step before the kernel and takes it back where found_inf
+    // says the update was skipped, so bias correction stays right across skipped steps.
+    at::_foreach_add_(steps, 1);
+    std::optional<torch::Tensor> inf;
+    if (found_inf.defined()) inf = found_inf;
+    if (options_.decoupled) {
+      at::_fused_adamw_(ps, gs, ms, vs, {}, steps, lr, options_.beta1, options_.beta2, wd, options_.eps, false, false, std::nullopt, inf);
+    } else {
+      at::_fused_adam_(ps, gs, ms, vs, {}, steps, lr, options_.beta1, options_.beta2, wd, options_.eps, false, false, std::nullopt, inf);
+    }
+    if (inf) at::_foreach_sub_(steps, std::vector<torch::Tensor>(steps.size(), *inf));
+  }
+}
 
 double Optimizer::lr() const { return impl_->param_groups().front().options().get_lr(); }
 
@@ -125,6 +185,17 @@ std::unique_ptr<State> import_state(const std::map<std::string, torch::Tensor>& 
 
 NamedParameters Optimizer::state() const {
   NamedParameters out;
+  if (fused_live_) {
+    for (size_t i = 0; i < params_.size() && i < fused_.size(); ++i) {
+      const FusedState& st = fused_[i];
+      if (!st.step.defined()) continue;
+      const std::string& name = params_[i].first;
+      out.emplace_back(name + ".step", torch::tensor(static_cast<int64_t>(std::llround(st.step.item<double>())), torch::kLong));
+      out.emplace_back(name + ".exp_avg", st.exp_avg.detach().clone());
+      out.emplace_back(name + ".exp_avg_sq", st.exp_avg_sq.detach().clone());
+    }
+    return out;
+  }
   auto& states = impl_->state();
   for (const auto& [name, p] : params_) {
     auto it = states.find(p.unsafeGetTensorImpl());
@@ -139,11 +210,25 @@ void Optimizer::load_state(const NamedParameters& state) {
   std::map<std::string, torch::Tensor> in(state.begin(), state.end());
   auto& states = impl_->state();
   states.clear();
+  fused_.assign(params_.size(), FusedState{});
   if (in.empty()) return;
   for (const auto& [name, p] : params_) {
     for (const char* part : {".step", ".exp_avg", ".exp_avg_sq"}) {
       if (!in.count(name + part)) fail(ErrorKind::InvalidArgument, "optimizer state is missing '" + name + part + "'");
     }
+  }
+  if (fused_live_) {
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const auto& [name, p] = params_[i];
+      // Checked and converted like the CPU path's state (import_state), into the fused layout.
+      auto s = import_state<torch::optim::AdamParamState>(in, name, p);
+      // Same strides as the parameter (a channels-last model), which the multi-tensor kernel wants.
+      fused_[i] = FusedState{torch::empty_like(p, at::MemoryFormat::Preserve).copy_(s->exp_avg()),
+                             torch::empty_like(p, at::MemoryFormat::Preserve).copy_(s->exp_avg_sq()), torch::full({}, static_cast<double>(s->step()), p.options().dtype(torch::kFloat))};
+    }
+    return;
+  }
+  for (const auto& [name, p] : params_) {
     void* key = p.unsafeGetTensorImpl();
     if (options_.decoupled) states[key] = import_state<torch::optim::AdamWParamState>(in, name, p);
     else states[key] = import_state<torch::optim::AdamParamState>(in, name, p);

@@ -31,7 +31,12 @@ class Optimizer {
   Optimizer(const NamedParameters& params, AdamOptions options);
 
   void zero_grad();
-  void step();
+  // One update. On CUDA the update is ATen's fused multi-tensor Adam (one kernel launch per group,
+  // as torch.optim.Adam(fused=True)); on the CPU LibTorch's Adam, whose results the golden tests
+  // pin. `found_inf` (a float32 scalar on the parameters' device) skips the update on the device
+  // when it is nonzero, so a non-finite loss or gradient needs no host round trip; it selects the
+  // fused kernels on the CPU as well.
+  void step(const torch::Tensor& found_inf = {});
   double lr() const;
   void set_lr(double lr);
   const AdamOptions& options() const { return options_; }
@@ -50,6 +55,18 @@ class Optimizer {
   std::vector<std::pair<std::string, torch::Tensor>> params_;
   std::vector<bool> no_decay_;
   std::unique_ptr<torch::optim::Optimizer> impl_;
+
+  // The fused path's state, by parameter index (float32 step counters on the device, as PyTorch's
+  // fused Adam keeps them). Which store holds the live state follows where the last step ran; a
+  // model moved between devices mid-training carries its state across (migrate_state).
+  struct FusedState {
+    torch::Tensor exp_avg, exp_avg_sq, step;
+  };
+  std::vector<FusedState> fused_;
+  bool fused_live_ = false;
+  bool use_fused() const;
+  void migrate_state(bool to_fused);
+  void fused_step(const torch::Tensor& found_inf);
 };
 
 // True when `name` (a PyTorch parameter name) belongs to one of the no-decay kinds.

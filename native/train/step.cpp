@@ -2,8 +2,14 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 
+#include <ATen/autocast_mode.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <ATen/ops/_amp_foreach_non_finite_check_and_unscale.h>
+#include <ATen/ops/_amp_update_scale.h>
+#include <c10/core/DeviceGuard.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
@@ -23,7 +29,185 @@ void check_batch(const nn::ResNet18& model, const torch::Tensor& images, const t
   }
 }
 
+// Autocast of one forward pass, restoring the thread's previous autocast state on exit (the step
+// runs on a pool thread that other work shares). Inactive for float32.
+class AutocastScope {
+ public:
+  AutocastScope(Precision precision, const c10::Device& device) {
+    if (precision == Precision::Float32) return;
+    if (!device.is_cuda()) fail(ErrorKind::InvalidArgument, "reduced precision (autocast) needs a CUDA device; this model is on " + device.str());
+    active_ = true;
+    was_enabled_ = at::autocast::is_autocast_enabled(c10::DeviceType::CUDA);
+    was_dtype_ = at::autocast::get_autocast_dtype(c10::DeviceType::CUDA);
+    at::autocast::set_autocast_enabled(c10::DeviceType::CUDA, true);
+    at::autocast::set_autocast_dtype(c10::DeviceType::CUDA, precision == Precision::BFloat16 ? at::kBFloat16 : at::kHalf);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (!active_) return;
+    // The weight casts are cached while autocast is on; drop them, as torch.autocast's exit does.
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(c10::DeviceType::CUDA, was_enabled_);
+    at::autocast::set_autocast_dtype(c10::DeviceType::CUDA, was_dtype_);
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool active_ = false;
+  bool was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kHalf;
+};
+
+void check_precision(const nn::ResNet18& model, Precision precision) {
+  if (precision == Precision::Float32) return;
+  const c10::Device device = model->conv1->weight.device();
+  if (!device.is_cuda()) fail(ErrorKind::InvalidArgument, "reduced precision (autocast) needs a CUDA device; this model is on " + device.str());
+  if (precision == Precision::BFloat16 && !cuda_bf16_supported(device)) {
+    fail(ErrorKind::InvalidArgument, "this GPU has no bfloat16 support (compute capability 8.0 or newer); use precision 'float16'");
+  }
+}
+
+// The sync-free step (StepMetrics): as train_step below but every check and sum stays on the device.
+StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,
+                                const TrainStepOptions& options) {
+  const c10::Device device = model->conv1->weight.device();
+  if (options.hooks) fail(ErrorKind::InvalidArgument, "device-side step metrics are not available with data parallelism");
+  StepMetrics& m = *options.metrics;
+  m.ensure(device);
+  const int64_t classes = model->config.num_classes;
+  const int64_t index = m.steps;
+  // Labels: an out-of-range label would trip a device-side assert inside cross-entropy, which
+  // poisons the CUDA context. Checked on the host when they are there (free), else flagged on the
+  // device and clamped so the kernel stays in range; the flag skips the update and stops the run.
+  torch::Tensor y = labels;
+  torch::Tensor bad_label;
+  if (labels.device().is_cpu()) {
+    if (labels.numel() > 0) {
+      const auto [lo, hi] = at::aminmax(labels);
+      const int64_t min = lo.item<int64_t>(), max = hi.item<int64_t>();
+      if (min < 0 || max >= classes) {
+        fail(ErrorKind::InvalidArgument, "cross_entropy: labels must be in [0, " + std::to_string(classes - 1) + "], found " +
+                                             std::to_string(min < 0 ? min : max));
+      }
+    }
+    y = labels.to(device, /*non_blocking=*/true);
+  } else {
+    bad_label = y.lt(0).logical_or(y.ge(classes)).any();
+    y = y.clamp(0, classes - 1);
+  }
+  optimizer.zero_grad();
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(options.precision, device);
+    logits = model->forward(images);
+  }
+  const torch::Tensor loss = torch::nn::functional::cross_entropy(
+      logits.to(torch::kFloat), y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing));
+  torch::NoGradGuard no_grad_outer;  // the bookkeeping below builds no graph
+  torch::Tensor nonfinite = loss.isfinite().logical_not();
+  if (bad_label.defined()) {
+    m.first_bad_label.copy_(at::where(m.first_bad_label.lt(0).logical_and(bad_label), index, m.first_bad_label));
+    nonfinite = nonfinite.logical_or(bad_label);
+  }
+  m.first_bad.copy_(at::where(m.first_bad.lt(0).logical_and(loss.isfinite().logical_not()), index, m.first_bad));
+  m.bad_loss.copy_(at::where(m.first_bad.eq(index), loss.to(torch::kDouble), m.bad_loss));
+  m.bad.copy_(at::maximum(m.bad, nonfinite.to(torch::kFloat)));
+  {
+    torch::AutoGradMode grad(true);
+    if (options.precision == Precision::Float16) {
+      if (!options.scaler) fail(ErrorKind::InvalidArgument, "float16 needs a loss scaler");
+      options.scaler->ensure(device);
+      (loss * options.scaler->scale).backward();
+    } else {
+      loss.backward();
+    }
+  }
+  if (options.precision == Precision::Float16) {
+    LossScaler& sc = *options.scaler;
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : model->parameters(true)) {
+      if (p.grad().defined()) grads.push_back(p.grad());
+    }
+    torch::Tensor found_inf = torch::zeros({}, sc.scale.options());
+    at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, sc.scale.reciprocal());
+    m.skipped.add_(found_inf.to(torch::kLong));
+    optimizer.step(at::maximum(found_inf, m.bad));
+    at::_amp_update_scale_(sc.scale, sc.growth_tracker, found_inf, sc.growth_factor, sc.backoff_factor, sc.growth_interval);
+  } else {
+    optimizer.step(m.bad);
+  }
+  if (options.clip_latent_weights) {
+    for (auto& module : model->modules(false)) {
+      if (auto* conv = module->as<nn::BinaryConv2dImpl>()) conv->weight.clamp_(-1.0, 1.0);
+    }
+  }
+  const int64_t n = images.size(0);
+  m.loss_sum.add_(at::where(loss.isfinite(), loss.to(torch::kDouble), 0.0) * static_cast<double>(n));
+  m.correct.add_(logits.argmax(1).eq(y).sum());
+  m.count += n;
+  m.steps += 1;
+  StepResult r;
+  r.loss = std::numeric_limits<double>::quiet_NaN();
+  r.correct = -1;
+  r.count = n;
+  r.stop = options.stop_requested;
+  return r;
+}
+
 }  // namespace
+
+bool cuda_bf16_supported(const c10::Device& device) {
+  if (!device.is_cuda()) return false;
+  const c10::DeviceGuard guard(device);
+  return at::detail::getCUDAHooks().supportsBFloat16ConvolutionWithCuDNNv8();
+}
+
+void StepMetrics::ensure(const c10::Device& device) {
+  if (loss_sum.defined() && loss_sum.device() == device) return;
+  const auto on = torch::TensorOptions().device(device);
+  loss_sum = torch::zeros({}, on.dtype(torch::kDouble));
+  correct = torch::zeros({}, on.dtype(torch::kLong));
+  bad = torch::zeros({}, on.dtype(torch::kFloat));
+  first_bad = torch::full({}, -1, on.dtype(torch::kLong));
+  bad_loss = torch::zeros({}, on.dtype(torch::kDouble));
+  first_bad_label = torch::full({}, -1, on.dtype(torch::kLong));
+  skipped = torch::zeros({}, on.dtype(torch::kLong));
+  count = 0;
+  steps = 0;
+}
+
+void StepMetrics::reset() {
+  loss_sum = torch::Tensor();
+  count = 0;
+  steps = 0;
+}
+
+StepMetrics::Totals StepMetrics::read() const {
+  Totals t;
+  t.count = count;
+  t.steps = steps;
+  if (!loss_sum.defined()) return t;
+  // One copy back for all of them.
+  const torch::Tensor host = torch::stack({loss_sum, correct.to(torch::kDouble), first_bad.to(torch::kDouble), bad_loss,
+                                           first_bad_label.to(torch::kDouble), skipped.to(torch::kDouble)})
+                                 .cpu();
+  const double* v = host.const_data_ptr<double>();
+  t.loss_sum = v[0];
+  t.correct = static_cast<int64_t>(v[1]);
+  t.first_bad = static_cast<int64_t>(v[2]);
+  t.bad_loss = v[3];
+  t.first_bad_label = static_cast<int64_t>(v[4]);
+  t.skipped = static_cast<int64_t>(v[5]);
+  return t;
+}
+
+void LossScaler::ensure(const c10::Device& device) {
+  if (scale.defined() && scale.device() == device) return;
+  // GradScaler's defaults: 2^16 to start, doubling every 2000 clean steps.
+  scale = torch::full({}, 65536.0, torch::TensorOptions().device(device).dtype(torch::kFloat));
+  growth_tracker = torch::zeros({}, torch::TensorOptions().device(device).dtype(torch::kInt));
+}
 
 StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,
                       const TrainStepOptions& options) {
@@ -33,11 +217,20 @@ StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   if (const char* trace = std::getenv("BNN_PROFILE_TRACE")) {
     profile = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(trace));
   }
+  check_precision(model, options.precision);
+  if (options.metrics) return train_step_on_device(model, optimizer, images, labels, options);
+  if (options.precision == Precision::Float16) {
+    fail(ErrorKind::InvalidArgument, "float16 training needs device-side step metrics (its loss scaling never syncs)");
+  }
   optimizer.zero_grad();
   StepHooks* hooks = options.hooks.get();
   if (hooks) hooks->before_forward();
-  const torch::Tensor logits = model->forward(images);
-  const torch::Tensor loss = cross_entropy(logits, labels, options.label_smoothing);
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(options.precision, model->conv1->weight.device());
+    logits = model->forward(images);
+  }
+  const torch::Tensor loss = cross_entropy(logits.to(torch::kFloat), labels, options.label_smoothing);
   double loss_value = loss.item<double>();
   bool stop = options.stop_requested;
   if (hooks) {
@@ -72,10 +265,15 @@ StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   return r;
 }
 
-EvalResult eval_step(nn::ResNet18& model, const torch::Tensor& images, const torch::Tensor& labels) {
+EvalResult eval_step(nn::ResNet18& model, const torch::Tensor& images, const torch::Tensor& labels, Precision precision) {
   check_batch(model, images, labels);
+  check_precision(model, precision);
   c10::InferenceMode inference;
-  const torch::Tensor logits = model->forward(images);
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(precision, model->conv1->weight.device());
+    logits = model->forward(images).to(torch::kFloat);
+  }
   const torch::Tensor y = labels.to(logits.device());
   EvalResult r;
   r.loss_sum = cross_entropy(logits, y).item<double>() * static_cast<double>(images.size(0));

@@ -28,6 +28,45 @@ class StepHooks {
   virtual Agreement after_backward(double loss, bool stop) { return {loss, stop}; }
 };
 
+// Reduced-precision autocast of the forward pass (CUDA only). Master weights, optimizer state,
+// BatchNorm statistics and the loss stay float32; float16 adds dynamic loss scaling.
+enum class Precision { Float32, BFloat16, Float16 };
+
+// Running sums of a stretch of training steps kept on the device, so a step needs no host
+// synchronisation: the host reads them once per logging interval (read()). A non-finite loss or an
+// out-of-range label raises a sticky device-side flag that makes every later update a no-op (the
+// fused optimizer skips on it) until the host reads the flag and stops the run, naming the step.
+class StepMetrics {
+ public:
+  struct Totals {
+    double loss_sum = 0;      // sum over samples of finite per-step mean losses x batch size
+    int64_t correct = 0;
+    int64_t count = 0;
+    int64_t steps = 0;        // steps accumulated since the last reset
+    int64_t first_bad = -1;   // index (since the last reset) of the first step with a non-finite loss
+    double bad_loss = 0;      // that step's loss (NaN or +-inf)
+    int64_t first_bad_label = -1;  // index of the first step with a label outside [0, classes)
+    int64_t skipped = 0;      // float16: updates skipped for overflowing gradients (loss scaling)
+  };
+  // One host synchronisation: copies the sums back.
+  Totals read() const;
+  void reset();
+
+  // Used by train_step (all on the step's device).
+  void ensure(const c10::Device& device);
+  torch::Tensor loss_sum, correct, bad, first_bad, bad_loss, first_bad_label, skipped;
+  int64_t count = 0, steps = 0;
+};
+
+// Dynamic loss scaling for float16 (as torch.amp.GradScaler): the scale doubles after `interval`
+// clean steps and halves on an overflow, whose update is skipped. Device-resident; never synced.
+struct LossScaler {
+  torch::Tensor scale, growth_tracker;
+  double growth_factor = 2.0, backoff_factor = 0.5;
+  int64_t growth_interval = 2000;
+  void ensure(const c10::Device& device);
+};
+
 struct TrainStepOptions {
   double label_smoothing = 0.0;
   // Clamp the latent weights of binary convolutions to [-1, 1] after the update. Useful in the
@@ -39,6 +78,13 @@ struct TrainStepOptions {
   // Data parallelism: broadcasts buffers before forward and averages gradients between backward
   // and the update. Null for a single process.
   std::shared_ptr<StepHooks> hooks;
+  Precision precision = Precision::Float32;
+  // Given, the step accumulates into it and never synchronises with the host; StepResult's loss
+  // and correct are then NaN and -1 (read the metrics instead). Meant for CUDA; it works on the
+  // CPU too (with the fused optimizer), which is how it is tested there. Not with hooks.
+  std::shared_ptr<StepMetrics> metrics;
+  // float16 only: the loss scale carried from step to step (made on first use when null).
+  std::shared_ptr<LossScaler> scaler;
 };
 
 struct StepResult {
@@ -66,6 +112,10 @@ struct EvalResult {
 };
 
 // Inference-mode forward in the model's current mode (call eval() first for test accuracy).
-EvalResult eval_step(nn::ResNet18& model, const torch::Tensor& images, const torch::Tensor& labels);
+EvalResult eval_step(nn::ResNet18& model, const torch::Tensor& images, const torch::Tensor& labels,
+                     Precision precision = Precision::Float32);
+
+// bfloat16 autocast needs compute capability 8.0 (Ampere) or newer; float16 runs on older GPUs.
+bool cuda_bf16_supported(const c10::Device& device);
 
 }  // namespace bnn::train

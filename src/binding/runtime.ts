@@ -16,6 +16,13 @@ export interface RuntimeAddon {
   setNumThreads(n: number): void;
   manualSeed(seed: number): void;
   setAllowTF32(on: boolean): void;
+  /** Sets the given cuDNN flags (deterministic first) and returns both as they now are. */
+  setCudnnFlags(options: { benchmark?: boolean; deterministic?: boolean }): { benchmark: boolean; deterministic: boolean };
+  /** The CUDA caching allocator's counters for one device (zeros without CUDA). */
+  cudaMemoryStats(device: number): { allocatedBytes: number; peakAllocatedBytes: number; reservedBytes: number; peakReservedBytes: number };
+  resetCudaPeakMemory(device: number): void;
+  /** 0 off, 1 warn, 2 throw on every host-device synchronisation. */
+  setCudaSyncDebugMode(mode: number): void;
   cpuRngState(): TensorHandle;
   setCpuRngState(state: TensorHandle): void;
   /** The caching CPU allocator's counters (benchmarks read them). */

@@ -39,14 +39,48 @@ export interface NativeEvalResult {
   classCount: number[];
 }
 
+/** Autocast dtype of a step's forward pass. */
+export type NativePrecision = 'float32' | 'bfloat16' | 'float16';
+
+/** Totals of device-side step metrics since their last reset (one host synchronisation). */
+export interface NativeStepTotals {
+  lossSum: number;
+  correct: number;
+  count: number;
+  steps: number;
+  /** Index (since the reset) of the first step whose loss was not finite, or -1. */
+  firstNonFinite: number;
+  nonFiniteLoss: number;
+  /** Index of the first step with a label outside [0, classes), or -1. */
+  firstBadLabel: number;
+  /** float16: updates skipped for overflowing gradients. */
+  skipped: number;
+}
+
+/** Running sums of training steps kept on the device. */
+export interface StepMetricsHandle {
+  read(): Promise<NativeStepTotals>;
+  reset(): void;
+  dispose(): void;
+}
+
 export interface TrainAddon {
+  StepMetricsHandle: new () => StepMetricsHandle;
+  cudaBf16Supported(device: number): boolean;
   OptimizerHandle: new (params: [string, TensorHandle][], options: NativeAdamOptions) => OptimizerHandle;
   trainStep(
     model: ModelHandle,
     optimizer: OptimizerHandle,
     images: TensorHandle,
     labels: TensorHandle,
-    options: { labelSmoothing: number; clipLatentWeights: boolean; stop?: boolean; dataParallel?: DataParallelHandle | null },
+    options: {
+      labelSmoothing: number;
+      clipLatentWeights: boolean;
+      stop?: boolean;
+      dataParallel?: DataParallelHandle | null;
+      precision?: NativePrecision;
+      metrics?: StepMetricsHandle | null;
+    },
   ): Promise<NativeStepResult>;
-  evalStep(model: ModelHandle, images: TensorHandle, labels: TensorHandle): Promise<NativeEvalResult>;
+  evalStep(model: ModelHandle, images: TensorHandle, labels: TensorHandle, options?: { precision?: NativePrecision }): Promise<NativeEvalResult>;
 }

@@ -41,7 +41,7 @@ export class Progress {
     const remaining = fraction > 0 ? (elapsed * (1 - fraction)) / fraction : Infinity;
     const line =
       `stage ${b.stage} epoch ${b.epoch + 1}/${this.#epochs[b.stage]} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ` +
-      `${b.batch}/${b.batches}  ${b.imagesPerSecond.toFixed(0)} img/s  loss ${b.loss.toFixed(4)}  acc ${pct(b.accuracy)}  ` +
+      `${b.batch}/${b.batches}  ${b.imagesPerSecond.toFixed(0)} img/s  loss ${Number.isNaN(b.loss) ? '   -  ' : b.loss.toFixed(4)}  acc ${pct(b.accuracy)}  ` +
       `lr ${b.lr.toExponential(1)}  ETA ${clock(remaining)}`;
     this.#out.write(`\r${line.slice(0, (this.#out.columns ?? 160) - 1)}\x1b[K`);
   }

@@ -70,6 +70,63 @@ export function setAllowTF32(on: boolean): void {
   native().setAllowTF32(on);
 }
 
+/** cuDNN settings, process-wide (see {@link setCudnnOptions}). */
+export interface CudnnOptions {
+  /**
+   * Time the candidate convolution algorithms on the first call of each shape and keep the
+   * fastest. On by default in bnn-torch (PyTorch's `torch.backends.cudnn.benchmark`, which is off
+   * there): training repeats the same shapes, so the search pays for itself within a few steps.
+   */
+  benchmark?: boolean;
+  /**
+   * Reproducible cuDNN algorithms only (`torch.backends.cudnn.deterministic`). Turning it on also
+   * turns benchmark mode off, unless `benchmark` is given too.
+   */
+  deterministic?: boolean;
+}
+
+/** Sets cuDNN's flags and returns both as they now are. No effect on CPU work. */
+export function setCudnnOptions(options: CudnnOptions = {}): Required<CudnnOptions> {
+  if (typeof options !== 'object' || options === null) throw new TypeError('setCudnnOptions(options) must be an object');
+  if (options.benchmark !== undefined) checkBoolean(options.benchmark, 'benchmark');
+  if (options.deterministic !== undefined) checkBoolean(options.deterministic, 'deterministic');
+  return native().setCudnnFlags(options);
+}
+
+/** The CUDA caching allocator's counters for one device, in bytes (all zero without CUDA). */
+export interface CudaMemoryStats {
+  /** Held by live tensors now. */
+  allocatedBytes: number;
+  /** The most held at once since the process started or {@link resetCudaPeakMemory}: PyTorch's `torch.cuda.max_memory_allocated`. */
+  peakAllocatedBytes: number;
+  /** Held from the driver by the cache now. */
+  reservedBytes: number;
+  peakReservedBytes: number;
+}
+
+/** Reads the CUDA memory counters of `device` (an index, default 0). */
+export function cudaMemoryStats(device = 0): CudaMemoryStats {
+  checkInteger(device, 'device', 0);
+  return native().cudaMemoryStats(device);
+}
+
+/** Starts the peak counters of `device` afresh from what is allocated now. */
+export function resetCudaPeakMemory(device = 0): void {
+  checkInteger(device, 'device', 0);
+  native().resetCudaPeakMemory(device);
+}
+
+/**
+ * CUDA's synchronisation debug mode (`torch.cuda.set_sync_debug_mode`): `'warn'` or `'error'` on
+ * every operation that makes the host wait for the GPU. Useful to prove a training loop never
+ * waits between its metric reads. Needs a CUDA build (BNN_CUDA_UNAVAILABLE otherwise).
+ */
+export function setCudaSyncDebugMode(mode: 'off' | 'warn' | 'error'): void {
+  const index = ['off', 'warn', 'error'].indexOf(mode);
+  if (index < 0) throw new RangeError(`mode must be 'off', 'warn' or 'error', got ${JSON.stringify(mode)}`);
+  native().setCudaSyncDebugMode(index);
+}
+
 /** @internal LibTorch's CPU generator state (a uint8 tensor), saved in checkpoints. */
 export function cpuRngState(): Tensor {
   return new Tensor(native().cpuRngState());

@@ -1,5 +1,8 @@
 import { native } from '../binding/native.js';
+import type { NativeStepTotals, StepMetricsHandle } from '../binding/train.js';
+import { NativeResource } from '../core/handle.js';
 import type { DataParallel } from '../distributed/data-parallel.js';
+import type { Device } from '../core/device.js';
 import type { Model } from '../nn/model.js';
 import type { Adam } from './optim.js';
 import { rangeError } from '../errors.js';
@@ -15,6 +18,74 @@ export interface StepResult {
   count: number;
   /** Some process voted `stop` in this step (always this process's vote when not distributed). */
   stop: boolean;
+}
+
+/**
+ * Arithmetic of the forward pass. `'bfloat16'` and `'float16'` autocast convolutions and the
+ * classifier on CUDA (as `torch.autocast`); weights, optimizer state, BatchNorm statistics and the
+ * loss stay float32, so checkpoints are the same as a float32 run's. `'float16'` adds dynamic loss
+ * scaling (as `torch.amp.GradScaler`) and needs {@link StepMetrics}. `'auto'` (where accepted) is
+ * bfloat16 on GPUs that have it (compute capability 8.0+), float16 on older GPUs, float32 on the CPU.
+ */
+export type Precision = 'float32' | 'bfloat16' | 'float16';
+
+const PRECISIONS: readonly string[] = ['float32', 'bfloat16', 'float16'];
+
+/** @internal Checks a precision name ('auto' allowed where `allowAuto`). */
+export function checkPrecision(p: unknown, name: string, allowAuto = false): asserts p is Precision | 'auto' {
+  if (typeof p !== 'string') throw new TypeError(`${name} must be a string, got ${typeof p}`);
+  if (!PRECISIONS.includes(p) && !(allowAuto && p === 'auto')) {
+    throw rangeError(`${name} must be ${allowAuto ? "'auto', " : ''}'float32', 'bfloat16' or 'float16', got ${JSON.stringify(p)}`);
+  }
+}
+
+/** Resolves `'auto'` for a model's device (see {@link Precision}). */
+export function resolvePrecision(precision: Precision | 'auto', device: Device): Precision {
+  checkPrecision(precision, 'precision', true);
+  if (precision !== 'auto') return precision;
+  if (!device.startsWith('cuda')) return 'float32';
+  const index = device === 'cuda' ? 0 : Number(device.slice(5));
+  return native().cudaBf16Supported(index) ? 'bfloat16' : 'float16';
+}
+
+/** Totals of the steps a {@link StepMetrics} has accumulated since its last reset. */
+export interface StepTotals {
+  /** Sum over steps of (mean loss of the batch x batch size); steps with a non-finite loss add 0. */
+  lossSum: number;
+  correct: number;
+  count: number;
+  steps: number;
+  /** Index (from 0, since the reset) of the first step whose loss was NaN or infinite, or -1. */
+  firstNonFinite: number;
+  /** That step's loss. */
+  nonFiniteLoss: number;
+  /** Index of the first step with a label outside [0, classes), or -1. */
+  firstBadLabel: number;
+  /** float16: updates skipped because the scaled gradients overflowed (normal in moderation). */
+  skipped: number;
+}
+
+/**
+ * Loss, accuracy and the divergence check of many training steps, kept on the GPU so that a step
+ * never waits for it: pass it as {@link TrainStepOptions.metrics} and {@link StepMetrics.read} once
+ * per logging interval, the one point where the host waits for the device. A NaN or infinite loss
+ * (or a label out of range) raises a flag on the device that turns this and every later update
+ * into a no-op, so the weights stay as they were before that step until the host reads the flag.
+ */
+export class StepMetrics extends NativeResource<StepMetricsHandle> {
+  constructor() {
+    super('StepMetrics', new (native().StepMetricsHandle)());
+  }
+
+  /** Waits for the queued steps (off the main thread) and returns their totals. */
+  read(): Promise<StepTotals> {
+    return this.handle.read() as Promise<NativeStepTotals>;
+  }
+
+  /** Starts the totals afresh (step indices restart at 0). */
+  reset(): void {
+    this.handle.reset();
+  }
 }
 
 /** Options of {@link trainStep}. */
@@ -33,6 +104,15 @@ export interface TrainStepOptions {
    * and `stop` in the result is true on every rank when any voted, so all stop at the same step.
    */
   stop?: boolean;
+  /** Forward-pass arithmetic (see {@link Precision}). Default 'float32'. */
+  precision?: Precision;
+  /**
+   * Accumulate loss, accuracy and the divergence check on the device instead of returning them,
+   * so the step never synchronises with the host; the result's `loss` is then NaN and `correct`
+   * -1. Meant for CUDA (the update is then the fused Adam, which skips on the device flag); it
+   * works on the CPU as well. Needed by 'float16'. Not with `dataParallel`.
+   */
+  metrics?: StepMetrics;
 }
 
 /**
@@ -48,8 +128,19 @@ export async function trainStep(model: Model, optimizer: Adam, images: Tensor, l
   const dp = options.dataParallel;
   if (dp !== undefined && dp.model !== model) throw rangeError('dataParallel wraps another model');
   const dataParallel = dp?.handle ?? null;
+  const precision = options.precision ?? 'float32';
+  checkPrecision(precision, 'precision');
+  if (options.metrics !== undefined && !(options.metrics instanceof StepMetrics)) throw new TypeError('metrics must be a StepMetrics');
+  const metrics = options.metrics?.handle ?? null;
   return model.exclusive((h) =>
-    native().trainStep(h, optimizer.handle, x, y, { labelSmoothing, clipLatentWeights: options.clipLatentWeights ?? false, stop: options.stop ?? false, dataParallel }),
+    native().trainStep(h, optimizer.handle, x, y, {
+      labelSmoothing,
+      clipLatentWeights: options.clipLatentWeights ?? false,
+      stop: options.stop ?? false,
+      dataParallel,
+      precision,
+      metrics,
+    }),
   );
 }
 
@@ -64,8 +155,10 @@ export interface EvalStepResult {
 }
 
 /** Forward and loss under inference mode, on a worker thread, in the model's current mode. */
-export async function evalStep(model: Model, images: Tensor, labels: Tensor): Promise<EvalStepResult> {
+export async function evalStep(model: Model, images: Tensor, labels: Tensor, options: { precision?: Precision } = {}): Promise<EvalStepResult> {
   const x = requireTensor(images, 'images').handle;
   const y = requireTensor(labels, 'labels').handle;
-  return model.exclusive((h) => native().evalStep(h, x, y));
+  const precision = options.precision ?? 'float32';
+  checkPrecision(precision, 'precision');
+  return model.exclusive((h) => native().evalStep(h, x, y, { precision }));
 }

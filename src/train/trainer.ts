@@ -8,7 +8,7 @@ import { bnnError, isBnnError, rangeError, typeError } from '../errors.js';
 import type { Model } from '../nn/model.js';
 import { Adam } from './optim.js';
 import { MultiStepSchedule } from './schedule.js';
-import { evalStep, trainStep } from './step.js';
+import { checkPrecision, evalStep, type Precision, resolvePrecision, StepMetrics, type StepResult, trainStep } from './step.js';
 import type { EpochLog, EvalMetrics, PartialEpoch, StageOptions, TrainerCallbacks } from './types.js';
 
 /** @internal Checks one stage's options, naming the stage in the error. */
@@ -31,7 +31,8 @@ export function checkStage(s: StageOptions, name: string): void {
  * process group, each rank evaluates its own shard (a DataLoader made with `shard`) and the
  * counts are summed across ranks, so every rank returns the metrics of the whole set.
  */
-export async function evaluate(model: Model, source: BatchSource, group?: ProcessGroup): Promise<EvalMetrics> {
+export async function evaluate(model: Model, source: BatchSource, group?: ProcessGroup, precision: Precision | 'auto' = 'float32'): Promise<EvalMetrics> {
+  const arithmetic = resolvePrecision(precision, model.device);
   const wasTraining = model.training;
   model.eval();
   let lossSum = 0;
@@ -42,7 +43,7 @@ export async function evaluate(model: Model, source: BatchSource, group?: Proces
   try {
     for await (const batch of source.epoch(0)) {
       try {
-        const r = await evalStep(model, batch.images, batch.labels);
+        const r = await evalStep(model, batch.images, batch.labels, { precision: arithmetic });
         lossSum += r.lossSum;
         correct += r.correct;
         count += r.count;
@@ -92,6 +93,22 @@ export interface TrainerOptions {
    * and test sources must be this rank's shards. Call `broadcastState()` before `fit`.
    */
   dataParallel?: DataParallel;
+  /**
+   * Forward-pass arithmetic (see {@link Precision}); evaluation uses it too. Default 'auto':
+   * bfloat16 autocast on GPUs that have it, float16 with loss scaling on older GPUs, float32 on the CPU.
+   */
+  precision?: Precision | 'auto';
+  /**
+   * CUDA: steps between reads of the loss and accuracy, which stay on the GPU in between so the
+   * GPU never waits for the host (see {@link StepMetrics}); the last batch of an epoch and an
+   * interrupt read too. `onBatchEnd` reports the figures of the last read. A NaN loss stops the
+   * run at the next read, naming the step where it happened; no update was applied from that step
+   * on. Default 50 on CUDA. On the CPU, reading every step costs nothing and the default keeps
+   * LibTorch's Adam (the golden tests pin it); giving syncInterval there runs the same sync-free
+   * path as CUDA (fused Adam). Data-parallel training reads every step (its processes agree on
+   * the loss before each update).
+   */
+  syncInterval?: number;
 }
 
 /**
@@ -112,9 +129,15 @@ export class Trainer {
   readonly #signal: AbortSignal | undefined;
   readonly #onInterrupt: TrainerOptions['onInterrupt'];
   readonly #dataParallel: DataParallel | undefined;
+  readonly #precision: Precision | 'auto';
+  readonly #syncInterval: number | undefined;
 
   constructor(o: TrainerOptions) {
     checkStage(o.options, `stage${o.stage}`);
+    this.#precision = o.precision ?? 'auto';
+    checkPrecision(this.#precision, 'precision', true);
+    if (o.syncInterval !== undefined) checkInteger(o.syncInterval, 'syncInterval', 1);
+    this.#syncInterval = o.syncInterval;
     this.model = o.model;
     this.stage = o.stage;
     this.options = { ...o.options };
@@ -154,6 +177,12 @@ export class Trainer {
       clipLatentWeights: this.options.clipLatentWeights ?? false,
       ...(this.#dataParallel ? { dataParallel: this.#dataParallel } : {}),
     };
+    const precision = resolvePrecision(this.#precision, this.model.device);
+    // Sync-free steps: CUDA, one process (the data-parallel hooks agree on the loss every step).
+    const onDevice = (this.model.device.startsWith('cuda') || this.#syncInterval !== undefined) && this.#dataParallel === undefined;
+    const syncInterval = this.#syncInterval ?? 50;
+    if (precision === 'float16' && !onDevice) throw rangeError("precision 'float16' is not available with data parallelism yet (use 'bfloat16' or 'float32')");
+    using metrics = onDevice ? new StepMetrics() : undefined;
     for (let epoch = startEpoch; epoch < epochs; epoch++) {
       const lr = this.schedule.step(epoch, this.optimizer);
       await cb.onEpochBegin?.({ stage: this.stage, epoch, epochs, lr });
@@ -166,39 +195,67 @@ export class Trainer {
       let correct = carry?.correct ?? 0;
       let count = carry?.count ?? 0;
       let batchIndex = partial?.batchesDone ?? 0;
+      const diverged = (step: number, why: string) =>
+        Object.assign(
+          bnnError(`training diverged in stage ${this.stage}, epoch ${epoch + 1}, step ${step + 1}: ${why}; the last checkpoint is left as it was`, 'BNN_NON_FINITE_LOSS'),
+          { stage: this.stage, epoch, step },
+        );
+      // Device-side totals: the batch index where they were last read, and images queued since.
+      let readAt = batchIndex;
+      let pending = 0;
+      const drain = async (): Promise<void> => {
+        if (!metrics || batchIndex === readAt) return;
+        const t = await metrics.read();
+        metrics.reset();
+        if (t.firstBadLabel >= 0) {
+          throw bnnError(`stage ${this.stage}, epoch ${epoch + 1}, step ${readAt + t.firstBadLabel + 1}: a label is outside [0, ${this.#train.numClasses - 1}]; no update was applied from that step on`, 'BNN_INVALID_ARGUMENT');
+        }
+        if (t.firstNonFinite >= 0) throw diverged(readAt + t.firstNonFinite, `the loss is ${t.nonFiniteLoss}`);
+        lossSum += t.lossSum;
+        correct += t.correct;
+        count += t.count;
+        pending = 0;
+        readAt = batchIndex;
+      };
       for await (const batch of this.#train.epoch(epoch, { startBatch: batchIndex })) {
-        let r;
+        let r: StepResult;
         try {
-          r = await trainStep(this.model, this.optimizer, batch.images, batch.labels, { ...stepOptions, stop: this.#signal?.aborted ?? false });
+          r = await trainStep(this.model, this.optimizer, batch.images, batch.labels, {
+            ...stepOptions,
+            stop: this.#signal?.aborted ?? false,
+            precision,
+            ...(metrics ? { metrics } : {}),
+          });
         } catch (e) {
-          if (isBnnError(e) && e.code === 'BNN_NON_FINITE_LOSS') {
-            throw Object.assign(
-              bnnError(`training diverged in stage ${this.stage}, epoch ${epoch + 1}, step ${batchIndex + 1}: ${e.message}; the last checkpoint is left as it was`, 'BNN_NON_FINITE_LOSS'),
-              { stage: this.stage, epoch, step: batchIndex },
-            );
-          }
+          if (isBnnError(e) && e.code === 'BNN_NON_FINITE_LOSS') throw diverged(batchIndex, e.message);
           throw e;
         } finally {
           batch.dispose();
         }
-        lossSum += r.loss * r.count;
-        correct += r.correct;
-        count += r.count;
         batchIndex++;
+        if (metrics) {
+          pending += r.count;
+          if (batchIndex - readAt >= syncInterval || batchIndex >= this.#train.batchesPerEpoch) await drain();
+        } else {
+          lossSum += r.loss * r.count;
+          correct += r.correct;
+          count += r.count;
+        }
         await cb.onBatchEnd?.({
           stage: this.stage,
           epoch,
           batch: batchIndex,
           batches: this.#train.batchesPerEpoch,
           batchSize: r.count,
-          loss: lossSum / count,
-          accuracy: correct / count,
+          loss: count ? lossSum / count : NaN,
+          accuracy: count ? correct / count : NaN,
           lr,
-          imagesPerSecond: count / ((performance.now() - started) / 1000),
+          imagesPerSecond: (count + pending) / ((performance.now() - started) / 1000),
         });
         // Distributed, only the agreed vote counts: every rank must stop after the same batch.
         const stop = r.stop || (!group && this.#signal?.aborted === true);
         if (stop && batchIndex < this.#train.batchesPerEpoch) {
+          await drain();
           const totals = group ? await group.sumNumbers([lossSum, correct, count]) : [lossSum, correct, count];
           const position = { epoch, batchesDone: batchIndex, lossSum: totals[0]!, correct: totals[1]!, count: totals[2]!, seconds: (performance.now() - started) / 1000 };
           await this.#onInterrupt?.(position, this);
@@ -209,6 +266,7 @@ export class Trainer {
           });
         }
       }
+      await drain();
       if (group) {
         [lossSum, correct, count] = (await group.sumNumbers([lossSum, correct, count])) as [number, number, number];
         // Replicas evaluate and save the same model: rank 0's running statistics.
@@ -225,7 +283,7 @@ export class Trainer {
         trainImagesPerSecond: count / trainSeconds,
       };
       if (this.#test) {
-        const m = await evaluate(this.model, this.#test, group);
+        const m = await evaluate(this.model, this.#test, group, precision);
         log.testLoss = m.loss;
         log.testAccuracy = m.accuracy;
       }

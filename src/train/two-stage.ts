@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { checkDevice } from '../core/check.js';
+import { checkDevice, checkInteger } from '../core/check.js';
 import type { Device } from '../core/device.js';
 import { cpuRngState, manualSeed, setCpuRngState } from '../core/runtime.js';
 import { scope } from '../core/scope.js';
@@ -16,6 +16,7 @@ import { bnnError, rangeError } from '../errors.js';
 import { createModel, type Model } from '../nn/model.js';
 import type { ModelConfig } from '../nn/model-config.js';
 import { CHECKPOINT_FORMAT, configDifferences, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkPrecision, type Precision } from './step.js';
 import { checkStage, evaluate, Trainer } from './trainer.js';
 import type { EpochLog, EvalMetrics, PartialEpoch, StageOptions, TrainerCallbacks } from './types.js';
 
@@ -55,6 +56,10 @@ export interface TwoStageConfig {
   group?: ProcessGroup;
   /** Options of the DataParallel made for `group`. */
   dataParallel?: DataParallelOptions;
+  /** Forward-pass arithmetic of both stages and evaluation (see the Trainer option of that name). Default 'auto'. */
+  precision?: Precision | 'auto';
+  /** CUDA: steps between reads of the loss and accuracy (see the Trainer option of that name). Default 50. */
+  syncInterval?: number;
 }
 
 export interface TwoStageResult {
@@ -74,6 +79,8 @@ export interface TwoStageResult {
 export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageResult> {
   checkStage(config.stage1, 'stage1');
   checkStage(config.stage2, 'stage2');
+  if (config.precision !== undefined) checkPrecision(config.precision, 'precision', true);
+  if (config.syncInterval !== undefined) checkInteger(config.syncInterval, 'syncInterval', 1);
   const stages = config.stages ?? 'both';
   if (stages !== 'both' && stages !== 1 && stages !== 2) throw rangeError(`stages must be 'both', 1 or 2, got ${JSON.stringify(stages)}`);
   if (config.resume && !config.outDir) throw rangeError('resume needs outDir (where the checkpoint lives)');
@@ -148,6 +155,8 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       callbacks: config.callbacks,
       ...(config.signal ? { signal: config.signal } : {}),
       ...(dataParallel ? { dataParallel } : {}),
+      ...(config.precision !== undefined ? { precision: config.precision } : {}),
+      ...(config.syncInterval !== undefined ? { syncInterval: config.syncInterval } : {}),
       afterEpoch: async (log, t) => {
         history.push(log);
         await save(t, log.epoch + 1);
@@ -198,7 +207,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       model.setBinaryWeights(true);
       await runStage(2);
     }
-    if (config.test) result.test = await evaluate(model, config.test, dataParallel?.group);
+    if (config.test) result.test = await evaluate(model, config.test, dataParallel?.group, config.precision ?? 'auto');
   } catch (e) {
     optimizerState?.forEach((t) => t.dispose());
     throw e;

@@ -12,7 +12,7 @@ import type { DatasetName } from '../../data/datasets.js';
 import { isBnnError } from '../../errors.js';
 import { getPreset, scaleStage, type PresetName, PRESETS } from '../../train/presets.js';
 import { readRunDirectory, writeReport } from '../../report/index.js';
-import { libtorchInfo, getNumThreads } from '../../core/runtime.js';
+import { libtorchInfo, getNumThreads, setCudnnOptions } from '../../core/runtime.js';
 import { summarize } from '../../nn/summary.js';
 import { resolveModelConfig } from '../../nn/model-config.js';
 import { trainTwoStage } from '../../train/two-stage.js';
@@ -62,6 +62,9 @@ export interface TrainArgs {
   clipLatentWeights: boolean;
   noDecayOn?: string[];
   device: string;
+  precision: 'auto' | 'float32' | 'bfloat16' | 'float16';
+  syncInterval?: number;
+  deterministic: boolean;
   threads?: number;
   seed: number;
   out?: string;
@@ -120,6 +123,14 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('clip-latent-weights', { type: 'boolean', default: false, describe: 'clamp latent weights to [-1, 1] in stage 2' })
     .option('no-decay-on', { type: 'array', string: true, choices: ['bn', 'prelu', 'bias'], describe: 'parameters without weight decay' })
     .option('device', { type: 'string', default: 'cpu', describe: "'cpu', 'cuda' or 'cuda:N'" })
+    .option('precision', {
+      type: 'string',
+      choices: ['auto', 'float32', 'bfloat16', 'float16'] as const,
+      default: 'auto',
+      describe: 'forward-pass arithmetic on CUDA (auto: bfloat16 where the GPU has it, else float16 with loss scaling; float32 on the CPU). Weights, optimizer state and checkpoints stay float32',
+    })
+    .option('sync-interval', { type: 'number', describe: 'CUDA: steps between reads of the loss and accuracy, which stay on the GPU in between (default 50)' })
+    .option('deterministic', { type: 'boolean', default: false, describe: "reproducible cuDNN algorithms (turns cuDNN's benchmark search off)" })
     .option('threads', { type: 'number', describe: 'CPU threads for LibTorch (default: all cores)' })
     .option('seed', { type: 'number', default: 0 })
     .option('out', { type: 'string', describe: 'run directory (default: runs/<dataset>-<time>)' })
@@ -160,7 +171,9 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
   return s;
 }
 
-const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', 'nproc', 'distTimeout', 'backend', '_', '$0']);
+// Flags that may differ on --resume: how the run executes, not what it trains (checkpoints are
+// float32 whatever the precision, so a run can continue in another one).
+const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', 'nproc', 'distTimeout', 'backend', 'precision', 'syncInterval', 'deterministic', '_', '$0']);
 
 /** Joins the process group a launcher (bnn --nproc, torchrun, SLURM) described in the environment. */
 async function joinFromEnv(a: TrainArgs, device: string): Promise<ProcessGroup | undefined> {
@@ -237,6 +250,10 @@ async function joinGroup(a: TrainArgs): Promise<{ device: Device; group: Process
 /** Loads the data, prepares the run folder (rank 0), trains both stages, writes the report. */
 async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | undefined): Promise<void> {
   const preset = getPreset(a.preset);
+  if (a.syncInterval !== undefined && !(Number.isInteger(a.syncInterval) && a.syncInterval >= 1)) {
+    throw new UsageError(`--sync-interval must be a whole number >= 1, got ${a.syncInterval}`, 2);
+  }
+  if (a.deterministic) setCudnnOptions({ deterministic: true });
   const main = group === undefined || group.isMain;
   const world = group?.worldSize ?? 1;
   const stage1 = stageOptions(a, 1);
@@ -311,6 +328,8 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
       train: trainLoader,
       test: testLoader,
       device,
+      precision: a.precision,
+      ...(a.syncInterval !== undefined ? { syncInterval: a.syncInterval } : {}),
       seed: a.seed,
       outDir,
       ...(group ? { group } : {}),

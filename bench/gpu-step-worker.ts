@@ -1,0 +1,46 @@
+// bnn-torch's side of bench/gpu-step.ts: one process per case, measuring in turn bfloat16, float32
+// and float32 with a host read every step (the old way). Each variant builds its own model,
+// optimizer and batch and frees them before the next, so each peak GPU memory (max allocated since
+// a reset) is that variant's own. The step is the Trainer's on CUDA: sync-free (StepMetrics read
+// at the end), fused Adam, channels-last, cuDNN benchmark mode. Prints one JSON line.
+import { Adam, createModel, cudaMemoryStats, libtorchInfo, manualSeed, resetCudaPeakMemory, StepMetrics, Tensor, trainStep, type Precision } from '../src/index.js';
+
+interface Case { size: number; stem: 'small' | 'imagenet'; classes: number; stage: 1 | 2; batch: number; steps: number; warmup: number; width?: number }
+interface Variant { name: string; precision: Precision; sync: boolean }
+
+const cfg = JSON.parse(process.argv[2]!) as Case;
+const variants: Variant[] = [
+  { name: 'bf16', precision: 'bfloat16', sync: false },
+  { name: 'fp32', precision: 'float32', sync: false },
+  { name: 'fp32Synced', precision: 'float32', sync: true },
+];
+const out: Record<string, unknown> = { torch: libtorchInfo().version };
+for (const v of variants) {
+  manualSeed(0);
+  using model = createModel({ numClasses: cfg.classes, inChannels: 3, width: cfg.width ?? 64, stem: cfg.stem, binaryWeights: cfg.stage === 2 }).to('cuda');
+  using adam = new Adam(model, { lr: 1e-3, weightDecay: cfg.stage === 1 ? 1e-5 : 0 });
+  using x = Tensor.randn([cfg.batch, 3, cfg.size, cfg.size], { device: 'cuda' });
+  using y = Tensor.fromArray(Array.from({ length: cfg.batch }, (_, i) => i % cfg.classes), [cfg.batch], { dtype: 'int64', device: 'cuda' });
+  using metrics = new StepMetrics();
+  const step = () => trainStep(model, adam, x, y, { precision: v.precision, ...(v.sync ? {} : { metrics }) });
+  model.train();
+  let t = performance.now();
+  for (let i = 0; i < cfg.warmup; i++) await step();
+  await metrics.read();
+  const warmupSeconds = (performance.now() - t) / 1000;
+  resetCudaPeakMemory();
+  metrics.reset();
+  t = performance.now();
+  let last = NaN;
+  for (let i = 0; i < cfg.steps; i++) last = (await step()).loss;
+  // Sync-free: this read waits for the queued steps. Synced: every step ended with a read.
+  const totals = await metrics.read();
+  const seconds = (performance.now() - t) / 1000;
+  out[v.name] = {
+    imagesPerSecond: (cfg.steps * cfg.batch) / seconds,
+    peakMiB: cudaMemoryStats().peakAllocatedBytes / 2 ** 20,
+    warmupSeconds,
+    loss: v.sync ? last : totals.lossSum / totals.count,
+  };
+}
+console.log(JSON.stringify(out));
