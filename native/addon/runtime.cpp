@@ -23,6 +23,8 @@ Napi::Value info(const Napi::CallbackInfo& info) {
     out.Set("cudaAvailable", r.cuda_available);
     out.Set("cudaDeviceCount", r.cuda_device_count);
     out.Set("numThreads", r.num_threads);
+    out.Set("cpuIsa", r.cpu_isa);
+    out.Set("cpuIsaSupported", r.cpu_isa_supported);
     return out;
   });
 }

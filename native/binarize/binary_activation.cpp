@@ -57,23 +57,23 @@ constexpr int64_t kGrain = 1 << 14;
 // of the time on real activations) and compiled for AVX2 / AVX-512 besides the baseline, picked at
 // run time, so the build needs no -march flag.
 
-BNN_VECTOR_CLONES void forward_f32(const float* __restrict__ src, float* __restrict__ dst, uint8_t* __restrict__ keep,
-                                   int64_t n) {
+BNN_KERNEL(void, forward_f32, (const float* __restrict__ src, float* __restrict__ dst, uint8_t* __restrict__ keep,
+                                   int64_t n), (src, dst, keep, n), {
   for (int64_t i = 0; i < n; ++i) {
     const float v = src[i];
     const float s = v >= 0.f ? 1.f : -1.f;
     dst[i] = v != v ? v : s;  // NaN stays NaN
     keep[i] = static_cast<uint8_t>((v > -1.f) & (v < 1.f));
   }
-}
+})
 
-BNN_VECTOR_CLONES void backward_f32(const float* __restrict__ src, const uint8_t* __restrict__ keep,
-                                    float* __restrict__ dst, int64_t n) {
+BNN_KERNEL(void, backward_f32, (const float* __restrict__ src, const uint8_t* __restrict__ keep,
+                                    float* __restrict__ dst, int64_t n), (src, keep, dst, n), {
   const uint32_t* __restrict__ in = reinterpret_cast<const uint32_t*>(src);
   uint32_t* __restrict__ out = reinterpret_cast<uint32_t*>(dst);
   // Masking the bits (not multiplying by 0/1) keeps an inf or NaN gradient at exactly 0 where cut.
   for (int64_t i = 0; i < n; ++i) out[i] = in[i] & (0u - static_cast<uint32_t>(keep[i]));
-}
+})
 
 std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& input) {
   detail::check_activation_input(input);

@@ -29,19 +29,19 @@ bool fast_path(const at::Tensor& w) {
 }
 
 
-BNN_VECTOR_CLONES void binarize_row(const float* __restrict__ w, float alpha, float* __restrict__ out, uint8_t* __restrict__ keep,
-                                    int64_t n) {
+BNN_KERNEL(void, binarize_row, (const float* __restrict__ w, float alpha, float* __restrict__ out, uint8_t* __restrict__ keep,
+                                    int64_t n), (w, alpha, out, keep, n), {
   for (int64_t i = 0; i < n; ++i) {
     const float v = w[i];
     out[i] = v != v ? v : (v >= 0.f ? alpha : -alpha);  // NaN weights stay NaN so a diverged run is visible
     keep[i] = static_cast<uint8_t>(std::fabs(v) <= 1.f);
   }
-}
+})
 
-BNN_VECTOR_CLONES void grad_row(const float* __restrict__ g, const uint8_t* __restrict__ keep, float alpha, float* __restrict__ out,
-                                int64_t n) {
+BNN_KERNEL(void, grad_row, (const float* __restrict__ g, const uint8_t* __restrict__ keep, float alpha, float* __restrict__ out,
+                                int64_t n), (g, keep, alpha, out, n), {
   for (int64_t i = 0; i < n; ++i) out[i] = keep[i] ? g[i] * alpha : 0.f;
-}
+})
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 
 #include "core/device.h"
 #include "core/errors.h"
+#include "core/vectorize.h"
 
 namespace bnn {
 
@@ -24,6 +25,8 @@ RuntimeInfo runtime_info() {
   info.cuda_available = cuda_available();
   info.cuda_device_count = info.cuda_available ? cuda_device_count() : 0;
   info.num_threads = at::get_num_threads();
+  info.cpu_isa = cpu_isa_name(cpu_isa());
+  info.cpu_isa_supported = cpu_isa_name(cpu_isa_supported());
   return info;
 }
 

@@ -13,6 +13,8 @@ struct RuntimeInfo {
   bool cuda_available;        // a CUDA device is usable now
   int cuda_device_count;
   int num_threads;            // intra-op threads LibTorch uses for CPU work
+  std::string cpu_isa;        // the instruction set bnn's CPU kernels use (core/vectorize.h)
+  std::string cpu_isa_supported;  // the best the CPU has
 };
 
 RuntimeInfo runtime_info();

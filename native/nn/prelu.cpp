@@ -26,29 +26,29 @@ Layout layout_of(const torch::Tensor& x) {
 // for AVX2 / AVX-512 besides the baseline and picked at run time.
 
 // Channels-last: `pixels` rows of C contiguous channels.
-BNN_VECTOR_CLONES void forward_rows(const float* __restrict__ s, const float* __restrict__ a, float* __restrict__ d,
-                                    int64_t pixels, int64_t C) {
+BNN_KERNEL(void, forward_rows, (const float* __restrict__ s, const float* __restrict__ a, float* __restrict__ d,
+                                    int64_t pixels, int64_t C), (s, a, d, pixels, C), {
   for (int64_t p = 0; p < pixels; ++p, s += C, d += C) {
     for (int64_t c = 0; c < C; ++c) d[c] = s[c] > 0.f ? s[c] : a[c] * s[c];
   }
-}
+})
 
 // y = prelu(u + v): the block's residual sum and its activation in one pass.
-BNN_VECTOR_CLONES void forward_rows_add(const float* __restrict__ u, const float* __restrict__ v, const float* __restrict__ a,
-                                        float* __restrict__ d, int64_t pixels, int64_t C) {
+BNN_KERNEL(void, forward_rows_add, (const float* __restrict__ u, const float* __restrict__ v, const float* __restrict__ a,
+                                        float* __restrict__ d, int64_t pixels, int64_t C), (u, v, a, d, pixels, C), {
   for (int64_t p = 0; p < pixels; ++p, u += C, v += C, d += C) {
     for (int64_t c = 0; c < C; ++c) {
       const float s = u[c] + v[c];
       d[c] = s > 0.f ? s : a[c] * s;
     }
   }
-}
+})
 
 // Also adds sum over the rows of g*s where s <= 0 into acc[C] (float: at most kRows terms each).
 // `s` is the input x, or the output y when every slope is positive (then y > 0 exactly where x > 0,
 // and the sums over y are divided by the slope afterwards).
-BNN_VECTOR_CLONES void backward_rows(const float* __restrict__ g, const float* __restrict__ s, const float* __restrict__ a,
-                                     float* __restrict__ dx, float* __restrict__ acc, int64_t pixels, int64_t C) {
+BNN_KERNEL(void, backward_rows, (const float* __restrict__ g, const float* __restrict__ s, const float* __restrict__ a,
+                                     float* __restrict__ dx, float* __restrict__ acc, int64_t pixels, int64_t C), (g, s, a, dx, acc, pixels, C), {
   for (int64_t p = 0; p < pixels; ++p, g += C, s += C, dx += C) {
     for (int64_t c = 0; c < C; ++c) {
       const bool pos = s[c] > 0.f;
@@ -56,15 +56,15 @@ BNN_VECTOR_CLONES void backward_rows(const float* __restrict__ g, const float* _
       acc[c] += pos ? 0.f : g[c] * s[c];
     }
   }
-}
+})
 
 // Contiguous (NCHW): one plane of n values with one slope.
-BNN_VECTOR_CLONES void forward_plane(const float* __restrict__ s, float slope, float* __restrict__ d, int64_t n) {
+BNN_KERNEL(void, forward_plane, (const float* __restrict__ s, float slope, float* __restrict__ d, int64_t n), (s, slope, d, n), {
   for (int64_t i = 0; i < n; ++i) d[i] = s[i] > 0.f ? s[i] : slope * s[i];
-}
+})
 
-BNN_VECTOR_CLONES double backward_plane(const float* __restrict__ g, const float* __restrict__ s, float slope,
-                                        float* __restrict__ dx, int64_t n) {
+BNN_KERNEL(double, backward_plane, (const float* __restrict__ g, const float* __restrict__ s, float slope,
+                                        float* __restrict__ dx, int64_t n), (g, s, slope, dx, n), {
   float lanes[16] = {0};  // independent partial sums, so the reduction vectorises without -ffast-math
   for (int64_t i = 0; i < n; ++i) {
     const bool pos = s[i] > 0.f;
@@ -74,7 +74,7 @@ BNN_VECTOR_CLONES double backward_plane(const float* __restrict__ g, const float
   double sum = 0;
   for (float v : lanes) sum += v;
   return sum;
-}
+})
 
 constexpr int64_t kRows = 256;  // rows per float partial sum before it is flushed into a double
 

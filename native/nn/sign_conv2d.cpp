@@ -22,27 +22,27 @@ constexpr uint8_t kPositive = 2;
 constexpr int64_t kGrain = 1 << 14;
 
 
-BNN_VECTOR_CLONES void sign_forward_f32(const float* __restrict__ src, float* __restrict__ dst, uint8_t* __restrict__ code,
-                                        int64_t n) {
+BNN_KERNEL(void, sign_forward_f32, (const float* __restrict__ src, float* __restrict__ dst, uint8_t* __restrict__ code,
+                                        int64_t n), (src, dst, code, n), {
   for (int64_t i = 0; i < n; ++i) {
     const float v = src[i];
     const bool positive = v >= 0.f;
     dst[i] = v != v ? v : (positive ? 1.f : -1.f);  // NaN stays NaN (as binary_activation)
     code[i] = static_cast<uint8_t>(static_cast<uint8_t>((v > -1.f) & (v < 1.f)) | (static_cast<uint8_t>(positive) << 1));
   }
-}
+})
 
-BNN_VECTOR_CLONES void signs_from_code(const uint8_t* __restrict__ code, float* __restrict__ dst, int64_t n) {
+BNN_KERNEL(void, signs_from_code, (const uint8_t* __restrict__ code, float* __restrict__ dst, int64_t n), (code, dst, n), {
   for (int64_t i = 0; i < n; ++i) dst[i] = (code[i] & kPositive) ? 1.f : -1.f;
-}
+})
 
-BNN_VECTOR_CLONES void masked_grad(const float* __restrict__ src, const uint8_t* __restrict__ code, float* __restrict__ dst,
-                                   int64_t n) {
+BNN_KERNEL(void, masked_grad, (const float* __restrict__ src, const uint8_t* __restrict__ code, float* __restrict__ dst,
+                                   int64_t n), (src, code, dst, n), {
   const uint32_t* __restrict__ in = reinterpret_cast<const uint32_t*>(src);
   uint32_t* __restrict__ out = reinterpret_cast<uint32_t*>(dst);
   // Bit masking (not a multiply) keeps an inf or NaN gradient at exactly 0 where cut.
   for (int64_t i = 0; i < n; ++i) out[i] = in[i] & (0u - static_cast<uint32_t>(code[i] & kKeep));
-}
+})
 
 bool packed_path(const torch::Tensor& x) {
   return x.device().is_cpu() && x.scalar_type() == torch::kFloat && x.is_non_overlapping_and_dense();

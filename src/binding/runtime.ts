@@ -9,6 +9,8 @@ export interface RuntimeInfo {
   cudaAvailable: boolean;
   cudaDeviceCount: number;
   numThreads: number;
+  cpuIsa: string;
+  cpuIsaSupported: string;
 }
 
 export interface RuntimeAddon {

@@ -17,6 +17,13 @@ export interface LibTorchInfo {
   cudaDeviceCount: number;
   /** Intra-op threads LibTorch uses for CPU work. */
   numThreads: number;
+  /**
+   * The instruction set bnn-torch's own CPU kernels use: 'avx512', 'avx2' or 'baseline', the best
+   * the CPU has unless the environment variable BNN_CPU_ISA caps it (to measure or test a lower path).
+   */
+  cpuIsa: 'avx512' | 'avx2' | 'baseline';
+  /** The best instruction set this CPU has (of those three). */
+  cpuIsaSupported: 'avx512' | 'avx2' | 'baseline';
 }
 
 /** Reports the LibTorch bnn-torch was built against and what it can use. */
@@ -31,6 +38,8 @@ export function libtorchInfo(): LibTorchInfo {
     cudaAvailable: r.cudaAvailable,
     cudaDeviceCount: r.cudaDeviceCount,
     numThreads: r.numThreads,
+    cpuIsa: r.cpuIsa as LibTorchInfo['cpuIsa'],
+    cpuIsaSupported: r.cpuIsaSupported as LibTorchInfo['cpuIsa'],
   };
 }
 
