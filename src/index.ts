@@ -33,6 +33,7 @@ export { PRESETS, getPreset, scaleStage, type Preset, type PresetName, type Stag
 export { InMemoryBatches, epochOrder, type Batch, type BatchSource, type InMemoryBatchesOptions } from './data/batches.js';
 export { Trainer, evaluate, type TrainerOptions } from './train/trainer.js';
 export { trainTwoStage, type TwoStageConfig, type TwoStageResult } from './train/two-stage.js';
+export { planTimeBudget, parseDuration, type TimeBudgetPlan, type TimeBudgetOptions } from './train/time-budget.js';
 export type { StageOptions, EpochLog, EvalMetrics, TrainerCallbacks, BatchEndInfo, PartialEpoch } from './train/types.js';
 export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } from './train/checkpoint.js';
 export { VERSION } from './core/version.js';

@@ -41,6 +41,8 @@ const FINAL = {
   stageSeconds: { '1': 400.1, '2': 399.9 },
   device: 'cpu',
   threads: 2,
+  cpu: 'AMD EPYC 7B13',
+  cpuKernels: 'avx2',
   libtorch: '2.13.0 (CPU)',
   bnnTorchVersion: '0.1.0',
 };
@@ -194,6 +196,8 @@ describe('renderReport', () => {
     assert.match(html, /&lt;script&gt;alert\(&quot;x&quot;\)&lt;\/script&gt;/);
     assert.match(html, /&lt;tricky &amp; quoted &quot;name&quot;&gt;/);
     assert.match(html, /<h1>run &lt;one&gt;<\/h1>/);
+    assert.match(html, /<td id="env-cpu">AMD EPYC 7B13<\/td>/);
+    assert.match(html, /<td id="env-cpu-kernels">avx2<\/td>/);
   });
 
   test('is self-contained: nothing points off the page', () => {

@@ -19,7 +19,7 @@ export interface ProgressOptions {
 export class Progress {
   readonly #live: boolean;
   readonly #out: NodeJS.WriteStream;
-  readonly #epochs: { 1: number; 2: number };
+  #epochs: { 1: number; 2: number };
   #lastDraw = 0;
 
   constructor(o: ProgressOptions) {
@@ -27,6 +27,11 @@ export class Progress {
     this.#out = o.stream ?? process.stderr;
     this.#epochs = o.epochs;
   }
+  /** The stages' epoch counts changed (a time budget sized them). */
+  setEpochs(epochs: { 1: number; 2: number }): void {
+    this.#epochs = { ...epochs };
+  }
+
 
   batch(b: BatchEndInfo): void {
     if (!this.#live) return;

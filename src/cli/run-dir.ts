@@ -17,6 +17,8 @@ export interface FinalMetrics {
   stageSeconds: Record<string, number>;
   device: string;
   threads: number;
+  cpu: string;
+  cpuKernels: string;
   libtorch: string;
   bnnTorchVersion: string;
 }

@@ -254,6 +254,8 @@ function renderTimings(run: RunRecord, layout: Layout): string {
 function renderEnvironment(final: FinalRecord | undefined): string {
   const rows: Array<[string, string, string]> = [];
   if (final?.device !== undefined) rows.push(['env-device', 'Device', final.device]);
+  if (final?.cpu !== undefined) rows.push(['env-cpu', 'CPU', final.cpu]);
+  if (final?.cpuKernels !== undefined) rows.push(['env-cpu-kernels', 'Kernels', final.cpuKernels]);
   if (final?.threads !== undefined) rows.push(['env-threads', 'CPU threads', String(final.threads)]);
   if (final?.libtorch !== undefined) rows.push(['env-libtorch', 'LibTorch', final.libtorch]);
   if (final?.bnnTorchVersion !== undefined) rows.push(['env-bnn-torch', 'bnn-torch', final.bnnTorchVersion]);

@@ -32,6 +32,10 @@ export interface FinalRecord {
   device?: string;
   /** Intra-op CPU threads LibTorch used. */
   threads?: number;
+  /** The CPU's model name. */
+  cpu?: string;
+  /** The instruction set bnn-torch's CPU kernels used (`"avx512"`, `"avx2"`, `"baseline"`). */
+  cpuKernels?: string;
   /** LibTorch version and flavour, e.g. `"2.13.0 (CPU)"`. */
   libtorch?: string;
   /** bnn-torch version that trained the run. */
@@ -117,7 +121,7 @@ export function parseFinalLine(obj: Json): FinalRecord | undefined {
     if (!isObject(stageSeconds) || !Object.values(stageSeconds).every(isFiniteNumber)) return undefined;
     final.stageSeconds = { ...(stageSeconds as Record<string, number>) };
   }
-  for (const key of ['device', 'libtorch', 'bnnTorchVersion'] as const) {
+  for (const key of ['device', 'cpu', 'cpuKernels', 'libtorch', 'bnnTorchVersion'] as const) {
     const v = obj[key];
     if (v === undefined) continue;
     if (typeof v !== 'string') return undefined;

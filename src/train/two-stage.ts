@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { checkDevice, checkInteger } from '../core/check.js';
+import { checkDevice, checkInteger, checkNumber } from '../core/check.js';
 import type { Device } from '../core/device.js';
 import { cpuRngState, manualSeed, setCpuRngState } from '../core/runtime.js';
 import { scope } from '../core/scope.js';
@@ -17,6 +17,7 @@ import { createModel, type Model } from '../nn/model.js';
 import type { ModelConfig } from '../nn/model-config.js';
 import { CHECKPOINT_FORMAT, configDifferences, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { checkPrecision, type Precision } from './step.js';
+import { planTimeBudget, type TimeBudgetPlan } from './time-budget.js';
 import { checkStage, evaluate, Trainer } from './trainer.js';
 import type { EpochLog, EvalMetrics, PartialEpoch, StageOptions, TrainerCallbacks } from './types.js';
 
@@ -60,6 +61,14 @@ export interface TwoStageConfig {
   precision?: Precision | 'auto';
   /** CUDA: steps between reads of the loss and accuracy (see the Trainer option of that name). Default 50. */
   syncInterval?: number;
+  /**
+   * Wall-clock seconds for the whole run, evaluation included: before training, a few batches
+   * measure this machine's speed ({@link planTimeBudget}) and both stages' epochs and milestones
+   * are scaled by one factor to fit. A resumed run keeps the plan its checkpoint was made with.
+   */
+  timeBudget?: number;
+  /** Called with the time-budget plan before training starts (not on resume). */
+  onTimeBudget?(plan: TimeBudgetPlan): void | Promise<void>;
 }
 
 export interface TwoStageResult {
@@ -69,6 +78,8 @@ export interface TwoStageResult {
   test?: EvalMetrics;
   stage1WeightsPath?: string;
   finalWeightsPath?: string;
+  /** The schedule the time budget chose (when `timeBudget` was given and the run did not resume). */
+  timeBudget?: TimeBudgetPlan;
 }
 
 /**
@@ -81,6 +92,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   checkStage(config.stage2, 'stage2');
   if (config.precision !== undefined) checkPrecision(config.precision, 'precision', true);
   if (config.syncInterval !== undefined) checkInteger(config.syncInterval, 'syncInterval', 1);
+  if (config.timeBudget !== undefined) checkNumber(config.timeBudget, 'timeBudget', { min: 1 });
   const stages = config.stages ?? 'both';
   if (stages !== 'both' && stages !== 1 && stages !== 2) throw rangeError(`stages must be 'both', 1 or 2, got ${JSON.stringify(stages)}`);
   if (config.resume && !config.outDir) throw rangeError('resume needs outDir (where the checkpoint lives)');
@@ -92,10 +104,33 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   const writes = group === undefined || group.isMain;
   if (outDir && writes) fs.mkdirSync(outDir, { recursive: true });
   const checkpointPath = outDir ? path.join(outDir, 'checkpoint.safetensors') : undefined;
+  let stage1 = config.stage1;
+  let stage2 = config.stage2;
+  let budgetPlan: TimeBudgetPlan | undefined;
+  const resuming = config.resume === true && checkpointPath !== undefined && fs.existsSync(checkpointPath);
+  if (config.timeBudget !== undefined && !resuming) {
+    // Before seeding: the measurement's throwaway model must not shift the run's random numbers.
+    const plan = await planTimeBudget({
+      model: config.model,
+      stage1,
+      stage2,
+      train: config.train,
+      ...(config.test ? { test: config.test } : {}),
+      device,
+      precision: config.precision ?? 'auto',
+      budgetSeconds: config.timeBudget,
+      stages,
+      ...(group ? { group } : {}),
+    });
+    stage1 = plan.stage1;
+    stage2 = plan.stage2;
+    budgetPlan = plan;
+    await config.onTimeBudget?.(plan);
+  }
   const runConfig: Record<string, unknown> = {
     model: { ...config.model, binaryWeights: undefined },
-    stage1: config.stage1,
-    stage2: config.stage2,
+    stage1,
+    stage2,
     stages,
     seed,
     ...(config.runInfo ?? {}),
@@ -112,6 +147,16 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   if (config.resume && checkpointPath && fs.existsSync(checkpointPath)) {
     const ckpt = await loadCheckpoint(checkpointPath);
     try {
+      if (config.timeBudget !== undefined) {
+        // The schedule was sized when the run started; the same budget continues it.
+        const saved = ckpt.meta.runConfig as { stage1?: StageOptions; stage2?: StageOptions };
+        if (saved.stage1 && saved.stage2) {
+          stage1 = saved.stage1;
+          stage2 = saved.stage2;
+          runConfig.stage1 = stage1;
+          runConfig.stage2 = stage2;
+        }
+      }
       const diffs = configDifferences(ckpt.meta.runConfig, JSON.parse(JSON.stringify(runConfig)) as Record<string, unknown>);
       if (diffs.length) {
         throw bnnError(`${checkpointPath} belongs to a different run configuration:\n  - ${diffs.join('\n  - ')}`, 'BNN_INVALID_ARGUMENT');
@@ -130,10 +175,10 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
     }
   }
 
-  const result: TwoStageResult = { model, history };
+  const result: TwoStageResult = { model, history, ...(budgetPlan ? { timeBudget: budgetPlan } : {}) };
   let dataParallel: DataParallel | undefined;
   const runStage = async (stage: 1 | 2): Promise<void> => {
-    const options = stage === 1 ? config.stage1 : config.stage2;
+    const options = stage === 1 ? stage1 : stage2;
     const epochsDone = stage === startStage ? startEpoch : 0;
     const save = async (t: Trainer, epochsDone: number, position?: PartialEpoch): Promise<void> => {
       if (!checkpointPath || !writes) return;

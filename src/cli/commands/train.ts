@@ -1,5 +1,6 @@
 // `bnn train`: the recipe's two-stage training on a real dataset, with progress, metrics, a report.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import type { Argv, ArgumentsCamelCase } from 'yargs';
@@ -10,12 +11,13 @@ import { distributedBackends, ProcessGroup, rendezvousFromEnv } from '../../dist
 import type { Device } from '../../core/device.js';
 import type { DatasetName } from '../../data/datasets.js';
 import { isBnnError } from '../../errors.js';
-import { getPreset, scaleStage, type PresetName, PRESETS } from '../../train/presets.js';
+import { getPreset, scaleStage, type Preset, type PresetName, PRESETS } from '../../train/presets.js';
 import { readRunDirectory, writeReport } from '../../report/index.js';
 import { libtorchInfo, getNumThreads, setCudnnOptions } from '../../core/runtime.js';
 import { summarize } from '../../nn/summary.js';
 import { resolveModelConfig } from '../../nn/model-config.js';
 import { trainTwoStage } from '../../train/two-stage.js';
+import { parseDuration, type TimeBudgetPlan } from '../../train/time-budget.js';
 import type { StageOptions } from '../../train/types.js';
 import { VERSION } from '../../core/version.js';
 import { applyThreads, DATASETS, isImageData, loadData, numberList, resolveDevice, UsageError } from '../common.js';
@@ -65,6 +67,7 @@ export interface TrainArgs {
   precision: 'auto' | 'float32' | 'bfloat16' | 'float16';
   syncInterval?: number;
   deterministic: boolean;
+  timeBudget?: string;
   threads?: number;
   seed: number;
   out?: string;
@@ -130,6 +133,10 @@ export function builder(y: Argv): Argv<TrainArgs> {
       describe: 'forward-pass arithmetic on CUDA (auto: bfloat16 where the GPU has it, else float16 with loss scaling; float32 on the CPU). Weights, optimizer state and checkpoints stay float32',
     })
     .option('sync-interval', { type: 'number', describe: 'CUDA: steps between reads of the loss and accuracy, which stay on the GPU in between (default 50)' })
+    .option('time-budget', {
+      type: 'string',
+      describe: "wall-clock budget for the whole run, evaluation included, e.g. 15m, 900s, 1.5h: a few batches measure this machine's speed and both stages' epochs and milestones scale to fit ('off': the epochs as given; default: the preset's, 15m for the main job; off when --epochs/--epochs1/--epochs2 are given)",
+    })
     .option('deterministic', { type: 'boolean', default: false, describe: "reproducible cuDNN algorithms (turns cuDNN's benchmark search off)" })
     .option('threads', { type: 'number', describe: 'CPU threads for LibTorch (default: all cores)' })
     .option('seed', { type: 'number', default: 0 })
@@ -143,6 +150,18 @@ export function builder(y: Argv): Argv<TrainArgs> {
     })
     .option('dist-timeout', { type: 'number', default: 300, describe: 'seconds a distributed run waits for a missing or stalled process before failing' })
     .option('backend', { type: 'string', choices: ['gloo', 'nccl'] as const, describe: 'collective backend (default: nccl on CUDA when built with it, else gloo)' }) as unknown as Argv<TrainArgs>;
+}
+
+/** The run's time budget in seconds, or undefined: --time-budget, else the preset's unless epochs were given. */
+function timeBudgetOf(a: TrainArgs, preset: Preset): number | undefined {
+  const explicitEpochs = a.epochs !== undefined || a.epochs1 !== undefined || a.epochs2 !== undefined || a.epochsScale !== undefined || a.limit !== undefined;
+  const text = a.timeBudget ?? (explicitEpochs ? undefined : preset.timeBudget);
+  if (text === undefined || text === 'off' || text === '0') return undefined;
+  try {
+    return parseDuration(text);
+  } catch (e) {
+    throw new UsageError(`--time-budget: ${(e as Error).message}`, 2);
+  }
 }
 
 function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
@@ -172,8 +191,9 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
 }
 
 // Flags that may differ on --resume: how the run executes, not what it trains (checkpoints are
-// float32 whatever the precision, so a run can continue in another one).
-const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', 'nproc', 'distTimeout', 'backend', 'precision', 'syncInterval', 'deterministic', '_', '$0']);
+// float32 whatever the precision, so a run can continue in another one; a time-budgeted run
+// resumes with the schedule its checkpoint was sized to).
+const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', 'nproc', 'distTimeout', 'backend', 'precision', 'syncInterval', 'deterministic', 'timeBudget', '_', '$0']);
 
 /** Joins the process group a launcher (bnn --nproc, torchrun, SLURM) described in the environment. */
 async function joinFromEnv(a: TrainArgs, device: string): Promise<ProcessGroup | undefined> {
@@ -250,6 +270,8 @@ async function joinGroup(a: TrainArgs): Promise<{ device: Device; group: Process
 /** Loads the data, prepares the run folder (rank 0), trains both stages, writes the report. */
 async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | undefined): Promise<void> {
   const preset = getPreset(a.preset);
+  // The budget counts from the process's start (performance.now()'s origin): data loading is in it.
+  const budgetSeconds = timeBudgetOf(a, preset);
   if (a.syncInterval !== undefined && !(Number.isInteger(a.syncInterval) && a.syncInterval >= 1)) {
     throw new UsageError(`--sync-interval must be a whole number >= 1, got ${a.syncInterval}`, 2);
   }
@@ -284,7 +306,9 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
   const run = main ? new RunDirectory(runDir) : undefined;
   const outDir = run?.dir ?? path.resolve(runDir);
   const cli: Partial<TrainArgs> = Object.fromEntries(Object.entries(a).filter(([k, v]) => !RUN_ONLY_FLAGS.has(k) && !k.includes('-') && v !== undefined));
-  run?.writeJson('config.json', { bnnTorch: VERSION, dataset: dataName, ...(a.data ? { data: path.resolve(a.data) } : {}), ...(skipped.length ? { skipped } : {}), trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1, stage2, stages: a.stage, cli, ...(group ? { processes: world, backend: group.backend } : {}) });
+  const writeConfig = (s1: StageOptions, s2: StageOptions, plan?: TimeBudgetPlan): void =>
+    run?.writeJson('config.json', { bnnTorch: VERSION, dataset: dataName, ...(a.data ? { data: path.resolve(a.data) } : {}), ...(skipped.length ? { skipped } : {}), trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1: s1, stage2: s2, stages: a.stage, cli, ...(plan ? { timeBudget: plan } : {}), ...(group ? { processes: world, backend: group.backend } : {}) });
+  if (!(a.resume && budgetSeconds !== undefined)) writeConfig(stage1, stage2);
   run?.writeText('summary.txt', summarize({ ...model, binaryWeights: a.stage !== '1' }, { height: train.shape[1], width: train.shape[2] }).text);
   if (a.resume) run?.setEpochs(readRunDirectory(run.dir).epochs as never);
 
@@ -319,6 +343,16 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
     }
   };
   process.on('SIGINT', onSigint);
+  const onTimeBudget = (plan: TimeBudgetPlan): void => {
+    const s = plan.secondsPerStep;
+    say(
+      `time budget ${(plan.budgetSeconds / 60).toFixed(1)} min left: measured ${(1000 * s.stage1).toFixed(0)} / ${(1000 * s.stage2).toFixed(0)} ms a training step (stage 1 / 2), ` +
+        `${(1000 * s.eval).toFixed(0)} ms an evaluation batch -> x${plan.scale.toFixed(2)}: stage 1 ${plan.stage1.epochs} epochs (milestones ${plan.stage1.milestones.join(',') || '-'}), ` +
+        `stage 2 ${plan.stage2.epochs} (${plan.stage2.milestones.join(',') || '-'}), predicted ${(plan.predictedSeconds / 60).toFixed(1)} min`,
+    );
+    progress.setEpochs({ 1: plan.stage1.epochs, 2: plan.stage2.epochs });
+    writeConfig(plan.stage1, plan.stage2, plan);
+  };
   const started = performance.now();
   try {
     const result = await trainTwoStage({
@@ -328,6 +362,7 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
       train: trainLoader,
       test: testLoader,
       device,
+      ...(budgetSeconds !== undefined ? { timeBudget: Math.max(1, budgetSeconds - performance.now() / 1000), onTimeBudget } : {}),
       precision: a.precision,
       ...(a.syncInterval !== undefined ? { syncInterval: a.syncInterval } : {}),
       seed: a.seed,
@@ -365,6 +400,8 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
       stageSeconds,
       device,
       threads: getNumThreads(),
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cpuKernels: info.cpuIsa === info.cpuIsaSupported ? info.cpuIsa : `${info.cpuIsa} (capped by BNN_CPU_ISA; the CPU has ${info.cpuIsaSupported})`,
       libtorch: `${info.version} (${info.cudaBuild ? 'CUDA' : 'CPU'})`,
       bnnTorchVersion: VERSION,
     });

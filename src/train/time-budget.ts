@@ -1,0 +1,150 @@
+// Sizing a two-stage run to a wall-clock budget: measure this machine's training and evaluation
+// throughput on a few real batches with a throwaway model, then scale both stages' epochs and
+// milestones by one factor (the schedule keeps its shape) so that the whole run, evaluation
+// included, ends within the budget.
+import { checkNumber } from '../core/check.js';
+import type { Device } from '../core/device.js';
+import type { Batch, BatchSource } from '../data/batches.js';
+import type { ProcessGroup } from '../distributed/process-group.js';
+import { createModel } from '../nn/model.js';
+import type { ModelConfig } from '../nn/model-config.js';
+import { Adam } from './optim.js';
+import { scaleStage } from './presets.js';
+import { evalStep, type Precision, resolvePrecision, StepMetrics, trainStep } from './step.js';
+import type { StageOptions } from './types.js';
+
+/** What {@link planTimeBudget} measured and decided. */
+export interface TimeBudgetPlan {
+  /** The budget, in seconds. */
+  budgetSeconds: number;
+  /** The factor both stages' epochs and milestones were scaled by. */
+  scale: number;
+  stage1: StageOptions;
+  stage2: StageOptions;
+  /** Measured seconds per training step in each stage and per evaluation batch. */
+  secondsPerStep: { stage1: number; stage2: number; eval: number };
+  /** The run's predicted length, evaluation included (calibration excluded). */
+  predictedSeconds: number;
+  /** Seconds the measurement itself took (part of the budget). */
+  calibrationSeconds: number;
+}
+
+/** Options of {@link planTimeBudget}. */
+export interface TimeBudgetOptions {
+  model: ModelConfig;
+  stage1: StageOptions;
+  stage2: StageOptions;
+  train: BatchSource;
+  test?: BatchSource;
+  device?: Device;
+  precision?: Precision | 'auto';
+  /** Wall-clock seconds for the whole run, evaluation included. */
+  budgetSeconds: number;
+  /** Which stages will run. Default 'both'. */
+  stages?: 'both' | 1 | 2;
+  /** Timed training steps per stage (after two untimed warm-up steps). Default 12. */
+  steps?: number;
+  /**
+   * Share of the budget the plan fills, leaving the rest for what the measurement cannot see
+   * (checkpoints, the system's noise). Default 0.93.
+   */
+  fill?: number;
+  /** Data-parallel: every rank measures, and all adopt the mean (so they agree on the plan). */
+  group?: ProcessGroup;
+}
+
+async function timeSteps(source: BatchSource, wanted: number, step: (b: Batch) => Promise<unknown>, finish: () => Promise<void>): Promise<number> {
+  // Untimed warm-up batches first (allocator, kernel and primitive caches), as many as a short
+  // epoch leaves room for.
+  const warmup = Math.min(2, Math.max(0, source.batchesPerEpoch - 1));
+  const count = Math.max(1, Math.min(wanted, source.batchesPerEpoch - warmup));
+  let done = 0;
+  let started = performance.now();
+  for await (const batch of source.epoch(0)) {
+    try {
+      if (done === warmup) {
+        await finish();
+        started = performance.now();
+      }
+      await step(batch);
+    } finally {
+      batch.dispose();
+    }
+    if (++done >= warmup + count) break;
+  }
+  await finish();
+  const timed = done - warmup;
+  if (timed <= 0) return NaN;
+  return (performance.now() - started) / 1000 / timed;
+}
+
+/**
+ * Measures training (both stages) and evaluation on a few batches of the real data with a
+ * throwaway model, and returns both stages scaled to fit the budget. The run's own model and
+ * random numbers are untouched (call it before seeding).
+ */
+export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPlan> {
+  checkNumber(o.budgetSeconds, 'timeBudget', { min: 1 });
+  const fill = o.fill ?? 0.93;
+  checkNumber(fill, 'fill', { min: 0.1, max: 1 });
+  const steps = o.steps ?? 12;
+  const stages = o.stages ?? 'both';
+  const started = performance.now();
+  const device = o.device ?? 'cpu';
+  using model = createModel({ ...o.model, binaryWeights: false }).to(device);
+  const precision = resolvePrecision(o.precision ?? 'auto', model.device);
+  using optimizer = new Adam(model, { lr: 1e-4 });
+  using metrics = model.device.startsWith('cuda') ? new StepMetrics() : undefined;
+  const finish = async (): Promise<void> => {
+    if (metrics) await metrics.read();
+  };
+  const train = (b: Batch) => trainStep(model, optimizer, b.images, b.labels, { precision, ...(metrics ? { metrics } : {}) });
+  model.train();
+  const stage1 = await timeSteps(o.train, steps, train, finish);
+  model.setBinaryWeights(true);
+  const stage2 = await timeSteps(o.train, steps, train, finish);
+  model.eval();
+  const evaluation = o.test ? await timeSteps(o.test, steps, (b) => evalStep(model, b.images, b.labels, { precision }), finish) : 0;
+  let perStep = { stage1, stage2, eval: evaluation };
+  if (o.group && o.group.worldSize > 1) {
+    const sums = await o.group.sumNumbers([stage1, stage2, evaluation]);
+    perStep = { stage1: sums[0]! / o.group.worldSize, stage2: sums[1]! / o.group.worldSize, eval: sums[2]! / o.group.worldSize };
+  }
+  const calibrationSeconds = (performance.now() - started) / 1000;
+
+  const evalEpoch = o.test ? perStep.eval * o.test.batchesPerEpoch : 0;
+  const predict = (s1: StageOptions, s2: StageOptions): number => {
+    const one = stages === 2 ? 0 : s1.epochs * (perStep.stage1 * o.train.batchesPerEpoch + evalEpoch);
+    const two = stages === 1 ? 0 : s2.epochs * (perStep.stage2 * o.train.batchesPerEpoch + evalEpoch);
+    return one + two + evalEpoch; // the final evaluation
+  };
+  const available = o.budgetSeconds * fill - calibrationSeconds;
+  // The largest scale (in steps of 1%) whose rounded schedule fits; at least one epoch a stage.
+  let best = { scale: 0.01, stage1: scaleStage(o.stage1, 0.01), stage2: scaleStage(o.stage2, 0.01) };
+  for (let k = 1; k <= 2000; k++) {
+    const scale = k / 100;
+    const s1 = scaleStage(o.stage1, scale);
+    const s2 = scaleStage(o.stage2, scale);
+    if (predict(s1, s2) <= available) best = { scale, stage1: s1, stage2: s2 };
+  }
+  return {
+    budgetSeconds: o.budgetSeconds,
+    scale: best.scale,
+    stage1: { ...o.stage1, ...best.stage1 },
+    stage2: { ...o.stage2, ...best.stage2 },
+    secondsPerStep: perStep,
+    predictedSeconds: predict(best.stage1, best.stage2),
+    calibrationSeconds,
+  };
+}
+
+/** Parses a duration: '15m', '900s', '1.5h', '90' (minutes). */
+export function parseDuration(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|min)?\s*$/i.exec(text);
+  if (!m) throw new RangeError(`a duration looks like 15m, 900s or 1.5h, got ${JSON.stringify(text)}`);
+  const value = Number(m[1]);
+  const unit = (m[2] ?? 'm').toLowerCase();
+  const seconds = value * (unit === 's' ? 1 : unit === 'h' ? 3600 : 60);
+  if (!(seconds >= 1)) throw new RangeError(`a duration must be at least 1 s, got ${JSON.stringify(text)}`);
+  return seconds;
+}

@@ -1,0 +1,89 @@
+// Sizing a run to a wall-clock budget: the measurement, the scaling of both stages, and a resume
+// that keeps the plan its checkpoint was made with.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { InMemoryBatches, parseDuration, planTimeBudget, trainTwoStage, type StageOptions } from '../src/index.js';
+import { mulberry32 } from '../src/data/batches.js';
+
+const CLASSES = 4;
+const SHAPE = [1, 8, 8];
+
+function toyData(n: number, seed: number): { images: Float32Array; labels: Int32Array } {
+  const rand = mulberry32(seed);
+  const images = new Float32Array(n * 64).map(() => rand() - 0.5);
+  const labels = new Int32Array(n).map((_, i) => i % CLASSES);
+  labels.forEach((c, i) => {
+    for (let p = 0; p < 16; p++) images[i * 64 + c * 16 + p]! += 1.5;
+  });
+  return { images, labels };
+}
+
+function sources() {
+  const tr = toyData(256, 1);
+  const te = toyData(64, 2);
+  return {
+    train: new InMemoryBatches(tr.images, tr.labels, SHAPE, CLASSES, { batchSize: 16, seed: 1 }),
+    test: new InMemoryBatches(te.images, te.labels, SHAPE, CLASSES, { batchSize: 32, shuffle: false }),
+  };
+}
+
+const STAGE1: StageOptions = { epochs: 4, lr: 5e-3, weightDecay: 1e-5, milestones: [3], gammas: [0.1] };
+const STAGE2: StageOptions = { epochs: 2, lr: 1e-3, weightDecay: 0, milestones: [1], gammas: [0.2] };
+const MODEL = { inChannels: 1, width: 4, numClasses: CLASSES };
+
+test('durations: minutes by default, s / m / h suffixes, nonsense refused', () => {
+  assert.equal(parseDuration('15m'), 900);
+  assert.equal(parseDuration('900s'), 900);
+  assert.equal(parseDuration('1.5h'), 5400);
+  assert.equal(parseDuration('2'), 120);
+  assert.equal(parseDuration(' 10 min '), 600);
+  for (const bad of ['', 'soon', '-3m', '0s', '5d']) assert.throws(() => parseDuration(bad), RangeError, bad);
+});
+
+test('the plan scales both stages by one factor to fill the budget, from measured step times', async () => {
+  const { train, test: testSet } = sources();
+  const plan = async (budgetSeconds: number) => planTimeBudget({ model: MODEL, stage1: STAGE1, stage2: STAGE2, train, test: testSet, budgetSeconds, steps: 4 });
+  const small = await plan(1.5);
+  const big = await plan(60);
+  for (const p of [small, big]) {
+    assert.ok(p.secondsPerStep.stage1 > 0 && p.secondsPerStep.stage2 > 0 && p.secondsPerStep.eval > 0, JSON.stringify(p.secondsPerStep));
+    assert.ok(p.calibrationSeconds > 0);
+    assert.ok(p.stage1.epochs >= 1 && p.stage2.epochs >= 1);
+    // The schedule keeps its shape: milestones scale with the epochs and stay increasing.
+    assert.equal(p.stage1.milestones.length, 1);
+    assert.equal(p.stage1.lr, STAGE1.lr);
+    assert.equal(p.stage2.weightDecay, STAGE2.weightDecay);
+  }
+  assert.ok(big.scale > small.scale, `${big.scale} > ${small.scale}`);
+  assert.ok(big.stage1.epochs > STAGE1.epochs, `a generous budget adds epochs (${big.stage1.epochs})`);
+  assert.ok(big.predictedSeconds <= 60 * 0.93 - big.calibrationSeconds + 1e-9, `${big.predictedSeconds} s predicted`);
+  // The prediction is the measured cost of the epochs it chose.
+  const epochCost = (perStep: number) => perStep * train.batchesPerEpoch + big.secondsPerStep.eval * testSet.batchesPerEpoch;
+  const expected = big.stage1.epochs * epochCost(big.secondsPerStep.stage1) + big.stage2.epochs * epochCost(big.secondsPerStep.stage2) + big.secondsPerStep.eval * testSet.batchesPerEpoch;
+  assert.ok(Math.abs(big.predictedSeconds - expected) < 1e-9);
+  await assert.rejects(plan(0), RangeError);
+});
+
+test('trainTwoStage with a time budget trains the planned epochs, and a resume keeps that plan', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bnn-budget-'));
+  const { train, test: testSet } = sources();
+  let announced: number | undefined;
+  const first = await trainTwoStage({ model: MODEL, stage1: STAGE1, stage2: STAGE2, train, test: testSet, outDir: out, timeBudget: 8, onTimeBudget: (p) => void (announced = p.scale) });
+  first.model.dispose();
+  assert.ok(first.timeBudget);
+  assert.equal(announced, first.timeBudget.scale);
+  const planned = first.timeBudget;
+  assert.equal(first.history.filter((h) => h.stage === 1).length, planned.stage1.epochs);
+  assert.equal(first.history.filter((h) => h.stage === 2).length, planned.stage2.epochs);
+  // Resuming a finished run with the same budget: the checkpoint's schedule is adopted (no new
+  // measurement, no "different configuration" refusal), and nothing is left to train.
+  const again = await trainTwoStage({ model: MODEL, stage1: STAGE1, stage2: STAGE2, train, test: testSet, outDir: out, resume: true, timeBudget: 8 });
+  again.model.dispose();
+  assert.equal(again.timeBudget, undefined);
+  assert.equal(again.history.length, first.history.length);
+  await assert.rejects(trainTwoStage({ model: MODEL, stage1: STAGE1, stage2: STAGE2, train, timeBudget: -1 }), RangeError);
+});
