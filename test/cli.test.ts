@@ -198,3 +198,18 @@ test('examples/two-stage.ts runs against the public API with a tiny config', () 
   assert.match(r.stdout, /final: \d+\.\d+% with 1-bit weights and activations/);
   assert.ok(fs.existsSync(path.join(cwd, 'final.safetensors')));
 });
+
+test('precision, sync interval and time budget are checked before any work', () => {
+  const cases: [string[], RegExp][] = [
+    [['train', '--time-budget', 'soon'], /--time-budget: a duration looks like 15m, 900s or 1\.5h, got "soon"/],
+    [['train', '--sync-interval', '0'], /--sync-interval must be a whole number >= 1, got 0/],
+    [['train', '--precision', 'int8'], /Invalid values:[\s\S]*precision/],
+  ];
+  if (!cudaAvailable()) cases.push([['train', '--precision', 'bfloat16'], /--precision bfloat16 needs a CUDA device \(--device cuda\)/]);
+  for (const [args, msg] of cases) {
+    const r = bnn([...args, '--data', '/nonexistent/fmnist']);
+    assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status}, stderr ${r.stderr}`);
+    assert.match(r.stderr, msg, args.join(' '));
+    assert.doesNotMatch(r.stderr, /not found/, 'refused before the data is looked for');
+  }
+});

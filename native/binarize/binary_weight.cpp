@@ -34,13 +34,16 @@ BNN_KERNEL(void, binarize_row, (const float* __restrict__ w, float alpha, float*
   for (int64_t i = 0; i < n; ++i) {
     const float v = w[i];
     out[i] = v != v ? v : (v >= 0.f ? alpha : -alpha);  // NaN weights stay NaN so a diverged run is visible
-    keep[i] = static_cast<uint8_t>(std::fabs(v) <= 1.f);
+    keep[i] = static_cast<uint8_t>((v <= 1.f) & (v >= -1.f));  // |v| <= 1, false for NaN
   }
 })
 
 BNN_KERNEL(void, grad_row, (const float* __restrict__ g, const uint8_t* __restrict__ keep, float alpha, float* __restrict__ out,
                                 int64_t n), (g, keep, alpha, out, n), {
-  for (int64_t i = 0; i < n; ++i) out[i] = keep[i] ? g[i] * alpha : 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float ga = g[i] * alpha;  // unconditional, then selected: vectorises without AVX-512 masks
+    out[i] = keep[i] ? ga : 0.f;
+  }
 })
 
 }  // namespace

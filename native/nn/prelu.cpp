@@ -23,13 +23,17 @@ Layout layout_of(const torch::Tensor& x) {
 }
 
 // Branch-free loops (the sign of an activation is a coin flip, so branches mispredict), compiled
-// for AVX2 / AVX-512 besides the baseline and picked at run time.
+// for AVX2 / AVX-512 besides the baseline and picked at run time (see BNN_KERNEL for why they
+// vectorise on every path).
 
 // Channels-last: `pixels` rows of C contiguous channels.
 BNN_KERNEL(void, forward_rows, (const float* __restrict__ s, const float* __restrict__ a, float* __restrict__ d,
                                     int64_t pixels, int64_t C), (s, a, d, pixels, C), {
   for (int64_t p = 0; p < pixels; ++p, s += C, d += C) {
-    for (int64_t c = 0; c < C; ++c) d[c] = s[c] > 0.f ? s[c] : a[c] * s[c];
+    for (int64_t c = 0; c < C; ++c) {
+      const float x = s[c], ax = a[c] * x;
+      d[c] = x > 0.f ? x : ax;
+    }
   }
 })
 
@@ -38,8 +42,8 @@ BNN_KERNEL(void, forward_rows_add, (const float* __restrict__ u, const float* __
                                         float* __restrict__ d, int64_t pixels, int64_t C), (u, v, a, d, pixels, C), {
   for (int64_t p = 0; p < pixels; ++p, u += C, v += C, d += C) {
     for (int64_t c = 0; c < C; ++c) {
-      const float s = u[c] + v[c];
-      d[c] = s > 0.f ? s : a[c] * s;
+      const float s = u[c] + v[c], as = a[c] * s;
+      d[c] = s > 0.f ? s : as;
     }
   }
 })
@@ -51,25 +55,30 @@ BNN_KERNEL(void, backward_rows, (const float* __restrict__ g, const float* __res
                                      float* __restrict__ dx, float* __restrict__ acc, int64_t pixels, int64_t C), (g, s, a, dx, acc, pixels, C), {
   for (int64_t p = 0; p < pixels; ++p, g += C, s += C, dx += C) {
     for (int64_t c = 0; c < C; ++c) {
-      const bool pos = s[c] > 0.f;
-      dx[c] = pos ? g[c] : a[c] * g[c];
-      acc[c] += pos ? 0.f : g[c] * s[c];
+      const float gc = g[c], sc = s[c], ag = a[c] * gc, gs = gc * sc;
+      const bool pos = sc > 0.f;
+      dx[c] = pos ? gc : ag;
+      acc[c] += pos ? 0.f : gs;
     }
   }
 })
 
 // Contiguous (NCHW): one plane of n values with one slope.
 BNN_KERNEL(void, forward_plane, (const float* __restrict__ s, float slope, float* __restrict__ d, int64_t n), (s, slope, d, n), {
-  for (int64_t i = 0; i < n; ++i) d[i] = s[i] > 0.f ? s[i] : slope * s[i];
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = s[i], ax = slope * x;
+    d[i] = x > 0.f ? x : ax;
+  }
 })
 
 BNN_KERNEL(double, backward_plane, (const float* __restrict__ g, const float* __restrict__ s, float slope,
                                         float* __restrict__ dx, int64_t n), (g, s, slope, dx, n), {
   float lanes[16] = {0};  // independent partial sums, so the reduction vectorises without -ffast-math
   for (int64_t i = 0; i < n; ++i) {
-    const bool pos = s[i] > 0.f;
-    dx[i] = pos ? g[i] : slope * g[i];
-    lanes[i & 15] += pos ? 0.f : g[i] * s[i];
+    const float gi = g[i], si = s[i], ag = slope * gi, gs = gi * si;
+    const bool pos = si > 0.f;
+    dx[i] = pos ? gi : ag;
+    lanes[i & 15] += pos ? 0.f : gs;
   }
   double sum = 0;
   for (float v : lanes) sum += v;

@@ -276,6 +276,9 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
     throw new UsageError(`--sync-interval must be a whole number >= 1, got ${a.syncInterval}`, 2);
   }
   if (a.deterministic) setCudnnOptions({ deterministic: true });
+  if ((a.precision === 'bfloat16' || a.precision === 'float16') && !device.startsWith('cuda')) {
+    throw new UsageError(`--precision ${a.precision} needs a CUDA device (--device cuda); on the CPU training runs in float32`, 2);
+  }
   const main = group === undefined || group.isMain;
   const world = group?.worldSize ?? 1;
   const stage1 = stageOptions(a, 1);
