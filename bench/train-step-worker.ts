@@ -1,6 +1,6 @@
 // One bnn-torch measurement in its own process (so peak RSS is this case's alone), driven by
 // bench/train-step.ts. Prints one JSON line like bench/peer/train_step.py.
-import { Adam, createModel, manualSeed, setNumThreads, Tensor, VERSION } from '../src/index.js';
+import { Adam, createModel, libtorchInfo, manualSeed, setNumThreads, Tensor, VERSION } from '../src/index.js';
 import { native } from '../src/binding/native.js';
 
 interface Case { width: number; inChannels: number; size: number; stage: 1 | 2; batch: number; steps: number; warmup: number; threads: number; device: 'cpu' | 'cuda' }
@@ -28,4 +28,4 @@ t = performance.now();
 for (let i = 0; i < cfg.steps; i++) await evalStep();
 const evalImagesPerSecond = (cfg.steps * cfg.batch) / ((performance.now() - t) / 1000);
 
-console.log(JSON.stringify({ imagesPerSecond, evalImagesPerSecond, maxRssMiB: process.resourceUsage().maxRSS / 1024, version: VERSION, threads: cfg.threads }));
+console.log(JSON.stringify({ imagesPerSecond, evalImagesPerSecond, maxRssMiB: process.resourceUsage().maxRSS / 1024, version: VERSION, threads: cfg.threads, cpuIsa: libtorchInfo().cpuIsa }));

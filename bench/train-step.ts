@@ -19,7 +19,7 @@ const python = process.env.PYTHON ?? 'python3';
 const device = process.env.BENCH_DEVICE === 'cuda' ? 'cuda' : 'cpu';
 
 interface Case { name: string; width: number; inChannels: number; size: number; stage: 1 | 2; batch: number; steps: number; warmup: number; threads: number; device: 'cpu' | 'cuda' }
-interface Measure { imagesPerSecond: number; evalImagesPerSecond: number; maxRssMiB: number }
+interface Measure { imagesPerSecond: number; evalImagesPerSecond: number; maxRssMiB: number; cpuIsa?: string }
 
 const cases: Case[] = [];
 for (const [data, inChannels, size] of [['fmnist', 1, 28], ['cifar', 3, 32]] as const) {
@@ -39,6 +39,7 @@ function run(cmd: string, args: string[]): Measure {
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Measure;
 }
 
+const isa = { bnn: '', torch: '' };
 const best = (ms: Measure[]): Measure => ({
   imagesPerSecond: Math.max(...ms.map((m) => m.imagesPerSecond)),
   evalImagesPerSecond: Math.max(...ms.map((m) => m.evalImagesPerSecond)),
@@ -55,6 +56,8 @@ for (const c of selected) {
   }
   const o = best(ours);
   const p = best(peer);
+  isa.bnn = ours[0]?.cpuIsa ?? '';
+  isa.torch = peer[0]?.cpuIsa ?? '';
   const row = {
     case: c.name,
     bnnImagesPerSecond: o.imagesPerSecond,
@@ -73,7 +76,8 @@ for (const c of selected) {
 
 const header = '| case | bnn-torch img/s | PyTorch img/s | ratio | eval ratio | bnn-torch peak RSS | PyTorch peak RSS | memory ratio |';
 const lines = [
-  `Training step on ${device}, batch 128, ${threads} threads, ${os.cpus()[0]?.model ?? 'CPU'} (${os.cpus().length} cores), best of ${rounds} alternating runs`,
+  `Training step on ${device}, batch 128, ${threads} threads, ${os.cpus()[0]?.model ?? 'CPU'} (${os.cpus().length} cores), best of ${rounds} alternating runs; ` +
+    `bnn-torch kernels ${isa.bnn}, PyTorch's ATen capability ${isa.torch}${process.env.ONEDNN_MAX_CPU_ISA ? `, ONEDNN_MAX_CPU_ISA=${process.env.ONEDNN_MAX_CPU_ISA}` : ''}`,
   '',
   header,
   '|---|---:|---:|---:|---:|---:|---:|---:|',
@@ -83,5 +87,5 @@ const lines = [
 console.log(lines.join('\n'));
 fs.mkdirSync(path.join(here, 'results'), { recursive: true });
 const out = path.join(here, 'results', `train-step-${device}.json`);
-fs.writeFileSync(`${out}.tmp`, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads, device }, results }, null, 2));
+fs.writeFileSync(`${out}.tmp`, JSON.stringify({ machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads, device, isa }, results }, null, 2));
 fs.renameSync(`${out}.tmp`, out);

@@ -66,4 +66,5 @@ print(json.dumps({
     'maxRssMiB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     'torch': torch.__version__,
     'threads': torch.get_num_threads(),
+    'cpuIsa': torch.backends.cpu.get_cpu_capability(),
 }))
