@@ -62,6 +62,41 @@ test('user errors exit non-zero with a one-line reason', () => {
   }
 });
 
+test('train checks every hyperparameter before it loads data, starts workers or writes a file', () => {
+  const data = fakeFashionMnist(64, 16);
+  const root = tempDir('bnn-cli-hyper');
+  const cases: [string[], RegExp][] = [
+    [['--lr1', '-1'], /stage1: baseLr must be .*-1.*\(--lr1\)/],
+    [['--stage', '1', '--lr', '0'], /stage1: baseLr must be .*\(--lr1\)/],
+    [['--weight-decay2', '-0.5'], /stage2\.weightDecay must be .*\(--weight-decay2\)/],
+    [['--epochs1', '0'], /stage1\.epochs must be .*\(--epochs1 or --epochs\)/],
+    [['--schedule1', '3', '2'], /milestones must be strictly increasing.*\(--schedule1\)/],
+    [['--label-smoothing', '1.5'], /labelSmoothing must be .*\(--label-smoothing\)/],
+    [['--epochs-scale', '0'], /--epochs-scale: the scale must be/],
+    [['--batch-size', '0'], /--batch-size: the batch size must be/],
+    [['--batch-size', '100', '--nproc', '3'], /the batch size 100 must divide evenly among 3 processes/],
+    [['--width', '2.5'], /--width: the width must be an integer/],
+    [['--crop-padding', '-1'], /--crop-padding/],
+    [['--rotation', '200'], /--rotation/],
+    [['--limit', '0'], /--limit/],
+    [['--seed', '-3'], /--seed/],
+    [['--threads', '0'], /--threads/],
+    [['--dist-timeout', '0'], /--dist-timeout must be positive/],
+  ];
+  for (const [i, [flags, msg]] of cases.entries()) {
+    const out = path.join(root, flags.join('_'));
+    // A few also with data that does not exist: the same refusal shows that nothing loaded first.
+    for (const dataDir of i < 3 ? [data, '/nonexistent/fmnist'] : [data]) {
+      const r = bnn(['train', '--data', dataDir, '--out', out, '--no-progress', ...flags]);
+      const what = `${flags.join(' ')} (--data ${dataDir})`;
+      assert.equal(r.status, 2, `${what}: exit ${r.status}, stderr ${r.stderr}`);
+      assert.match(r.stderr, msg, what);
+      assert.doesNotMatch(r.stderr, /\n\s+at |bnn-torch .* on cpu/, `${what}: no stack trace, no run started`);
+      assert.equal(fs.existsSync(out), false, `${what}: the run folder must not be written`);
+    }
+  }
+});
+
 test('train -> run directory with metrics, checkpoints and report; eval, export, summary read its weights', () => {
   const data = fakeFashionMnist();
   const out = path.join(tempDir('bnn-cli-run'), 'run');
