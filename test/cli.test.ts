@@ -190,6 +190,17 @@ test('train --nproc 2: two Gloo workers, rank 0 reports and writes; Ctrl-C stops
   assert.deepEqual(epochs.map((e) => e.type), ['epoch', 'epoch', 'epoch', 'epoch', 'final'], 'one record per epoch, written by rank 0 only');
 });
 
+test('train --nproc 2 --sync-bn: SyncBatchNorm across the workers, recorded in the run', { skip: glooSkip, timeout: 240_000 }, () => {
+  const data = fakeFashionMnist(256, 64);
+  const out = path.join(tempDir('bnn-cli-syncbn'), 'run');
+  const r = bnn(['train', '--nproc', '2', '--sync-bn', '--stage', '1', '--data', data, '--out', out, '--epochs', '1', '--width', '4', '--batch-size', '32', '--no-progress']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /batch 32 \(2 processes x 16, gloo, SyncBatchNorm\)/);
+  assert.match(r.stderr, /final test accuracy/);
+  const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { cli: { syncBn?: boolean } };
+  assert.equal(config.cli.syncBn, true, '--resume reads it back from config.json');
+});
+
 test('train --nproc 2: a worker killed mid-run ends the run with a clear error, not a hang', { skip: glooSkip || (fs.existsSync('/proc/self/environ') ? false : 'needs /proc'), timeout: 240_000 }, async () => {
   const data = fakeFashionMnist(2000, 64);
   const out = path.join(tempDir('bnn-cli-kill'), 'run');
