@@ -53,8 +53,11 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
       bn->running_mean.mul_(1 - factor).add_(global_mean.to(bn->running_mean.scalar_type()), factor);
       bn->running_var.mul_(1 - factor).add_(unbiased.to(bn->running_var.scalar_type()), factor);
     }
-    const at::Tensor m = global_mean.to(x.scalar_type());
-    const at::Tensor v = global_var.to(x.scalar_type());
+    // In the parameters' type, as BatchNorm's kernels take running statistics (float under half
+    // or bfloat16 activations).
+    const auto stat_type = weight.defined() ? weight.scalar_type() : x.scalar_type();
+    const at::Tensor m = global_mean.to(stat_type);
+    const at::Tensor v = global_var.to(stat_type);
     const double eps = o.eps();
     ctx->save_for_backward({x, weight, m, v});
     ctx->saved_data["eps"] = eps;
