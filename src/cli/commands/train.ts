@@ -318,6 +318,13 @@ function resolveSettings(a: TrainArgs, world: number): Settings {
   if (a.threads !== undefined) usage('--threads', () => checkInteger(a.threads, 'the thread count', 1, 4096));
   usage('--seed', () => checkInteger(a.seed, 'the seed', 0));
   if (!(a.distTimeout > 0)) throw new UsageError(`--dist-timeout must be positive, got ${a.distTimeout}`, 2);
+  if (a.syncInterval !== undefined && !(Number.isInteger(a.syncInterval) && a.syncInterval >= 1)) {
+    throw new UsageError(`--sync-interval must be a whole number >= 1, got ${a.syncInterval}`, 2);
+  }
+  if ((a.precision === 'bfloat16' || a.precision === 'float16') && !a.device.startsWith('cuda')) {
+    throw new UsageError(`--precision ${a.precision} needs a CUDA device (--device cuda); on the CPU training runs in float32`, 2);
+  }
+  timeBudgetOf(a, preset); // parses --time-budget
   return { stage1, stage2, batchSize, width, augment: { cropPadding, hflip: a.hflip ?? preset.augment.hflip, ...(rotation ? { rotation } : {}) } };
 }
 
@@ -345,13 +352,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   const preset = getPreset(a.preset);
   // The budget counts from the process's start (performance.now()'s origin): data loading is in it.
   const budgetSeconds = timeBudgetOf(a, preset);
-  if (a.syncInterval !== undefined && !(Number.isInteger(a.syncInterval) && a.syncInterval >= 1)) {
-    throw new UsageError(`--sync-interval must be a whole number >= 1, got ${a.syncInterval}`, 2);
-  }
   if (a.deterministic) setCudnnOptions({ deterministic: true });
-  if ((a.precision === 'bfloat16' || a.precision === 'float16') && !device.startsWith('cuda')) {
-    throw new UsageError(`--precision ${a.precision} needs a CUDA device (--device cuda); on the CPU training runs in float32`, 2);
-  }
   const main = group === undefined || group.isMain;
   const world = group?.worldSize ?? 1;
   const { stage1, stage2, batchSize, augment } = settings;
