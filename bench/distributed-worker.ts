@@ -12,7 +12,8 @@ const group = rv && rv.worldSize > 1 ? await ProcessGroup.join({ ...rv, backend:
 const world = group?.worldSize ?? 1;
 const batch = job.globalBatch / world;
 const model = createModel({ numClasses: 10, inChannels: job.inChannels, width: job.width, binaryWeights: job.stage === 2 });
-const dp = group ? new DataParallel(model, group) : undefined;
+// BENCH_SYNC_BN=1: SyncBatchNorm (what it costs per step).
+const dp = group ? new DataParallel(model, group, { syncBatchNorm: process.env.BENCH_SYNC_BN === '1' }) : undefined;
 await dp?.broadcastState();
 const adam = new Adam(model, { lr: 1e-3, weightDecay: job.stage === 1 ? 1e-5 : 0 });
 const x = Tensor.randn([batch, job.inChannels, job.size, job.size]);

@@ -62,6 +62,41 @@ test('user errors exit non-zero with a one-line reason', () => {
   }
 });
 
+test('train checks every hyperparameter before it loads data, starts workers or writes a file', () => {
+  const data = fakeFashionMnist(64, 16);
+  const root = tempDir('bnn-cli-hyper');
+  const cases: [string[], RegExp][] = [
+    [['--lr1', '-1'], /stage1: baseLr must be .*-1.*\(--lr1\)/],
+    [['--stage', '1', '--lr', '0'], /stage1: baseLr must be .*\(--lr1\)/],
+    [['--weight-decay2', '-0.5'], /stage2\.weightDecay must be .*\(--weight-decay2\)/],
+    [['--epochs1', '0'], /stage1\.epochs must be .*\(--epochs1 or --epochs\)/],
+    [['--schedule1', '3', '2'], /milestones must be strictly increasing.*\(--schedule1\)/],
+    [['--label-smoothing', '1.5'], /labelSmoothing must be .*\(--label-smoothing\)/],
+    [['--epochs-scale', '0'], /--epochs-scale: the scale must be/],
+    [['--batch-size', '0'], /--batch-size: the batch size must be/],
+    [['--batch-size', '100', '--nproc', '3'], /the batch size 100 must divide evenly among 3 processes/],
+    [['--width', '2.5'], /--width: the width must be an integer/],
+    [['--crop-padding', '-1'], /--crop-padding/],
+    [['--rotation', '200'], /--rotation/],
+    [['--limit', '0'], /--limit/],
+    [['--seed', '-3'], /--seed/],
+    [['--threads', '0'], /--threads/],
+    [['--dist-timeout', '0'], /--dist-timeout must be positive/],
+  ];
+  for (const [i, [flags, msg]] of cases.entries()) {
+    const out = path.join(root, flags.join('_'));
+    // A few also with data that does not exist: the same refusal shows that nothing loaded first.
+    for (const dataDir of i < 3 ? [data, '/nonexistent/fmnist'] : [data]) {
+      const r = bnn(['train', '--data', dataDir, '--out', out, '--no-progress', ...flags]);
+      const what = `${flags.join(' ')} (--data ${dataDir})`;
+      assert.equal(r.status, 2, `${what}: exit ${r.status}, stderr ${r.stderr}`);
+      assert.match(r.stderr, msg, what);
+      assert.doesNotMatch(r.stderr, /\n\s+at |bnn-torch .* on cpu/, `${what}: no stack trace, no run started`);
+      assert.equal(fs.existsSync(out), false, `${what}: the run folder must not be written`);
+    }
+  }
+});
+
 test('train -> run directory with metrics, checkpoints and report; eval, export, summary read its weights', () => {
   const data = fakeFashionMnist();
   const out = path.join(tempDir('bnn-cli-run'), 'run');
@@ -153,6 +188,17 @@ test('train --nproc 2: two Gloo workers, rank 0 reports and writes; Ctrl-C stops
   assert.match(r.stderr, /final test accuracy/);
   const epochs = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
   assert.deepEqual(epochs.map((e) => e.type), ['epoch', 'epoch', 'epoch', 'epoch', 'final'], 'one record per epoch, written by rank 0 only');
+});
+
+test('train --nproc 2 --sync-bn: SyncBatchNorm across the workers, recorded in the run', { skip: glooSkip, timeout: 240_000 }, () => {
+  const data = fakeFashionMnist(256, 64);
+  const out = path.join(tempDir('bnn-cli-syncbn'), 'run');
+  const r = bnn(['train', '--nproc', '2', '--sync-bn', '--stage', '1', '--data', data, '--out', out, '--epochs', '1', '--width', '4', '--batch-size', '32', '--no-progress']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /batch 32 \(2 processes x 16, gloo, SyncBatchNorm\)/);
+  assert.match(r.stderr, /final test accuracy/);
+  const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { cli: { syncBn?: boolean } };
+  assert.equal(config.cli.syncBn, true, '--resume reads it back from config.json');
 });
 
 test('train --nproc 2: a worker killed mid-run ends the run with a clear error, not a hang', { skip: glooSkip || (fs.existsSync('/proc/self/environ') ? false : 'needs /proc'), timeout: 240_000 }, async () => {

@@ -120,7 +120,7 @@ class DataParallelHandle : public Napi::ObjectWrap<DataParallelHandle> {
                        });
   }
 
-  // new DataParallelHandle(model, group, { bucketCapMb, broadcastBuffers })
+  // new DataParallelHandle(model, group, { bucketCapMb, broadcastBuffers, syncBatchNorm })
   explicit DataParallelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataParallelHandle>(info) {
     guard(info.Env(), [&] {
       Napi::Env env = info.Env();
@@ -140,6 +140,11 @@ class DataParallelHandle : public Napi::ObjectWrap<DataParallelHandle> {
         if (!b.IsUndefined()) {
           if (!b.IsBoolean()) throw_type_error(env, "broadcastBuffers must be a boolean");
           options.broadcast_buffers = b.As<Napi::Boolean>();
+        }
+        Napi::Value sync = o.Get("syncBatchNorm");
+        if (!sync.IsUndefined()) {
+          if (!sync.IsBoolean()) throw_type_error(env, "syncBatchNorm must be a boolean");
+          options.sync_batch_norm = sync.As<Napi::Boolean>();
         }
       }
       hooks_ = std::make_shared<distributed::DataParallel>(group, *model, options);

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "core/errors.h"
+#include "distributed/sync_batch_norm.h"
 
 namespace bnn::distributed {
 
@@ -26,6 +27,7 @@ DataParallel::DataParallel(std::shared_ptr<ProcessGroup> group, nn::ResNet18 mod
     if (!p.requires_grad()) fail(ErrorKind::InvalidArgument, "data parallelism expects every parameter to require gradients");
   }
   if (group_->world_size() == 1) return;  // nothing to share: no hooks, no copies
+  if (options_.sync_batch_norm) model_->set_batch_norm_sync(std::make_shared<SyncBatchNorm>(group_));
   arrived_.assign(params_.size(), false);
   hook_handles_.reserve(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -35,6 +37,8 @@ DataParallel::DataParallel(std::shared_ptr<ProcessGroup> group, nn::ResNet18 mod
 }
 
 DataParallel::~DataParallel() {
+  // The model outlives this object and may train alone afterwards.
+  if (options_.sync_batch_norm) model_->set_batch_norm_sync(nullptr);
   for (size_t i = 0; i < hook_handles_.size(); ++i) {
     try {
       params_[i].remove_hook(hook_handles_[i]);

@@ -2,7 +2,8 @@
 // Data parallelism as PyTorch's DistributedDataParallel does it by default: every process holds a
 // full replica; rank 0's parameters and buffers are broadcast at the start; BatchNorm normalises
 // with each replica's own batch statistics, and rank 0's running statistics are broadcast before
-// every forward (broadcast_buffers=True); gradients are averaged across processes between
+// every forward (broadcast_buffers=True), or, with sync_batch_norm, BatchNorm normalises with the
+// global batch's statistics (SyncBatchNorm, distributed/sync_batch_norm.h); gradients are averaged across processes between
 // backward and the optimizer update, so every replica applies the same update.
 //
 // Gradients travel in buckets of about bucket_cap_bytes, filled in reverse parameter order (the
@@ -26,6 +27,8 @@ namespace bnn::distributed {
 struct DataParallelOptions {
   int64_t bucket_cap_bytes = int64_t{25} << 20;  // DDP's default
   bool broadcast_buffers = true;
+  // torch.nn.SyncBatchNorm.convert_sync_batchnorm: training-mode BatchNorm over all ranks' batches.
+  bool sync_batch_norm = false;
 };
 
 class DataParallel : public train::StepHooks {

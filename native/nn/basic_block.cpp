@@ -8,8 +8,8 @@ namespace bnn::nn {
 
 namespace {
 
-torch::nn::BatchNorm2d make_bn(int64_t channels, double momentum) {
-  return torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(channels).momentum(momentum));
+BatchNorm2d make_bn(int64_t channels, double momentum) {
+  return BatchNorm2d(torch::nn::BatchNorm2dOptions(channels).momentum(momentum));
 }
 
 BinaryConv2d make_conv3x3(int64_t in, int64_t out, int64_t stride, bool binary_weights) {

@@ -3,10 +3,10 @@
 // With binary activations off, ReLU replaces the sign (the reference's full-precision path).
 #include <torch/nn/cloneable.h>
 #include <torch/nn/modules/activation.h>
-#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
 
+#include "nn/batch_norm.h"
 #include "nn/binary_conv2d.h"
 
 namespace bnn::nn {
@@ -30,7 +30,7 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
   torch::Tensor forward(const torch::Tensor& x);
 
   BlockOptions options;
-  torch::nn::BatchNorm2d bn{nullptr};
+  BatchNorm2d bn{nullptr};
   BinaryConv2d conv{nullptr};
   torch::nn::PReLU prelu{nullptr};
   torch::nn::Sequential downsample{nullptr};
@@ -45,10 +45,10 @@ class ClassicBasicBlockImpl : public torch::nn::Cloneable<ClassicBasicBlockImpl>
   torch::Tensor forward(const torch::Tensor& x);
 
   BlockOptions options;
-  torch::nn::BatchNorm2d bn1{nullptr};
+  BatchNorm2d bn1{nullptr};
   BinaryConv2d conv1{nullptr};
   torch::nn::PReLU prelu1{nullptr};
-  torch::nn::BatchNorm2d bn2{nullptr};
+  BatchNorm2d bn2{nullptr};
   BinaryConv2d conv2{nullptr};
   torch::nn::PReLU prelu2{nullptr};
   torch::nn::Sequential downsample{nullptr};

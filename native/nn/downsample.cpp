@@ -3,9 +3,10 @@
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 #include <torch/nn/cloneable.h>
-#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
+
+#include "nn/batch_norm.h"
 
 namespace bnn::nn {
 
@@ -79,7 +80,7 @@ TORCH_MODULE(ShortcutPool);
 torch::nn::Sequential make_downsample(int64_t in_channels, int64_t out_channels, int64_t stride, double bn_momentum) {
   torch::nn::Sequential seq(
       torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, out_channels, 1).stride(1).bias(false)),
-      torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(out_channels).momentum(bn_momentum)));
+      BatchNorm2d(torch::nn::BatchNorm2dOptions(out_channels).momentum(bn_momentum)));
   if (stride != 1) seq->push_back(ShortcutPool(stride));
   return seq;
 }

@@ -47,7 +47,7 @@ void ResNet18Impl::reset() {
                                                          .stride(imagenet ? 2 : 1)
                                                          .padding(imagenet ? 3 : 1)
                                                          .bias(false)));
-  bn1 = register_module("bn1", torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(config.width).momentum(config.bn_momentum)));
+  bn1 = register_module("bn1", BatchNorm2d(torch::nn::BatchNorm2dOptions(config.width).momentum(config.bn_momentum)));
 
   int64_t in_planes = config.width;
   auto make_layer = [&](int64_t planes, int64_t stride) {
@@ -111,6 +111,12 @@ torch::Tensor ResNet18Impl::forward(const torch::Tensor& x) {
   out = layer4->forward(layer3->forward(layer2->forward(layer1->forward(out))));
   out = torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
   return fc(out);
+}
+
+void ResNet18Impl::set_batch_norm_sync(const std::shared_ptr<BatchNormSync>& sync) {
+  for (auto& module : modules(/*include_self=*/false)) {
+    if (auto* bn = module->as<BatchNorm2dImpl>()) bn->sync = sync;
+  }
 }
 
 void ResNet18Impl::set_binary_weights(bool on) {

@@ -2,14 +2,16 @@
 // The recipe's network: ResNet-18 with binary blocks, the double skip, full-precision
 // downsampling, a full-precision stem and classifier. Child names follow torchvision's ResNet
 // (conv1, bn1, layer1..layer4, fc) so weights move to and from PyTorch unchanged.
+#include <memory>
 #include <string>
 
 #include <torch/nn/cloneable.h>
-#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
+
+#include "nn/batch_norm.h"
 
 namespace bnn::nn {
 
@@ -41,11 +43,14 @@ class ResNet18Impl : public torch::nn::Cloneable<ResNet18Impl> {
   void set_channels_last(bool on);
   bool channels_last() const { return channels_last_; }
   bool binary_weights() const { return config.binary_weights; }
+  // SyncBatchNorm: every BatchNorm takes its training-mode statistics from `sync` (null: from its
+  // own batch, as before).
+  void set_batch_norm_sync(const std::shared_ptr<BatchNormSync>& sync);
   void check_input(const torch::Tensor& x) const;
 
   ResNetConfig config;
   torch::nn::Conv2d conv1{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr};
+  BatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   torch::nn::Linear fc{nullptr};
 

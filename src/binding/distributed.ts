@@ -31,5 +31,5 @@ export interface DataParallelHandle {
 export interface DistributedAddon {
   joinProcessGroup(options: NativeRendezvous): Promise<ProcessGroupHandle>;
   distributedBackends(): { gloo: boolean; nccl: boolean };
-  DataParallelHandle: new (model: ModelHandle, group: ProcessGroupHandle, options: { bucketCapMb?: number; broadcastBuffers?: boolean }) => DataParallelHandle;
+  DataParallelHandle: new (model: ModelHandle, group: ProcessGroupHandle, options: { bucketCapMb?: number; broadcastBuffers?: boolean; syncBatchNorm?: boolean }) => DataParallelHandle;
 }

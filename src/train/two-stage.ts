@@ -14,7 +14,7 @@ import { DataParallel, type DataParallelOptions } from '../distributed/data-para
 import type { ProcessGroup } from '../distributed/process-group.js';
 import { bnnError, rangeError } from '../errors.js';
 import { createModel, type Model } from '../nn/model.js';
-import type { ModelConfig } from '../nn/model-config.js';
+import { resolveModelConfig, type ModelConfig } from '../nn/model-config.js';
 import { CHECKPOINT_FORMAT, configDifferences, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { checkPrecision, type Precision } from './step.js';
 import { planTimeBudget, type TimeBudgetPlan } from './time-budget.js';
@@ -97,6 +97,8 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   if (stages !== 'both' && stages !== 1 && stages !== 2) throw rangeError(`stages must be 'both', 1 or 2, got ${JSON.stringify(stages)}`);
   if (config.resume && !config.outDir) throw rangeError('resume needs outDir (where the checkpoint lives)');
   if (stages === 2 && !config.init && !config.resume) throw rangeError('stage 2 alone needs init: the stage-1 weights to start from');
+  // The network's settings too, before the output folder is made.
+  resolveModelConfig({ ...config.model, binaryWeights: false });
   const device = checkDevice(config.device ?? 'cpu');
   const seed = config.seed ?? 0;
   const outDir = config.outDir;

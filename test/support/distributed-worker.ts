@@ -36,6 +36,10 @@ export interface WorkerJob {
   bucketCapMb?: number;
   /** steps: this rank builds a network of this width instead (a mismatch the broadcast must catch). */
   width?: number;
+  /** steps, two-stage: BatchNorm over the global batch (DataParallel's syncBatchNorm). */
+  syncBatchNorm?: boolean;
+  /** two-stage: test samples (default 30). */
+  testSize?: number;
 }
 
 export const GLOBAL_BATCH = 8;
@@ -78,7 +82,9 @@ async function steps(job: WorkerJob, group: ProcessGroup | undefined): Promise<u
   // Different seeds per rank: only the broadcast can make the replicas start equal.
   manualSeed(7 + job.rank);
   const model: Model = createModel({ ...MODEL, width: job.width ?? MODEL.width });
-  const dp = group ? new DataParallel(model, group, job.bucketCapMb ? { bucketCapMb: job.bucketCapMb } : {}) : undefined;
+  const dp = group
+    ? new DataParallel(model, group, { ...(job.bucketCapMb ? { bucketCapMb: job.bucketCapMb } : {}), ...(job.syncBatchNorm ? { syncBatchNorm: true } : {}) })
+    : undefined;
   try {
     await dp?.broadcastState();
   } catch (e) {
@@ -127,7 +133,7 @@ async function steps(job: WorkerJob, group: ProcessGroup | undefined): Promise<u
 async function twoStage(job: WorkerJob, group: ProcessGroup | undefined): Promise<unknown> {
   const shard = group?.shard();
   const train = toyDataset(96, 1);
-  const test = toyDataset(30, 2);
+  const test = toyDataset(job.testSize ?? 30, 2);
   const perRank = 16 / job.worldSize;
   const trainLoader = new DataLoader(train, { batchSize: perRank, seed: 3, ...(shard ? { shard } : {}) });
   const testLoader = DataLoader.forEval(test, { batchSize: 7, ...(shard ? { shard } : {}) });
@@ -146,7 +152,7 @@ async function twoStage(job: WorkerJob, group: ProcessGroup | undefined): Promis
       seed: 5,
       ...(job.outDir ? { outDir: job.outDir } : {}),
       resume: job.resume ?? false,
-      ...(group ? { group } : {}),
+      ...(group ? { group, ...(job.syncBatchNorm ? { dataParallel: { syncBatchNorm: true } } : {}) } : {}),
       signal: controller.signal,
       callbacks: {
         onBatchEnd: () => {

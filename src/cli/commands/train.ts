@@ -8,6 +8,7 @@ import type { Argv, ArgumentsCamelCase } from 'yargs';
 import { DataLoader } from '../../data/loader.js';
 import { Tensor } from '../../core/tensor.js';
 import { distributedBackends, ProcessGroup, rendezvousFromEnv } from '../../distributed/process-group.js';
+import { checkInteger, checkNumber } from '../../core/check.js';
 import type { Device } from '../../core/device.js';
 import type { DatasetName } from '../../data/datasets.js';
 import { isBnnError } from '../../errors.js';
@@ -16,6 +17,7 @@ import { readRunDirectory, writeReport } from '../../report/index.js';
 import { libtorchInfo, getNumThreads, setCudnnOptions } from '../../core/runtime.js';
 import { summarize } from '../../nn/summary.js';
 import { resolveModelConfig } from '../../nn/model-config.js';
+import { checkStage } from '../../train/trainer.js';
 import { trainTwoStage } from '../../train/two-stage.js';
 import { parseDuration, type TimeBudgetPlan } from '../../train/time-budget.js';
 import type { StageOptions } from '../../train/types.js';
@@ -76,6 +78,7 @@ export interface TrainArgs {
   nproc: number;
   distTimeout: number;
   backend?: 'gloo' | 'nccl';
+  syncBn: boolean;
 }
 
 export const command = 'train';
@@ -149,7 +152,12 @@ export function builder(y: Argv): Argv<TrainArgs> {
       describe: 'data-parallel worker processes on this machine (one per GPU with --device cuda); --batch-size stays the global batch. Under torchrun/SLURM, leave it at 1: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT are read from the environment',
     })
     .option('dist-timeout', { type: 'number', default: 300, describe: 'seconds a distributed run waits for a missing or stalled process before failing' })
-    .option('backend', { type: 'string', choices: ['gloo', 'nccl'] as const, describe: 'collective backend (default: nccl on CUDA when built with it, else gloo)' }) as unknown as Argv<TrainArgs>;
+    .option('backend', { type: 'string', choices: ['gloo', 'nccl'] as const, describe: 'collective backend (default: nccl on CUDA when built with it, else gloo)' })
+    .option('sync-bn', {
+      type: 'boolean',
+      default: false,
+      describe: "with several processes, BatchNorm normalises with the whole global batch's statistics (SyncBatchNorm) instead of each process's part",
+    }) as unknown as Argv<TrainArgs>;
 }
 
 /** The run's time budget in seconds, or undefined: --time-budget, else the preset's unless epochs were given. */
@@ -204,7 +212,6 @@ async function joinFromEnv(a: TrainArgs, device: string): Promise<ProcessGroup |
   if (!backends[backend]) {
     throw new UsageError(`--backend ${backend}: this build of bnn-torch has no ${backend} backend (${backend === 'gloo' ? 'install libgloo-dev and rebuild' : 'it needs a CUDA LibTorch and nccl.h at build time'})`);
   }
-  if (!(a.distTimeout > 0)) throw new UsageError(`--dist-timeout must be positive, got ${a.distTimeout}`, 2);
   return ProcessGroup.join({ ...rv, backend, timeoutSeconds: a.distTimeout });
 }
 
@@ -214,13 +221,15 @@ async function joinFromEnv(a: TrainArgs, device: string): Promise<ProcessGroup |
  */
 export async function handler(argv: ArgumentsCamelCase<TrainArgs>): Promise<void> {
   const a = resolveRun(argv);
+  // Every hyperparameter is checked here, before workers start, data loads or files are written.
+  const settings = resolveSettings(a, rendezvousFromEnv()?.worldSize ?? a.nproc);
   if (a.nproc > 1 && process.env[WORKER_ENV] === undefined) {
     process.exitCode = await launch(a);
     return;
   }
   const { device, group } = await joinGroup(a);
   try {
-    await runTraining(a, device, group);
+    await runTraining(a, settings, device, group);
   } finally {
     group?.dispose();
   }
@@ -248,6 +257,77 @@ function resolveRun(argv: TrainArgs): TrainArgs {
   return a;
 }
 
+/** The run's hyperparameters, each checked, as trainTwoStage and the loaders will take them. */
+interface Settings {
+  stage1: StageOptions;
+  stage2: StageOptions;
+  /** The global batch. */
+  batchSize: number;
+  width: number;
+  augment: { cropPadding: number; hflip: boolean; rotation?: number };
+}
+
+// Stage option -> the flag that sets it, for error messages.
+const STAGE_FLAGS: Record<string, (stage: 1 | 2) => string> = {
+  epochs: (n) => `--epochs${n} or --epochs`,
+  weightDecay: (n) => `--weight-decay${n}`,
+  labelSmoothing: () => '--label-smoothing',
+  baseLr: (n) => `--lr${n}`,
+  warmupEpochs: () => '--warmup',
+  milestones: (n) => `--schedule${n}`,
+  gammas: (n) => `--gammas${n}`,
+};
+
+/**
+ * Checks every hyperparameter with the rules the library applies later (so a bad value fails in
+ * a second, not after the dataset has loaded and the run folder has been written), as usage
+ * errors naming the flag.
+ */
+function resolveSettings(a: TrainArgs, world: number): Settings {
+  const preset = getPreset(a.preset);
+  const usage = <T>(flag: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      throw new UsageError(`${flag}: ${e instanceof Error ? e.message : String(e)}`, 2);
+    }
+  };
+  if (a.epochsScale !== undefined) usage('--epochs-scale', () => checkNumber(a.epochsScale, 'the scale', { above: 0 }));
+  const stage1 = usage('stage 1', () => stageOptions(a, 1));
+  const stage2 = usage('stage 2', () => stageOptions(a, 2));
+  // checkStage names the option (stage1.lr, stage2.milestones, ...), which maps onto --lr1, --schedule2, ...
+  for (const [n, s] of [[1, stage1], [2, stage2]] as const) {
+    try {
+      checkStage(s, `stage${n}`);
+    } catch (e) {
+      // The library names the option (stage1: baseLr ...); the user typed a flag.
+      const m = e instanceof Error ? e.message : String(e);
+      const field = Object.keys(STAGE_FLAGS).find((k) => new RegExp(`\\b${k}\\b`).test(m));
+      throw new UsageError(`${m}${field ? ` (${STAGE_FLAGS[field]!(n)})` : ''}`, 2);
+    }
+  }
+  const batchSize = usage('--batch-size', () => checkInteger(a.batchSize ?? preset.batchSize, 'the batch size', 1, 0x7fffffff));
+  if (batchSize % world !== 0) throw new UsageError(`the batch size ${batchSize} must divide evenly among ${world} processes (it is the global batch)`, 2);
+  const width = usage('--width', () => checkInteger(a.width ?? preset.width, 'the width', 1, 4096));
+  const cropPadding = usage('--crop-padding', () => checkInteger(a.cropPadding ?? preset.augment.cropPadding, 'the padding', 0, 1024));
+  const rotation = usage('--rotation', () => checkNumber(a.rotation ?? preset.augment.rotation ?? 0, 'the angle', { min: 0, max: 180 }));
+  if (a.limit !== undefined) usage('--limit', () => checkInteger(a.limit, 'the sample count', 1));
+  if (a.imageSize !== undefined) usage('--image-size', () => checkInteger(a.imageSize, 'the size', 1, 65536));
+  if (a.workers !== undefined) usage('--workers', () => checkInteger(a.workers, 'the thread count', 0, 1024));
+  if (a.threads !== undefined) usage('--threads', () => checkInteger(a.threads, 'the thread count', 1, 4096));
+  usage('--seed', () => checkInteger(a.seed, 'the seed', 0));
+  if (!(a.distTimeout > 0)) throw new UsageError(`--dist-timeout must be positive, got ${a.distTimeout}`, 2);
+  if (a.syncInterval !== undefined && !(Number.isInteger(a.syncInterval) && a.syncInterval >= 1)) {
+    throw new UsageError(`--sync-interval must be a whole number >= 1, got ${a.syncInterval}`, 2);
+  }
+  if ((a.precision === 'bfloat16' || a.precision === 'float16') && !a.device.startsWith('cuda')) {
+    throw new UsageError(`--precision ${a.precision} needs a CUDA device (--device cuda); on the CPU training runs in float32`, 2);
+  }
+  timeBudgetOf(a, preset); // parses --time-budget
+  return { stage1, stage2, batchSize, width, augment: { cropPadding, hflip: a.hflip ?? preset.augment.hflip, ...(rotation ? { rotation } : {}) } };
+}
+
 /** --nproc N: starts N workers running this same command and waits for them; the exit code. */
 async function launch(a: TrainArgs): Promise<number> {
   if (rendezvousFromEnv() !== undefined) throw new UsageError('--nproc starts its own workers: do not combine it with torchrun/SLURM variables (RANK, WORLD_SIZE)', 2);
@@ -268,38 +348,24 @@ async function joinGroup(a: TrainArgs): Promise<{ device: Device; group: Process
 }
 
 /** Loads the data, prepares the run folder (rank 0), trains both stages, writes the report. */
-async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | undefined): Promise<void> {
+async function runTraining(a: TrainArgs, settings: Settings, device: Device, group: ProcessGroup | undefined): Promise<void> {
   const preset = getPreset(a.preset);
   // The budget counts from the process's start (performance.now()'s origin): data loading is in it.
   const budgetSeconds = timeBudgetOf(a, preset);
-  if (a.syncInterval !== undefined && !(Number.isInteger(a.syncInterval) && a.syncInterval >= 1)) {
-    throw new UsageError(`--sync-interval must be a whole number >= 1, got ${a.syncInterval}`, 2);
-  }
   if (a.deterministic) setCudnnOptions({ deterministic: true });
-  if ((a.precision === 'bfloat16' || a.precision === 'float16') && !device.startsWith('cuda')) {
-    throw new UsageError(`--precision ${a.precision} needs a CUDA device (--device cuda); on the CPU training runs in float32`, 2);
-  }
   const main = group === undefined || group.isMain;
   const world = group?.worldSize ?? 1;
-  const stage1 = stageOptions(a, 1);
-  const stage2 = stageOptions(a, 2);
+  const { stage1, stage2, batchSize, augment } = settings;
 
   const images = { imageSize: a.imageSize, channels: a.channels, skipBad: a.skipBad, workers: a.workers };
   const train = await loadData(a.dataset, a.data, 'train', preset, images, a.limit);
   const test = await loadData(a.dataset, a.data, 'test', preset, images);
   const dataName = a.data !== undefined && isImageData(a.data) ? train.name : a.dataset;
   const skipped = [...train.skipped, ...test.skipped];
-  const batchSize = a.batchSize ?? preset.batchSize;
-  if (batchSize % world !== 0) throw new UsageError(`the batch size ${batchSize} must divide evenly among ${world} processes (it is the global batch)`, 2);
-  const augment = {
-    cropPadding: a.cropPadding ?? preset.augment.cropPadding,
-    hflip: a.hflip ?? preset.augment.hflip,
-    ...((a.rotation ?? preset.augment.rotation) ? { rotation: a.rotation ?? preset.augment.rotation } : {}),
-  };
   const model = resolveModelConfig({
     numClasses: train.numClasses,
     inChannels: train.shape[0],
-    width: a.width ?? preset.width,
+    width: settings.width,
     stem: a.stem ?? (train.streamed ? preset.stem : 'small'),
     doubleSkip: a.doubleSkip,
   });
@@ -326,7 +392,7 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
   const info = libtorchInfo();
   say(
     `bnn-torch ${VERSION} on ${device} (${getNumThreads()} threads, LibTorch ${info.version}): ${dataName} ${train.size}/${test.size} samples, ` +
-      `width ${model.width}, batch ${batchSize}${group ? ` (${world} processes x ${batchSize / world}, ${group.backend})` : ''}, stage 1 ${stage1.epochs} epochs + stage 2 ${stage2.epochs} epochs -> ${outDir}`,
+      `width ${model.width}, batch ${batchSize}${group ? ` (${world} processes x ${batchSize / world}, ${group.backend}${a.syncBn ? ', SyncBatchNorm' : ''})` : ''}, stage 1 ${stage1.epochs} epochs + stage 2 ${stage2.epochs} epochs -> ${outDir}`,
   );
 
   if (skipped.length > 0) {
@@ -370,11 +436,13 @@ async function runTraining(a: TrainArgs, device: Device, group: ProcessGroup | u
       ...(a.syncInterval !== undefined ? { syncInterval: a.syncInterval } : {}),
       seed: a.seed,
       outDir,
-      ...(group ? { group } : {}),
+      ...(group ? { group, dataParallel: { syncBatchNorm: a.syncBn } } : {}),
       resume: a.resume,
       stages: a.stage === 'both' ? 'both' : (Number(a.stage) as 1 | 2),
       ...(a.init ? { init: a.init } : {}),
-      runInfo: { dataset: dataName, trainSamples: train.size, batchSize, augment },
+      // A checkpoint resumes only under the same BatchNorm mode (the key is absent without it, so
+      // earlier runs still resume).
+      runInfo: { dataset: dataName, trainSamples: train.size, batchSize, augment, ...(a.syncBn && world > 1 ? { syncBatchNorm: true } : {}) },
       signal: controller.signal,
       callbacks: main
         ? {
