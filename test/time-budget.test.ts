@@ -87,3 +87,25 @@ test('trainTwoStage with a time budget trains the planned epochs, and a resume k
   assert.equal(again.history.length, first.history.length);
   await assert.rejects(trainTwoStage({ model: MODEL, stage1: STAGE1, stage2: STAGE2, train, timeBudget: -1 }), RangeError);
 });
+
+test('stage 1 slower than measured: stage 2 is shortened to keep the budget', async () => {
+  const { train, test: testSet } = sources();
+  const plans: { stage2: number; scale: number }[] = [];
+  const slow = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const result = await trainTwoStage({
+    model: MODEL,
+    stage1: STAGE1,
+    stage2: STAGE2,
+    train,
+    test: testSet,
+    timeBudget: 8,
+    onTimeBudget: (p) => void plans.push({ stage2: p.stage2.epochs, scale: p.scale }),
+    // The measurement cannot see this: every stage-1 batch of the first two epochs waits 40 ms.
+    callbacks: { onBatchEnd: async (b) => (b.stage === 1 && b.epoch < 2 ? slow(40) : undefined) },
+  });
+  result.model.dispose();
+  assert.equal(plans.length, 2, `planned, then refitted: ${JSON.stringify(plans)}`);
+  assert.ok(plans[1]!.stage2 < plans[0]!.stage2, JSON.stringify(plans));
+  assert.equal(result.history.filter((h) => h.stage === 2).length, plans[1]!.stage2);
+  assert.equal(result.timeBudget?.stage2.epochs, plans[1]!.stage2);
+});

@@ -23,6 +23,8 @@ export interface TimeBudgetPlan {
   stage2: StageOptions;
   /** Measured seconds per training step in each stage and per evaluation batch. */
   secondsPerStep: { stage1: number; stage2: number; eval: number };
+  /** Predicted seconds of one epoch of each stage (evaluation included) and of one evaluation pass. */
+  epochSeconds: { stage1: number; stage2: number; eval: number };
   /** The run's predicted length, evaluation included (calibration excluded). */
   predictedSeconds: number;
   /** Seconds the measurement itself took (part of the budget). */
@@ -42,7 +44,7 @@ export interface TimeBudgetOptions {
   budgetSeconds: number;
   /** Which stages will run. Default 'both'. */
   stages?: 'both' | 1 | 2;
-  /** Timed training steps per stage (after two untimed warm-up steps). Default 12. */
+  /** Timed training steps per stage (after two untimed warm-up steps). Default 20. */
   steps?: number;
   /**
    * Share of the budget the plan fills, leaving the rest for what the measurement cannot see
@@ -87,13 +89,14 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
   checkNumber(o.budgetSeconds, 'timeBudget', { min: 1 });
   const fill = o.fill ?? 0.93;
   checkNumber(fill, 'fill', { min: 0.1, max: 1 });
-  const steps = o.steps ?? 12;
+  const steps = o.steps ?? 20;
   const stages = o.stages ?? 'both';
   const started = performance.now();
   const device = o.device ?? 'cpu';
   using model = createModel({ ...o.model, binaryWeights: false }).to(device);
   const precision = resolvePrecision(o.precision ?? 'auto', model.device);
-  using optimizer = new Adam(model, { lr: 1e-4 });
+  // The stage's own settings: the measured steps should cost what the run's steps will.
+  using optimizer = new Adam(model, { lr: o.stage1.lr, weightDecay: o.stage1.weightDecay });
   using metrics = model.device.startsWith('cuda') ? new StepMetrics() : undefined;
   const finish = async (): Promise<void> => {
     if (metrics) await metrics.read();
@@ -119,6 +122,11 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
     return one + two + evalEpoch; // the final evaluation
   };
   const available = o.budgetSeconds * fill - calibrationSeconds;
+  const epochSeconds = {
+    stage1: perStep.stage1 * o.train.batchesPerEpoch + evalEpoch,
+    stage2: perStep.stage2 * o.train.batchesPerEpoch + evalEpoch,
+    eval: evalEpoch,
+  };
   // The largest scale (in steps of 1%) whose rounded schedule fits; at least one epoch a stage.
   let best = { scale: 0.01, stage1: scaleStage(o.stage1, 0.01), stage2: scaleStage(o.stage2, 0.01) };
   for (let k = 1; k <= 2000; k++) {
@@ -133,6 +141,7 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
     stage1: { ...o.stage1, ...best.stage1 },
     stage2: { ...o.stage2, ...best.stage2 },
     secondsPerStep: perStep,
+    epochSeconds,
     predictedSeconds: predict(best.stage1, best.stage2),
     calibrationSeconds,
   };

@@ -16,6 +16,7 @@ import { bnnError, rangeError } from '../errors.js';
 import { createModel, type Model } from '../nn/model.js';
 import { resolveModelConfig, type ModelConfig } from '../nn/model-config.js';
 import { CHECKPOINT_FORMAT, configDifferences, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { scaleStage } from './presets.js';
 import { checkPrecision, type Precision } from './step.js';
 import { planTimeBudget, type TimeBudgetPlan } from './time-budget.js';
 import { checkStage, evaluate, Trainer } from './trainer.js';
@@ -67,7 +68,10 @@ export interface TwoStageConfig {
    * are scaled by one factor to fit. A resumed run keeps the plan its checkpoint was made with.
    */
   timeBudget?: number;
-  /** Called with the time-budget plan before training starts (not on resume). */
+  /**
+   * Called with the time-budget plan before training starts (not on resume), and again if stage 2
+   * is shortened because stage 1's epochs took longer than measured.
+   */
   onTimeBudget?(plan: TimeBudgetPlan): void | Promise<void>;
 }
 
@@ -109,6 +113,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   let stage1 = config.stage1;
   let stage2 = config.stage2;
   let budgetPlan: TimeBudgetPlan | undefined;
+  const budgetStart = performance.now();
   const resuming = config.resume === true && checkpointPath !== undefined && fs.existsSync(checkpointPath);
   if (config.timeBudget !== undefined && !resuming) {
     // Before seeding: the measurement's throwaway model must not shift the run's random numbers.
@@ -230,6 +235,26 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
     }
   };
 
+  // Stage 1 ran for real: if its epochs took longer than the measurement predicted (a CPU that
+  // slows under sustained load, a busier machine), stage 2 gets fewer epochs so the run still
+  // ends within the budget. Never more: the plan already used the spare time.
+  const refitStage2 = async (plan: TimeBudgetPlan): Promise<void> => {
+    const done = history.filter((h) => h.stage === 1);
+    if (!done.length || config.timeBudget === undefined) return;
+    const measured = done.reduce((a, h) => a + h.seconds, 0) / done.length;
+    const slower = measured / plan.epochSeconds.stage1;
+    const left = config.timeBudget * 0.97 - (performance.now() - budgetStart) / 1000 - plan.epochSeconds.eval * slower;
+    const fit = Math.max(1, Math.floor(left / (plan.epochSeconds.stage2 * slower)));
+    if (fit >= stage2.epochs) return;
+    let scale = plan.scale;
+    while (scale > 0.01 && scaleStage(config.stage2, scale).epochs > fit) scale = Math.round((scale - 0.01) * 100) / 100;
+    stage2 = { ...config.stage2, ...scaleStage(config.stage2, scale) };
+    runConfig.stage2 = stage2;
+    budgetPlan = { ...plan, stage2, predictedSeconds: (performance.now() - budgetStart) / 1000 + stage2.epochs * plan.epochSeconds.stage2 * slower };
+    result.timeBudget = budgetPlan;
+    await config.onTimeBudget?.(budgetPlan);
+  };
+
   try {
     if (group && group.worldSize > 1) {
       if (stages === 2 && config.init && startEpoch === 0 && !optimizerState) await model.loadWeights(config.init);
@@ -251,6 +276,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
         const init = dataParallel ? undefined : stages === 2 ? config.init : result.stage1WeightsPath;
         if (init) await model.loadWeights(init);
       }
+      if (budgetPlan && startEpoch === 0) await refitStage2(budgetPlan);
       model.setBinaryWeights(true);
       await runStage(2);
     }

@@ -412,13 +412,16 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     }
   };
   process.on('SIGINT', onSigint);
+  let plans = 0;
   const onTimeBudget = (plan: TimeBudgetPlan): void => {
     const s = plan.secondsPerStep;
-    say(
+    if (plans++ > 0) {
+      say(`time budget: stage 1 ran slower than measured, so stage 2 now has ${plan.stage2.epochs} epochs (milestones ${plan.stage2.milestones.join(',') || '-'}), predicted end at ${(plan.predictedSeconds / 60).toFixed(1)} min`);
+    } else say(
       `time budget ${(plan.budgetSeconds / 60).toFixed(1)} min left: measured ${(1000 * s.stage1).toFixed(0)} / ${(1000 * s.stage2).toFixed(0)} ms a training step (stage 1 / 2), ` +
         `${(1000 * s.eval).toFixed(0)} ms an evaluation batch -> x${plan.scale.toFixed(2)}: stage 1 ${plan.stage1.epochs} epochs (milestones ${plan.stage1.milestones.join(',') || '-'}), ` +
         `stage 2 ${plan.stage2.epochs} (${plan.stage2.milestones.join(',') || '-'}), predicted ${(plan.predictedSeconds / 60).toFixed(1)} min`,
-    );
+      );
     progress.setEpochs({ 1: plan.stage1.epochs, 2: plan.stage2.epochs });
     writeConfig(plan.stage1, plan.stage2, plan);
   };
