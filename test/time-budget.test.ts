@@ -101,7 +101,11 @@ test('stage 1 slower than measured: stage 2 is shortened to keep the budget', as
     timeBudget: 8,
     onTimeBudget: (p) => void plans.push({ stage2: p.stage2.epochs, scale: p.scale }),
     // The measurement cannot see this: every stage-1 batch of the first two epochs waits 40 ms.
-    callbacks: { onBatchEnd: async (b) => (b.stage === 1 && b.epoch < 2 ? slow(40) : undefined) },
+    callbacks: {
+      onBatchEnd: async (b) => {
+        if (b.stage === 1 && b.epoch < 2) await slow(40);
+      },
+    },
   });
   result.model.dispose();
   assert.equal(plans.length, 2, `planned, then refitted: ${JSON.stringify(plans)}`);
