@@ -1,5 +1,7 @@
 #include "train/step.h"
 
+#include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -105,14 +107,16 @@ StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const
   const torch::Tensor loss = torch::nn::functional::cross_entropy(
       logits.to(torch::kFloat), y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing));
   torch::NoGradGuard no_grad_outer;  // the bookkeeping below builds no graph
-  torch::Tensor nonfinite = loss.isfinite().logical_not();
+  const torch::Tensor finite = loss.isfinite();
+  const torch::Tensor loss_bad = finite.logical_not();
+  torch::Tensor skip = loss_bad;  // this update is skipped for a bad loss or a bad label
   if (bad_label.defined()) {
     m.first_bad_label.copy_(at::where(m.first_bad_label.lt(0).logical_and(bad_label), index, m.first_bad_label));
-    nonfinite = nonfinite.logical_or(bad_label);
+    skip = skip.logical_or(bad_label);
   }
-  m.first_bad.copy_(at::where(m.first_bad.lt(0).logical_and(loss.isfinite().logical_not()), index, m.first_bad));
+  m.first_bad.copy_(at::where(m.first_bad.lt(0).logical_and(loss_bad), index, m.first_bad));
   m.bad_loss.copy_(at::where(m.first_bad.eq(index), loss.to(torch::kDouble), m.bad_loss));
-  m.bad.copy_(at::maximum(m.bad, nonfinite.to(torch::kFloat)));
+  m.bad.copy_(at::maximum(m.bad, skip.to(torch::kFloat)));
   {
     torch::AutoGradMode grad(true);
     if (options.precision == Precision::Float16) {
@@ -143,7 +147,7 @@ StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const
     }
   }
   const int64_t n = images.size(0);
-  m.loss_sum.add_(at::where(loss.isfinite(), loss.to(torch::kDouble), 0.0) * static_cast<double>(n));
+  m.loss_sum.add_(at::where(finite, loss.to(torch::kDouble), 0.0) * static_cast<double>(n));
   m.correct.add_(logits.argmax(1).eq(y).sum());
   m.count += n;
   m.steps += 1;
@@ -159,8 +163,14 @@ StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const
 
 bool cuda_bf16_supported(const c10::Device& device) {
   if (!device.is_cuda()) return false;
+  // Asked on every bfloat16 step (check_precision): the answer per device is fixed, so ask once.
+  static std::array<std::atomic<int8_t>, 64> known{};  // 0 unknown, 1 no, 2 yes
+  const auto index = static_cast<size_t>(device.has_index() ? device.index() : 0);
+  if (index < known.size() && known[index].load() != 0) return known[index].load() == 2;
   const c10::DeviceGuard guard(device);
-  return at::detail::getCUDAHooks().supportsBFloat16ConvolutionWithCuDNNv8();
+  const bool yes = at::detail::getCUDAHooks().supportsBFloat16ConvolutionWithCuDNNv8();
+  if (index < known.size()) known[index].store(yes ? 2 : 1);
+  return yes;
 }
 
 void StepMetrics::ensure(const c10::Device& device) {

@@ -1,5 +1,5 @@
 import { native } from '../binding/native.js';
-import type { NativeStepTotals, StepMetricsHandle } from '../binding/train.js';
+import type { StepMetricsHandle } from '../binding/train.js';
 import { NativeResource } from '../core/handle.js';
 import type { DataParallel } from '../distributed/data-parallel.js';
 import type { Device } from '../core/device.js';
@@ -79,7 +79,7 @@ export class StepMetrics extends NativeResource<StepMetricsHandle> {
 
   /** Waits for the queued steps (off the main thread) and returns their totals. */
   read(): Promise<StepTotals> {
-    return this.handle.read() as Promise<NativeStepTotals>;
+    return this.handle.read();
   }
 
   /** Starts the totals afresh (step indices restart at 0). */

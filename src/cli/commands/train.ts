@@ -265,6 +265,8 @@ interface Settings {
   batchSize: number;
   width: number;
   augment: { cropPadding: number; hflip: boolean; rotation?: number };
+  /** --time-budget (or the preset's) in seconds; undefined when off. */
+  budgetSeconds: number | undefined;
 }
 
 // Stage option -> the flag that sets it, for error messages.
@@ -324,8 +326,8 @@ function resolveSettings(a: TrainArgs, world: number): Settings {
   if ((a.precision === 'bfloat16' || a.precision === 'float16') && !a.device.startsWith('cuda')) {
     throw new UsageError(`--precision ${a.precision} needs a CUDA device (--device cuda); on the CPU training runs in float32`, 2);
   }
-  timeBudgetOf(a, preset); // parses --time-budget
-  return { stage1, stage2, batchSize, width, augment: { cropPadding, hflip: a.hflip ?? preset.augment.hflip, ...(rotation ? { rotation } : {}) } };
+  const budgetSeconds = timeBudgetOf(a, preset);
+  return { stage1, stage2, batchSize, width, augment: { cropPadding, hflip: a.hflip ?? preset.augment.hflip, ...(rotation ? { rotation } : {}) }, budgetSeconds };
 }
 
 /** --nproc N: starts N workers running this same command and waits for them; the exit code. */
@@ -350,12 +352,11 @@ async function joinGroup(a: TrainArgs): Promise<{ device: Device; group: Process
 /** Loads the data, prepares the run folder (rank 0), trains both stages, writes the report. */
 async function runTraining(a: TrainArgs, settings: Settings, device: Device, group: ProcessGroup | undefined): Promise<void> {
   const preset = getPreset(a.preset);
-  // The budget counts from the process's start (performance.now()'s origin): data loading is in it.
-  const budgetSeconds = timeBudgetOf(a, preset);
   if (a.deterministic) setCudnnOptions({ deterministic: true });
   const main = group === undefined || group.isMain;
   const world = group?.worldSize ?? 1;
-  const { stage1, stage2, batchSize, augment } = settings;
+  // The budget counts from the process's start (performance.now()'s origin): data loading is in it.
+  const { stage1, stage2, batchSize, augment, budgetSeconds } = settings;
 
   const images = { imageSize: a.imageSize, channels: a.channels, skipBad: a.skipBad, workers: a.workers };
   const train = await loadData(a.dataset, a.data, 'train', preset, images, a.limit);
