@@ -113,3 +113,80 @@ test('stage 1 slower than measured: stage 2 is shortened to keep the budget', as
   assert.equal(result.history.filter((h) => h.stage === 2).length, plans[1]!.stage2);
   assert.equal(result.timeBudget?.stage2.epochs, plans[1]!.stage2);
 });
+
+// A schedule too long for the budget: 40 + 20 epochs of 16 batches.
+const LONG1: StageOptions = { ...STAGE1, epochs: 40, milestones: [30] };
+const LONG2: StageOptions = { ...STAGE2, epochs: 20, milestones: [10] };
+
+test('a budget shorter than the schedule shortens every epoch and keeps the epochs and milestones', async () => {
+  const { train, test: testSet } = sources();
+  const generous = await planTimeBudget({ model: MODEL, stage1: LONG1, stage2: LONG2, train, test: testSet, budgetSeconds: 3600, steps: 4 });
+  assert.equal(generous.stage1.stepsPerEpoch, undefined, 'a budget the schedule fits adds epochs, never shortens them');
+  // About half of what the full schedule needs, measured.
+  const full = generous.epochSeconds.stage1 * 40 + generous.epochSeconds.stage2 * 20 + generous.epochSeconds.eval;
+  const plan = await planTimeBudget({ model: MODEL, stage1: LONG1, stage2: LONG2, train, test: testSet, budgetSeconds: full * 0.55 + 2, steps: 4 });
+  assert.deepEqual([plan.stage1.epochs, plan.stage1.milestones, plan.stage2.epochs, plan.stage2.milestones], [40, [30], 20, [10]]);
+  const steps1 = plan.stage1.stepsPerEpoch!;
+  assert.ok(steps1 >= Math.floor(0.3 * train.batchesPerEpoch) && steps1 < train.batchesPerEpoch, `stage 1 takes ${steps1} of ${train.batchesPerEpoch} batches`);
+  assert.equal(plan.stage2.stepsPerEpoch, steps1);
+  assert.ok(Math.abs(plan.scale - steps1 / train.batchesPerEpoch) < 0.07, `${plan.scale}`);
+  assert.ok(plan.predictedSeconds <= (full * 0.55 + 2) * 0.93 - plan.calibrationSeconds + 1e-9);
+  const perEpoch = (s: number) => s * steps1 + plan.epochSeconds.eval;
+  assert.ok(Math.abs(plan.epochSeconds.stage1 - perEpoch(plan.secondsPerStep.stage1)) < 1e-9, 'epochSeconds is the planned (short) epoch');
+  // Evaluation alone filling most of the budget: fewer epochs instead.
+  const tiny = await planTimeBudget({ model: MODEL, stage1: LONG1, stage2: LONG2, train, test: testSet, budgetSeconds: 61 * plan.epochSeconds.eval * 1.2 + 1, steps: 4 });
+  assert.equal(tiny.stage1.stepsPerEpoch, undefined);
+  assert.ok(tiny.stage1.epochs < 40 && tiny.stage2.epochs < 20, `${tiny.stage1.epochs} + ${tiny.stage2.epochs}`);
+});
+
+test('stepsPerEpoch: each epoch trains that many batches, the milestones stay in epochs', async () => {
+  const { train } = sources();
+  const seen: { epoch: number; batch: number; batches: number; lr: number }[] = [];
+  const result = await trainTwoStage({
+    model: MODEL,
+    stage1: { ...STAGE1, epochs: 3, milestones: [2], stepsPerEpoch: 5 },
+    stage2: { ...STAGE2, epochs: 1, milestones: [], gammas: [], stepsPerEpoch: 40 },
+    train,
+    callbacks: { onBatchEnd: (b) => void seen.push(b) },
+  });
+  result.model.dispose();
+  const stage1 = seen.filter((b) => (b as { stage?: number }).stage === 1);
+  assert.deepEqual(stage1.map((b) => b.batch), [1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5]);
+  assert.ok(stage1.every((b) => b.batches === 5));
+  assert.deepEqual([...new Set(stage1.map((b) => b.lr))], [STAGE1.lr, STAGE1.lr * 0.1]);
+  // More than the training set holds: the whole set, no more.
+  assert.equal(seen.length - stage1.length, train.batchesPerEpoch);
+  for (const [bad, kind] of [[0, RangeError], [-2, RangeError], [1.5, TypeError]] as const) {
+    await assert.rejects(trainTwoStage({ model: MODEL, stage1: { ...STAGE1, stepsPerEpoch: bad }, stage2: STAGE2, train }), kind, String(bad));
+  }
+});
+
+const MID1: StageOptions = { ...STAGE1, epochs: 12, milestones: [9] };
+const MID2: StageOptions = { ...STAGE2, epochs: 6, milestones: [3] };
+
+test('a shortened plan whose stage 1 ran slow shortens stage 2 epochs further', async () => {
+  const { train, test: testSet } = sources();
+  const probe = await planTimeBudget({ model: MODEL, stage1: MID1, stage2: MID2, train, test: testSet, budgetSeconds: 3600, steps: 4 });
+  const full = probe.epochSeconds.stage1 * 12 + probe.epochSeconds.stage2 * 6 + probe.epochSeconds.eval;
+  const plans: { steps1?: number; steps2?: number; epochs2: number }[] = [];
+  const slow = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const result = await trainTwoStage({
+    model: MODEL,
+    stage1: MID1,
+    stage2: MID2,
+    train,
+    test: testSet,
+    timeBudget: full * 0.6 + 2,
+    onTimeBudget: (p) => void plans.push({ steps1: p.stage1.stepsPerEpoch, steps2: p.stage2.stepsPerEpoch, epochs2: p.stage2.epochs }),
+    callbacks: {
+      onBatchEnd: async (b) => {
+        if (b.stage === 1) await slow(30);
+      },
+    },
+  });
+  result.model.dispose();
+  assert.equal(plans.length, 2, JSON.stringify(plans));
+  assert.ok(plans[0]!.steps1 !== undefined && plans[1]!.steps2! < plans[0]!.steps2!, JSON.stringify(plans));
+  assert.equal(plans[1]!.epochs2, 6, 'stage 2 keeps its epochs');
+  assert.equal(result.history.filter((h) => h.stage === 2).length, 6);
+});

@@ -17,13 +17,17 @@ import type { StageOptions } from './types.js';
 export interface TimeBudgetPlan {
   /** The budget, in seconds. */
   budgetSeconds: number;
-  /** The factor both stages' epochs and milestones were scaled by. */
+  /**
+   * The factor the run was scaled by: above 1, both stages' epochs and milestones grew by it;
+   * below 1, each epoch takes this share of the training set (`stepsPerEpoch`) and the epochs and
+   * milestones stay as given (or, for budgets evaluation would mostly fill, the epochs shrink).
+   */
   scale: number;
   stage1: StageOptions;
   stage2: StageOptions;
   /** Measured seconds per training step in each stage and per evaluation batch. */
   secondsPerStep: { stage1: number; stage2: number; eval: number };
-  /** Predicted seconds of one epoch of each stage (evaluation included) and of one evaluation pass. */
+  /** Predicted seconds of one planned epoch of each stage (evaluation included) and of one evaluation pass. */
   epochSeconds: { stage1: number; stage2: number; eval: number };
   /** The run's predicted length, evaluation included (calibration excluded). */
   predictedSeconds: number;
@@ -54,6 +58,12 @@ export interface TimeBudgetOptions {
   /** Data-parallel: every rank measures, and all adopt the mean (so they agree on the plan). */
   group?: ProcessGroup;
 }
+
+/**
+ * The shortest epoch (as a share of the training set) a plan shortens epochs to; below it, fewer
+ * epochs save more evaluation time than shorter ones.
+ */
+const MIN_EPOCH_SHARE = 0.3;
 
 async function timeSteps(source: BatchSource, wanted: number, step: (b: Batch) => Promise<unknown>, finish: () => Promise<void>): Promise<number> {
   // Untimed warm-up batches first (allocator, kernel and primitive caches), as many as a short
@@ -116,25 +126,43 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
   const calibrationSeconds = (performance.now() - started) / 1000;
 
   const evalEpoch = o.test ? perStep.eval * o.test.batchesPerEpoch : 0;
+  const stepsOf = (s: StageOptions): number => Math.min(s.stepsPerEpoch ?? Infinity, o.train.batchesPerEpoch);
   const predict = (s1: StageOptions, s2: StageOptions): number => {
-    const one = stages === 2 ? 0 : s1.epochs * (perStep.stage1 * o.train.batchesPerEpoch + evalEpoch);
-    const two = stages === 1 ? 0 : s2.epochs * (perStep.stage2 * o.train.batchesPerEpoch + evalEpoch);
+    const one = stages === 2 ? 0 : s1.epochs * (perStep.stage1 * stepsOf(s1) + evalEpoch);
+    const two = stages === 1 ? 0 : s2.epochs * (perStep.stage2 * stepsOf(s2) + evalEpoch);
     return one + two + evalEpoch; // the final evaluation
   };
   const available = o.budgetSeconds * fill - calibrationSeconds;
+  // A budget above the preset's length adds whole epochs: the largest scale (in steps of 1%)
+  // whose rounded schedule fits. Below it, the preset keeps its epochs and milestones (every
+  // learning-rate drop happens, which a short run needs most) and each epoch takes a share of the
+  // training set's batches (stepsPerEpoch); only when evaluation alone would eat most of the
+  // budget do the epochs themselves shrink.
+  let best: { scale: number; stage1: StageOptions; stage2: StageOptions } | undefined;
+  if (predict(o.stage1, o.stage2) > available) {
+    const e1 = stages === 2 ? 0 : o.stage1.epochs;
+    const e2 = stages === 1 ? 0 : o.stage2.epochs;
+    const trainSeconds = available - (e1 + e2 + 1) * evalEpoch;
+    const share = trainSeconds / (e1 * perStep.stage1 * stepsOf(o.stage1) + e2 * perStep.stage2 * stepsOf(o.stage2));
+    if (share >= MIN_EPOCH_SHARE) {
+      const shorten = (s: StageOptions): StageOptions => ({ ...s, stepsPerEpoch: Math.max(1, Math.floor(share * stepsOf(s))) });
+      best = { scale: Math.floor(share * 100) / 100, stage1: shorten(o.stage1), stage2: shorten(o.stage2) };
+    }
+  }
+  if (!best) {
+    best = { scale: 0.01, stage1: scaleStage(o.stage1, 0.01), stage2: scaleStage(o.stage2, 0.01) };
+    for (let k = 1; k <= 2000; k++) {
+      const scale = k / 100;
+      const s1 = scaleStage(o.stage1, scale);
+      const s2 = scaleStage(o.stage2, scale);
+      if (predict(s1, s2) <= available) best = { scale, stage1: s1, stage2: s2 };
+    }
+  }
   const epochSeconds = {
-    stage1: perStep.stage1 * o.train.batchesPerEpoch + evalEpoch,
-    stage2: perStep.stage2 * o.train.batchesPerEpoch + evalEpoch,
+    stage1: perStep.stage1 * stepsOf(best.stage1) + evalEpoch,
+    stage2: perStep.stage2 * stepsOf(best.stage2) + evalEpoch,
     eval: evalEpoch,
   };
-  // The largest scale (in steps of 1%) whose rounded schedule fits; at least one epoch a stage.
-  let best = { scale: 0.01, stage1: scaleStage(o.stage1, 0.01), stage2: scaleStage(o.stage2, 0.01) };
-  for (let k = 1; k <= 2000; k++) {
-    const scale = k / 100;
-    const s1 = scaleStage(o.stage1, scale);
-    const s2 = scaleStage(o.stage2, scale);
-    if (predict(s1, s2) <= available) best = { scale, stage1: s1, stage2: s2 };
-  }
   return {
     budgetSeconds: o.budgetSeconds,
     scale: best.scale,

@@ -16,6 +16,7 @@ export function checkStage(s: StageOptions, name: string): void {
   if (typeof s !== 'object' || s === null) throw typeError(`${name} must be an object`);
   checkInteger(s.epochs, `${name}.epochs`, 1);
   checkNumber(s.weightDecay, `${name}.weightDecay`, { min: 0 });
+  if (s.stepsPerEpoch !== undefined) checkInteger(s.stepsPerEpoch, `${name}.stepsPerEpoch`, 1);
   if (s.labelSmoothing !== undefined) checkNumber(s.labelSmoothing, `${name}.labelSmoothing`, { min: 0, below: 1 });
   try {
     // Validates lr, milestones and gammas with the schedule's own rules.
@@ -183,6 +184,7 @@ export class Trainer {
     const syncInterval = this.#syncInterval ?? 50;
     if (precision === 'float16' && !onDevice) throw rangeError("precision 'float16' is not available with data parallelism yet (use 'bfloat16' or 'float32')");
     using metrics = onDevice ? new StepMetrics() : undefined;
+    const batches = Math.min(this.options.stepsPerEpoch ?? Infinity, this.#train.batchesPerEpoch);
     for (let epoch = startEpoch; epoch < epochs; epoch++) {
       const lr = this.schedule.step(epoch, this.optimizer);
       await cb.onEpochBegin?.({ stage: this.stage, epoch, epochs, lr });
@@ -235,7 +237,7 @@ export class Trainer {
         batchIndex++;
         if (metrics) {
           pending += r.count;
-          if (batchIndex - readAt >= syncInterval || batchIndex >= this.#train.batchesPerEpoch) await drain();
+          if (batchIndex - readAt >= syncInterval || batchIndex >= batches) await drain();
         } else {
           lossSum += r.loss * r.count;
           correct += r.correct;
@@ -245,7 +247,7 @@ export class Trainer {
           stage: this.stage,
           epoch,
           batch: batchIndex,
-          batches: this.#train.batchesPerEpoch,
+          batches,
           batchSize: r.count,
           loss: count ? lossSum / count : NaN,
           accuracy: count ? correct / count : NaN,
@@ -254,7 +256,7 @@ export class Trainer {
         });
         // Distributed, only the agreed vote counts: every rank must stop after the same batch.
         const stop = r.stop || (!group && this.#signal?.aborted === true);
-        if (stop && batchIndex < this.#train.batchesPerEpoch) {
+        if (stop && batchIndex < batches) {
           await drain();
           const totals = group ? await group.sumNumbers([lossSum, correct, count]) : [lossSum, correct, count];
           const position = { epoch, batchesDone: batchIndex, lossSum: totals[0]!, correct: totals[1]!, count: totals[2]!, seconds: (performance.now() - started) / 1000 };
@@ -265,6 +267,7 @@ export class Trainer {
             step: batchIndex,
           });
         }
+        if (batchIndex >= batches) break;
       }
       await drain();
       if (group) {

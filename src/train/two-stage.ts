@@ -244,13 +244,23 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
     const measured = done.reduce((a, h) => a + h.seconds, 0) / done.length;
     const slower = measured / plan.epochSeconds.stage1;
     const left = config.timeBudget * 0.97 - (performance.now() - budgetStart) / 1000 - plan.epochSeconds.eval * slower;
-    const fit = Math.max(1, Math.floor(left / (plan.epochSeconds.stage2 * slower)));
-    if (fit >= stage2.epochs) return;
-    let scale = plan.scale;
-    while (scale > 0.01 && scaleStage(config.stage2, scale).epochs > fit) scale = Math.round((scale - 0.01) * 100) / 100;
-    stage2 = { ...config.stage2, ...scaleStage(config.stage2, scale) };
+    let epochSeconds2 = plan.epochSeconds.stage2 * slower;
+    if (stage2.stepsPerEpoch !== undefined) {
+      // A shortened plan keeps stage 2's epochs and milestones and shortens its epochs further.
+      const perStep = plan.secondsPerStep.stage2 * slower;
+      const steps = Math.max(1, Math.floor((left / stage2.epochs - plan.epochSeconds.eval * slower) / perStep));
+      if (steps >= stage2.stepsPerEpoch) return;
+      stage2 = { ...stage2, stepsPerEpoch: steps };
+      epochSeconds2 = perStep * steps + plan.epochSeconds.eval * slower;
+    } else {
+      const fit = Math.max(1, Math.floor(left / (plan.epochSeconds.stage2 * slower)));
+      if (fit >= stage2.epochs) return;
+      let scale = plan.scale;
+      while (scale > 0.01 && scaleStage(config.stage2, scale).epochs > fit) scale = Math.round((scale - 0.01) * 100) / 100;
+      stage2 = { ...config.stage2, ...scaleStage(config.stage2, scale) };
+    }
     runConfig.stage2 = stage2;
-    budgetPlan = { ...plan, stage2, predictedSeconds: (performance.now() - budgetStart) / 1000 + stage2.epochs * plan.epochSeconds.stage2 * slower };
+    budgetPlan = { ...plan, stage2, predictedSeconds: (performance.now() - budgetStart) / 1000 + stage2.epochs * epochSeconds2 + plan.epochSeconds.eval * slower };
     result.timeBudget = budgetPlan;
     await config.onTimeBudget?.(budgetPlan);
   };

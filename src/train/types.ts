@@ -17,6 +17,13 @@ export interface StageOptions extends StageSchedule {
   clipLatentWeights?: boolean;
   /** Cross-entropy label smoothing. Default 0. */
   labelSmoothing?: number;
+  /**
+   * Training batches per epoch (Keras's `steps_per_epoch`): each epoch takes the first this many
+   * batches of that epoch's shuffle, so successive epochs see different images. Default: the whole
+   * training set. The time budget uses it to shorten epochs without moving the schedule's
+   * milestones.
+   */
+  stepsPerEpoch?: number;
 }
 
 /** Metrics of one epoch. */

@@ -37,6 +37,7 @@ export interface TrainArgs {
   epochs1?: number;
   epochs2?: number;
   epochsScale?: number;
+  stepsPerEpoch?: number;
   lr?: number;
   lr1?: number;
   lr2?: number;
@@ -104,6 +105,7 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('epochs1', { type: 'number', describe: 'stage-1 epochs' })
     .option('epochs2', { type: 'number', describe: 'stage-2 epochs' })
     .option('epochs-scale', { type: 'number', describe: "scale the preset's epochs and milestones (e.g. 0.1)" })
+    .option('steps-per-epoch', { type: 'number', describe: "training batches per epoch, every stage (Keras's steps_per_epoch; default the whole training set)" })
     .option('lr', { type: 'number', describe: 'learning rate of the stage selected by --stage 1|2' })
     .option('lr1', { type: 'number', describe: 'stage-1 learning rate' })
     .option('lr2', { type: 'number', describe: 'stage-2 learning rate' })
@@ -138,7 +140,7 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('sync-interval', { type: 'number', describe: 'CUDA: steps between reads of the loss and accuracy, which stay on the GPU in between (default 50)' })
     .option('time-budget', {
       type: 'string',
-      describe: "wall-clock budget for the whole run, evaluation included, e.g. 15m, 900s, 1.5h: a few batches measure this machine's speed and both stages' epochs and milestones scale to fit ('off': the epochs as given; default: the preset's, 15m for the main job; off when --epochs/--epochs1/--epochs2 are given)",
+      describe: "wall-clock budget for the whole run, evaluation included, e.g. 15m, 900s, 1.5h: a few batches measure this machine's speed; a shorter budget than the preset needs shortens every epoch (the epochs and milestones stay), a longer one adds epochs ('off': the epochs as given; default: the preset's, 15m for the main job; off when --epochs/--epochs1/--epochs2/--epochs-scale/--steps-per-epoch/--limit are given)",
     })
     .option('deterministic', { type: 'boolean', default: false, describe: "reproducible cuDNN algorithms (turns cuDNN's benchmark search off)" })
     .option('threads', { type: 'number', describe: 'CPU threads for LibTorch (default: all cores)' })
@@ -162,7 +164,7 @@ export function builder(y: Argv): Argv<TrainArgs> {
 
 /** The run's time budget in seconds, or undefined: --time-budget, else the preset's unless epochs were given. */
 function timeBudgetOf(a: TrainArgs, preset: Preset): number | undefined {
-  const explicitEpochs = a.epochs !== undefined || a.epochs1 !== undefined || a.epochs2 !== undefined || a.epochsScale !== undefined || a.limit !== undefined;
+  const explicitEpochs = a.epochs !== undefined || a.epochs1 !== undefined || a.epochs2 !== undefined || a.epochsScale !== undefined || a.stepsPerEpoch !== undefined || a.limit !== undefined;
   const text = a.timeBudget ?? (explicitEpochs ? undefined : preset.timeBudget);
   if (text === undefined || text === 'off' || text === '0') return undefined;
   try {
@@ -192,6 +194,7 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
     s.gammas = milestones.map(() => s.gammas[0] ?? 0.1); // the preset's factor at every new milestone
   }
   if (a.warmup !== undefined) s.warmupEpochs = a.warmup;
+  if (a.stepsPerEpoch !== undefined) s.stepsPerEpoch = a.stepsPerEpoch;
   if (a.labelSmoothing) s.labelSmoothing = a.labelSmoothing;
   if (stage === 2 && a.clipLatentWeights) s.clipLatentWeights = true;
   if (a.noDecayOn?.length) s.noDecayOn = a.noDecayOn as StageOptions['noDecayOn'];
@@ -296,6 +299,7 @@ function resolveSettings(a: TrainArgs, world: number): Settings {
     }
   };
   if (a.epochsScale !== undefined) usage('--epochs-scale', () => checkNumber(a.epochsScale, 'the scale', { above: 0 }));
+  if (a.stepsPerEpoch !== undefined) usage('--steps-per-epoch', () => checkInteger(a.stepsPerEpoch, 'the number of batches', 1));
   const stage1 = usage('stage 1', () => stageOptions(a, 1));
   const stage2 = usage('stage 2', () => stageOptions(a, 2));
   // checkStage names the option (stage1.lr, stage2.milestones, ...), which maps onto --lr1, --schedule2, ...
@@ -416,12 +420,14 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   let plans = 0;
   const onTimeBudget = (plan: TimeBudgetPlan): void => {
     const s = plan.secondsPerStep;
+    const stage = (o: StageOptions): string =>
+      `${o.epochs} epochs${o.stepsPerEpoch !== undefined ? ` of ${o.stepsPerEpoch}/${trainLoader.batchesPerEpoch} batches` : ''} (milestones ${o.milestones.join(',') || '-'})`;
     if (plans++ > 0) {
-      say(`time budget: stage 1 ran slower than measured, so stage 2 now has ${plan.stage2.epochs} epochs (milestones ${plan.stage2.milestones.join(',') || '-'}), predicted end at ${(plan.predictedSeconds / 60).toFixed(1)} min`);
+      say(`time budget: stage 1 ran slower than measured, so stage 2 is now ${stage(plan.stage2)}, predicted end at ${(plan.predictedSeconds / 60).toFixed(1)} min`);
     } else say(
       `time budget ${(plan.budgetSeconds / 60).toFixed(1)} min left: measured ${(1000 * s.stage1).toFixed(0)} / ${(1000 * s.stage2).toFixed(0)} ms a training step (stage 1 / 2), ` +
-        `${(1000 * s.eval).toFixed(0)} ms an evaluation batch -> x${plan.scale.toFixed(2)}: stage 1 ${plan.stage1.epochs} epochs (milestones ${plan.stage1.milestones.join(',') || '-'}), ` +
-        `stage 2 ${plan.stage2.epochs} (${plan.stage2.milestones.join(',') || '-'}), predicted ${(plan.predictedSeconds / 60).toFixed(1)} min`,
+        `${(1000 * s.eval).toFixed(0)} ms an evaluation batch -> x${plan.scale.toFixed(2)}: stage 1 ${stage(plan.stage1)}, ` +
+        `stage 2 ${stage(plan.stage2)}, predicted ${(plan.predictedSeconds / 60).toFixed(1)} min`,
       );
     progress.setEpochs({ 1: plan.stage1.epochs, 2: plan.stage2.epochs });
     writeConfig(plan.stage1, plan.stage2, plan);
