@@ -79,3 +79,22 @@ export {
   type EpochOptions,
   type ResolvedDataLoaderOptions,
 } from './data/loader.js';
+export {
+  InferenceModel,
+  inferenceIsas,
+  benchBinaryConv,
+  exportPacked,
+  INPUT_METADATA_KEY,
+  CLASS_NAMES_METADATA_KEY,
+  type InferIsa,
+  type InputSpec,
+  type InferenceModelInfo,
+  type InferenceInput,
+  type PredictOptions,
+  type PredictResult,
+  type ClassScore,
+  type LoadOptions,
+  type BinaryConvBenchOptions,
+  type ExportPackedOptions,
+  type ExportPackedResult,
+} from './infer/index.js';

@@ -38,6 +38,7 @@ const LAYER: Record<string, number> = {
   data: 2,
   io: 2,
   image: 2,
+  infer: 2,
   nn: 3,
   distributed: 4,
   train: 5,

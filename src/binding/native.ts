@@ -1,5 +1,5 @@
-// Loads the compiled addon (build/Release or prebuilds/<platform>-<arch>/) with node-gyp-build,
-// lazily, so that `bnn --help` and pure-TypeScript helpers work even before the addon is built.
+// Loads the compiled addon (build/Release or prebuilds/<platform>-<arch>/) lazily, so that
+// `bnn --help` and pure-TypeScript helpers work even before the addon is built.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -37,12 +37,27 @@ export function readBuildRecord(): BuildRecord | undefined {
   return undefined;
 }
 
+/**
+ * @internal Loads one of the package's compiled addons by name: build/Release, build/Debug, then
+ * prebuilds/<platform>-<arch>/. By name, not node-gyp-build's "first .node in the folder": the
+ * package builds two (bnn_torch.node over LibTorch, bnn_infer.node without it).
+ */
+export function loadAddonFile(name: string): unknown {
+  const candidates = [
+    path.join(packageRoot, 'build', 'Release', `${name}.node`),
+    path.join(packageRoot, 'build', 'Debug', `${name}.node`),
+    path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, `${name}.node`),
+  ];
+  const found = candidates.find((f) => fs.existsSync(f));
+  if (found === undefined) throw new Error(`No native build was found for ${name}.node (looked in ${candidates.map((c) => path.relative(packageRoot, c)).join(', ')})`);
+  return require(found);
+}
+
 /** @internal The raw binding; throws a clear error when it cannot be loaded. */
 export function native(): Addon {
   if (addon) return addon;
-  const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
   try {
-    addon = nodeGypBuild(packageRoot) as Addon;
+    addon = loadAddonFile('bnn_torch') as Addon;
     return addon;
   } catch (e) {
     const detail = e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e);

@@ -7,9 +7,11 @@ import { hideBin } from 'yargs/helpers';
 import { isBnnError } from '../errors.js';
 import { VERSION } from '../core/version.js';
 import { UsageError } from './common.js';
+import * as benchInfer from './commands/bench-infer.js';
 import * as evalCommand from './commands/eval.js';
 import * as exportCommand from './commands/export.js';
 import * as info from './commands/info.js';
+import * as predict from './commands/predict.js';
 import * as prepare from './commands/prepare.js';
 import * as summary from './commands/summary.js';
 import * as train from './commands/train.js';
@@ -28,8 +30,10 @@ try {
     .command(prepare)
     .command(summary)
     .command(exportCommand)
+    .command(predict)
+    .command(benchInfer)
     .command(info)
-    .demandCommand(1, 'give a command: train, eval, prepare, summary, export or info')
+    .demandCommand(1, 'give a command: train, eval, prepare, summary, export, predict, bench-infer or info')
     .strict()
     .recommendCommands()
     .help()

@@ -9,6 +9,10 @@ import { summarize, type ModelSummary, type SummaryOptions } from './summary.js'
 import { requireTensor, Tensor } from '../core/tensor.js';
 import { readStateFile, writeStateFile } from '../io/state-file.js';
 import { scope } from '../core/scope.js';
+import { exportPacked, type ExportPackedOptions, type ExportPackedResult } from '../infer/export.js';
+import * as fsp from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Metadata key of a weights file holding the model config as JSON, so the file says what it fits. */
 export const CONFIG_METADATA_KEY = 'bnn_torch.config';
@@ -154,6 +158,22 @@ export class Model extends NativeResource<ModelHandle> {
   /** Writes the state dict to a safetensors file (atomically), loadable by `safetensors.torch.load_file`. */
   async saveWeights(path: string): Promise<void> {
     await scope(() => writeStateFile(path, this.stateDict(), { format: 'pt', [CONFIG_METADATA_KEY]: JSON.stringify(this.config) }));
+  }
+
+  /**
+   * Writes the packed 1-bit form of this network for {@link InferenceModel} (the XNOR-popcount
+   * engine, no LibTorch needed to run it): bit-packed weights, BatchNorm folded into thresholds.
+   * The network must have 1-bit weights (stage 2) unless `allowFloatWeights` is set.
+   */
+  async exportPacked(path: string, options: ExportPackedOptions = {}): Promise<ExportPackedResult> {
+    const dir = await fsp.mkdtemp(join(tmpdir(), 'bnn-export-'));
+    try {
+      const weights = join(dir, 'weights.safetensors');
+      await this.saveWeights(weights);
+      return await exportPacked(weights, path, options);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   }
 
   /** Loads weights written by {@link saveWeights} (or by PyTorch), checking every name, shape and dtype. */

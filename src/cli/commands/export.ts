@@ -1,23 +1,82 @@
-// `bnn export`: weights with PyTorch names as safetensors, and the config beside them.
+// `bnn export`: weights with PyTorch names as safetensors, and the config beside them; or, with
+// --packed, the packed 1-bit model for the inference engine (bnn predict, InferenceModel).
+import fs from 'node:fs';
 import path from 'node:path';
 
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
+import type { DatasetName } from '../../data/datasets.js';
+import { exportPacked, type ExportPackedOptions } from '../../infer/export.js';
 import { writeFileAtomicSync } from '../../io/atomic-file.js';
-import { loadModelFile } from './model-file.js';
+import { getPreset, type PresetName } from '../../train/presets.js';
+import { DATASETS, loadData } from '../common.js';
+import { loadModelFile, readModelConfig } from './model-file.js';
 
-interface ExportArgs { checkpoint: string; out?: string }
+interface ExportArgs { checkpoint: string; out?: string; packed: boolean; allowFloatWeights: boolean; dataset?: DatasetName; data?: string }
 
 export const command = 'export';
-export const describe = 'Export weights (PyTorch names, safetensors) and their config.json from weights or a checkpoint';
+export const describe = 'Export weights (PyTorch names, safetensors) and their config.json, or (--packed) the packed 1-bit model for bnn predict';
 
 export function builder(y: Argv): Argv<ExportArgs> {
   return y
     .option('checkpoint', { type: 'string', demandOption: true, describe: 'weights or checkpoint file' })
-    .option('out', { type: 'string', describe: 'output .safetensors (default: <checkpoint>-export.safetensors)' }) as unknown as Argv<ExportArgs>;
+    .option('out', { type: 'string', describe: 'output .safetensors (default: <checkpoint>-export.safetensors, or <checkpoint>.packed.safetensors with --packed)' })
+    .option('packed', { type: 'boolean', default: false, describe: 'write the packed 1-bit model (bits, folded BatchNorm thresholds) for the inference engine' })
+    .option('allow-float-weights', { type: 'boolean', default: false, describe: 'with --packed: binarise a stage-1 (float-weight) network, which changes its predictions' })
+    .option('dataset', { type: 'string', choices: DATASETS, describe: "with --packed: the dataset whose input size, normalisation and class names to store (default: the run's config.json)" })
+    .option('data', { type: 'string', describe: "with --packed: that dataset's folder or image data (default: the run's config.json)" }) as unknown as Argv<ExportArgs>;
+}
+
+interface RunConfig {
+  dataset?: string;
+  data?: string;
+  preset?: PresetName;
+  cli?: { preset?: PresetName; imageSize?: number; channels?: number };
+}
+
+/** Input size, normalisation and class names, from the dataset the run trained on. */
+async function inputOf(a: ExportArgs): Promise<Pick<ExportPackedOptions, 'input' | 'classNames'>> {
+  const configFile = path.join(path.dirname(a.checkpoint), 'config.json');
+  const run: RunConfig = fs.existsSync(configFile) ? (JSON.parse(fs.readFileSync(configFile, 'utf8')) as RunConfig) : {};
+  const named = (DATASETS as readonly string[]).includes(run.dataset ?? '') ? (run.dataset as DatasetName) : undefined;
+  const name = a.dataset ?? named;
+  const data = a.data ?? run.data;
+  if (name === undefined && data === undefined) return {};
+  const preset = getPreset(run.cli?.preset ?? 'fashion-mnist-cpu');
+  const flags = { ...(run.cli?.imageSize !== undefined ? { imageSize: run.cli.imageSize } : {}), ...(run.cli?.channels !== undefined ? { channels: run.cli.channels } : {}) };
+  using test = await loadData(name ?? 'fashion-mnist', data, 'test', preset, flags, 1);
+  const [channels, height, width] = test.shape;
+  return { input: { channels, height, width, mean: [...test.mean], std: [...test.std] }, classNames: [...test.classNames] };
 }
 
 export async function handler(a: ArgumentsCamelCase<ExportArgs>): Promise<void> {
+  if (a.packed) {
+    const out = a.out ?? a.checkpoint.replace(/\.safetensors$/, '') + '.packed.safetensors';
+    const { kind } = await readModelConfig(a.checkpoint);
+    let weights = a.checkpoint;
+    let tmp: string | undefined;
+    if (kind === 'checkpoint') {
+      // The packer reads weights files: write the checkpoint's model as one first.
+      const model = await loadModelFile(a.checkpoint);
+      tmp = fs.mkdtempSync(path.join(path.dirname(path.resolve(out)), '.bnn-export-'));
+      weights = path.join(tmp, 'weights.safetensors');
+      try {
+        await model.saveWeights(weights);
+      } finally {
+        model.dispose();
+      }
+    }
+    try {
+      const extra = await inputOf(a);
+      if (!extra.input) console.error('note: no dataset known (no config.json beside the weights, no --dataset): the packed model will not know its input size and normalisation');
+      const r = await exportPacked(weights, out, { ...extra, allowFloatWeights: a.allowFloatWeights });
+      const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
+      console.log(`packed: ${out}\n  ${mb(r.packedBytes)} against ${mb(r.floatBytes)} of float32 weights (${(r.floatBytes / r.packedBytes).toFixed(1)}x smaller)\n  predict: npx bnn predict --model ${out} <images>`);
+    } finally {
+      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    }
+    return;
+  }
   const out = a.out ?? a.checkpoint.replace(/\.safetensors$/, '') + '-export.safetensors';
   const model = await loadModelFile(a.checkpoint);
   try {
