@@ -8,6 +8,8 @@
 //   BENCH_QUICK=1 npm run bench:infer   # fewer repetitions
 //   BENCH_ONLY=conv|model|rss           # one part
 //   BENCH_THREADS=1                     # default 2
+//   BENCH_LCE=0                         # leave Larq Compute Engine out (default: scripts/lce-venv
+//                                       # makes its environment once, ~600 MB, then it runs)
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -41,6 +43,30 @@ function peer(cases: object[]): { seconds: number; maxRssMiB: number; cpuIsa: st
   const r = spawnSync(python, [path.join(here, 'peer', 'infer.py'), JSON.stringify({ threads, cases })], { encoding: 'utf8', cwd: root, maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`the PyTorch peer failed:\n${r.stderr}`);
   return r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+}
+
+/** Larq Compute Engine's python, or why there is none. */
+const lce = ((): { python?: string; why?: string } => {
+  if (process.env.BENCH_LCE === '0') return { why: 'left out (BENCH_LCE=0)' };
+  const r = spawnSync('bash', [path.join(root, 'scripts', 'lce-venv')], { encoding: 'utf8' });
+  if (r.status !== 0) return { why: `scripts/lce-venv failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}` };
+  return { python: r.stdout.trim().split('\n').pop()! };
+})();
+
+function lcePeer(cases: object[]): { seconds: number; lce: string; tensorflow: string }[] | undefined {
+  if (!lce.python) return undefined;
+  const r = spawnSync(lce.python, [path.join(here, 'peer', 'lce.py'), JSON.stringify({ threads, cases })], {
+    encoding: 'utf8',
+    cwd: root,
+    maxBuffer: 1 << 26,
+    env: { ...process.env, TF_USE_LEGACY_KERAS: '1', TF_CPP_MIN_LOG_LEVEL: '3' },
+  });
+  if (r.status !== 0) {
+    lce.why = `bench/peer/lce.py failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`;
+    lce.python = undefined;
+    return undefined;
+  }
+  return r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -108,13 +134,14 @@ async function makeNet(net: Net): Promise<{ float: string; packed: string }> {
 if (!only || only === 'model') {
   const rows = [];
   console.log('\nwhole network, eval: packed engine vs PyTorch eval (the float network on +-1 tensors, channels-last, inference_mode)');
-  console.log(`${'network'.padEnd(28)} ${'batch'.padStart(5)} ${'engine ms'.padStart(10)} ${'torch ms'.padStart(10)} ${'×'.padStart(6)} ${'float MB'.padStart(9)} ${'packed MB'.padStart(10)} ${'smaller'.padStart(8)}`);
+  console.log(`${'network'.padEnd(28)} ${'batch'.padStart(5)} ${'engine ms'.padStart(10)} ${'torch ms'.padStart(10)} ${'×'.padStart(6)} ${'LCE ms'.padStart(8)} ${'×'.padStart(6)} ${'float MB'.padStart(9)} ${'packed MB'.padStart(10)} ${'smaller'.padStart(8)}`);
   for (const net of nets) {
     const files = await makeNet(net);
     const floatBytes = fs.statSync(files.float).size;
     const packedBytes = fs.statSync(files.packed).size;
     const iterations = (b: number) => Math.max(2, Math.round(((quick ? 0.3 : 1) * 2e9) / (net.width * net.width * net.size * net.size * b * 20)));
     const peers = peer(net.batches.map((b) => ({ kind: 'model', weights: files.float, batch: b, size: net.size, iterations: iterations(b) })));
+    const lces = lcePeer(net.batches.map((b) => ({ width: net.width, size: net.size, channels: net.inChannels, classes: net.numClasses, stem: net.stem, batch: b, iterations: iterations(b) })));
     using engine = await InferenceModel.load(files.packed, { threads });
     for (let k = 0; k < net.batches.length; k++) {
       const b = net.batches[k]!;
@@ -129,14 +156,18 @@ if (!only || only === 'model') {
       }
       const ours = median(runs);
       const torch = peers[k]!.seconds;
-      rows.push({ network: net.name, batch: b, engineSeconds: ours, torchSeconds: torch, ratio: torch / ours, floatBytes, packedBytes, isa: engine.info.isa });
+      const l = lces?.[k]?.seconds;
+      rows.push({ network: net.name, batch: b, engineSeconds: ours, torchSeconds: torch, ratio: torch / ours, lceSeconds: l, floatBytes, packedBytes, isa: engine.info.isa });
       console.log(
         `${net.name.padEnd(28)} ${String(b).padStart(5)} ${(1000 * ours).toFixed(2).padStart(10)} ${(1000 * torch).toFixed(2).padStart(10)} ${(torch / ours).toFixed(1).padStart(6)} ` +
+          `${l === undefined ? '-'.padStart(8) : (1000 * l).toFixed(2).padStart(8)} ${l === undefined ? '-'.padStart(6) : (l / ours).toFixed(1).padStart(6)} ` +
           `${(floatBytes / 1e6).toFixed(2).padStart(9)} ${(packedBytes / 1e6).toFixed(3).padStart(10)} ${(floatBytes / packedBytes).toFixed(1).padStart(7)}x`,
       );
     }
   }
   results.model = rows;
+  results.lce = lce.python ? { python: lce.python } : { why: lce.why };
+  if (!lce.python) console.log(`Larq Compute Engine: not measured: ${lce.why}`);
 }
 
 // ---- peak resident memory of a predicting process --------------------------------------------

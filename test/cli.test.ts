@@ -28,8 +28,8 @@ const QUICK = ['--epochs', '1', '--width', '4', '--batch-size', '64', '--no-prog
 test('--help lists the commands; every command has --help', () => {
   const r = bnn(['--help']);
   assert.equal(r.status, 0, r.stderr);
-  for (const c of ['train', 'eval', 'summary', 'export', 'info']) assert.match(r.stdout, new RegExp(`bnn ${c}`));
-  for (const c of ['train', 'eval', 'summary', 'export', 'info']) {
+  for (const c of ['train', 'eval', 'summary', 'export', 'predict', 'bench-infer', 'info']) assert.match(r.stdout, new RegExp(`bnn ${c}`));
+  for (const c of ['train', 'eval', 'summary', 'export', 'predict', 'bench-infer', 'info']) {
     const h = bnn([c, '--help']);
     assert.equal(h.status, 0, `${c} --help: ${h.stderr}`);
   }
@@ -124,6 +124,29 @@ test('train -> run directory with metrics, checkpoints and report; eval, export,
   const s = bnn(['summary', '--checkpoint', path.join(out, 'final.safetensors')]);
   assert.equal(s.status, 0, s.stderr);
   assert.match(s.stdout, /width 4, double skip, 1-bit activations, 1-bit weights/);
+
+  // The packed model: its input spec comes from the run's config.json; bnn predict runs it without
+  // LibTorch and agrees with bnn eval's LibTorch accuracy.
+  const p = bnn(['export', '--checkpoint', path.join(out, 'final.safetensors'), '--packed']);
+  assert.equal(p.status, 0, p.stderr);
+  assert.match(p.stdout, /packed: .*final\.packed\.safetensors\n\s+[\d.]+ MB against [\d.]+ MB of float32 weights \([\d.]+x smaller\)/);
+  const packed = path.join(out, 'final.packed.safetensors');
+  const json = path.join(out, 'predictions.json');
+  const pr = bnn(['predict', '--model', packed, '--data', data, '--json', json]);
+  assert.equal(pr.status, 0, pr.stderr);
+  const line = /96 images in [\d.]+ s \(\d+ images\/s, (avx512|avx2|baseline|neon), 2 threads, LibTorch not loaded\); accuracy ([\d.]+)% \((\d+)\/96\)/.exec(pr.stdout);
+  assert.ok(line, pr.stdout);
+  const ev = bnn(['eval', '--checkpoint', path.join(out, 'final.safetensors'), '--data', data, '--json']);
+  assert.equal(ev.status, 0, ev.stderr);
+  const libtorch = (JSON.parse(ev.stdout) as { accuracy: number }).accuracy;
+  assert.ok(Math.abs(Number(line[3]) - Math.round(libtorch * 96)) <= 1, `packed ${line[3]}/96, LibTorch ${libtorch * 96}/96`);
+  const saved = JSON.parse(fs.readFileSync(json, 'utf8')) as { predictions: { index: number; label: number; class: number; top: { label?: string }[] }[] };
+  assert.equal(saved.predictions.length, 96);
+  assert.ok(saved.predictions[0]!.top[0]!.label, 'class names travel in the packed file');
+  const refused = bnn(['predict', '--model', path.join(out, 'final.safetensors'), '--data', data]);
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.stderr, /pack/i);
+  assert.doesNotMatch(refused.stderr, /\n\s+at /, 'no stack trace');
 });
 
 test('Ctrl-C saves a checkpoint and exits 130; --resume finishes the run', async () => {

@@ -15,7 +15,7 @@ import { normalizationTable } from '../src/infer/inference-model.js';
 import { readIdx } from '../src/io/idx.js';
 import { mulberry32 } from '../src/data/batches.js';
 import { tempDir } from './support/data-files.js';
-import { need } from './support/images.js';
+import { need, pythonProblem, runPython } from './support/images.js';
 
 const FMNIST = '/usr/share/datasets/fashion-mnist';
 
@@ -142,6 +142,28 @@ test('Fashion-MNIST test images, uint8 input normalised by the file: the same cl
   } finally {
     model.dispose();
   }
+});
+
+test('predictFiles: PNG files decode, resize and normalise to what predict() gets from the same pixels', async (t) => {
+  if (!need(t, pythonProblem(['PIL']))) return;
+  const dir = tempDir('infer-files');
+  const { float, model } = await randomNetwork({ inChannels: 1, width: 8, numClasses: 10 }, 13, dir);
+  model.dispose();
+  const packed = path.join(dir, 'p.safetensors');
+  await exportPacked(float, packed, { input: { channels: 1, height: 28, width: 28, mean: [0.286], std: [0.353] } });
+  const n = 4;
+  const pixels = Uint8Array.from({ length: n * 784 }, (_, i) => (i * 37 + (i >> 5) * 11) % 256);
+  const files = Array.from({ length: n }, (_, i) => path.join(dir, `img${i}.png`));
+  const raw = path.join(dir, 'pixels.bin');
+  fs.writeFileSync(raw, pixels);
+  runPython('import sys\nfrom PIL import Image\ndata = open(sys.argv[1], "rb").read()\nfor i, f in enumerate(sys.argv[2:]):\n    Image.frombytes("L", (28, 28), data[i * 784:(i + 1) * 784]).save(f)', [raw, ...files]);
+  using engine = await InferenceModel.load(packed);
+  const direct = await engine.predict({ data: pixels, shape: [n, 28, 28, 1] });
+  const fromFiles = await engine.predictFiles(files);
+  assert.deepEqual(Array.from(fromFiles.logits), Array.from(direct.logits));
+  await assert.rejects(engine.predictFiles([path.join(dir, 'missing.png')]), /missing\.png/);
+  fs.writeFileSync(path.join(dir, 'junk.png'), 'not a png');
+  await assert.rejects(engine.predictFiles([path.join(dir, 'junk.png')]), (e: unknown) => isBnnError(e) && /junk\.png/.test((e as Error).message));
 });
 
 test('a predicting process never loads LibTorch', async () => {
