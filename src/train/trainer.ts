@@ -119,7 +119,7 @@ export interface TrainerOptions {
 export class Trainer {
   readonly model: Model;
   readonly stage: 1 | 2;
-  readonly options: Readonly<StageOptions>;
+  #options: StageOptions;
   readonly optimizer: Adam;
   readonly schedule: MultiStepSchedule;
   readonly history: EpochLog[] = [];
@@ -141,7 +141,7 @@ export class Trainer {
     this.#syncInterval = o.syncInterval;
     this.model = o.model;
     this.stage = o.stage;
-    this.options = { ...o.options };
+    this.#options = { ...o.options };
     this.schedule = new MultiStepSchedule({ baseLr: o.options.lr, milestones: o.options.milestones, gammas: o.options.gammas, warmupEpochs: o.options.warmupEpochs ?? 0 });
     this.optimizer = new Adam(o.model, {
       lr: o.options.lr,
@@ -157,6 +157,21 @@ export class Trainer {
     this.#onInterrupt = o.onInterrupt;
     if (o.dataParallel !== undefined && o.dataParallel.model !== o.model) throw rangeError('dataParallel wraps another model');
     this.#dataParallel = o.dataParallel;
+  }
+
+  /** The stage's options (a copy of those given, with any later {@link setStepsPerEpoch}). */
+  get options(): Readonly<StageOptions> {
+    return this.#options;
+  }
+
+  /**
+   * Training batches per epoch from the next epoch on (undefined: the whole training set). The
+   * time budget shortens the epochs still to come with it when a run falls behind its plan.
+   */
+  setStepsPerEpoch(steps: number | undefined): void {
+    if (steps !== undefined) checkInteger(steps, 'stepsPerEpoch', 1);
+    const { stepsPerEpoch: _, ...rest } = this.#options;
+    this.#options = steps === undefined ? rest : { ...rest, stepsPerEpoch: steps };
   }
 
   #group(): ProcessGroup | undefined {
@@ -184,8 +199,8 @@ export class Trainer {
     const syncInterval = this.#syncInterval ?? 50;
     if (precision === 'float16' && !onDevice) throw rangeError("precision 'float16' is not available with data parallelism yet (use 'bfloat16' or 'float32')");
     using metrics = onDevice ? new StepMetrics() : undefined;
-    const batches = Math.min(this.options.stepsPerEpoch ?? Infinity, this.#train.batchesPerEpoch);
     for (let epoch = startEpoch; epoch < epochs; epoch++) {
+      const batches = Math.min(this.#options.stepsPerEpoch ?? Infinity, this.#train.batchesPerEpoch);
       const lr = this.schedule.step(epoch, this.optimizer);
       await cb.onEpochBegin?.({ stage: this.stage, epoch, epochs, lr });
       this.model.train();

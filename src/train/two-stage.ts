@@ -16,7 +16,6 @@ import { bnnError, rangeError } from '../errors.js';
 import { createModel, type Model } from '../nn/model.js';
 import { resolveModelConfig, type ModelConfig } from '../nn/model-config.js';
 import { CHECKPOINT_FORMAT, configDifferences, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
-import { scaleStage } from './presets.js';
 import { checkPrecision, type Precision } from './step.js';
 import { planTimeBudget, type TimeBudgetPlan } from './time-budget.js';
 import { checkStage, evaluate, Trainer } from './trainer.js';
@@ -211,6 +210,8 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       ...(config.syncInterval !== undefined ? { syncInterval: config.syncInterval } : {}),
       afterEpoch: async (log, t) => {
         history.push(log);
+        measured.push({ stage, seconds: log.seconds, steps: stepsOf(t.options) });
+        await refit(stage, t);
         await save(t, log.epoch + 1);
       },
       onInterrupt: async (position, t) => save(t, position.epoch, position),
@@ -235,32 +236,45 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
     }
   };
 
-  // Stage 1 ran for real: if its epochs took longer than the measurement predicted (a CPU that
-  // slows under sustained load, a busier machine), stage 2 gets fewer epochs so the run still
-  // ends within the budget. Never more: the plan already used the spare time.
-  const refitStage2 = async (plan: TimeBudgetPlan): Promise<void> => {
-    const done = history.filter((h) => h.stage === 1);
-    if (!done.length || config.timeBudget === undefined) return;
-    const measured = done.reduce((a, h) => a + h.seconds, 0) / done.length;
-    const slower = measured / plan.epochSeconds.stage1;
-    const left = config.timeBudget * 0.97 - (performance.now() - budgetStart) / 1000 - plan.epochSeconds.eval * slower;
-    let epochSeconds2 = plan.epochSeconds.stage2 * slower;
-    if (stage2.stepsPerEpoch !== undefined) {
-      // A shortened plan keeps stage 2's epochs and milestones and shortens its epochs further.
-      const perStep = plan.secondsPerStep.stage2 * slower;
-      const steps = Math.max(1, Math.floor((left / stage2.epochs - plan.epochSeconds.eval * slower) / perStep));
-      if (steps >= stage2.stepsPerEpoch) return;
-      stage2 = { ...stage2, stepsPerEpoch: steps };
-      epochSeconds2 = perStep * steps + plan.epochSeconds.eval * slower;
-    } else {
-      const fit = Math.max(1, Math.floor(left / (plan.epochSeconds.stage2 * slower)));
-      if (fit >= stage2.epochs) return;
-      let scale = plan.scale;
-      while (scale > 0.01 && scaleStage(config.stage2, scale).epochs > fit) scale = Math.round((scale - 0.01) * 100) / 100;
-      stage2 = { ...config.stage2, ...scaleStage(config.stage2, scale) };
+  // The run measured against its plan after every epoch: if its epochs take longer than the
+  // measurement predicted (a CPU that slows under sustained load, a busier machine), the epochs
+  // still to come, this stage's and stage 2's, are shortened (stepsPerEpoch) so that the run still
+  // ends within the budget. Never lengthened: the plan already used the spare time. Distributed,
+  // the ranks agree on the mean of their measurements, so they shorten alike.
+  const measured: { stage: 1 | 2; seconds: number; steps: number }[] = [];
+  const batches = config.train.batchesPerEpoch;
+  const stepsOf = (s: StageOptions): number => Math.min(s.stepsPerEpoch ?? batches, batches);
+  const refit = async (stage: 1 | 2, trainer: Trainer): Promise<void> => {
+    const plan = budgetPlan;
+    if (!plan || config.timeBudget === undefined) return;
+    const perStep = stage === 1 ? plan.secondsPerStep.stage1 : plan.secondsPerStep.stage2;
+    const evalEpoch = plan.epochSeconds.eval;
+    const mine = measured.filter((m) => m.stage === stage);
+    let actual = mine.reduce((a, m) => a + m.seconds, 0);
+    const predicted = mine.reduce((a, m) => a + perStep * m.steps + evalEpoch, 0);
+    let elapsed = (performance.now() - budgetStart) / 1000;
+    if (group && group.worldSize > 1) [actual, elapsed] = (await group.sumNumbers([actual, elapsed])).map((v) => v / group.worldSize) as [number, number];
+    const slower = Math.max(1, actual / predicted);
+    const left = config.timeBudget * 0.97 - elapsed;
+    const remaining1 = stage === 1 ? Math.max(0, stage1.epochs - history.filter((h) => h.stage === 1).length) : 0;
+    const remaining2 = stages === 1 ? 0 : stage === 1 ? stage2.epochs : Math.max(0, stage2.epochs - history.filter((h) => h.stage === 2).length);
+    const evals = (remaining1 + remaining2 + 1) * evalEpoch * slower;
+    const training = (remaining1 * plan.secondsPerStep.stage1 * stepsOf(stage1) + remaining2 * plan.secondsPerStep.stage2 * stepsOf(stage2)) * slower;
+    if (remaining1 + remaining2 === 0 || evals + training <= left) return;
+    const share = Math.max(0, (left - evals) / training);
+    const shorten = (s: StageOptions): StageOptions => ({ ...s, stepsPerEpoch: Math.max(1, Math.min(stepsOf(s), Math.floor(share * stepsOf(s)))) });
+    if (remaining1 > 0) {
+      stage1 = shorten(stage1);
+      trainer.setStepsPerEpoch(stage1.stepsPerEpoch);
+      runConfig.stage1 = stage1;
     }
-    runConfig.stage2 = stage2;
-    budgetPlan = { ...plan, stage2, predictedSeconds: (performance.now() - budgetStart) / 1000 + stage2.epochs * epochSeconds2 + plan.epochSeconds.eval * slower };
+    if (remaining2 > 0) {
+      stage2 = shorten(stage2);
+      if (stage === 2) trainer.setStepsPerEpoch(stage2.stepsPerEpoch);
+      runConfig.stage2 = stage2;
+    }
+    const predictedEnd = elapsed + evals + (remaining1 * plan.secondsPerStep.stage1 * stepsOf(stage1) + remaining2 * plan.secondsPerStep.stage2 * stepsOf(stage2)) * slower;
+    budgetPlan = { ...plan, stage1, stage2, predictedSeconds: predictedEnd };
     result.timeBudget = budgetPlan;
     await config.onTimeBudget?.(budgetPlan);
   };
@@ -286,7 +300,6 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
         const init = dataParallel ? undefined : stages === 2 ? config.init : result.stage1WeightsPath;
         if (init) await model.loadWeights(init);
       }
-      if (budgetPlan && startEpoch === 0) await refitStage2(budgetPlan);
       model.setBinaryWeights(true);
       await runStage(2);
     }

@@ -423,7 +423,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     const stage = (o: StageOptions): string =>
       `${o.epochs} epochs${o.stepsPerEpoch !== undefined ? ` of ${o.stepsPerEpoch}/${trainLoader.batchesPerEpoch} batches` : ''} (milestones ${o.milestones.join(',') || '-'})`;
     if (plans++ > 0) {
-      say(`time budget: stage 1 ran slower than measured, so stage 2 is now ${stage(plan.stage2)}, predicted end at ${(plan.predictedSeconds / 60).toFixed(1)} min`);
+      say(`time budget: running slower than measured, so the epochs to come are shorter: stage 1 ${stage(plan.stage1)}, stage 2 ${stage(plan.stage2)}, predicted end at ${(plan.predictedSeconds / 60).toFixed(1)} min`);
     } else say(
       `time budget ${(plan.budgetSeconds / 60).toFixed(1)} min left: measured ${(1000 * s.stage1).toFixed(0)} / ${(1000 * s.stage2).toFixed(0)} ms a training step (stage 1 / 2), ` +
         `${(1000 * s.eval).toFixed(0)} ms an evaluation batch -> x${plan.scale.toFixed(2)}: stage 1 ${stage(plan.stage1)}, ` +
