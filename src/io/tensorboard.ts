@@ -127,7 +127,8 @@ let defaultLimits: Float64Array | undefined;
 
 /**
  * The bucket limits TensorFlow's `Histogram` uses by default: ±1e-12 growing by 10% up to 1e20,
- * then ±DBL_MAX, and 0 in the middle (1,549 edges). Bucket i counts values in [limit[i-1], limit[i]).
+ * then ±DBL_MAX, and 0 in the middle (1,551 edges; PyTorch's SummaryWriter uses the same
+ * edges without ±DBL_MAX). Bucket i counts values in [limit[i-1], limit[i]).
  */
 export function defaultHistogramLimits(): Float64Array {
   if (!defaultLimits) {
