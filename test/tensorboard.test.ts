@@ -357,3 +357,19 @@ test('bnn train writes <run>/tensorboard: curves, histograms, diagnostics, confi
   assert.ok(!fs.existsSync(path.join(off, 'tensorboard')));
   assert.equal(bnn(['train', '--tensorboard-interval', '0', '--data', data]).status, 2);
 });
+
+test('bnn train --nproc 2: only rank 0 writes an event file, with the run\'s global steps', { timeout: 240_000 }, async (t) => {
+  const { distributedBackends } = await import('../src/distributed/process-group.js');
+  if (!distributedBackends().gloo) return t.skip('this build has no Gloo backend');
+  if (!need(t, readerProblem())) return;
+  const data = fakeFashionMnist(192, 64);
+  const out = path.join(tempDir('bnn-tb-dist'), 'run');
+  // Global batch 64 (2 x 32): 3 steps an epoch, as one process would take.
+  const r = bnn(['train', '--nproc', '2', '--data', data, '--out', out, '--epochs', '1', '--width', '4', '--batch-size', '64', '--no-progress', '--seed', '1', '--tensorboard-interval', '1']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(eventFiles(out).length, 1, 'one event file: rank 0 only');
+  const read = readEvents(path.join(out, 'tensorboard'));
+  assert.deepEqual(read.scalars['train/loss']!.map(([s]) => s), [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(read.scalars['epoch/test_accuracy']!.map(([s]) => s), [3, 6]);
+  assert.deepEqual(read.scalars['diagnostics/layer1.0.conv/flip_ratio']!.map(([s]) => s), [6]);
+});
