@@ -256,7 +256,8 @@ test('tensorBoardCallbacks: one global step across both stages, scalars every N 
   if (!need(t, readerProblem())) return;
   const dir = tempDir('bnn-tb-cb');
   const writer = new TensorBoardWriter({ logDir: dir });
-  const cb = tensorBoardCallbacks({ writer, stepInterval: 3, config: 'hello' });
+  using model = createModel({ numClasses: 10, inChannels: 1, width: 4 });
+  const cb = tensorBoardCallbacks({ writer, stepInterval: 3, config: 'hello', weights: model });
   for (const stage of [1, 2] as const) {
     await cb.onTrainBegin!({ stage, epochs: 2, startEpoch: 0 });
     for (let epoch = 0; epoch < 2; epoch++) {
@@ -273,6 +274,10 @@ test('tensorBoardCallbacks: one global step across both stages, scalars every N 
   assert.deepEqual(read.scalars['epoch/train_loss'], [[4, 10], [8, 11], [12, 20], [16, 21]]);
   assert.equal(read.scalars['epoch/test_loss'], undefined, 'no test source: no test tags');
   assert.deepEqual(read.texts.config, [[0, 'text', ['hello']]]);
+  // From the live model: histograms every epoch; an unchanged model flips nothing.
+  assert.deepEqual(read.histograms['weights/layer4.3.conv']!.map((h) => [h.step, h.num]), [4, 8, 12, 16].map((s) => [s, 32 * 32 * 9]));
+  assert.deepEqual(read.scalars['diagnostics/all/flip_ratio'], [[8, 0], [12, 0], [16, 0]]);
+  assert.equal(cb.diagnostics.measure(model)[0]!.flipRatio, 0);
 });
 
 // ------------------------------------------------------------------------------------------------
