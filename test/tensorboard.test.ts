@@ -35,6 +35,11 @@ for tag in tags['histograms']:
 for tag in tags['tensors']:
     plugin = ea.SummaryMetadata(tag).plugin_data.plugin_name
     out['texts'][tag] = [[e.step, plugin, [s.decode('utf8') for s in e.tensor_proto.string_val]] for e in ea.Tensors(tag)]
+# The loader TensorBoard's web app reads through, which turns v1 summaries into its plugins' tensors.
+from tensorboard.backend.event_processing import plugin_event_accumulator
+pea = plugin_event_accumulator.EventAccumulator(sys.argv[1], size_guidance={'tensors': 0})
+pea.Reload()
+out['plugins'] = {p: sorted(pea.PluginTagToContent(p)) if p in pea.ActivePlugins() else [] for p in ['scalars', 'histograms', 'text']}
 print(json.dumps(out))
 `;
 
@@ -43,6 +48,13 @@ interface Read {
   scalars: Record<string, [number, number][]>;
   histograms: Record<string, { step: number; min: number; max: number; num: number; sum: number; sum_squares: number; bucket_limit: number[]; bucket: number[] }[]>;
   texts: Record<string, [number, string, string[]][]>;
+  /** Tags per plugin, as TensorBoard's web app finds them. */
+  plugins: { scalars: string[]; histograms: string[]; text: string[] };
+}
+
+/** Every tag reaches its dashboard in the web app: Scalars, Histograms, Text. */
+function assertDashboards(read: Read): void {
+  assert.deepEqual(read.plugins, { scalars: Object.keys(read.scalars).sort(), histograms: Object.keys(read.histograms).sort(), text: Object.keys(read.texts).sort() });
 }
 
 function readEvents(dir: string): Read {
@@ -176,6 +188,7 @@ test('the real reader (EventAccumulator) reads back every scalar, the histogram 
   assert.deepEqual(h!.bucket_limit, expected.bucketLimit);
   assert.deepEqual(h!.bucket, expected.bucket);
   assert.deepEqual(read.texts.config, [[0, 'text', [known.text]]]);
+  assertDashboards(read);
 });
 
 test('a file cut short mid-record reads up to the cut; a bad CRC stops the reader there', (t) => {
@@ -353,6 +366,7 @@ test('bnn train writes <run>/tensorboard: curves, histograms, diagnostics, confi
   assert.equal(step, 0);
   assert.equal(plugin, 'text');
   assert.deepEqual(JSON.parse(text.replace(/^ {4}/gm, '')), JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')));
+  assertDashboards(read);
 
   const off = path.join(tempDir('bnn-tb-off'), 'run');
   const r2 = bnn(['train', '--data', data, '--out', off, '--epochs', '1', '--width', '4', '--batch-size', '64', '--no-progress', '--no-tensorboard']);
