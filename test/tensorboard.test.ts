@@ -392,3 +392,30 @@ test('bnn train --nproc 2: only rank 0 writes an event file, with the run\'s glo
   assert.deepEqual(read.scalars['epoch/test_accuracy']!.map(([s]) => s), [3, 6]);
   assert.deepEqual(read.scalars['diagnostics/layer1.0.conv/flip_ratio']!.map(([s]) => s), [6]);
 });
+
+test('bnn train interrupted and resumed: the second event file continues the global step', { timeout: 240_000 }, async (t) => {
+  if (!need(t, readerProblem())) return;
+  const { spawn } = await import('node:child_process');
+  const data = fakeFashionMnist(2048, 64);
+  const out = path.join(tempDir('bnn-tb-resume'), 'run');
+  // 2048 / 64 = 32 steps an epoch; 2 + 2 epochs: steps 1..128.
+  const args = ['train', '--data', data, '--out', out, '--epochs', '2', '--width', '4', '--batch-size', '64', '--no-progress', '--seed', '1', '--tensorboard-interval', '4'];
+  const child = spawn(process.execPath, ['--import', 'tsx', BNN, ...args], { cwd: packageRoot });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    // Mid-way through stage 1's second epoch.
+    if (/stage 1 epoch 1\/2/.test(stderr) && !child.killed) setTimeout(() => child.kill('SIGINT'), 400);
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  assert.equal(code, 130, stderr);
+  // --tensorboard-interval comes back from config.json, as the run's other flags do.
+  const r = bnn(['train', '--resume', '--out', out, '--no-progress']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(eventFiles(out).length, 2, 'one event file per process');
+  const read = readEvents(path.join(out, 'tensorboard'));
+  const steps = (tag: string): number[] => read.scalars[tag]!.map(([s]) => s);
+  assert.deepEqual(steps('epoch/test_accuracy'), [32, 64, 96, 128]);
+  assert.deepEqual(steps('train/loss'), Array.from({ length: 32 }, (_, i) => 4 * (i + 1)), 'every 4th step once, across both files');
+  assert.ok(steps('diagnostics/all/flip_ratio').length >= 2);
+});

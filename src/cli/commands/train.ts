@@ -213,7 +213,7 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
 // Flags that may differ on --resume: how the run executes, not what it trains (checkpoints are
 // float32 whatever the precision, so a run can continue in another one; a time-budgeted run
 // resumes with the schedule its checkpoint was sized to).
-const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', 'nproc', 'distTimeout', 'backend', 'precision', 'syncInterval', 'deterministic', 'timeBudget', 'tensorboard', 'tensorboardInterval', '_', '$0']);
+const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', 'nproc', 'distTimeout', 'backend', 'precision', 'syncInterval', 'deterministic', 'timeBudget', '_', '$0']);
 
 /** Joins the process group a launcher (bnn --nproc, torchrun, SLURM) described in the environment. */
 async function joinFromEnv(a: TrainArgs, device: string): Promise<ProcessGroup | undefined> {
@@ -523,7 +523,11 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     throw e;
   } finally {
     process.off('SIGINT', onSigint);
-    tb?.writer.close();
+    try {
+      tb?.writer.close();
+    } catch (e) {
+      say(`TensorBoard: ${(e as Error).message}`); // a full disk here must not hide the run's own outcome
+    }
     trainLoader.dispose();
     testLoader.dispose();
     train.dispose();
