@@ -20,7 +20,7 @@ import { resolveModelConfig } from '../../nn/model-config.js';
 import { checkStage } from '../../train/trainer.js';
 import { trainTwoStage } from '../../train/two-stage.js';
 import { parseDuration, type TimeBudgetPlan } from '../../train/time-budget.js';
-import type { StageOptions } from '../../train/types.js';
+import type { StageOptions, TrainerCallbacks } from '../../train/types.js';
 import { VERSION } from '../../core/version.js';
 import { TensorBoardWriter } from '../../io/tensorboard.js';
 import { checkpointWeights, tensorBoardCallbacks } from '../../train/diagnostics.js';
@@ -442,9 +442,10 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     progress.setEpochs({ 1: plan.stage1.epochs, 2: plan.stage2.epochs });
     writeConfig(plan.stage1, plan.stage2, plan);
   };
-  const tb = main && (a.tensorboard as unknown) !== false ? openTensorBoard(a, outDir, trainLoader.batchesPerEpoch, world) : undefined;
+  let tb: ReturnType<typeof openTensorBoard> | undefined;
   const started = performance.now();
   try {
+    if (main && (a.tensorboard as unknown) !== false) tb = openTensorBoard(a, outDir, trainLoader.batchesPerEpoch, world);
     const result = await trainTwoStage({
       model,
       stage1,
@@ -561,7 +562,7 @@ async function sharedRunDir(group: ProcessGroup, mine: string): Promise<string> 
  * callbacks are not handed the model); the global step continues into stage 2 after stage 1's
  * steps, as config.json (the time budget's plan included) says.
  */
-function openTensorBoard(a: TrainArgs, outDir: string, batchesPerEpoch: number, world: number) {
+function openTensorBoard(a: TrainArgs, outDir: string, batchesPerEpoch: number, world: number): { writer: TensorBoardWriter; callbacks: TrainerCallbacks } {
   const writer = new TensorBoardWriter({ logDir: a.tensorboard ? path.resolve(a.tensorboard) : path.join(outDir, 'tensorboard') });
   const config = (): { stage1?: StageOptions } | undefined => {
     const file = path.join(outDir, 'config.json');
