@@ -98,3 +98,23 @@ export {
   type ExportPackedOptions,
   type ExportPackedResult,
 } from './infer/index.js';
+export {
+  TensorBoardWriter,
+  crc32c,
+  maskedCrc32c,
+  histogramOf,
+  defaultHistogramLimits,
+  type TensorBoardWriterOptions,
+  type HistogramData,
+} from './io/tensorboard.js';
+export {
+  WeightDiagnostics,
+  snapshotWeights,
+  tensorBoardCallbacks,
+  checkpointWeights,
+  type LayerDiagnostics,
+  type WeightSnapshot,
+  type WeightSource,
+  type HostTensor,
+  type TensorBoardCallbackOptions,
+} from './train/diagnostics.js';

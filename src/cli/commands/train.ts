@@ -20,8 +20,10 @@ import { resolveModelConfig } from '../../nn/model-config.js';
 import { checkStage } from '../../train/trainer.js';
 import { trainTwoStage } from '../../train/two-stage.js';
 import { parseDuration, type TimeBudgetPlan } from '../../train/time-budget.js';
-import type { StageOptions } from '../../train/types.js';
+import type { StageOptions, TrainerCallbacks } from '../../train/types.js';
 import { VERSION } from '../../core/version.js';
+import { TensorBoardWriter } from '../../io/tensorboard.js';
+import { checkpointWeights, tensorBoardCallbacks } from '../../train/diagnostics.js';
 import { applyThreads, DATASETS, isImageData, loadData, numberList, resolveDevice, UsageError } from '../common.js';
 import { cpuThreadsPerWorker, launchWorkers, WORKER_ENV } from '../launcher.js';
 import { Progress } from '../progress.js';
@@ -80,6 +82,8 @@ export interface TrainArgs {
   distTimeout: number;
   backend?: 'gloo' | 'nccl';
   syncBn: boolean;
+  tensorboard?: string | false;
+  tensorboardInterval: number;
 }
 
 export const command = 'train';
@@ -159,7 +163,12 @@ export function builder(y: Argv): Argv<TrainArgs> {
       type: 'boolean',
       default: false,
       describe: "with several processes, BatchNorm normalises with the whole global batch's statistics (SyncBatchNorm) instead of each process's part",
-    }) as unknown as Argv<TrainArgs>;
+    })
+    .option('tensorboard', {
+      type: 'string',
+      describe: 'TensorBoard event files: curves, weight histograms, binary-network diagnostics (default: on, in <run dir>/tensorboard; give a folder to write elsewhere; --no-tensorboard: off)',
+    })
+    .option('tensorboard-interval', { type: 'number', default: 50, describe: 'training steps between TensorBoard train/* scalars' }) as unknown as Argv<TrainArgs>;
 }
 
 /** The run's time budget in seconds, or undefined: --time-budget, else the preset's unless epochs were given. */
@@ -324,6 +333,7 @@ function resolveSettings(a: TrainArgs, world: number): Settings {
   if (a.threads !== undefined) usage('--threads', () => checkInteger(a.threads, 'the thread count', 1, 4096));
   usage('--seed', () => checkInteger(a.seed, 'the seed', 0));
   if (!(a.distTimeout > 0)) throw new UsageError(`--dist-timeout must be positive, got ${a.distTimeout}`, 2);
+  if (!(Number.isInteger(a.tensorboardInterval) && a.tensorboardInterval >= 1)) throw new UsageError(`--tensorboard-interval must be a whole number >= 1, got ${a.tensorboardInterval}`, 2);
   if (a.syncInterval !== undefined && !(Number.isInteger(a.syncInterval) && a.syncInterval >= 1)) {
     throw new UsageError(`--sync-interval must be a whole number >= 1, got ${a.syncInterval}`, 2);
   }
@@ -432,8 +442,10 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     progress.setEpochs({ 1: plan.stage1.epochs, 2: plan.stage2.epochs });
     writeConfig(plan.stage1, plan.stage2, plan);
   };
+  let tb: ReturnType<typeof openTensorBoard> | undefined;
   const started = performance.now();
   try {
+    if (main && (a.tensorboard as unknown) !== false) tb = openTensorBoard(a, outDir, trainLoader.batchesPerEpoch, world);
     const result = await trainTwoStage({
       model,
       stage1,
@@ -456,10 +468,15 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
       signal: controller.signal,
       callbacks: main
         ? {
-            onBatchEnd: (b) => progress.batch(group ? { ...b, imagesPerSecond: b.imagesPerSecond * world } : b),
-            onEpochEnd: (log) => {
+            onTrainBegin: (info) => tb?.callbacks.onTrainBegin?.(info),
+            onBatchEnd: async (b) => {
+              progress.batch(group ? { ...b, imagesPerSecond: b.imagesPerSecond * world } : b);
+              await tb?.callbacks.onBatchEnd?.(b);
+            },
+            onEpochEnd: async (log) => {
               progress.epoch(log);
               run?.addEpoch(log);
+              await tb?.callbacks.onEpochEnd?.(log);
             },
             onStageEnd: ({ stage, weightsPath }) => progress.message(`stage ${stage} done${weightsPath ? `: ${weightsPath}` : ''}`),
           }
@@ -507,6 +524,11 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     throw e;
   } finally {
     process.off('SIGINT', onSigint);
+    try {
+      tb?.writer.close();
+    } catch (e) {
+      say(`TensorBoard: ${(e as Error).message}`); // a full disk here must not hide the run's own outcome
+    }
     trainLoader.dispose();
     testLoader.dispose();
     train.dispose();
@@ -532,4 +554,34 @@ async function sharedRunDir(group: ProcessGroup, mine: string): Promise<string> 
   } finally {
     t.dispose();
   }
+}
+
+/**
+ * --tensorboard: rank 0's event file and the callbacks that fill it. Histograms and diagnostics
+ * read the weights from the checkpoint the run saves just before each epoch's callbacks (the
+ * callbacks are not handed the model); the global step continues into stage 2 after stage 1's
+ * steps, as config.json (the time budget's plan included) says.
+ */
+function openTensorBoard(a: TrainArgs, outDir: string, batchesPerEpoch: number, world: number): { writer: TensorBoardWriter; callbacks: TrainerCallbacks } {
+  const writer = new TensorBoardWriter({ logDir: a.tensorboard ? path.resolve(a.tensorboard) : path.join(outDir, 'tensorboard') });
+  const config = (): { stage1?: StageOptions } | undefined => {
+    const file = path.join(outDir, 'config.json');
+    return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as { stage1?: StageOptions }) : undefined;
+  };
+  const callbacks = tensorBoardCallbacks({
+    writer,
+    stepInterval: a.tensorboardInterval,
+    imagesPerSecondScale: world,
+    weights: () => checkpointWeights(path.join(outDir, 'checkpoint.safetensors')),
+    stage1Steps: () => {
+      const s1 = a.stage === '2' ? undefined : config()?.stage1;
+      return s1 ? s1.epochs * Math.min(s1.stepsPerEpoch ?? Infinity, batchesPerEpoch) : 0;
+    },
+    // Indented: markdown shows it as code in the Text tab.
+    config: () => {
+      const c = config();
+      return c ? JSON.stringify(c, null, 2).replace(/^/gm, '    ') : undefined;
+    },
+  });
+  return { writer, callbacks };
 }
