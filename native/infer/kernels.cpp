@@ -1,0 +1,70 @@
+// Dispatch of the per-ISA kernels, and the portable (baseline) versions.
+#include "infer/kernels.h"
+
+#include <cstring>
+
+namespace bnn::infer::detail {
+
+void pack_rows(Isa isa, const float* x, int64_t pixels, int64_t C, const float* sgn, const float* thr, uint64_t* out,
+               int64_t words, int64_t out_stride) {
+#if defined(__x86_64__)
+  if (isa == Isa::Avx512) return pack_rows_avx512(x, pixels, C, sgn, thr, out, words, out_stride);
+  if (isa == Isa::Avx2) return pack_rows_avx2(x, pixels, C, sgn, thr, out, words, out_stride);
+#endif
+  pack_rows_baseline(x, pixels, C, sgn, thr, out, words, out_stride);
+}
+
+void bgemm(Isa isa, const uint64_t* patches, int64_t P, int64_t K, const uint64_t* w, int32_t* pop, int64_t ldo) {
+#if defined(__x86_64__)
+  if (isa == Isa::Avx512) return bgemm_avx512(patches, P, K, w, pop, ldo);
+  if (isa == Isa::Avx2) return bgemm_avx2(patches, P, K, w, pop, ldo);
+#endif
+#if defined(__aarch64__)
+  if (isa == Isa::Neon) return bgemm_neon(patches, P, K, w, pop, ldo);
+#endif
+  bgemm_baseline(patches, P, K, w, pop, ldo);
+}
+
+void gemm_acc(Isa isa, const float* v, int64_t ldv, int64_t P, int64_t K, const float* wt, int64_t ldw, int64_t O, float* acc,
+              int64_t lda) {
+#if defined(__x86_64__)
+  if (isa == Isa::Avx512) return gemm_acc_avx512(v, ldv, P, K, wt, ldw, O, acc, lda);
+  if (isa == Isa::Avx2) return gemm_acc_avx2(v, ldv, P, K, wt, ldw, O, acc, lda);
+#endif
+  // On aarch64 the baseline is compiled with Advanced SIMD (always present), so it vectorises.
+  gemm_acc_baseline(v, ldv, P, K, wt, ldw, O, acc, lda);
+}
+
+void pack_rows_baseline(const float* x, int64_t pixels, int64_t C, const float* sgn, const float* thr, uint64_t* out,
+                        int64_t words, int64_t out_stride) {
+  for (int64_t p = 0; p < pixels; ++p, x += C, out += out_stride) {
+    for (int64_t w = 0; w < words; ++w) {
+      uint64_t word = 0;
+      const int64_t c0 = w * 64, n = C - c0 < 64 ? C - c0 : 64;
+      for (int64_t i = 0; i < n; ++i) {
+        word |= static_cast<uint64_t>(sgn[c0 + i] * x[c0 + i] < thr[c0 + i]) << i;
+      }
+      out[w] = word;
+    }
+  }
+}
+
+void bgemm_baseline(const uint64_t* patches, int64_t P, int64_t K, const uint64_t* w, int32_t* pop, int64_t ldo) {
+  for (int64_t p = 0; p < P; ++p) {
+    const uint64_t* a = patches + p * K;
+    int32_t acc[kBlock] = {};
+    for (int64_t k = 0; k < K; ++k) {
+      const uint64_t ak = a[k];
+      const uint64_t* wk = w + k * kBlock;
+      for (int j = 0; j < kBlock; ++j) acc[j] += __builtin_popcountll(ak ^ wk[j]);
+    }
+    std::memcpy(pop + p * ldo, acc, sizeof acc);
+  }
+}
+
+__attribute__((optimize("O3"))) void gemm_acc_baseline(const float* v, int64_t ldv, int64_t P, int64_t K, const float* wt,
+                                                       int64_t ldw, int64_t O, float* acc, int64_t lda) {
+  BNN_GEMM_ACC_BODY
+}
+
+}  // namespace bnn::infer::detail
