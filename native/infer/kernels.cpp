@@ -35,6 +35,21 @@ void gemm_acc(Isa isa, const float* v, int64_t ldv, int64_t P, int64_t K, const 
   gemm_acc_baseline(v, ldv, P, K, wt, ldw, O, acc, lda);
 }
 
+void conv_epilogue(Isa isa, const int32_t* sums, int64_t lds, int64_t P, int64_t O, const float* alpha, const float* slope,
+                   const float* add, int64_t lda, float* out, int64_t ldo) {
+#if defined(__x86_64__)
+  if (isa == Isa::Avx512) return conv_epilogue_avx512(sums, lds, P, O, alpha, slope, add, lda, out, ldo);
+  if (isa == Isa::Avx2) return conv_epilogue_avx2(sums, lds, P, O, alpha, slope, add, lda, out, ldo);
+#endif
+  conv_epilogue_baseline(sums, lds, P, O, alpha, slope, add, lda, out, ldo);
+}
+
+__attribute__((optimize("O3", "no-trapping-math"))) void conv_epilogue_baseline(const int32_t* sums, int64_t lds, int64_t P, int64_t O,
+                                                                               const float* alpha, const float* slope, const float* add,
+                                                                               int64_t lda, float* out, int64_t ldo) {
+  BNN_EPILOGUE_BODY
+}
+
 void pack_rows_baseline(const float* x, int64_t pixels, int64_t C, const float* sgn, const float* thr, uint64_t* out,
                         int64_t words, int64_t out_stride) {
   for (int64_t p = 0; p < pixels; ++p, x += C, out += out_stride) {

@@ -26,11 +26,19 @@ void bgemm(Isa isa, const uint64_t* patches, int64_t P, int64_t K, const uint64_
 void gemm_acc(Isa isa, const float* v, int64_t ldv, int64_t P, int64_t K, const float* wt, int64_t ldw, int64_t O, float* acc,
               int64_t lda);
 
+// out[i * ldo + j] = prelu(alpha[j] * sums[i * lds + j] + add[i * lda + j]) for i < P, j < O (add
+// may be null); prelu(v) = v > 0 ? v : slope[j] * v.
+void conv_epilogue(Isa isa, const int32_t* sums, int64_t lds, int64_t P, int64_t O, const float* alpha, const float* slope,
+                   const float* add, int64_t lda, float* out, int64_t ldo);
+
 // Per-ISA implementations.
 void pack_rows_baseline(const float*, int64_t, int64_t, const float*, const float*, uint64_t*, int64_t, int64_t);
 void bgemm_baseline(const uint64_t*, int64_t, int64_t, const uint64_t*, int32_t*, int64_t);
 void gemm_acc_baseline(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t);
+void conv_epilogue_baseline(const int32_t*, int64_t, int64_t, int64_t, const float*, const float*, const float*, int64_t, float*, int64_t);
 #if defined(__x86_64__)
+void conv_epilogue_avx2(const int32_t*, int64_t, int64_t, int64_t, const float*, const float*, const float*, int64_t, float*, int64_t);
+void conv_epilogue_avx512(const int32_t*, int64_t, int64_t, int64_t, const float*, const float*, const float*, int64_t, float*, int64_t);
 void pack_rows_avx2(const float*, int64_t, int64_t, const float*, const float*, uint64_t*, int64_t, int64_t);
 void bgemm_avx2(const uint64_t*, int64_t, int64_t, const uint64_t*, int32_t*, int64_t);
 void gemm_acc_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t);
@@ -73,6 +81,25 @@ void bgemm_neon(const uint64_t*, int64_t, int64_t, const uint64_t*, int32_t*, in
         const float s = vp[k];                                                                     \
         const float* wk = wt + k * ldw + o0;                                                       \
         for (int64_t o = 0; o < on; ++o) ap[o] += s * wk[o];                                       \
+      }                                                                                            \
+    }                                                                                              \
+  }
+
+// Branch-free so that it vectorises: the select after an unconditional multiply.
+#define BNN_EPILOGUE_BODY                                                                          \
+  for (int64_t i = 0; i < P; ++i) {                                                                \
+    const int32_t* s = sums + i * lds;                                                             \
+    float* o = out + i * ldo;                                                                      \
+    if (add) {                                                                                     \
+      const float* a = add + i * lda;                                                              \
+      for (int64_t j = 0; j < O; ++j) {                                                            \
+        const float v = alpha[j] * static_cast<float>(s[j]) + a[j], sv = slope[j] * v;             \
+        o[j] = v > 0.f ? v : sv;                                                                   \
+      }                                                                                            \
+    } else {                                                                                       \
+      for (int64_t j = 0; j < O; ++j) {                                                            \
+        const float v = alpha[j] * static_cast<float>(s[j]), sv = slope[j] * v;                    \
+        o[j] = v > 0.f ? v : sv;                                                                   \
       }                                                                                            \
     }                                                                                              \
   }

@@ -158,5 +158,17 @@ BNN_AVX2 __attribute__((optimize("O3"))) void gemm_acc_avx2(const float* v, int6
   BNN_GEMM_ACC_BODY
 }
 
+BNN_AVX512 __attribute__((optimize("O3", "no-trapping-math"))) void conv_epilogue_avx512(
+    const int32_t* sums, int64_t lds, int64_t P, int64_t O, const float* alpha, const float* slope, const float* add, int64_t lda,
+    float* out, int64_t ldo) {
+  BNN_EPILOGUE_BODY
+}
+
+BNN_AVX2 __attribute__((optimize("O3", "no-trapping-math"))) void conv_epilogue_avx2(
+    const int32_t* sums, int64_t lds, int64_t P, int64_t O, const float* alpha, const float* slope, const float* add, int64_t lda,
+    float* out, int64_t ldo) {
+  BNN_EPILOGUE_BODY
+}
+
 }  // namespace bnn::infer::detail
 #endif

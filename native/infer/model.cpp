@@ -112,27 +112,70 @@ std::vector<BlockSpec> block_specs(const Config& c) {
 
 // ---- folding --------------------------------------------------------------------------------
 
+namespace {
+
+// Floats in their total order (NaN excluded): -inf ... -0 = +0 ... +inf as integers.
+int64_t float_order(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return (u & 0x80000000u) ? -static_cast<int64_t>(u & 0x7FFFFFFFu) : static_cast<int64_t>(u);
+}
+float float_from_order(int64_t k) {
+  const uint32_t u = k >= 0 ? static_cast<uint32_t>(k) : (0x80000000u | static_cast<uint32_t>(-k));
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+}  // namespace
+
 SignFold fold_sign(double weight, double bias, double mean, double var, double eps) {
   if (!(var + eps > 0) || !std::isfinite(weight) || !std::isfinite(bias) || !std::isfinite(mean) || !std::isfinite(var)) {
     fail(ErrorKind::InvalidArgument, "BatchNorm has a non-finite parameter or a negative running_var");
   }
-  const double scale = weight / std::sqrt(var + eps);
+  // LibTorch's eval BatchNorm in float32 (ATen batch_norm_cpu_collect_linear_and_constant_terms
+  // and the CPU kernels): invstd = 1 / sqrt(var + eps), a = invstd * weight, b = bias - mean * a,
+  // y = x * a + b as a multiply then an add. The sign of y is what training saw, so the threshold
+  // is taken from that float computation, not from exact arithmetic: volatile keeps each step
+  // rounded to float (no FMA contraction), and y >= 0 <=> fl(x * a) >= -b because the rounding of
+  // the final add keeps the sign.
+  const float wf = static_cast<float>(weight), bf = static_cast<float>(bias), mf = static_cast<float>(mean);
+  const float vf = static_cast<float>(var);
+  volatile float invstd = 1.f / std::sqrt(vf + static_cast<float>(eps));
+  volatile float a = invstd * wf;
+  volatile float ma = mf * a;
+  volatile float b = bf - ma;
+  const float af = a, nb = -b;
   SignFold f;
-  if (scale == 0) {
-    f.mode = bias >= 0 ? 2 : 3;
+  if (af == 0.f) {
+    f.mode = b >= 0.f ? 2 : 3;
     return f;
   }
-  // BN(x) = (x - mean) * scale + bias >= 0  <=>  x >= t (scale > 0) or x <= t (scale < 0).
-  const double t = mean - bias / scale;
-  float ft = static_cast<float>(t);
-  if (scale > 0) {
-    if (static_cast<double>(ft) < t) ft = std::nextafter(ft, std::numeric_limits<float>::infinity());
+  auto positive = [&](float x) {
+    volatile float p = x * af;
+    return p >= nb;
+  };
+  // fl(x * a) is monotone in x (non-decreasing for a > 0, non-increasing for a < 0): binary search
+  // over the floats in order for the boundary of {x : y >= 0}.
+  int64_t lo = float_order(-std::numeric_limits<float>::infinity()), hi = float_order(std::numeric_limits<float>::infinity());
+  if (af > 0) {
+    if (!positive(float_from_order(hi))) { f.mode = 3; return f; }
+    while (lo < hi) {  // smallest x with y >= 0
+      const int64_t mid = lo + (hi - lo) / 2;
+      if (positive(float_from_order(mid))) hi = mid; else lo = mid + 1;
+    }
     f.mode = 0;
+    f.threshold = float_from_order(lo);
   } else {
-    if (static_cast<double>(ft) > t) ft = std::nextafter(ft, -std::numeric_limits<float>::infinity());
+    if (!positive(float_from_order(lo))) { f.mode = 3; return f; }
+    while (lo < hi) {  // largest x with y >= 0
+      const int64_t mid = lo + (hi - lo + 1) / 2;
+      if (positive(float_from_order(mid))) lo = mid; else hi = mid - 1;
+    }
     f.mode = 1;
+    f.threshold = float_from_order(lo);
   }
-  f.threshold = ft;
+  if (f.threshold == 0.f) f.threshold = 0.f;  // -0 and +0 compare equal; store +0
   return f;
 }
 
@@ -385,16 +428,6 @@ std::shared_ptr<Model> Model::load(const std::string& path) {
 
 namespace {
 
-// A channels-last float activation map.
-struct Map {
-  int64_t n = 0, h = 0, w = 0, c = 0;
-  std::vector<float> data;
-  void resize(int64_t n_, int64_t h_, int64_t w_, int64_t c_) {
-    n = n_, h = h_, w = w_, c = c_;
-    data.resize(static_cast<size_t>(n * h * w * c));
-  }
-};
-
 constexpr int64_t kFloatChunk = 32;  // pixels per work item in the float layers
 
 }  // namespace
@@ -411,13 +444,26 @@ void Model::predict(const float* images, int64_t n, int64_t c, int64_t h, int64_
   if (threads < 1 || threads > 1024) fail(ErrorKind::InvalidArgument, "predict: threads must be between 1 and 1024");
   const Isa chosen = resolve_isa(isa);
   ThreadPool pool(threads);
-  const int64_t W = cfg.width;
+  // The batch runs in slices whose largest activation map stays near 1 MiB, so that a layer's
+  // input and output stay in cache; images are independent, so slicing changes no result.
+  const int64_t largest = std::max<int64_t>(1, h * w * cfg.width * 4 / (cfg.stem == "imagenet" ? 4 : 1));
+  const int64_t slice = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{1} << 20) / largest));
+  Buffers buffers;
+  for (int64_t i0 = 0; i0 < n; i0 += slice) {
+    const int64_t nb = std::min(slice, n - i0);
+    predict_slice(images + i0 * c * h * w, nb, c, h, w, logits + i0 * cfg.num_classes, chosen, pool, buffers);
+  }
+}
 
+void Model::predict_slice(const float* images, int64_t n, int64_t c, int64_t h, int64_t w, float* logits, Isa chosen, ThreadPool& pool,
+                          Buffers& buf) const {
+  const Config& cfg = config_;
+  const int64_t W = cfg.width;
   // Stem: conv (bn1 folded) + relu, one work item per output row.
   const int64_t k = stem_k_, s = stem_stride_, pad = stem_pad_;
   const int64_t sh = (h + 2 * pad - k) / s + 1, sw = (w + 2 * pad - k) / s + 1;
   if (sh < 1 || sw < 1) fail(ErrorKind::InvalidArgument, "predict: the image is smaller than the stem's kernel");
-  Map x;
+  Map& x = buf.x;
   x.resize(n, sh, sw, W);
   {
     const int64_t K = k * k * c;
@@ -446,7 +492,7 @@ void Model::predict(const float* images, int64_t n, int64_t c, int64_t h, int64_
   }
   if (cfg.stem == "imagenet") {
     // max_pool2d(3, stride 2, padding 1): padded taps never win.
-    Map y;
+    Map& y = buf.y;
     const int64_t oh = (x.h + 2 - 3) / 2 + 1, ow = (x.w + 2 - 3) / 2 + 1;
     y.resize(n, oh, ow, W);
     pool.parallel_for(n * oh, [&](int64_t row, int) {
@@ -466,11 +512,11 @@ void Model::predict(const float* images, int64_t n, int64_t c, int64_t h, int64_
         }
       }
     });
-    x = std::move(y);
+    std::swap(x, y);
   }
 
-  std::vector<uint64_t> packed;
-  Map shortcut, pooled, mid, y;
+  std::vector<uint64_t>& packed = buf.packed;
+  Map &shortcut = buf.shortcut, &pooled = buf.pooled, &mid = buf.mid, &y = buf.y;
   // Binarise x by `sign` into a zero-bordered packed buffer.
   auto pack = [&](const Map& in, const Sign& sign) {
     const int64_t words = words_for(in.c);
@@ -488,17 +534,9 @@ void Model::predict(const float* images, int64_t n, int64_t c, int64_t h, int64_
     out.resize(in.n, oh, ow, O);
     run_binary_conv(l.conv, packed.data(), in.n, in.h, in.w, l.stride, chosen, pool,
                     [&](int64_t img, int64_t p0, int64_t np, int64_t o0, int64_t no, const int32_t* sums, int64_t lds) {
-                      for (int64_t i = 0; i < np; ++i) {
-                        const size_t base = static_cast<size_t>((img * oh * ow + p0 + i) * O + o0);
-                        float* dst = out.data.data() + base;
-                        const float* sc = add ? add->data.data() + base : nullptr;
-                        const int32_t* sr = sums + i * lds;
-                        for (int64_t j = 0; j < no; ++j) {
-                          float v = l.alpha[static_cast<size_t>(o0 + j)] * static_cast<float>(sr[j]);
-                          if (sc) v += sc[j];
-                          dst[j] = v > 0.f ? v : l.prelu[static_cast<size_t>(o0 + j)] * v;
-                        }
-                      }
+                      const size_t base = static_cast<size_t>((img * oh * ow + p0) * O + o0);
+                      detail::conv_epilogue(chosen, sums, lds, np, no, l.alpha.data() + o0, l.prelu.data() + o0,
+                                            add ? add->data.data() + base : nullptr, O, out.data.data() + base, O);
                     });
   };
   for (const Block& b : blocks_) {

@@ -30,8 +30,8 @@ struct Config {
 // The sign after a BatchNorm, folded: +1 iff BN(x) >= 0 (0 maps to +1, as in training).
 //   mode 0: +1 iff x >= threshold (BN scale > 0)   mode 1: +1 iff x <= threshold (scale < 0)
 //   mode 2: always +1 (scale 0, bias >= 0)         mode 3: always -1 (scale 0, bias < 0)
-// The threshold is the float nearest the exact crossing on the correct side, so for every float x
-// the comparison agrees with BN(x) >= 0 evaluated exactly.
+// BN(x) is evaluated as LibTorch evaluates it in float32 (see model.cpp), and the threshold is the
+// boundary float of {x : BN(x) >= 0}, so for every float x the comparison agrees with it exactly.
 struct SignFold {
   uint8_t mode = 0;
   float threshold = 0;
@@ -83,6 +83,22 @@ class Model {
   };
 
  private:
+  // A channels-last float activation map.
+  struct Map {
+    int64_t n = 0, h = 0, w = 0, c = 0;
+    std::vector<float> data;
+    void resize(int64_t n_, int64_t h_, int64_t w_, int64_t c_) {
+      n = n_, h = h_, w = w_, c = c_;
+      data.resize(static_cast<size_t>(n * h * w * c));
+    }
+  };
+  struct Buffers {
+    Map x, y, shortcut, pooled, mid;
+    std::vector<uint64_t> packed;
+  };
+  void predict_slice(const float* images, int64_t n, int64_t c, int64_t h, int64_t w, float* logits, Isa isa, ThreadPool& pool,
+                     Buffers& buffers) const;
+
   Config config_;
   std::map<std::string, std::string> metadata_;
   int64_t stem_k_ = 3, stem_stride_ = 1, stem_pad_ = 1;

@@ -129,40 +129,49 @@ void test_conv(Isa isa, int cases) {
 }
 
 // ---- BN fold ----------------------------------------------------------------------------------
+// LibTorch's float32 eval BatchNorm, as ATen computes it (a multiply, then an add).
+bool torch_bn_nonneg(float x, float w, float b, float m, float v) {
+  volatile float invstd = 1.f / std::sqrt(v + 1e-5f);
+  volatile float a = invstd * w;
+  volatile float ma = m * a;
+  volatile float beta = b - ma;
+  volatile float p = x * a;
+  volatile float y = p + beta;
+  return y >= 0.f;
+}
+
 void test_fold() {
-  int bad = 0;
+  int bad = 0, bad_exact = 0;
   for (int t = 0; t < 4000; ++t) {
     const int kind = t % 4;
-    const double weight = kind == 3 ? 0.0 : (kind == 1 ? -1 : 1) * std::exp(normal());
-    const double bias = normal(), mean = normal(), var = std::exp(normal());
+    const float weight = static_cast<float>(kind == 3 ? 0.0 : (kind == 1 ? -1 : 1) * std::exp(normal()));
+    const float bias = static_cast<float>(normal()), mean = static_cast<float>(normal()), var = static_cast<float>(std::exp(normal()));
     const SignFold f = fold_sign(weight, bias, mean, var);
-    const double scale = weight / std::sqrt(var + 1e-5);
-    auto bn_nonneg = [&](float x) { return (static_cast<double>(x) - mean) * scale + bias >= 0; };
-    auto folded = [&](float x) {
-      float s, th;
-      sign_compare_form(f, &s, &th);
-      return !(s * x < th);  // +1
-    };
+    float s, th;
+    sign_compare_form(f, &s, &th);
+    auto folded = [&](float x) { return !(s * x < th); };  // +1
     std::vector<float> xs;
-    for (int i = 0; i < 20; ++i) xs.push_back(static_cast<float>(normal() * 3));
+    for (int i = 0; i < 40; ++i) xs.push_back(static_cast<float>(normal() * 3));
     xs.push_back(0.f);
+    xs.push_back(-0.f);
     if (f.mode < 2) {
-      xs.push_back(f.threshold);
-      xs.push_back(std::nextafter(f.threshold, INFINITY));
-      xs.push_back(std::nextafter(f.threshold, -INFINITY));
+      float x = f.threshold;
+      for (int i = 0; i < 4; ++i) x = std::nextafter(x, -INFINITY);
+      for (int i = 0; i < 9; ++i, x = std::nextafter(x, INFINITY)) xs.push_back(x);  // around the boundary
     }
     for (float x : xs) {
-      // Right at the crossing, the double evaluation of BN itself may round either way: accept
-      // only where BN is clearly away from 0 or the fold puts the tie exactly as exact math does.
-      const double v = (static_cast<double>(x) - mean) * scale + bias;
-      if (std::fabs(v) < 1e-12 * (std::fabs(bias) + std::fabs(scale * x) + std::fabs(scale * mean))) continue;
-      if (folded(x) != bn_nonneg(x)) ++bad;
+      if (folded(x) != torch_bn_nonneg(x, weight, bias, mean, var)) ++bad;
+      // And against exact arithmetic, away from float rounding of the crossing itself.
+      const double scale = weight / std::sqrt(static_cast<double>(var) + 1e-5);
+      const double exact = (static_cast<double>(x) - mean) * scale + bias;
+      if (std::fabs(exact) > 1e-5 * (std::fabs(bias) + std::fabs(scale * x) + std::fabs(scale * mean)) && folded(x) != (exact >= 0)) ++bad_exact;
     }
     if (kind == 3) check(f.mode == (bias >= 0 ? 2 : 3), "fold of a zero scale is a constant");
     if (kind == 1) check(f.mode == 1, "fold of a negative scale flips");
+    if (kind == 0) check(f.mode == 0, "fold of a positive scale");
   }
-  check(bad == 0, "fold: x >= threshold <=> BN(x) >= 0 (" + std::to_string(bad) + " mismatches)");
-  // The threshold is the tightest float: one ulp below (mode 0) is already negative.
+  check(bad == 0, "fold: x >= threshold <=> LibTorch's float BN(x) >= 0 (" + std::to_string(bad) + " mismatches)");
+  check(bad_exact == 0, "fold agrees with exact BN away from the crossing (" + std::to_string(bad_exact) + " mismatches)");
   const SignFold f = fold_sign(2.0, -1.0, 0.0, 1.0 - 1e-5);  // BN(x) = 2x - 1: crossing at 0.5
   check(f.mode == 0 && f.threshold == 0.5f, "fold threshold of 2x - 1 is 0.5");
 }
