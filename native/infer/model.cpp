@@ -312,8 +312,14 @@ ExportResult export_packed(const std::string& float_path, const std::string& pac
 
 // ---- load -----------------------------------------------------------------------------------
 
-std::shared_ptr<Model> Model::load(const std::string& path) {
-  const SafeTensors st = SafeTensors::read_file(path);
+std::shared_ptr<Model> Model::load(const std::string& path) { return from(SafeTensors::read_file(path)); }
+
+std::shared_ptr<Model> Model::load_bytes(std::vector<uint8_t> bytes, const std::string& name) {
+  return from(SafeTensors::parse(std::move(bytes), name));
+}
+
+std::shared_ptr<Model> Model::from(const SafeTensors& st) {
+  const std::string& path = st.name();
   const auto& meta = st.metadata();
   auto fmt = meta.find(kMetaFormat);
   if (fmt == meta.end() || fmt->second != kFormatName) {

@@ -12,6 +12,8 @@
 
 namespace bnn::infer {
 
+class SafeTensors;
+
 constexpr const char* kFormatName = "bnn-torch-packed";
 constexpr int kFormatVersion = 1;
 
@@ -53,6 +55,8 @@ class Model {
  public:
   // Loads and checks a packed file (format name, version, every tensor's presence, dtype, shape).
   static std::shared_ptr<Model> load(const std::string& path);
+  // The same from the file's bytes (`name` prefixes error messages).
+  static std::shared_ptr<Model> load_bytes(std::vector<uint8_t> bytes, const std::string& name);
 
   const Config& config() const { return config_; }
   int format_version() const { return kFormatVersion; }
@@ -96,6 +100,7 @@ class Model {
     Map x, y, shortcut, pooled, mid;
     std::vector<uint64_t> packed;
   };
+  static std::shared_ptr<Model> from(const SafeTensors& st);
   void predict_slice(const float* images, int64_t n, int64_t c, int64_t h, int64_t w, float* logits, Isa isa, ThreadPool& pool,
                      Buffers& buffers) const;
 
