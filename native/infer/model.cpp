@@ -472,22 +472,28 @@ void Model::predict_slice(const float* images, int64_t n, int64_t c, int64_t h, 
   Map& x = buf.x;
   x.resize(n, sh, sw, W);
   {
-    const int64_t K = k * k * c;
+    // The input, channels-last with a zero border of `pad`, so that each output's receptive field
+    // is k runs of k * c contiguous floats (copied, not gathered with bounds checks).
+    const int64_t ph = h + 2 * pad, pw = w + 2 * pad, K = k * k * c;
+    std::vector<float>& in = buf.stem_in;
+    in.assign(static_cast<size_t>(n * ph * pw * c), 0.f);
+    pool.parallel_for(n * h, [&](int64_t row, int) {
+      const int64_t img = row / h, y = row % h;
+      float* dst = in.data() + ((img * ph + y + pad) * pw + pad) * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const float* src = images + ((img * c + ch) * h + y) * w;
+        for (int64_t xx = 0; xx < w; ++xx) dst[xx * c + ch] = src[xx];
+      }
+    });
     std::vector<std::vector<float>> patches(static_cast<size_t>(pool.size()));
     pool.parallel_for(n * sh, [&](int64_t row, int slot) {
       const int64_t img = row / sh, oy = row % sh;
       std::vector<float>& v = patches[static_cast<size_t>(slot)];
-      v.assign(static_cast<size_t>(sw * K), 0.f);
+      v.resize(static_cast<size_t>(sw * K));
       for (int64_t ox = 0; ox < sw; ++ox) {
         float* dst = v.data() + ox * K;
         for (int64_t kh = 0; kh < k; ++kh) {
-          const int64_t iy = oy * s - pad + kh;
-          if (iy < 0 || iy >= h) continue;
-          for (int64_t kw = 0; kw < k; ++kw) {
-            const int64_t ix = ox * s - pad + kw;
-            if (ix < 0 || ix >= w) continue;
-            for (int64_t ch = 0; ch < c; ++ch) dst[(kh * k + kw) * c + ch] = images[((img * c + ch) * h + iy) * w + ix];
-          }
+          std::memcpy(dst + kh * k * c, in.data() + ((img * ph + oy * s + kh) * pw + ox * s) * c, static_cast<size_t>(k * c) * 4);
         }
       }
       float* out = x.data.data() + row * sw * W;

@@ -99,6 +99,7 @@ class Model {
   struct Buffers {
     Map x, y, shortcut, pooled, mid;
     std::vector<uint64_t> packed;
+    std::vector<float> stem_in;
   };
   static std::shared_ptr<Model> from(const SafeTensors& st);
   void predict_slice(const float* images, int64_t n, int64_t c, int64_t h, int64_t w, float* logits, Isa isa, ThreadPool& pool,
