@@ -24,7 +24,7 @@ void BinaryConv::init(const uint64_t* bits, int64_t in, int64_t out) {
   blocks = (out + detail::kBlock - 1) / detail::kBlock;
   const uint64_t last_mask = in % 64 == 0 ? ~uint64_t{0} : ((uint64_t{1} << (in % 64)) - 1);
   blocked.assign(static_cast<size_t>(blocks * K * detail::kBlock), 0);
-  correction.assign(static_cast<size_t>(out * 16), 0);
+  correction.assign(static_cast<size_t>(16 * out), 0);
   for (int64_t o = 0; o < out; ++o) {
     int32_t tap_value[9];
     for (int64_t t = 0; t < 9; ++t) {
@@ -48,7 +48,7 @@ void BinaryConv::init(const uint64_t* bits, int64_t in, int64_t out) {
           if (padded) sum += tap_value[kh * 3 + kw];
         }
       }
-      correction[static_cast<size_t>(o * 16 + c)] = sum;
+      correction[static_cast<size_t>(c * out + o)] = sum;
     }
   }
 }
@@ -80,7 +80,12 @@ void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, 
       const int64_t p = p0 + i, oy = p / ow, ox = p % ow;
       const uint64_t* src = padded + ((img * ph + oy * stride) * pw + ox * stride) * words;
       uint64_t* dst = s.patches.data() + i * K;
-      for (int kh = 0; kh < 3; ++kh) std::memcpy(dst + kh * row_words, src + kh * pw * words, static_cast<size_t>(row_words) * 8);
+      // A plain loop: the runs are short (3 words at 64 channels), too short for a memcpy call.
+      for (int kh = 0; kh < 3; ++kh) {
+        const uint64_t* s_row = src + kh * pw * words;
+        uint64_t* d_row = dst + kh * row_words;
+        for (int64_t q = 0; q < row_words; ++q) d_row[q] = s_row[q];
+      }
     }
     const int64_t nblocks = (no + detail::kBlock - 1) / detail::kBlock;
     for (int64_t b = 0; b < nblocks; ++b) {
@@ -95,8 +100,8 @@ void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, 
       if (c == 0) {
         for (int64_t j = 0; j < no; ++j) row[j] = full - 2 * row[j];
       } else {
-        const int32_t* corr = conv.correction.data() + o0 * 16 + c;
-        for (int64_t j = 0; j < no; ++j) row[j] = full - 2 * row[j] - corr[j * 16];
+        const int32_t* corr = conv.correction.data() + c * O + o0;
+        for (int64_t j = 0; j < no; ++j) row[j] = full - 2 * row[j] - corr[j];
       }
     }
     epilogue(img, p0, np, o0, no, s.pop.data(), kChannelChunk);
@@ -164,10 +169,12 @@ BenchResult bench_binary_conv(int64_t in_channels, int64_t out_channels, int64_t
   BinaryConv conv;
   conv.init(bits.data(), in_channels, out_channels);
   std::vector<float> sgn(static_cast<size_t>(in_channels), 1.f), thr(static_cast<size_t>(in_channels), 0.f);
-  std::vector<float> alpha(static_cast<size_t>(out_channels), 0.01f);
+  std::vector<float> alpha(static_cast<size_t>(out_channels), 0.01f), slope(static_cast<size_t>(out_channels), 0.25f);
   const int64_t oh = conv_out_size(h, stride), ow = conv_out_size(w, stride);
   std::vector<uint64_t> padded(static_cast<size_t>(batch * (h + 2) * (w + 2) * words), 0);
   std::vector<float> y(static_cast<size_t>(batch * oh * ow * out_channels));
+  std::vector<float> shortcut(y.size());
+  for (auto& v : shortcut) v = normal(rng);
   ThreadPool pool(threads);
   auto once = [&] {
     pool.parallel_for(batch * h, [&](int64_t row, int) {
@@ -177,10 +184,10 @@ BenchResult bench_binary_conv(int64_t in_channels, int64_t out_channels, int64_t
     });
     run_binary_conv(conv, padded.data(), batch, h, w, stride, chosen, pool,
                     [&](int64_t img, int64_t p0, int64_t np, int64_t o0, int64_t no, const int32_t* s, int64_t lds) {
-                      for (int64_t i = 0; i < np; ++i) {
-                        float* dst = y.data() + ((img * oh * ow) + p0 + i) * out_channels + o0;
-                        for (int64_t j = 0; j < no; ++j) dst[j] = alpha[static_cast<size_t>(o0 + j)] * static_cast<float>(s[i * lds + j]);
-                      }
+                      // The model's epilogue: alpha * sum + shortcut, then PReLU.
+                      const size_t base = static_cast<size_t>(((img * oh * ow) + p0) * out_channels + o0);
+                      detail::conv_epilogue(chosen, s, lds, np, no, alpha.data() + o0, slope.data() + o0, shortcut.data() + base,
+                                            out_channels, y.data() + base, out_channels);
                     });
   };
   once();  // warm-up

@@ -25,7 +25,7 @@ inline int64_t words_for(int64_t channels) { return (channels + 63) / 64; }
 struct BinaryConv {
   int64_t in_channels = 0, out_channels = 0, words = 0, K = 0, blocks = 0;
   std::vector<uint64_t> blocked;  // [blocks][K = 9 * words][16]: 16 output channels side by side
-  std::vector<int32_t> correction;  // [out][16]: border case = top | bottom << 1 | left << 2 | right << 3
+  std::vector<int32_t> correction;  // [16][out]: border case = top | bottom << 1 | left << 2 | right << 3
 
   // From packed weights [out][3][3][words] (padding bits must be 0: checked, InvalidArgument).
   void init(const uint64_t* bits, int64_t in, int64_t out);
@@ -54,7 +54,8 @@ void binary_conv3x3_sums(const uint64_t* act, int64_t n, int64_t h, int64_t w, i
                          int64_t out_channels, int stride, int32_t* sums, int threads = 1, Isa isa = Isa::Auto);
 
 // Seconds per call of one binary conv layer as the model runs it: float channels-last input
-// binarised and packed, the popcount convolution, and float output (alpha * sum). Random data.
+// binarised and packed, the popcount convolution, and the float output prelu(alpha * sum + shortcut).
+// Random data.
 struct BenchResult {
   double seconds = 0;
   Isa isa = Isa::Baseline;
