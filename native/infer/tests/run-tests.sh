@@ -18,4 +18,7 @@ for src in "$native"/infer/*.cpp "$here/test_infer.cpp"; do
 done
 wait
 $CXX $flags "$out"/*.o -o "$out/test_infer" -pthread
+# The environment cap first (quick), then every ISA forced one by one.
+BNN_CPU_ISA=baseline ${RUNNER:-} "$out/test_infer" --cap-check > /dev/null || {
+  BNN_CPU_ISA=baseline ${RUNNER:-} "$out/test_infer" --cap-check; exit 1; }
 ${RUNNER:-} "$out/test_infer" "$@"

@@ -494,8 +494,24 @@ void test_refusals() {
 
 }  // namespace
 
+#if defined(__aarch64__)
+constexpr const char* kArch = "aarch64";
+#elif defined(__x86_64__)
+constexpr const char* kArch = "x86-64";
+#else
+constexpr const char* kArch = "portable";
+#endif
+
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  const std::string mode = argc > 1 ? argv[1] : "";
+  const bool quick = mode == "--quick";
+  if (mode == "--cap-check") {
+    // Run with BNN_CPU_ISA=baseline: the automatic choice must be capped to the portable kernels.
+    const char* cap = std::getenv("BNN_CPU_ISA");
+    const bool ok = cap && std::string(cap) == "baseline" && best_isa() == Isa::Baseline;
+    std::printf("infer tests (%s): BNN_CPU_ISA=%s caps the choice to %s: %s\n", kArch, cap ? cap : "(unset)", isa_name(best_isa()), ok ? "ok" : "FAILED");
+    return ok ? 0 : 1;
+  }
   const std::vector<Isa> isas = supported_isas();
   std::string names;
   try {
@@ -514,9 +530,9 @@ int main(int argc, char** argv) {
     ++failed;
   }
   if (failed) {
-    std::printf("infer tests: %d FAILED, %d passed on %s (best: %s)\n", failed, passed, names.c_str(), isa_name(best_isa()));
+    std::printf("infer tests (%s): %d FAILED, %d passed on %s (best: %s)\n", kArch, failed, passed, names.c_str(), isa_name(best_isa()));
     return 1;
   }
-  std::printf("infer tests: %d passed on %s (best: %s)\n", passed, names.c_str(), isa_name(best_isa()));
+  std::printf("infer tests (%s): %d passed on %s (best: %s)\n", kArch, passed, names.c_str(), isa_name(best_isa()));
   return 0;
 }
