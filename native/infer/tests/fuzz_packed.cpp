@@ -213,6 +213,7 @@ int main(int argc, char** argv) {
   Counts counts;
   for (size_t s = 0; s < seeds.size(); ++s) try_case(seeds[s], -1 - static_cast<long>(s), counts);
   if (counts.predicted != static_cast<long>(seeds.size())) die("an unmutated seed did not load and predict");
+  counts = Counts{};  // mutants only from here
   for (long id = 0; id < cases; ++id) try_case(mutate(seeds[static_cast<size_t>(id) % seeds.size()], rng), id, counts);
   std::printf("infer fuzz: %ld cases on %zu seeds: %ld rejected with clear errors, %ld loaded and predicted, 0 crashes\n", cases,
               seeds.size(), counts.rejected, counts.predicted);
