@@ -92,47 +92,39 @@ BNN_AVX2 static inline __m256i popcount_bytes(__m256i x) {
 
 template <int np>
 BNN_AVX2 static inline void bgemm_avx2_pixels(const uint64_t* a, int64_t K, const uint64_t* w, int32_t* pop, int64_t ldo) {
+  // Only the byte accumulators live in registers (4 * np of them, with the table, the mask and a
+  // few temporaries: 16 ymm registers hold np = 2 without spills); weights are read as memory
+  // operands and the 64-bit totals, touched once per 31 words, stay in memory.
   const __m256i zero = _mm256_setzero_si256();
-  __m256i acc[np][4];
-  for (int i = 0; i < np; ++i)
-    for (int j = 0; j < 4; ++j) acc[i][j] = zero;
+  alignas(32) int64_t total[np][4][4] = {};
   for (int64_t k0 = 0; k0 < K; k0 += 31) {
     const int64_t k1 = std::min<int64_t>(K, k0 + 31);
     __m256i bytes[np][4];
     for (int i = 0; i < np; ++i)
       for (int j = 0; j < 4; ++j) bytes[i][j] = zero;
     for (int64_t k = k0; k < k1; ++k) {
-      const uint64_t* wk = w + k * kBlock;
-      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk));
-      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 4));
-      const __m256i w2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 8));
-      const __m256i w3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wk + 12));
+      const __m256i* wk = reinterpret_cast<const __m256i*>(w + k * kBlock);
       for (int i = 0; i < np; ++i) {
         const __m256i b = _mm256_set1_epi64x(static_cast<long long>(a[i * K + k]));
-        bytes[i][0] = _mm256_add_epi8(bytes[i][0], popcount_bytes(_mm256_xor_si256(b, w0)));
-        bytes[i][1] = _mm256_add_epi8(bytes[i][1], popcount_bytes(_mm256_xor_si256(b, w1)));
-        bytes[i][2] = _mm256_add_epi8(bytes[i][2], popcount_bytes(_mm256_xor_si256(b, w2)));
-        bytes[i][3] = _mm256_add_epi8(bytes[i][3], popcount_bytes(_mm256_xor_si256(b, w3)));
+        for (int j = 0; j < 4; ++j) bytes[i][j] = _mm256_add_epi8(bytes[i][j], popcount_bytes(_mm256_xor_si256(b, _mm256_loadu_si256(wk + j))));
       }
     }
     for (int i = 0; i < np; ++i)
-      for (int j = 0; j < 4; ++j) acc[i][j] = _mm256_add_epi64(acc[i][j], _mm256_sad_epu8(bytes[i][j], zero));
+      for (int j = 0; j < 4; ++j) {
+        __m256i* t = reinterpret_cast<__m256i*>(total[i][j]);
+        _mm256_store_si256(t, _mm256_add_epi64(_mm256_load_si256(t), _mm256_sad_epu8(bytes[i][j], zero)));
+      }
   }
-  const __m256i lanes = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-  for (int i = 0; i < np; ++i) {
-    for (int j = 0; j < 4; ++j) {
-      // 64-bit lane counts (< 2^31) -> their low 32-bit halves, gathered into the low 128 bits.
-      const __m256i packed = _mm256_permutevar8x32_epi32(acc[i][j], lanes);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(pop + i * ldo + 4 * j), _mm256_castsi256_si128(packed));
-    }
-  }
+  for (int i = 0; i < np; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int q = 0; q < 4; ++q) pop[i * ldo + 4 * j + q] = static_cast<int32_t>(total[i][j][q]);
 }
 
 // No vector popcount: the nibble table with pshufb gives byte counts, summed in bytes for up to
 // 31 words (31 * 8 = 248 < 256), then widened to 64-bit lanes with psadbw.
 BNN_AVX2 void bgemm_avx2(const uint64_t* patches, int64_t P, int64_t K, const uint64_t* w, int32_t* pop, int64_t ldo) {
   int64_t p = 0;
-  for (; p + 2 <= P; p += 2) bgemm_avx2_pixels<2>(patches + p * K, K, w, pop + p * ldo, ldo);
+  for (; p + 1 <= P; p += 1) bgemm_avx2_pixels<1>(patches + p * K, K, w, pop + p * ldo, ldo);
   for (; p < P; ++p) bgemm_avx2_pixels<1>(patches + p * K, K, w, pop + p * ldo, ldo);
 }
 
