@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -279,7 +280,9 @@ std::vector<uint8_t> serialize_safetensors(const std::vector<TensorData>& tensor
 }
 
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  // pid and a counter: two writers in one process (two async exports) never share a temporary.
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) io_error(path, std::string("cannot create ") + tmp + ": " + std::strerror(errno));
   bool ok = bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
