@@ -76,15 +76,18 @@ void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, 
     s.pop.resize(static_cast<size_t>(kPixelChunk * kChannelChunk));
     // im2col of packed bits: per output, its 3 window rows of 3 pixels are contiguous in `padded`.
     const int64_t row_words = 3 * words;
-    for (int64_t i = 0; i < np; ++i) {
-      const int64_t p = p0 + i, oy = p / ow, ox = p % ow;
-      const uint64_t* src = padded + ((img * ph + oy * stride) * pw + ox * stride) * words;
-      uint64_t* dst = s.patches.data() + i * K;
-      // A plain loop: the runs are short (3 words at 64 channels), too short for a memcpy call.
-      for (int kh = 0; kh < 3; ++kh) {
-        const uint64_t* s_row = src + kh * pw * words;
-        uint64_t* d_row = dst + kh * row_words;
-        for (int64_t q = 0; q < row_words; ++q) d_row[q] = s_row[q];
+    {
+      int64_t oy = p0 / ow, ox = p0 % ow;  // walked forward, not divided per output
+      for (int64_t i = 0; i < np; ++i) {
+        const uint64_t* src = padded + ((img * ph + oy * stride) * pw + ox * stride) * words;
+        uint64_t* dst = s.patches.data() + i * K;
+        // A plain loop: the runs are short (3 words at 64 channels), too short for a memcpy call.
+        for (int kh = 0; kh < 3; ++kh) {
+          const uint64_t* s_row = src + kh * pw * words;
+          uint64_t* d_row = dst + kh * row_words;
+          for (int64_t q = 0; q < row_words; ++q) d_row[q] = s_row[q];
+        }
+        if (++ox == ow) ox = 0, ++oy;
       }
     }
     const int64_t nblocks = (no + detail::kBlock - 1) / detail::kBlock;
@@ -92,8 +95,8 @@ void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, 
       const uint64_t* wb = conv.blocked.data() + (o0 / detail::kBlock + b) * K * detail::kBlock;
       detail::bgemm(isa, s.patches.data(), np, K, wb, s.pop.data() + b * detail::kBlock, kChannelChunk);
     }
+    int64_t oy = p0 / ow, ox = p0 % ow;
     for (int64_t i = 0; i < np; ++i) {
-      const int64_t p = p0 + i, oy = p / ow, ox = p % ow;
       const int c = (oy * stride - 1 < 0 ? 1 : 0) | (oy * stride + 1 > h - 1 ? 2 : 0) | (ox * stride - 1 < 0 ? 4 : 0) |
                     (ox * stride + 1 > w - 1 ? 8 : 0);
       int32_t* row = s.pop.data() + i * kChannelChunk;
@@ -103,6 +106,7 @@ void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, 
         const int32_t* corr = conv.correction.data() + c * O + o0;
         for (int64_t j = 0; j < no; ++j) row[j] = full - 2 * row[j] - corr[j];
       }
+      if (++ox == ow) ox = 0, ++oy;
     }
     epilogue(img, p0, np, o0, no, s.pop.data(), kChannelChunk);
   });
