@@ -53,9 +53,9 @@ void pack_activations(const float* x, int64_t pixels, int64_t C, const float* sg
 void binary_conv3x3_sums(const uint64_t* act, int64_t n, int64_t h, int64_t w, int64_t in_channels, const uint64_t* weights,
                          int64_t out_channels, int stride, int32_t* sums, int threads = 1, Isa isa = Isa::Auto);
 
-// Seconds per call of one binary conv layer as the model runs it: float channels-last input
-// binarised and packed, the popcount convolution, and the float output prelu(alpha * sum + shortcut).
-// Random data.
+// Seconds per call of one binary conv layer, float in and float out as LibTorch's conv2d: the
+// channels-last float input binarised and packed, the popcount convolution, and the float output
+// alpha * sum (the model's epilogue kernel without a shortcut). Random data.
 struct BenchResult {
   double seconds = 0;
   Isa isa = Isa::Baseline;
