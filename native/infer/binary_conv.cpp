@@ -58,7 +58,13 @@ void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, 
   if (stride != 1 && stride != 2) fail(ErrorKind::InvalidArgument, "binary conv: stride must be 1 or 2");
   const int64_t oh = conv_out_size(h, stride), ow = conv_out_size(w, stride), opix = oh * ow;
   const int64_t words = conv.words, K = conv.K, O = conv.out_channels;
-  const int64_t pchunks = (opix + kPixelChunk - 1) / kPixelChunk;
+  // Wide outputs read their windows straight from the padded input, one output row segment per work
+  // item (consecutive outputs' windows are `stride * words` apart). Narrow ones (7x7, 4x4) would
+  // leave the pixel blocks mostly empty that way, so their windows are copied (im2col) into
+  // 48-output chunks that cross rows.
+  const bool direct = ow >= 16;
+  const int64_t xchunks = (ow + kPixelChunk - 1) / kPixelChunk;
+  const int64_t pchunks = direct ? oh * xchunks : (opix + kPixelChunk - 1) / kPixelChunk;
   const int64_t ochunks = (O + kChannelChunk - 1) / kChannelChunk;
   const int64_t pw = w + 2, ph = h + 2;
   const int32_t full = static_cast<int32_t>(9 * conv.in_channels);
@@ -69,14 +75,21 @@ void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, 
   std::vector<Scratch> scratch(static_cast<size_t>(pool.size()));
   pool.parallel_for(n * pchunks * ochunks, [&](int64_t item, int slot) {
     const int64_t oc = item % ochunks, pc = (item / ochunks) % pchunks, img = item / (ochunks * pchunks);
-    const int64_t p0 = pc * kPixelChunk, np = std::min(kPixelChunk, opix - p0);
     const int64_t o0 = oc * kChannelChunk, no = std::min(kChannelChunk, O - o0);
     Scratch& s = scratch[static_cast<size_t>(slot)];
-    s.patches.resize(static_cast<size_t>(kPixelChunk * K));
     s.pop.resize(static_cast<size_t>(kPixelChunk * kChannelChunk));
-    // im2col of packed bits: per output, its 3 window rows of 3 pixels are contiguous in `padded`.
     const int64_t row_words = 3 * words;
-    {
+    int64_t p0, np;
+    detail::Windows win;
+    if (direct) {
+      const int64_t oy = pc / xchunks, ox0 = (pc % xchunks) * kPixelChunk;
+      np = std::min(kPixelChunk, ow - ox0);
+      p0 = oy * ow + ox0;
+      win = {padded + ((img * ph + oy * stride) * pw + ox0 * stride) * words, stride * words, pw * words, row_words};
+    } else {
+      p0 = pc * kPixelChunk;
+      np = std::min(kPixelChunk, opix - p0);
+      s.patches.resize(static_cast<size_t>(kPixelChunk * K));
       int64_t oy = p0 / ow, ox = p0 % ow;  // walked forward, not divided per output
       for (int64_t i = 0; i < np; ++i) {
         const uint64_t* src = padded + ((img * ph + oy * stride) * pw + ox * stride) * words;
@@ -89,11 +102,12 @@ void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, 
         }
         if (++ox == ow) ox = 0, ++oy;
       }
+      win = {s.patches.data(), K, row_words, row_words};
     }
     const int64_t nblocks = (no + detail::kBlock - 1) / detail::kBlock;
     for (int64_t b = 0; b < nblocks; ++b) {
       const uint64_t* wb = conv.blocked.data() + (o0 / detail::kBlock + b) * K * detail::kBlock;
-      detail::bgemm(isa, s.patches.data(), np, K, wb, s.pop.data() + b * detail::kBlock, kChannelChunk);
+      detail::bgemm(isa, win, np, wb, s.pop.data() + b * detail::kBlock, kChannelChunk);
     }
     int64_t oy = p0 / ow, ox = p0 % ow;
     for (int64_t i = 0; i < np; ++i) {

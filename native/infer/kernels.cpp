@@ -14,15 +14,15 @@ void pack_rows(Isa isa, const float* x, int64_t pixels, int64_t C, const float* 
   pack_rows_baseline(x, pixels, C, sgn, thr, out, words, out_stride);
 }
 
-void bgemm(Isa isa, const uint64_t* patches, int64_t P, int64_t K, const uint64_t* w, int32_t* pop, int64_t ldo) {
+void bgemm(Isa isa, const Windows& a, int64_t P, const uint64_t* w, int32_t* pop, int64_t ldo) {
 #if defined(__x86_64__)
-  if (isa == Isa::Avx512) return bgemm_avx512(patches, P, K, w, pop, ldo);
-  if (isa == Isa::Avx2) return bgemm_avx2(patches, P, K, w, pop, ldo);
+  if (isa == Isa::Avx512) return bgemm_avx512(a, P, w, pop, ldo);
+  if (isa == Isa::Avx2) return bgemm_avx2(a, P, w, pop, ldo);
 #endif
 #if defined(__aarch64__)
-  if (isa == Isa::Neon) return bgemm_neon(patches, P, K, w, pop, ldo);
+  if (isa == Isa::Neon) return bgemm_neon(a, P, w, pop, ldo);
 #endif
-  bgemm_baseline(patches, P, K, w, pop, ldo);
+  bgemm_baseline(a, P, w, pop, ldo);
 }
 
 void gemm_acc(Isa isa, const float* v, int64_t ldv, int64_t P, int64_t K, const float* wt, int64_t ldw, int64_t O, float* acc,
@@ -64,14 +64,16 @@ void pack_rows_baseline(const float* x, int64_t pixels, int64_t C, const float* 
   }
 }
 
-void bgemm_baseline(const uint64_t* patches, int64_t P, int64_t K, const uint64_t* w, int32_t* pop, int64_t ldo) {
+void bgemm_baseline(const Windows& win, int64_t P, const uint64_t* w, int32_t* pop, int64_t ldo) {
   for (int64_t p = 0; p < P; ++p) {
-    const uint64_t* a = patches + p * K;
     int32_t acc[kBlock] = {};
-    for (int64_t k = 0; k < K; ++k) {
-      const uint64_t ak = a[k];
-      const uint64_t* wk = w + k * kBlock;
-      for (int j = 0; j < kBlock; ++j) acc[j] += __builtin_popcountll(ak ^ wk[j]);
+    const uint64_t* wk = w;
+    for (int kh = 0; kh < 3; ++kh) {
+      const uint64_t* a = win.base + p * win.pixel_stride + kh * win.row_stride;
+      for (int64_t q = 0; q < win.row_words; ++q, wk += kBlock) {
+        const uint64_t ak = a[q];
+        for (int j = 0; j < kBlock; ++j) acc[j] += __builtin_popcountll(ak ^ wk[j]);
+      }
     }
     std::memcpy(pop + p * ldo, acc, sizeof acc);
   }

@@ -19,8 +19,17 @@ constexpr int kBlock = 16;
 void pack_rows(Isa isa, const float* x, int64_t pixels, int64_t C, const float* sgn, const float* thr, uint64_t* out,
                int64_t words, int64_t out_stride);
 
-// pop[p * ldo + j] = sum over k < K of popcount(patches[p * K + k] ^ w[k * kBlock + j]), j < kBlock.
-void bgemm(Isa isa, const uint64_t* patches, int64_t P, int64_t K, const uint64_t* w, int32_t* pop, int64_t ldo);
+// Where the packed 3x3 windows of P outputs lie: output i's window row kh (3 pixels, row_words =
+// 3 * words) starts at base + i * pixel_stride + kh * row_stride. Read straight from the padded
+// input when the outputs share an output row, or from an im2col copy (pixel_stride = 3 * row_words,
+// row_stride = row_words) otherwise.
+struct Windows {
+  const uint64_t* base;
+  int64_t pixel_stride, row_stride, row_words;
+};
+
+// pop[p * ldo + j] = sum over the K = 3 * row_words window words k of popcount(a(p, k) ^ w[k * kBlock + j]), j < kBlock.
+void bgemm(Isa isa, const Windows& a, int64_t P, const uint64_t* w, int32_t* pop, int64_t ldo);
 
 // acc[p * lda + o] += sum over k < K of v[p * ldv + k] * wt[k * ldw + o], for p < P, o < O.
 void gemm_acc(Isa isa, const float* v, int64_t ldv, int64_t P, int64_t K, const float* wt, int64_t ldw, int64_t O, float* acc,
@@ -33,21 +42,21 @@ void conv_epilogue(Isa isa, const int32_t* sums, int64_t lds, int64_t P, int64_t
 
 // Per-ISA implementations.
 void pack_rows_baseline(const float*, int64_t, int64_t, const float*, const float*, uint64_t*, int64_t, int64_t);
-void bgemm_baseline(const uint64_t*, int64_t, int64_t, const uint64_t*, int32_t*, int64_t);
+void bgemm_baseline(const Windows&, int64_t, const uint64_t*, int32_t*, int64_t);
 void gemm_acc_baseline(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t);
 void conv_epilogue_baseline(const int32_t*, int64_t, int64_t, int64_t, const float*, const float*, const float*, int64_t, float*, int64_t);
 #if defined(__x86_64__)
 void conv_epilogue_avx2(const int32_t*, int64_t, int64_t, int64_t, const float*, const float*, const float*, int64_t, float*, int64_t);
 void conv_epilogue_avx512(const int32_t*, int64_t, int64_t, int64_t, const float*, const float*, const float*, int64_t, float*, int64_t);
 void pack_rows_avx2(const float*, int64_t, int64_t, const float*, const float*, uint64_t*, int64_t, int64_t);
-void bgemm_avx2(const uint64_t*, int64_t, int64_t, const uint64_t*, int32_t*, int64_t);
+void bgemm_avx2(const Windows&, int64_t, const uint64_t*, int32_t*, int64_t);
 void gemm_acc_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t);
 void pack_rows_avx512(const float*, int64_t, int64_t, const float*, const float*, uint64_t*, int64_t, int64_t);
-void bgemm_avx512(const uint64_t*, int64_t, int64_t, const uint64_t*, int32_t*, int64_t);
+void bgemm_avx512(const Windows&, int64_t, const uint64_t*, int32_t*, int64_t);
 void gemm_acc_avx512(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t);
 #endif
 #if defined(__aarch64__)
-void bgemm_neon(const uint64_t*, int64_t, int64_t, const uint64_t*, int32_t*, int64_t);
+void bgemm_neon(const Windows&, int64_t, const uint64_t*, int32_t*, int64_t);
 #endif
 
 // Register blocking for the float parts: kGemmP pixels x kGemmO outputs stay in local arrays that

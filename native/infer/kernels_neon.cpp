@@ -1,5 +1,5 @@
 // ARM NEON kernel (aarch64 only): vcnt counts bits per byte; vpadal folds byte counts into 16-bit
-// lanes (each step adds at most 16 per lane, so up to 4095 words before a flush to 32 bits).
+// lanes (each word adds at most 16 per lane, so up to 4095 words before a flush to 32 bits).
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -10,44 +10,33 @@
 
 namespace bnn::infer::detail {
 
-void bgemm_neon(const uint64_t* patches, int64_t P, int64_t K, const uint64_t* w, int32_t* pop, int64_t ldo) {
-  constexpr int kP = 2, kV = kBlock / 2;  // 8 q registers of 2 x 64 bits per pixel
-  auto run = [&](auto pixels_tag, int64_t p0) {
-    constexpr int np = decltype(pixels_tag)::value;
-    const uint64_t* a = patches + p0 * K;
-    uint32x4_t total[np][kV];
-    for (int i = 0; i < np; ++i)
-      for (int j = 0; j < kV; ++j) total[i][j] = vdupq_n_u32(0);
-    for (int64_t k0 = 0; k0 < K; k0 += 4095) {
-      const int64_t k1 = std::min<int64_t>(K, k0 + 4095);
-      uint16x8_t acc[np][kV];
-      for (int i = 0; i < np; ++i)
-        for (int j = 0; j < kV; ++j) acc[i][j] = vdupq_n_u16(0);
-      for (int64_t k = k0; k < k1; ++k) {
-        uint64x2_t wv[kV];
-        for (int j = 0; j < kV; ++j) wv[j] = vld1q_u64(w + k * kBlock + 2 * j);
-        for (int i = 0; i < np; ++i) {
-          const uint64x2_t b = vdupq_n_u64(a[i * K + k]);
-          for (int j = 0; j < kV; ++j) {
-            acc[i][j] = vpadalq_u8(acc[i][j], vcntq_u8(vreinterpretq_u8_u64(veorq_u64(b, wv[j]))));
-          }
+void bgemm_neon(const Windows& win, int64_t P, const uint64_t* w, int32_t* pop, int64_t ldo) {
+  constexpr int kV = kBlock / 2;  // 8 q registers of 2 x 64 bits
+  for (int64_t p = 0; p < P; ++p) {
+    uint32x4_t total[kV];
+    uint16x8_t acc[kV];
+    for (int j = 0; j < kV; ++j) total[j] = vdupq_n_u32(0), acc[j] = vdupq_n_u16(0);
+    int run = 0;
+    const uint64_t* wk = w;
+    for (int kh = 0; kh < 3; ++kh) {
+      const uint64_t* a = win.base + p * win.pixel_stride + kh * win.row_stride;
+      for (int64_t q = 0; q < win.row_words; ++q, wk += kBlock) {
+        const uint64x2_t b = vdupq_n_u64(a[q]);
+        for (int j = 0; j < kV; ++j) acc[j] = vpadalq_u8(acc[j], vcntq_u8(vreinterpretq_u8_u64(veorq_u64(b, vld1q_u64(wk + 2 * j)))));
+        if (++run == 4095) {  // 16-bit lanes gain at most 16 a word
+          for (int j = 0; j < kV; ++j) total[j] = vpadalq_u16(total[j], acc[j]), acc[j] = vdupq_n_u16(0);
+          run = 0;
         }
       }
-      for (int i = 0; i < np; ++i)
-        for (int j = 0; j < kV; ++j) total[i][j] = vpadalq_u16(total[i][j], acc[i][j]);
     }
-    for (int i = 0; i < np; ++i) {
-      for (int j = 0; j < kV; ++j) {
-        // Lanes 0,1 hold the first 64-bit word's halves, lanes 2,3 the second's.
-        const uint64x2_t s = vpaddlq_u32(total[i][j]);
-        pop[(p0 + i) * ldo + 2 * j] = static_cast<int32_t>(vgetq_lane_u64(s, 0));
-        pop[(p0 + i) * ldo + 2 * j + 1] = static_cast<int32_t>(vgetq_lane_u64(s, 1));
-      }
+    for (int j = 0; j < kV; ++j) {
+      total[j] = vpadalq_u16(total[j], acc[j]);
+      // Lanes 0,1 hold the first 64-bit word's halves, lanes 2,3 the second's.
+      const uint64x2_t s = vpaddlq_u32(total[j]);
+      pop[p * ldo + 2 * j] = static_cast<int32_t>(vgetq_lane_u64(s, 0));
+      pop[p * ldo + 2 * j + 1] = static_cast<int32_t>(vgetq_lane_u64(s, 1));
     }
-  };
-  int64_t p = 0;
-  for (; p + kP <= P; p += kP) run(std::integral_constant<int, kP>{}, p);
-  for (; p < P; ++p) run(std::integral_constant<int, 1>{}, p);
+  }
 }
 
 }  // namespace bnn::infer::detail

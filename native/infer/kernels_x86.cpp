@@ -20,20 +20,24 @@ namespace bnn::infer::detail {
 // One activation word is broadcast against 16 output channels' words (two zmm of 8 x 64 bits);
 // kP pixels at a time share the two weight loads: 2 * kP accumulators of 64-bit lane counts
 // (4 measured as fast as 6 or 8 at 64-512 channels).
-BNN_AVX512 void bgemm_avx512(const uint64_t* patches, int64_t P, int64_t K, const uint64_t* w, int32_t* pop, int64_t ldo) {
-  constexpr int kP = 8;
+BNN_AVX512 void bgemm_avx512(const Windows& win, int64_t P, const uint64_t* w, int32_t* pop, int64_t ldo) {
+  constexpr int kP = 4;
+  const int64_t ps = win.pixel_stride, rw = win.row_words;
   int64_t p = 0;
   for (; p + kP <= P; p += kP) {
-    const uint64_t* a = patches + p * K;
     __m512i acc[kP][2];
     for (int i = 0; i < kP; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
-    for (int64_t k = 0; k < K; ++k) {
-      const __m512i w0 = _mm512_loadu_si512(w + k * kBlock);
-      const __m512i w1 = _mm512_loadu_si512(w + k * kBlock + 8);
-      for (int i = 0; i < kP; ++i) {
-        const __m512i b = _mm512_set1_epi64(static_cast<long long>(a[i * K + k]));
-        acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(b, w0)));
-        acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_xor_si512(b, w1)));
+    const uint64_t* wk = w;
+    for (int kh = 0; kh < 3; ++kh) {
+      const uint64_t* a = win.base + p * ps + kh * win.row_stride;
+      for (int64_t q = 0; q < rw; ++q, wk += kBlock) {
+        const __m512i w0 = _mm512_loadu_si512(wk);
+        const __m512i w1 = _mm512_loadu_si512(wk + 8);
+        for (int i = 0; i < kP; ++i) {
+          const __m512i bc = _mm512_set1_epi64(static_cast<long long>(a[i * ps + q]));
+          acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(bc, w0)));
+          acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_xor_si512(bc, w1)));
+        }
       }
     }
     for (int i = 0; i < kP; ++i) {
@@ -42,12 +46,15 @@ BNN_AVX512 void bgemm_avx512(const uint64_t* patches, int64_t P, int64_t K, cons
     }
   }
   for (; p < P; ++p) {
-    const uint64_t* a = patches + p * K;
     __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
-    for (int64_t k = 0; k < K; ++k) {
-      const __m512i b = _mm512_set1_epi64(static_cast<long long>(a[k]));
-      acc0 = _mm512_add_epi64(acc0, _mm512_popcnt_epi64(_mm512_xor_si512(b, _mm512_loadu_si512(w + k * kBlock))));
-      acc1 = _mm512_add_epi64(acc1, _mm512_popcnt_epi64(_mm512_xor_si512(b, _mm512_loadu_si512(w + k * kBlock + 8))));
+    const uint64_t* wk = w;
+    for (int kh = 0; kh < 3; ++kh) {
+      const uint64_t* a = win.base + p * ps + kh * win.row_stride;
+      for (int64_t q = 0; q < rw; ++q, wk += kBlock) {
+        const __m512i bc = _mm512_set1_epi64(static_cast<long long>(a[q]));
+        acc0 = _mm512_add_epi64(acc0, _mm512_popcnt_epi64(_mm512_xor_si512(bc, _mm512_loadu_si512(wk))));
+        acc1 = _mm512_add_epi64(acc1, _mm512_popcnt_epi64(_mm512_xor_si512(bc, _mm512_loadu_si512(wk + 8))));
+      }
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(pop + p * ldo), _mm512_cvtepi64_epi32(acc0));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(pop + p * ldo + 8), _mm512_cvtepi64_epi32(acc1));
@@ -90,42 +97,42 @@ BNN_AVX2 static inline __m256i popcount_bytes(__m256i x) {
                          _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(x, 4), low)));
 }
 
-template <int np>
-BNN_AVX2 static inline void bgemm_avx2_pixels(const uint64_t* a, int64_t K, const uint64_t* w, int32_t* pop, int64_t ldo) {
-  // Only the byte accumulators live in registers (4 * np of them, with the table, the mask and a
-  // few temporaries: 16 ymm registers hold np = 2 without spills); weights are read as memory
-  // operands and the 64-bit totals, touched once per 31 words, stay in memory.
+// One output at a time: only its 4 byte accumulators live in registers (with the table, the mask
+// and a few temporaries; two outputs at a time spilled), weights are memory operands, and the
+// 64-bit totals, touched once per 31 words, stay in memory.
+BNN_AVX2 static inline void bgemm_avx2_pixel(const uint64_t* a, int64_t row_stride, int64_t rw, const uint64_t* w, int32_t* pop) {
   const __m256i zero = _mm256_setzero_si256();
-  alignas(32) int64_t total[np][4][4] = {};
-  for (int64_t k0 = 0; k0 < K; k0 += 31) {
-    const int64_t k1 = std::min<int64_t>(K, k0 + 31);
-    __m256i bytes[np][4];
-    for (int i = 0; i < np; ++i)
-      for (int j = 0; j < 4; ++j) bytes[i][j] = zero;
-    for (int64_t k = k0; k < k1; ++k) {
-      const __m256i* wk = reinterpret_cast<const __m256i*>(w + k * kBlock);
-      for (int i = 0; i < np; ++i) {
-        const __m256i b = _mm256_set1_epi64x(static_cast<long long>(a[i * K + k]));
-        for (int j = 0; j < 4; ++j) bytes[i][j] = _mm256_add_epi8(bytes[i][j], popcount_bytes(_mm256_xor_si256(b, _mm256_loadu_si256(wk + j))));
+  alignas(32) int64_t total[4][4] = {};
+  __m256i bytes[4] = {zero, zero, zero, zero};
+  int run = 0;
+  const uint64_t* wk = w;
+  for (int kh = 0; kh < 3; ++kh) {
+    const uint64_t* ar = a + kh * row_stride;
+    for (int64_t q = 0; q < rw; ++q, wk += kBlock) {
+      const __m256i* wv = reinterpret_cast<const __m256i*>(wk);
+      const __m256i b = _mm256_set1_epi64x(static_cast<long long>(ar[q]));
+      for (int j = 0; j < 4; ++j) bytes[j] = _mm256_add_epi8(bytes[j], popcount_bytes(_mm256_xor_si256(b, _mm256_loadu_si256(wv + j))));
+      if (++run == 31) {  // byte counts stay below 256: 31 * 8 = 248
+        for (int j = 0; j < 4; ++j) {
+          __m256i* t = reinterpret_cast<__m256i*>(total[j]);
+          _mm256_store_si256(t, _mm256_add_epi64(_mm256_load_si256(t), _mm256_sad_epu8(bytes[j], zero)));
+          bytes[j] = zero;
+        }
+        run = 0;
       }
     }
-    for (int i = 0; i < np; ++i)
-      for (int j = 0; j < 4; ++j) {
-        __m256i* t = reinterpret_cast<__m256i*>(total[i][j]);
-        _mm256_store_si256(t, _mm256_add_epi64(_mm256_load_si256(t), _mm256_sad_epu8(bytes[i][j], zero)));
-      }
   }
-  for (int i = 0; i < np; ++i)
-    for (int j = 0; j < 4; ++j)
-      for (int q = 0; q < 4; ++q) pop[i * ldo + 4 * j + q] = static_cast<int32_t>(total[i][j][q]);
+  for (int j = 0; j < 4; ++j) {
+    __m256i* t = reinterpret_cast<__m256i*>(total[j]);
+    _mm256_store_si256(t, _mm256_add_epi64(_mm256_load_si256(t), _mm256_sad_epu8(bytes[j], zero)));
+    for (int q = 0; q < 4; ++q) pop[4 * j + q] = static_cast<int32_t>(total[j][q]);
+  }
 }
 
 // No vector popcount: the nibble table with pshufb gives byte counts, summed in bytes for up to
-// 31 words (31 * 8 = 248 < 256), then widened to 64-bit lanes with psadbw.
-BNN_AVX2 void bgemm_avx2(const uint64_t* patches, int64_t P, int64_t K, const uint64_t* w, int32_t* pop, int64_t ldo) {
-  int64_t p = 0;
-  for (; p + 1 <= P; p += 1) bgemm_avx2_pixels<1>(patches + p * K, K, w, pop + p * ldo, ldo);
-  for (; p < P; ++p) bgemm_avx2_pixels<1>(patches + p * K, K, w, pop + p * ldo, ldo);
+// 31 words, then widened to 64-bit lanes with psadbw.
+BNN_AVX2 void bgemm_avx2(const Windows& win, int64_t P, const uint64_t* w, int32_t* pop, int64_t ldo) {
+  for (int64_t p = 0; p < P; ++p) bgemm_avx2_pixel(win.base + p * win.pixel_stride, win.row_stride, win.row_words, w, pop + p * ldo);
 }
 
 BNN_AVX2 void pack_rows_avx2(const float* x, int64_t pixels, int64_t C, const float* sgn, const float* thr, uint64_t* out,

@@ -90,8 +90,12 @@ void test_packing(Isa isa) {
 void test_conv(Isa isa, int cases) {
   const int64_t channel_counts[] = {1, 3, 63, 64, 65, 127, 128, 130, 191, 257};
   for (int t = 0; t < cases; ++t) {
-    const int64_t C = channel_counts[uniform(0, 9)], O = uniform(1, 3) == 1 ? uniform(1, 40) : 16 * uniform(1, 5);
-    const int64_t n = uniform(1, 2), h = uniform(1, 11), w = uniform(1, 11);
+    // A third of the cases are wide (up to 53 columns): outputs at least 16 wide read their windows
+    // straight from the padded input, in one or two 48-output segments per row; narrower ones go
+    // through the im2col copy. Both must give the same exact sums.
+    const bool wide = t % 3 == 0;
+    const int64_t C = channel_counts[uniform(0, wide ? 7 : 9)], O = uniform(1, 3) == 1 ? uniform(1, 40) : 16 * uniform(1, wide ? 2 : 5);
+    const int64_t n = uniform(1, 2), h = wide ? uniform(1, 5) : uniform(1, 11), w = wide ? uniform(16, 53) : uniform(1, 11);
     const int stride = static_cast<int>(uniform(1, 2));
     const int threads = static_cast<int>(uniform(1, 3));
     const int64_t words = words_for(C);
