@@ -532,7 +532,18 @@ void Model::predict_slice(const float* images, int64_t n, int64_t c, int64_t h, 
   // Binarise x by `sign` into a zero-bordered packed buffer.
   auto pack = [&](const Map& in, const Sign& sign) {
     const int64_t words = words_for(in.c);
-    packed.assign(static_cast<size_t>(in.n * (in.h + 2) * (in.w + 2) * words), 0);
+    // Only the 1-pixel border needs zeros (+1): pack_rows writes every word of the interior.
+    const int64_t ph = in.h + 2, pw = in.w + 2;
+    packed.resize(static_cast<size_t>(in.n * ph * pw * words));
+    for (int64_t img = 0; img < in.n; ++img) {
+      uint64_t* base = packed.data() + img * ph * pw * words;
+      std::fill(base, base + pw * words, uint64_t{0});                               // top row
+      std::fill(base + (ph - 1) * pw * words, base + ph * pw * words, uint64_t{0});  // bottom row
+      for (int64_t y = 1; y < ph - 1; ++y) {
+        std::fill(base + y * pw * words, base + (y * pw + 1) * words, uint64_t{0});            // left
+        std::fill(base + ((y + 1) * pw - 1) * words, base + (y + 1) * pw * words, uint64_t{0});  // right
+      }
+    }
     pool.parallel_for(in.n * in.h, [&](int64_t row, int) {
       const int64_t img = row / in.h, yy = row % in.h;
       detail::pack_rows(chosen, in.data.data() + row * in.w * in.c, in.w, in.c, sign.sgn.data(), sign.thr.data(),
