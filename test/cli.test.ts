@@ -132,7 +132,7 @@ test('train -> run directory with metrics, checkpoints and report; eval, export,
   assert.match(p.stdout, /packed: .*final\.packed\.safetensors\n\s+[\d.]+ MB against [\d.]+ MB of float32 weights \([\d.]+x smaller\)/);
   const packed = path.join(out, 'final.packed.safetensors');
   const json = path.join(out, 'predictions.json');
-  const pr = bnn(['predict', '--model', packed, '--data', data, '--json', json]);
+  const pr = bnn(['predict', '--model', packed, '--data', data, '--json', json, '--threads', '2']);
   assert.equal(pr.status, 0, pr.stderr);
   const line = /96 images in [\d.]+ s \(\d+ images\/s, (avx512|avx2|baseline|neon), 2 threads, LibTorch not loaded\); accuracy ([\d.]+)% \((\d+)\/96\)/.exec(pr.stdout);
   assert.ok(line, pr.stdout);

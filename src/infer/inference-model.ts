@@ -2,6 +2,7 @@
 // native/infer/ through bnn_infer.node, an addon that does not link LibTorch. Nothing here loads
 // the training addon, so a process that only predicts never maps LibTorch into memory.
 import fs from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 
 import { inferNative, type NativeInferModel, type NativeInferModelInfo } from '../binding/infer.js';
 import { checkInteger } from '../core/check.js';
@@ -108,7 +109,7 @@ export interface PredictResult {
 
 /** Options of {@link InferenceModel.load}. */
 export interface LoadOptions {
-  /** Default threads of predict(). Default: 2, or fewer if the machine has fewer cores. */
+  /** Default threads of predict(). Default: the cores this process may use (`os.availableParallelism()`). */
   threads?: number;
 }
 
@@ -159,7 +160,7 @@ export class InferenceModel extends NativeResource<NativeInferModel> {
   /** Reads and checks a packed model file (format, version, every tensor's shape). */
   static async load(path: string, options: LoadOptions = {}): Promise<InferenceModel> {
     if (typeof path !== 'string' || path === '') throw typeError('path must be a non-empty string');
-    const threads = options.threads === undefined ? 2 : checkInteger(options.threads, 'threads', 1, 1024);
+    const threads = options.threads === undefined ? Math.min(1024, availableParallelism()) : checkInteger(options.threads, 'threads', 1, 1024);
     const handle = await inferNative().loadModel(path);
     return new InferenceModel(handle, threads);
   }

@@ -2,6 +2,8 @@
 // model's latency at given batch sizes, or (without --model) one binary 3x3 convolution at
 // ResNet-18's shapes. Engine only, LibTorch is not loaded; bench/infer.ts (npm run bench:infer)
 // puts PyTorch beside it.
+import { availableParallelism } from 'node:os';
+
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
 import { benchBinaryConv, InferenceModel, inferenceIsas, type InferIsa } from '../../infer/inference-model.js';
@@ -17,7 +19,7 @@ export function builder(y: Argv): Argv<BenchInferArgs> {
     .option('model', { type: 'string', describe: 'packed model (bnn export --packed); default: binary convolutions at ResNet-18 shapes' })
     .option('batch', { type: 'string', default: '1,16', describe: 'batch sizes, comma-separated' })
     .option('size', { type: 'number', describe: "input side in pixels (default: the model's, else 224)" })
-    .option('threads', { type: 'number', default: 2 })
+    .option('threads', { type: 'number', default: availableParallelism(), defaultDescription: 'the cores this process may use' })
     .option('seconds', { type: 'number', default: 1, describe: 'time spent per measurement' })
     .option('isa', { type: 'string', choices: ['avx512', 'avx2', 'baseline', 'neon'] as const, describe: 'one instruction set only (default: every one this CPU has)' }) as unknown as Argv<BenchInferArgs>;
 }

@@ -1,6 +1,7 @@
 // `bnn predict`: classify images or a test set with a packed 1-bit model (bnn export --packed) on
 // the XNOR-popcount engine. It loads only bnn_infer.node: LibTorch stays out of the process.
 import fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
 import type { Argv, ArgumentsCamelCase } from 'yargs';
@@ -34,7 +35,7 @@ export function builder(y: Argv): Argv<PredictArgs> {
     .option('split', { type: 'string', choices: ['test', 'train'] as const, default: 'test' as const, describe: 'which IDX split' })
     .option('limit', { type: 'number', describe: 'the first N images only' })
     .option('top', { type: 'number', default: 3, describe: 'best classes listed per image' })
-    .option('threads', { type: 'number', default: 2, describe: 'engine threads' })
+    .option('threads', { type: 'number', default: availableParallelism(), defaultDescription: 'the cores this process may use', describe: 'engine threads' })
     .option('isa', { type: 'string', choices: ['avx512', 'avx2', 'baseline', 'neon'] as const, describe: 'force an instruction set (default: the best this CPU has)' })
     .option('batch-size', { type: 'number', default: 64, describe: 'images per engine call' })
     .option('json', { type: 'string', describe: 'also write every prediction to this JSON file' })
