@@ -212,6 +212,23 @@ test('bad packed files and bad input are clear errors', async () => {
   // The float weights file is not a packed model.
   await assert.rejects(InferenceModel.load(float), (e: unknown) => isBnnError(e) && /pack/i.test((e as Error).message));
   await assert.rejects(InferenceModel.load(path.join(dir, 'missing.safetensors')), (e: unknown) => isBnnError(e) && e.code === 'BNN_IO');
+  await assert.rejects(InferenceModel.load(dir), (e: unknown) => isBnnError(e) && e.code === 'BNN_IO' && /regular file/.test((e as Error).message), 'a folder');
+  // A header of a million keys is refused quickly, not parsed for minutes.
+  const keys = `{${Array.from({ length: 300_000 }, (_, i) => `"k${i}":0`).join(',')}}`;
+  const huge = Buffer.concat([Buffer.alloc(8), Buffer.from(keys)]);
+  huge.writeBigUInt64LE(BigInt(keys.length), 0);
+  fs.writeFileSync(path.join(dir, 'huge.safetensors'), huge);
+  await expectCode(path.join(dir, 'huge.safetensors'), 'BNN_IO', 'too many JSON values');
+  // Metadata the facade relies on is checked, not trusted.
+  const withSpec = path.join(dir, 'spec.safetensors');
+  await exportPacked(float, withSpec, { input: { channels: 1, height: 28, width: 28, mean: [0.3], std: [0.3] } });
+  const spec = fs.readFileSync(withSpec);
+  const specLength = Number(spec.readBigUInt64LE(0));
+  const specHeader = spec.subarray(8, 8 + specLength).toString('utf8');
+  const broken = specHeader.replace('"std\\":[0.3]', '"std\\":[0.0]');
+  assert.notEqual(broken, specHeader, 'the spec sits in the header as escaped JSON');
+  fs.writeFileSync(path.join(dir, 'badspec.safetensors'), Buffer.concat([spec.subarray(0, 8), Buffer.from(broken), spec.subarray(8 + specLength)]));
+  await assert.rejects(InferenceModel.load(path.join(dir, 'badspec.safetensors')), (e: unknown) => isBnnError(e) && /input\.std\[0\]/.test((e as Error).message));
   // A stage-1 network is refused unless asked for.
   manualSeed(1);
   using stage1 = createModel({ inChannels: 1, width: 8, numClasses: 10 });

@@ -183,13 +183,21 @@ class InferModel : public Napi::ObjectWrap<InferModel> {
  public:
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeInferModel",
-                       {InstanceMethod<&InferModel::info>("info"), InstanceMethod<&InferModel::predict>("predict"),
-                        InstanceMethod<&InferModel::dispose>("dispose")});
+                       {InstanceMethod<&InferModel::guarded<&InferModel::info>>("info"),
+                        InstanceMethod<&InferModel::guarded<&InferModel::predict>>("predict"),
+                        InstanceMethod<&InferModel::guarded<&InferModel::dispose>>("dispose")});
   }
   explicit InferModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<InferModel>(info) {}
   std::shared_ptr<bnn::infer::Model> model;
 
  private:
+  // NAPI_CPP_EXCEPTIONS lets only Napi::Error through: a std::bad_alloc (a huge input's copy) or a
+  // bnn::Error escaping a method would terminate the process instead of throwing in JavaScript.
+  template <Napi::Value (InferModel::*Method)(const Napi::CallbackInfo&)>
+  Napi::Value guarded(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&] { return (this->*Method)(info); });
+  }
+
   const std::shared_ptr<bnn::infer::Model>& live(Napi::Env env) const {
     if (!model) throw make_error(env, {0, "BNN_DISPOSED", "the inference model was disposed"});
     return model;
@@ -240,6 +248,8 @@ class InferModel : public Napi::ObjectWrap<InferModel> {
       range_error(env, "shape[1] (channels) is " + std::to_string(shape[1]) + " but the model has inChannels = " + std::to_string(cfg.in_channels));
     }
     if (shape[2] > 16384 || shape[3] > 16384 || shape[0] > (1 << 20)) range_error(env, "shape: images larger than 16384 pixels a side or batches above 2^20 are refused");
+    // The engine's own limit, checked before the copy below (which runs on this thread).
+    if (shape[0] * shape[1] * shape[2] * shape[3] > (int64_t{1} << 31)) range_error(env, "shape: more than 2^31 input values in one call are refused (split the batch)");
     const double expect = static_cast<double>(shape[0]) * static_cast<double>(shape[1]) * static_cast<double>(shape[2]) * static_cast<double>(shape[3]);
     if (static_cast<double>(images.ElementLength()) != expect) {
       range_error(env, "images.length is " + std::to_string(images.ElementLength()) + " but shape [" + std::to_string(shape[0]) + ", " +

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <unordered_set>
 
 #include "core/errors.h"
 
@@ -19,11 +20,15 @@ const Value* Value::find(const std::string& key) const {
 namespace {
 
 constexpr int kMaxDepth = 64;
+// Every value costs ~112 bytes once parsed: a cap on their number keeps a hostile 100 MiB header
+// (a safetensors header may be that long) from asking for gigabytes. Real headers hold hundreds.
+constexpr size_t kMaxValues = size_t{1} << 18;
 
 struct Parser {
   const std::string& s;
   const std::string& what;
   size_t i = 0;
+  size_t values = 0;
 
   [[noreturn]] void error(const std::string& msg) const {
     fail(ErrorKind::Io, what + ": malformed JSON at byte " + std::to_string(i) + ": " + msg);
@@ -150,6 +155,7 @@ struct Parser {
   }
   Value value(int depth) {
     if (depth > kMaxDepth) error("nested too deeply");
+    if (++values > kMaxValues) error("more than " + std::to_string(kMaxValues) + " values");
     ws();
     Value v;
     const char c = peek();
@@ -158,10 +164,13 @@ struct Parser {
       v.type = Value::Type::Object;
       ws();
       if (peek() == '}') { ++i; return v; }
+      // A set, not v.find(): checking each key against all earlier ones is quadratic in a
+      // crafted header with millions of keys.
+      std::unordered_set<std::string> seen;
       for (;;) {
         ws();
         std::string key = str();
-        if (v.find(key)) error("duplicate key '" + key + "'");
+        if (!seen.insert(key).second) error("duplicate key '" + key + "'");
         ws();
         if (peek() != ':') error("expected ':'");
         ++i;

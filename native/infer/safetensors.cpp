@@ -1,5 +1,6 @@
 #include "infer/safetensors.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,6 +69,12 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 SafeTensors SafeTensors::read_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) io_error(path, std::string("cannot open: ") + std::strerror(errno));
+  // A directory opens on Linux and ftell() then reports a huge size: say what it is instead.
+  struct stat st_info {};
+  if (fstat(fileno(f), &st_info) != 0 || !S_ISREG(st_info.st_mode)) {
+    std::fclose(f);
+    io_error(path, "not a regular file");
+  }
   std::vector<uint8_t> bytes;
   bool ok = std::fseek(f, 0, SEEK_END) == 0;
   const long size = ok ? std::ftell(f) : -1;

@@ -1,19 +1,34 @@
 #include "infer/thread_pool.h"
 
+#include <string>
+#include <system_error>
+
+#include "core/errors.h"
+
 namespace bnn::infer {
 
 ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker(i); });
+  try {
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker(i); });
+  } catch (const std::system_error& e) {
+    // A thread that cannot start (EAGAIN under a pids limit) must not leave joinable threads
+    // behind: destroying them would std::terminate the whole process.
+    shutdown();
+    fail(ErrorKind::InvalidArgument, "could not start " + std::to_string(threads) + " threads: " + e.what() + " (ask for fewer threads)");
+  }
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::shutdown() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
 }
+
+ThreadPool::~ThreadPool() { shutdown(); }
 
 void ThreadPool::drain(int slot) {
   for (;;) {

@@ -28,6 +28,7 @@ class ThreadPool {
  private:
   void worker(int slot);
   void drain(int slot);
+  void shutdown();
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;

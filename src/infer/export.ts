@@ -4,9 +4,8 @@
 import path from 'node:path';
 
 import { inferNative } from '../binding/infer.js';
-import { checkInteger, checkNumber } from '../core/check.js';
 import { rangeError, typeError } from '../errors.js';
-import { CLASS_NAMES_METADATA_KEY, INPUT_METADATA_KEY, type InputSpec } from './inference-model.js';
+import { checkInputSpec, CLASS_NAMES_METADATA_KEY, INPUT_METADATA_KEY, type InputSpec } from './inference-model.js';
 
 /** Options of {@link exportPacked}. */
 export interface ExportPackedOptions {
@@ -28,20 +27,6 @@ export interface ExportPackedResult {
   floatBytes: number;
   /** Size of the packed file. */
   packedBytes: number;
-}
-
-/** @internal Checks an input spec, naming the field. */
-export function checkInputSpec(spec: InputSpec): InputSpec {
-  if (typeof spec !== 'object' || spec === null) throw typeError('input must be { channels, height, width, mean, std }');
-  const channels = checkInteger(spec.channels, 'input.channels', 1, 4096);
-  const height = checkInteger(spec.height, 'input.height', 1, 1 << 16);
-  const width = checkInteger(spec.width, 'input.width', 1, 1 << 16);
-  for (const key of ['mean', 'std'] as const) {
-    const v = spec[key];
-    if (!Array.isArray(v) || v.length !== channels) throw rangeError(`input.${key} must hold ${channels} number(s), one per channel`);
-    v.forEach((x, i) => checkNumber(x, `input.${key}[${i}]`, key === 'std' ? { above: 0 } : {}));
-  }
-  return { channels, height, width, mean: [...spec.mean], std: [...spec.std] };
 }
 
 /**

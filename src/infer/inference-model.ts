@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 
 import { inferNative, type NativeInferModel, type NativeInferModelInfo } from '../binding/infer.js';
-import { checkInteger } from '../core/check.js';
+import { checkInteger, checkNumber } from '../core/check.js';
 import { NativeResource } from '../core/handle.js';
 import { rangeError, typeError } from '../errors.js';
 
@@ -54,8 +54,22 @@ export interface InferenceModelInfo {
   classNames?: string[];
   /** The instruction set predict() uses by default. */
   isa: string;
-  /** The file's `__metadata__`, verbatim. */
+  /** The file's `__metadata__` entries other than the format's own (`bnn_infer.*`, `bnn_torch.config`, `format`). */
   metadata: Record<string, string>;
+}
+
+/** @internal Checks an input spec, naming the field (`what` prefixes the names). */
+export function checkInputSpec(spec: InputSpec, what = 'input'): InputSpec {
+  if (typeof spec !== 'object' || spec === null) throw typeError(`${what} must be { channels, height, width, mean, std }`);
+  const channels = checkInteger(spec.channels, `${what}.channels`, 1, 4096);
+  const height = checkInteger(spec.height, `${what}.height`, 1, 1 << 16);
+  const width = checkInteger(spec.width, `${what}.width`, 1, 1 << 16);
+  for (const key of ['mean', 'std'] as const) {
+    const v = spec[key];
+    if (!Array.isArray(v) || v.length !== channels) throw rangeError(`${what}.${key} must hold ${channels} number(s), one per channel`);
+    v.forEach((x, i) => checkNumber(x, `${what}.${key}[${i}]`, key === 'std' ? { above: 0 } : {}));
+  }
+  return { channels, height, width, mean: [...spec.mean], std: [...spec.std] };
 }
 
 /** The engine's instruction sets on this CPU. */
@@ -140,8 +154,14 @@ export class InferenceModel extends NativeResource<NativeInferModel> {
   private constructor(handle: NativeInferModel, threads: number) {
     super('inference model', handle);
     const raw: NativeInferModelInfo = handle.info();
-    const input = parseJson<InputSpec>(raw.metadata[INPUT_METADATA_KEY], INPUT_METADATA_KEY);
+    const spec = parseJson<InputSpec>(raw.metadata[INPUT_METADATA_KEY], INPUT_METADATA_KEY);
+    const input = spec === undefined ? undefined : checkInputSpec(spec, `the packed model's ${INPUT_METADATA_KEY}`);
+    if (input && input.channels !== raw.inChannels) throw rangeError(`the packed model's ${INPUT_METADATA_KEY} has ${input.channels} channel(s), the network ${raw.inChannels}`);
+    if (input && input.channels !== 1 && input.channels !== 3) throw rangeError(`the packed model's ${INPUT_METADATA_KEY} has ${input.channels} channels: images decode to 1 or 3`);
     const classNames = parseJson<string[]>(raw.metadata[CLASS_NAMES_METADATA_KEY], CLASS_NAMES_METADATA_KEY);
+    if (classNames !== undefined && (!Array.isArray(classNames) || classNames.some((n) => typeof n !== 'string'))) {
+      throw rangeError(`the packed model's ${CLASS_NAMES_METADATA_KEY} is not a list of strings`);
+    }
     this.info = Object.freeze({
       formatVersion: raw.formatVersion,
       inChannels: raw.inChannels,
@@ -162,7 +182,13 @@ export class InferenceModel extends NativeResource<NativeInferModel> {
     if (typeof path !== 'string' || path === '') throw typeError('path must be a non-empty string');
     const threads = options.threads === undefined ? Math.min(1024, availableParallelism()) : checkInteger(options.threads, 'threads', 1, 1024);
     const handle = await inferNative().loadModel(path);
-    return new InferenceModel(handle, threads);
+    try {
+      return new InferenceModel(handle, threads);
+    } catch (e) {
+      handle.dispose();
+      if (e instanceof Error) e.message = `${path}: ${e.message}`;
+      throw e;
+    }
   }
 
   /** Logits and the best classes of a batch of images (see {@link InferenceInput}). */
@@ -268,8 +294,10 @@ export class InferenceModel extends NativeResource<NativeInferModel> {
       classes[i] = best;
       let sum = 0;
       for (let j = 0; j < k; j++) sum += Math.exp(row[j]! - max);
-      // Stable sort keeps the lower index first on equal logits, as argmax does.
-      const order = Array.from({ length: k }, (_, j) => j).sort((a, b) => row[b]! - row[a]!);
+      // Best first, NaN last (a consistent order even then); the stable sort keeps the lower index
+      // first on equal logits, as argmax does.
+      const key = (j: number): number => (Number.isNaN(row[j]!) ? -Infinity : row[j]!);
+      const order = Array.from({ length: k }, (_, j) => j).sort((a, b) => key(b) - key(a) || a - b);
       top.push(
         order.slice(0, topK).map((j) => ({
           classIndex: j,
@@ -303,11 +331,11 @@ export interface BinaryConvBenchOptions {
  */
 export async function benchBinaryConv(o: BinaryConvBenchOptions): Promise<{ seconds: number; isa: string }> {
   const dims = {
-    inChannels: checkInteger(o.inChannels, 'inChannels', 1, 1 << 16),
-    outChannels: checkInteger(o.outChannels, 'outChannels', 1, 1 << 16),
-    height: checkInteger(o.height, 'height', 1, 1 << 14),
-    width: checkInteger(o.width, 'width', 1, 1 << 14),
-    batch: checkInteger(o.batch, 'batch', 1, 1 << 16),
+    inChannels: checkInteger(o.inChannels, 'inChannels', 1, 8192),
+    outChannels: checkInteger(o.outChannels, 'outChannels', 1, 8192),
+    height: checkInteger(o.height, 'height', 1, 4096),
+    width: checkInteger(o.width, 'width', 1, 4096),
+    batch: checkInteger(o.batch, 'batch', 1, 4096),
   };
   if (o.stride !== 1 && o.stride !== 2) throw rangeError(`stride must be 1 or 2, got ${String(o.stride)}`);
   return inferNative().benchConv({

@@ -5,6 +5,9 @@ import { gunzipSync } from 'node:zlib';
 
 import { bnnError } from '../errors.js';
 
+/** The largest IDX file read (inflated): 2 GiB, far above any MNIST-style set. */
+const MAX_BYTES = 2 ** 31;
+
 /** An unsigned-byte IDX array. */
 export interface IdxArray {
   shape: number[];
@@ -20,8 +23,9 @@ export async function readIdx(file: string): Promise<IdxArray> {
   const bad = (why: string) => bnnError(`${file}: not a valid IDX file: ${why}`, 'BNN_IO');
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      bytes = gunzipSync(bytes);
+      bytes = gunzipSync(bytes, { maxOutputLength: MAX_BYTES });
     } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw bad(`it inflates to more than ${MAX_BYTES / 2 ** 30} GiB`);
       throw bad(`its gzip stream is corrupt (${(e as Error).message})`);
     }
   }

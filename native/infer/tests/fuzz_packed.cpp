@@ -99,10 +99,17 @@ void try_case(const Bytes& bytes, long id, Counts& counts) {
     auto m = Model::load_bytes(bytes, "case " + std::to_string(id));
     ++counts.loaded;
     const auto& cfg = m->config();
-    const int64_t n = 2, c = cfg.in_channels, h = 9, w = 7;
+    // A small odd image (the im2col path) on the best kernels, and every 16th case a wider one
+    // (the direct path, outputs >= 16 columns) on every instruction set this CPU has.
+    const bool wide = id % 16 == 0;
+    const int64_t n = 2, c = cfg.in_channels, h = wide ? 33 : 9, w = wide ? 35 : 7;
     std::vector<float> x(static_cast<size_t>(n * c * h * w), 0.5f), y(static_cast<size_t>(n * cfg.num_classes));
     for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(static_cast<int>(i % 13) - 6) / 3.f;
-    m->predict(x.data(), n, c, h, w, y.data(), 2);
+    if (wide) {
+      for (Isa isa : supported_isas()) m->predict(x.data(), n, c, h, w, y.data(), 2, isa);
+    } else {
+      m->predict(x.data(), n, c, h, w, y.data(), 2);
+    }
     ++counts.predicted;
   } catch (const bnn::Error&) {
     ++counts.rejected;

@@ -108,6 +108,10 @@ export async function handler(a: ArgumentsCamelCase<PredictArgs>): Promise<void>
     if (images.shape.length !== 3) throw new UsageError(`${a.data}: the images file has shape [${images.shape.join(', ')}], not [N, H, W]`);
     const n = Math.min(images.shape[0]!, labels.shape[0]!, a.limit ?? Infinity);
     const [, h, w] = images.shape as [number, number, number];
+    // The global average pool accepts any size, so a mismatch would give quietly wrong answers.
+    const want = info.input;
+    if (want && (want.height !== h || want.width !== w)) throw new UsageError(`${a.data}: the images are ${h}x${w}, the model was trained on ${want.height}x${want.width}`);
+    if (want && want.channels !== 1) throw new UsageError(`${a.data}: IDX images have 1 channel, the model takes ${want.channels}`);
     result = await model.predict({ data: images.data.subarray(0, n * h * w), shape: [n, h, w, 1] }, options);
     truth = Array.from(labels.data.subarray(0, n));
   } else {
