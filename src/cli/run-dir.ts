@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { writeFileAtomicSync } from '../io/atomic-file.js';
+import type { DiagnosticsRecord } from '../report/run-record.js';
 import type { EpochLog } from '../train/types.js';
 
 export interface FinalMetrics {
@@ -27,6 +28,7 @@ export class RunDirectory {
   readonly dir: string;
   #epochs: EpochLog[] = [];
   #final: FinalMetrics | undefined;
+  #diagnostics: DiagnosticsRecord[] = [];
 
   constructor(dir: string) {
     this.dir = path.resolve(dir);
@@ -57,6 +59,19 @@ export class RunDirectory {
     this.#flush();
   }
 
+  /** Replaces the diagnostics records (on resume, those of the run so far). */
+  setDiagnostics(records: readonly DiagnosticsRecord[]): void {
+    this.#diagnostics = [...records];
+    this.#flush();
+  }
+
+  /** Adds the per-layer weight diagnostics of one epoch (replacing an earlier record of that epoch). */
+  addDiagnostics(record: DiagnosticsRecord): void {
+    this.#diagnostics = this.#diagnostics.filter((d) => !(d.stage === record.stage && d.epoch === record.epoch));
+    this.#diagnostics.push(record);
+    this.#flush();
+  }
+
   setFinal(final: FinalMetrics): void {
     this.#final = final;
     this.#flush();
@@ -65,6 +80,8 @@ export class RunDirectory {
   // The whole file is rewritten each time (it is small), so it is always complete.
   #flush(): void {
     const lines = this.#epochs.map((e) => JSON.stringify({ type: 'epoch', ...e }));
+    // Readers from before these records ignore lines of an unknown type.
+    for (const d of this.#diagnostics) lines.push(JSON.stringify({ type: 'diagnostics', stage: d.stage, epoch: d.epoch, layers: d.layers }));
     if (this.#final) lines.push(JSON.stringify(this.#final));
     writeFileAtomicSync(this.file('metrics.jsonl'), lines.length ? `${lines.join('\n')}\n` : '');
   }

@@ -4,6 +4,6 @@
  *
  * @module
  */
-export { readRunDirectory, parseMetrics, type RunRecord, type EpochRecord, type FinalRecord } from './run-record.js';
+export { readRunDirectory, parseMetrics, type RunRecord, type EpochRecord, type FinalRecord, type DiagnosticsRecord, type LayerDiagnosticsRecord } from './run-record.js';
 export { renderReport, type RenderOptions } from './render.js';
 export { writeReport, REPORT_FILE_NAME } from './write.js';

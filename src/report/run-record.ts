@@ -42,6 +42,24 @@ export interface FinalRecord {
   bnnTorchVersion?: string;
 }
 
+/** One binary convolution's figures in a `diagnostics` line (see `WeightDiagnostics` in train/diagnostics.ts). */
+export interface LayerDiagnosticsRecord {
+  /** Layer name, e.g. `layer2.1.conv`. */
+  layer: string;
+  /** Share of weights whose sign changed since the previous measurement; absent for the first one. NaN if written as null. */
+  flipRatio?: number;
+  /** Share of latent weights with |W| > 1 (outside the straight-through window). NaN if written as null. */
+  outsideWindow: number;
+}
+
+/** A `{"type":"diagnostics",...}` line of `metrics.jsonl`: the per-layer weight diagnostics measured after one epoch. */
+export interface DiagnosticsRecord {
+  stage: number;
+  epoch: number;
+  /** One entry per binary convolution, in the order measured. */
+  layers: LayerDiagnosticsRecord[];
+}
+
 /** Everything a report is made from: the parsed contents of one run directory. */
 export interface RunRecord {
   /** `config.json` as written by the CLI (`{}` when the file is absent). */
@@ -50,6 +68,11 @@ export interface RunRecord {
   epochs: EpochRecord[];
   /** The final line; absent when the run was interrupted or is still going. */
   final?: FinalRecord;
+  /**
+   * Diagnostics lines, sorted by stage then epoch, one per (stage, epoch); absent or empty for runs
+   * written before they were recorded.
+   */
+  diagnostics?: DiagnosticsRecord[];
   /** `summary.txt`, the model summary table, when present. */
   summaryText?: string;
   /** Lines of `metrics.jsonl` that could not be parsed or failed validation, and were skipped. */
@@ -130,19 +153,37 @@ export function parseFinalLine(obj: Json): FinalRecord | undefined {
   return final;
 }
 
+/** @internal Validates one parsed `diagnostics` line; undefined when it is malformed. */
+export function parseDiagnosticsLine(obj: Json): DiagnosticsRecord | undefined {
+  const { stage, epoch, layers } = obj;
+  if (!isFiniteNumber(stage) || !Number.isInteger(stage) || stage < 1) return undefined;
+  if (!isFiniteNumber(epoch) || !Number.isInteger(epoch) || epoch < 0) return undefined;
+  if (!Array.isArray(layers)) return undefined;
+  const out: LayerDiagnosticsRecord[] = [];
+  for (const l of layers) {
+    if (!isObject(l) || typeof l['layer'] !== 'string' || l['layer'] === '') return undefined;
+    const outsideWindow = numberOrNull(l['outsideWindow']);
+    const flipRatio = optionalNumber(l, 'flipRatio');
+    if (outsideWindow === undefined || flipRatio === 'invalid') return undefined;
+    out.push({ layer: l['layer'], ...(flipRatio !== undefined ? { flipRatio } : {}), outsideWindow });
+  }
+  return { stage, epoch, layers: out };
+}
+
 /**
  * Parses the text of a `metrics.jsonl`.
  *
  * Blank lines are ignored, as are well-formed objects of an unknown `type` (so newer CLIs can add
  * line kinds without breaking older reports). Anything else that fails to parse or validate is
- * counted in `skippedLines`. When an epoch appears twice (a resumed run re-logs the epochs after
+ * counted in `skippedLines`. When an epoch (or an epoch's diagnostics) appears twice (a resumed run re-logs the epochs after
  * its checkpoint) the later line wins, and likewise for the final line.
  *
  * @param text - The file's contents.
- * @returns The epochs (sorted by stage, then epoch), the final record if any, and the skip count.
+ * @returns The epochs and diagnostics (sorted by stage, then epoch), the final record if any, and the skip count.
  */
-export function parseMetrics(text: string): Pick<RunRecord, 'epochs' | 'final' | 'skippedLines'> {
+export function parseMetrics(text: string): Pick<RunRecord, 'epochs' | 'final' | 'diagnostics' | 'skippedLines'> {
   const byKey = new Map<string, EpochRecord>();
+  const diagnosticsByKey = new Map<string, DiagnosticsRecord>();
   let final: FinalRecord | undefined;
   let skippedLines = 0;
   for (const raw of text.replace(/^\uFEFF/, '').split(/\r?\n/)) {
@@ -163,6 +204,10 @@ export function parseMetrics(text: string): Pick<RunRecord, 'epochs' | 'final' |
       const record = parseEpochLine(obj);
       if (record === undefined) skippedLines++;
       else byKey.set(`${record.stage}:${record.epoch}`, record);
+    } else if (obj['type'] === 'diagnostics') {
+      const record = parseDiagnosticsLine(obj);
+      if (record === undefined) skippedLines++;
+      else diagnosticsByKey.set(`${record.stage}:${record.epoch}`, record);
     } else if (obj['type'] === 'final') {
       const record = parseFinalLine(obj);
       if (record === undefined) skippedLines++;
@@ -171,8 +216,10 @@ export function parseMetrics(text: string): Pick<RunRecord, 'epochs' | 'final' |
       skippedLines++;
     }
   }
-  const epochs = [...byKey.values()].sort((a, b) => a.stage - b.stage || a.epoch - b.epoch);
-  return final === undefined ? { epochs, skippedLines } : { epochs, final, skippedLines };
+  const order = (a: { stage: number; epoch: number }, b: { stage: number; epoch: number }): number => a.stage - b.stage || a.epoch - b.epoch;
+  const epochs = [...byKey.values()].sort(order);
+  const diagnostics = [...diagnosticsByKey.values()].sort(order);
+  return { epochs, ...(final === undefined ? {} : { final }), ...(diagnostics.length > 0 ? { diagnostics } : {}), skippedLines };
 }
 
 function readOptional(path: string): string | undefined {

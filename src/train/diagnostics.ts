@@ -156,6 +156,11 @@ export interface TensorBoardCallbackOptions {
   config?: string | (() => string | undefined);
   /** Per-epoch histograms of latent weights and BatchNorm scales. Default true. */
   histograms?: boolean;
+  /**
+   * Called with each epoch's per-layer diagnostics once they are measured (epochs whose weights
+   * could not be read are skipped), e.g. to keep them beside the run's metrics.
+   */
+  onDiagnostics?: (layers: LayerDiagnostics[], log: EpochLog) => void | Promise<void>;
 }
 
 /**
@@ -229,7 +234,8 @@ export function tensorBoardCallbacks(options: TensorBoardCallbackOptions): Train
         let flipWeights = 0;
         let outside = 0;
         let all = 0;
-        for (const d of diagnostics.measure(snapshot)) {
+        const measured = diagnostics.measure(snapshot);
+        for (const d of measured) {
           writer.addScalar(`diagnostics/${d.layer}/outside_window`, d.outsideWindow, step);
           outside += d.outsideWindow * d.weights;
           all += d.weights;
@@ -241,6 +247,9 @@ export function tensorBoardCallbacks(options: TensorBoardCallbackOptions): Train
         }
         if (all > 0) writer.addScalar('diagnostics/all/outside_window', outside / all, step);
         if (flipWeights > 0) writer.addScalar('diagnostics/all/flip_ratio', flips / flipWeights, step);
+        writer.flush();
+        await options.onDiagnostics?.(measured, log);
+        return;
       }
       writer.flush();
     },

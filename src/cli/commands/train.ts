@@ -20,10 +20,10 @@ import { resolveModelConfig } from '../../nn/model-config.js';
 import { checkStage } from '../../train/trainer.js';
 import { trainTwoStage } from '../../train/two-stage.js';
 import { parseDuration, type TimeBudgetPlan } from '../../train/time-budget.js';
-import type { StageOptions, TrainerCallbacks } from '../../train/types.js';
+import type { EpochLog, StageOptions, TrainerCallbacks } from '../../train/types.js';
 import { VERSION } from '../../core/version.js';
 import { TensorBoardWriter } from '../../io/tensorboard.js';
-import { checkpointWeights, tensorBoardCallbacks } from '../../train/diagnostics.js';
+import { checkpointWeights, tensorBoardCallbacks, WeightDiagnostics, type LayerDiagnostics } from '../../train/diagnostics.js';
 import { applyThreads, DATASETS, isImageData, loadData, numberList, resolveDevice, UsageError } from '../common.js';
 import { cpuThreadsPerWorker, launchWorkers, WORKER_ENV } from '../launcher.js';
 import { Progress } from '../progress.js';
@@ -394,7 +394,11 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     run?.writeJson('config.json', { bnnTorch: VERSION, dataset: dataName, ...(a.data ? { data: path.resolve(a.data) } : {}), ...(skipped.length ? { skipped } : {}), trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1: s1, stage2: s2, stages: a.stage, cli, ...(plan ? { timeBudget: plan } : {}), ...(group ? { processes: world, backend: group.backend } : {}) });
   if (!(a.resume && budgetSeconds !== undefined)) writeConfig(stage1, stage2);
   run?.writeText('summary.txt', summarize({ ...model, binaryWeights: a.stage !== '1' }, { height: train.shape[1], width: train.shape[2] }).text);
-  if (a.resume) run?.setEpochs(readRunDirectory(run.dir).epochs as never);
+  if (a.resume && run) {
+    const previous = readRunDirectory(run.dir);
+    run.setEpochs(previous.epochs as never);
+    run.setDiagnostics(previous.diagnostics ?? []);
+  }
 
   const shard = group?.shard();
   const workers = a.workers !== undefined ? { workers: a.workers } : {};
@@ -443,9 +447,14 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     writeConfig(plan.stage1, plan.stage2, plan);
   };
   let tb: ReturnType<typeof openTensorBoard> | undefined;
+  // Per-layer diagnostics go to metrics.jsonl (and so report.html) every epoch: measured by the
+  // TensorBoard callbacks when they run, else here, from the checkpoint saved before the callbacks.
+  const recordDiagnostics = (layers: LayerDiagnostics[], log: EpochLog): void =>
+    run?.addDiagnostics({ stage: log.stage, epoch: log.epoch, layers: layers.map((d) => ({ layer: d.layer, ...(d.flipRatio !== undefined ? { flipRatio: d.flipRatio } : {}), outsideWindow: d.outsideWindow })) });
+  const ownDiagnostics = new WeightDiagnostics();
   const started = performance.now();
   try {
-    if (main && (a.tensorboard as unknown) !== false) tb = openTensorBoard(a, outDir, trainLoader.batchesPerEpoch, world);
+    if (main && (a.tensorboard as unknown) !== false) tb = openTensorBoard(a, outDir, trainLoader.batchesPerEpoch, world, recordDiagnostics);
     const result = await trainTwoStage({
       model,
       stage1,
@@ -476,7 +485,11 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
             onEpochEnd: async (log) => {
               progress.epoch(log);
               run?.addEpoch(log);
-              await tb?.callbacks.onEpochEnd?.(log);
+              if (tb) await tb.callbacks.onEpochEnd?.(log);
+              else {
+                const weights = await checkpointWeights(path.join(outDir, 'checkpoint.safetensors'));
+                if (weights) recordDiagnostics(ownDiagnostics.measure(weights), log);
+              }
             },
             onStageEnd: ({ stage, weightsPath }) => progress.message(`stage ${stage} done${weightsPath ? `: ${weightsPath}` : ''}`),
           }
@@ -562,7 +575,13 @@ async function sharedRunDir(group: ProcessGroup, mine: string): Promise<string> 
  * callbacks are not handed the model); the global step continues into stage 2 after stage 1's
  * steps, as config.json (the time budget's plan included) says.
  */
-function openTensorBoard(a: TrainArgs, outDir: string, batchesPerEpoch: number, world: number): { writer: TensorBoardWriter; callbacks: TrainerCallbacks } {
+function openTensorBoard(
+  a: TrainArgs,
+  outDir: string,
+  batchesPerEpoch: number,
+  world: number,
+  onDiagnostics: (layers: LayerDiagnostics[], log: EpochLog) => void,
+): { writer: TensorBoardWriter; callbacks: TrainerCallbacks } {
   const writer = new TensorBoardWriter({ logDir: a.tensorboard ? path.resolve(a.tensorboard) : path.join(outDir, 'tensorboard') });
   const config = (): { stage1?: StageOptions } | undefined => {
     const file = path.join(outDir, 'config.json');
@@ -573,6 +592,7 @@ function openTensorBoard(a: TrainArgs, outDir: string, batchesPerEpoch: number, 
     stepInterval: a.tensorboardInterval,
     imagesPerSecondScale: world,
     weights: () => checkpointWeights(path.join(outDir, 'checkpoint.safetensors')),
+    onDiagnostics,
     stage1Steps: () => {
       const s1 = a.stage === '2' ? undefined : config()?.stage1;
       return s1 ? s1.epochs * Math.min(s1.stepsPerEpoch ?? Infinity, batchesPerEpoch) : 0;
