@@ -3,7 +3,7 @@
 // slip one in. Every value that comes from the run directory goes through escapeHtml.
 import { renderLineChart, type ChartBoundary, type ChartSeries } from './chart.js';
 import { dataNumber, escapeHtml, formatDuration, formatExponent, formatInteger, formatLearningRate, formatLoss, formatPercent } from './format.js';
-import type { EpochRecord, FinalRecord, RunRecord } from './run-record.js';
+import type { DiagnosticsRecord, EpochRecord, FinalRecord, RunRecord } from './run-record.js';
 
 /** Options of {@link renderReport}. */
 export interface RenderOptions {
@@ -140,6 +140,128 @@ function renderCharts(layout: Layout): string {
     figure('Learning rate', lr, 'Rate used during each epoch, log scale.'),
     figure('Throughput', throughput, 'Training images per second, per epoch.'),
   ].join('')}</div></section>`;
+}
+
+// Viridis (matplotlib's), sampled at tenths: perceptually uniform, readable in grey and by
+// colour-blind readers. Low values are dark purple, high values yellow.
+const VIRIDIS = ['#440154', '#482475', '#414487', '#355f8d', '#2a788e', '#21918c', '#22a884', '#44bf70', '#7ad151', '#bddf26', '#fde725'] as const;
+
+/** The viridis colour of `t` in [0, 1] (clamped), as `#rrggbb`. */
+export function viridis(t: number): string {
+  const x = Math.max(0, Math.min(1, Number.isFinite(t) ? t : 0)) * (VIRIDIS.length - 1);
+  const i = Math.min(Math.floor(x), VIRIDIS.length - 2);
+  const f = x - i;
+  const rgb = (hex: string): number[] => [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
+  const a = rgb(VIRIDIS[i]!);
+  const b = rgb(VIRIDIS[i + 1]!);
+  return `#${a.map((v, k) => Math.round(v + (b[k]! - v) * f).toString(16).padStart(2, '0')).join('')}`;
+}
+
+/** Layer names in network order: `layer2.1.conv` after `layer2.0.conv`, `layer10` after `layer9`. */
+function naturalCompare(a: string, b: string): number {
+  const pa = a.split(/(\d+)/);
+  const pb = b.split(/(\d+)/);
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i]!;
+    const y = pb[i]!;
+    if (x === y) continue;
+    if (i % 2 === 1) return Number(x) - Number(y); // odd parts are the digit runs
+    return x < y ? -1 : 1;
+  }
+  return pa.length - pb.length;
+}
+
+/** A diagnostics share with enough digits for small values: `2.13%`, `0.0412%`, `0%`. */
+function formatShare(v: number): string {
+  if (!Number.isFinite(v)) return '—';
+  if (v === 0) return '0%';
+  const pct = v * 100;
+  return `${Math.abs(pct) >= 1 ? pct.toFixed(2) : pct.toPrecision(3)}%`;
+}
+
+function renderHeatmap(
+  id: string,
+  heading: string,
+  measure: string,
+  records: readonly DiagnosticsRecord[],
+  layers: readonly string[],
+  pick: (r: DiagnosticsRecord, layer: string) => number | undefined,
+  missing: (r: DiagnosticsRecord, layer: string) => string,
+): string {
+  const values = records.flatMap((r) => layers.map((l) => pick(r, l))).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  const max = values.length > 0 ? Math.max(...values) : 0;
+  const top = max > 0 ? max : 1;
+  const stages: Array<{ stage: number; count: number }> = [];
+  for (const r of records) {
+    const last = stages[stages.length - 1];
+    if (last?.stage === r.stage) last.count++;
+    else stages.push({ stage: r.stage, count: 1 });
+  }
+  const startsStage = (i: number): boolean => i > 0 && records[i - 1]!.stage !== records[i]!.stage;
+  const stageHead = stages.map((s, i) => `<th class="hm-stage${i > 0 ? ' stage-start' : ''}" colspan="${s.count}">Stage ${s.stage}</th>`).join('');
+  const epochHead = records.map((r, i) => `<th class="hm-epoch${startsStage(i) ? ' stage-start' : ''}" title="stage ${r.stage} · epoch ${r.epoch}">${r.epoch}</th>`).join('');
+  const rows = layers.map((layer) => {
+    const cells = records.map((r, i) => {
+      const v = pick(r, layer);
+      const where = `${layer} · stage ${r.stage} · epoch ${r.epoch}`;
+      const cls = `hm-cell${startsStage(i) ? ' stage-start' : ''}`;
+      const attrs = `data-layer="${escapeHtml(layer)}" data-stage="${r.stage}" data-epoch="${r.epoch}"`;
+      if (v === undefined || !Number.isFinite(v)) {
+        const why = v === undefined ? missing(r, layer) : 'not a number';
+        return `<td class="${cls} hm-missing" ${attrs} data-value="NaN" title="${escapeHtml(`${where} — ${measure}: ${why}`)}"></td>`;
+      }
+      return `<td class="${cls}" ${attrs} data-value="${dataNumber(v)}" style="background:${viridis(v / top)}" title="${escapeHtml(`${where} — ${measure}: ${formatShare(v)} (${dataNumber(v)})`)}"></td>`;
+    });
+    return `<tr><th scope="row" class="hm-layer">${escapeHtml(layer)}</th>${cells.join('')}</tr>`;
+  });
+  const gradient = VIRIDIS.map((c, i) => `${c} ${(i * 10).toFixed(0)}%`).join(',');
+  const legend =
+    `<div class="hm-legend" aria-label="colour scale"><span class="num">0</span>` +
+    `<span class="hm-ramp" style="background:linear-gradient(to right,${gradient})"></span>` +
+    `<span class="num" data-max="${dataNumber(max)}">${formatShare(top)}</span>` +
+    `<span class="muted small">linear; grey: no value</span></div>`;
+  return (
+    `<figure class="hm-figure" id="${id}-figure"><figcaption><h3>${escapeHtml(heading)}</h3>${legend}</figcaption>` +
+    `<div class="table-wrap"><table id="${id}" class="heatmap"><thead><tr><th class="hm-corner" rowspan="2">Layer</th>${stageHead}</tr><tr>${epochHead}</tr></thead>` +
+    `<tbody>${rows.join('')}</tbody></table></div></figure>`
+  );
+}
+
+function renderDiagnostics(records: readonly DiagnosticsRecord[] | undefined): string {
+  if (records === undefined || records.length === 0) return '';
+  const seen = new Set<string>();
+  for (const r of records) for (const l of r.layers) seen.add(l.layer);
+  if (seen.size === 0) return '';
+  const layers = [...seen].sort(naturalCompare);
+  const find = (r: DiagnosticsRecord, layer: string) => r.layers.find((l) => l.layer === layer);
+  const flips = renderHeatmap(
+    'heatmap-flip-ratio',
+    'Flip ratio: share of weights whose sign changed during the epoch',
+    'flip ratio',
+    records,
+    layers,
+    (r, l) => find(r, l)?.flipRatio,
+    (r, l) => (find(r, l) === undefined ? 'not measured' : 'no earlier measurement to compare with'),
+  );
+  const outside = renderHeatmap(
+    'heatmap-outside-window',
+    'Share of latent weights outside [-1, 1]',
+    'outside [-1, 1]',
+    records,
+    layers,
+    (r, l) => find(r, l)?.outsideWindow,
+    () => 'not measured',
+  );
+  return (
+    `<section id="diagnostics" class="card"><h2>Binary-network diagnostics</h2>` +
+    `<p class="muted">Rows: the binary convolutions in network order; columns: epochs of both stages (the dark line marks where a stage starts). ` +
+    `Hover a cell for its exact value. <strong>Flip ratio</strong> (signs of the latent weights in stage 1, of the 1-bit weights in stage 2) should fall as the learning rate falls; ` +
+    `a layer stuck at 0 early on has stopped learning. <strong>Outside [-1, 1]</strong>: the straight-through estimator passes no gradient to those weights, ` +
+    `so a growing share is capacity the layer has lost.</p>` +
+    flips +
+    outside +
+    `</section>`
+  );
 }
 
 function renderEpochTable(layout: Layout): string {
@@ -399,6 +521,18 @@ pre{margin:0;padding:14px 16px;background:#0f172a;color:#e2e8f0;border-radius:8p
 .bar{display:block;height:100%;background:#2563eb;border-radius:6px}
 .class-row.weakest .bar{background:#ea580c}
 .class-row.weakest .class-name{font-weight:650}
+table.heatmap{border-collapse:separate;border-spacing:0;font-size:11px}
+table.heatmap th{font-weight:600;color:#475569;padding:1px 3px;white-space:nowrap}
+table.heatmap th.hm-layer,table.heatmap th.hm-corner{text-align:left;padding-right:10px;font-family:ui-monospace,"SFMono-Regular","DejaVu Sans Mono",Menlo,Consolas,monospace}
+table.heatmap th.hm-stage{text-align:left;border-bottom:1px solid #cbd5e1}
+table.heatmap th.hm-epoch{font-weight:500;color:#94a3b8;text-align:center;min-width:16px}
+td.hm-cell{min-width:16px;height:18px;padding:0;border:1px solid #fff}
+td.hm-missing{background:#e2e8f0}
+table.heatmap .stage-start{border-left:2px solid #0f172a}
+.hm-figure{margin:14px 0 0}
+.hm-figure figcaption{display:flex;align-items:center;gap:16px;flex-wrap:wrap;margin-bottom:6px}
+.hm-legend{display:flex;align-items:center;gap:6px;font-size:12px}
+.hm-ramp{display:inline-block;width:160px;height:12px;border-radius:3px}
 footer{max-width:1200px;margin:0 auto;color:#94a3b8;font-size:12px;text-align:center}
 @media (max-width:900px){.chart-grid,.split{grid-template-columns:1fr}.hero-headline{border-right:0;padding-right:0}}
 @media print{html{background:#fff}body{padding:0}.card{box-shadow:none;break-inside:avoid}pre{max-height:none;white-space:pre-wrap}}
@@ -407,13 +541,16 @@ footer{max-width:1200px;margin:0 auto;color:#94a3b8;font-size:12px;text-align:ce
 /**
  * Renders the run report: one self-contained HTML page (inline CSS and SVG, no script, no
  * external resource), with the headline result, loss/accuracy/learning-rate charts over both
- * stages, the per-epoch table, per-class accuracy, timings, environment, model summary and config.
+ * stages, per-layer binary-network diagnostics as heat maps (when recorded), the per-epoch table,
+ * per-class accuracy, timings, environment, model summary and config.
  *
  * Key numbers carry stable ids and `data-*` attributes holding the full-precision source value:
  * `#final-test-accuracy` (or `#latest-test-accuracy` for an incomplete run), `#total-time`,
  * `#final-test-loss`, `#epoch-count`, `#timing-total`, `#timing-stage-N`, `#timing-mean-epoch`,
- * `#timing-throughput`, `#skipped-lines`, `#incomplete-notice`; each epoch row of `#epoch-table`
- * has `data-stage`, `data-epoch`, `data-global-epoch`, `data-lr`, `data-train-loss`,
+ * `#timing-throughput`, `#skipped-lines`, `#incomplete-notice`; with diagnostics in the run,
+ * `#diagnostics` holds the heat maps `#heatmap-flip-ratio` and `#heatmap-outside-window`, whose
+ * cells have `data-layer`, `data-stage`, `data-epoch` and `data-value` (NaN where there is none);
+ * each epoch row of `#epoch-table` has `data-stage`, `data-epoch`, `data-global-epoch`, `data-lr`, `data-train-loss`,
  * `data-train-accuracy`, `data-test-loss`, `data-test-accuracy` (when measured), `data-seconds`
  * and `data-images-per-second`; each per-class row has `data-class-index`, `data-class-name`
  * and `data-value`.
@@ -442,6 +579,7 @@ export function renderReport(run: RunRecord, options: RenderOptions = {}): strin
     renderHero(run, layout, title),
     renderNotices(run),
     renderCharts(layout),
+    renderDiagnostics(run.diagnostics),
     renderEpochTable(layout),
     renderClassAccuracy(run.final),
     `<div class="split">${renderTimings(run, layout)}${renderEnvironment(run.final)}</div>`,
