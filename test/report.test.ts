@@ -138,6 +138,36 @@ describe('readRunDirectory', () => {
   });
 });
 
+describe('diagnostics records', () => {
+  test('parseMetrics reads diagnostics lines: later line wins, flip ratio optional, null is NaN, malformed lines skipped', () => {
+    const text = [
+      '{"type":"epoch","stage":1,"epoch":0,"lr":0.1,"trainLoss":1,"trainAccuracy":0.5,"seconds":1,"trainImagesPerSecond":10}',
+      '{"type":"diagnostics","stage":2,"epoch":0,"layers":[{"layer":"layer1.0.conv","flipRatio":0.03,"outsideWindow":0.002}]}',
+      '{"type":"diagnostics","stage":1,"epoch":0,"layers":[{"layer":"layer1.0.conv","flipRatio":0.9,"outsideWindow":0.9}]}',
+      '{"type":"diagnostics","stage":1,"epoch":0,"layers":[{"layer":"layer1.0.conv","outsideWindow":0.001},{"layer":"layer1.1.conv","flipRatio":null,"outsideWindow":null}]}',
+      '{"type":"diagnostics","stage":1,"epoch":1,"layers":[{"layer":"layer1.0.conv","flipRatio":"0.1","outsideWindow":0}]}', // flip ratio a string
+      '{"type":"diagnostics","stage":1,"epoch":2,"layers":[{"flipRatio":0.1,"outsideWindow":0}]}', // no layer name
+      '{"type":"diagnostics","stage":1,"epoch":3,"layers":{}}', // layers not an array
+      '{"type":"diagnostics","stage":0,"epoch":0,"layers":[]}', // stage 0
+    ].join('\n');
+    const parsed = parseMetrics(text);
+    assert.equal(parsed.skippedLines, 4);
+    assert.equal(parsed.epochs.length, 1);
+    assert.equal(parsed.diagnostics?.length, 2);
+    const [first, second] = parsed.diagnostics!;
+    assert.deepEqual([first!.stage, first!.epoch, second!.stage, second!.epoch], [1, 0, 2, 0], 'sorted by stage, then epoch');
+    assert.deepEqual(first!.layers[0], { layer: 'layer1.0.conv', outsideWindow: 0.001 }, 'the later line of an epoch wins; no flip ratio at the first measurement');
+    assert.ok(Number.isNaN(first!.layers[1]!.flipRatio) && Number.isNaN(first!.layers[1]!.outsideWindow), 'null reads as NaN');
+    assert.deepEqual(second!.layers, [{ layer: 'layer1.0.conv', flipRatio: 0.03, outsideWindow: 0.002 }]);
+  });
+
+  test('a metrics.jsonl without diagnostics lines reads as before: no diagnostics key', () => {
+    const dir = freshDir('no-diagnostics');
+    writeRun(dir);
+    assert.equal('diagnostics' in readRunDirectory(dir), false);
+  });
+});
+
 describe('chart axes', () => {
   test('linear ticks are round numbers inside the bounds; log ticks fall on powers of ten', () => {
     const acc = linearTicks(0.78, 0.905, 5, [0, 1]);
@@ -246,6 +276,119 @@ describe('renderReport', () => {
     assert.match(page, /Run incomplete/);
     assert.match(page, /No data recorded/);
     assert.match(page, /No epochs recorded/);
+  });
+});
+
+// Four layers over the fixture's 2 x 3 epochs, written in checkpoint (alphabetical) order, which is
+// not network order for layer10.
+const DIAG_LAYERS = ['layer1.0.conv', 'layer10.0.conv', 'layer2.0.conv', 'layer<2>.1 "conv" & more'];
+const NETWORK_ORDER = ['layer1.0.conv', 'layer2.0.conv', 'layer10.0.conv', 'layer<2>.1 "conv" & more'];
+function diagnosticsLines(epochs: ReadonlyArray<{ stage: number; epoch: number }>): string[] {
+  return epochs.map((e, i) =>
+    JSON.stringify({
+      type: 'diagnostics',
+      stage: e.stage,
+      epoch: e.epoch,
+      layers: DIAG_LAYERS.map((layer, k) => ({
+        layer,
+        // layer10.0.conv (k = 1) is stuck at 0; the others fall epoch by epoch; no value at the first measurement.
+        ...(i === 0 ? {} : { flipRatio: k === 1 ? 0 : Number((0.2 / (i * (k + 1))).toFixed(6)) }),
+        outsideWindow: Number((0.001 * (i + 1) * (k + 1)).toFixed(6)),
+      })),
+    }),
+  );
+}
+
+/** The heat map cells of one table: data-* attributes and the title, in document order. */
+function heatmapCells(html: string, id: string): Array<Record<string, string>> {
+  const table = new RegExp(`<table id="${id}"[\\s\\S]*?</table>`).exec(html);
+  assert.ok(table, `${id} present`);
+  return [...table[0].matchAll(/<td\b([^>]*)>/g)].map((m) => {
+    const attrs: Record<string, string> = {};
+    for (const a of m[1]!.matchAll(/([\w-]+)="([^"]*)"/g)) attrs[a[1]!] = a[2]!;
+    return attrs;
+  });
+}
+
+const unescape = (s: string): string => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+
+describe('renderReport: binary-network diagnostics', () => {
+  const dir = freshDir('render-diag');
+  writeRun(dir);
+  fs.appendFileSync(join(dir, 'metrics.jsonl'), diagnosticsLines(EPOCHS).join('\n') + '\n');
+  const run = readRunDirectory(dir);
+  const html = renderReport(run);
+
+  test('the panel has both heat maps, one row per layer in network order and one column per epoch', () => {
+    assert.equal(run.diagnostics?.length, EPOCHS.length);
+    assert.match(html, /<section id="diagnostics" class="card"><h2>Binary-network diagnostics<\/h2>/);
+    assert.match(html, /should fall as the learning rate falls/);
+    assert.match(html, /stuck at 0/);
+    assert.match(html, /passes no gradient/);
+    for (const id of ['heatmap-flip-ratio', 'heatmap-outside-window']) {
+      const cells = heatmapCells(html, id);
+      assert.equal(cells.length, NETWORK_ORDER.length * EPOCHS.length, `${id}: layers x epochs cells`);
+      const rowLayers = [...new Set(cells.map((c) => unescape(c['data-layer']!)))];
+      assert.deepEqual(rowLayers, NETWORK_ORDER, `${id}: rows in network order`);
+      // Stage 2 starts at the fourth column of every row: marked.
+      cells.forEach((c, i) => assert.equal(/\bstage-start\b/.test(c['class']!), i % EPOCHS.length === 3, `${id} cell ${i} stage boundary`));
+      const table = new RegExp(`<table id="${id}"[\\s\\S]*?</table>`).exec(html)![0];
+      assert.match(table, /<th class="hm-stage" colspan="3">Stage 1<\/th><th class="hm-stage stage-start" colspan="3">Stage 2<\/th>/);
+    }
+  });
+
+  test('each cell carries its exact value in data-value and the tooltip, coloured on the viridis scale', () => {
+    const records = diagnosticsLines(EPOCHS).map((l) => JSON.parse(l) as { stage: number; epoch: number; layers: Array<{ layer: string; flipRatio?: number; outsideWindow: number }> });
+    for (const [id, key, measure] of [
+      ['heatmap-flip-ratio', 'flipRatio', 'flip ratio'],
+      ['heatmap-outside-window', 'outsideWindow', 'outside [-1, 1]'],
+    ] as const) {
+      const cells = heatmapCells(html, id);
+      let max = 0;
+      for (const r of records) for (const l of r.layers) max = Math.max(max, l[key] ?? 0);
+      for (const c of cells) {
+        const layer = unescape(c['data-layer']!);
+        const r = records.find((x) => String(x.stage) === c['data-stage'] && String(x.epoch) === c['data-epoch'])!;
+        const expected = r.layers.find((l) => l.layer === layer)![key];
+        const title = unescape(c['title']!);
+        assert.ok(title.startsWith(`${layer} · stage ${r.stage} · epoch ${r.epoch} — ${measure}: `), title);
+        if (expected === undefined) {
+          assert.equal(c['data-value'], 'NaN');
+          assert.match(c['class']!, /hm-missing/);
+          assert.match(title, /no earlier measurement/);
+          assert.equal(c['style'], undefined);
+        } else {
+          assert.equal(c['data-value'], String(expected), `${id} ${layer} ${r.stage}/${r.epoch}`);
+          assert.ok(title.endsWith(`(${expected})`), `exact value in the tooltip: ${title}`);
+          if (expected === 0) assert.equal(c['style'], 'background:#440154', 'zero is the dark end');
+          if (expected === max) assert.equal(c['style'], 'background:#fde725', 'the maximum is the bright end');
+          assert.match(c['style']!, /^background:#[0-9a-f]{6}$/);
+        }
+      }
+    }
+    // The stuck layer reads 0 after the first epoch.
+    const stuck = heatmapCells(html, 'heatmap-flip-ratio').filter((c) => c['data-layer'] === 'layer10.0.conv');
+    assert.deepEqual(stuck.map((c) => c['data-value']), ['NaN', '0', '0', '0', '0', '0']);
+    // One legend per heat map: the colour ramp and its top value.
+    assert.equal([...html.matchAll(/class="hm-ramp" style="background:linear-gradient\(to right,#440154 0%,[^"]*#fde725 100%\)"/g)].length, 2);
+    assert.match(html, /data-max="0.2">20.00%</);
+  });
+
+  test('layer names are escaped; the page stays self-contained', () => {
+    assert.doesNotMatch(html, /layer<2>/);
+    assert.match(html, /<th scope="row" class="hm-layer">layer&lt;2&gt;.1 &quot;conv&quot; &amp; more<\/th>/);
+    assert.doesNotMatch(html, /https?:\/\//i);
+    assert.doesNotMatch(html, /\b(src|href|xlink:href|action|srcset)\s*=/i);
+    assert.doesNotMatch(html, /url\(|@import|<link|<iframe|<object|<embed|<script/i);
+  });
+
+  test('a run without diagnostics (or with empty ones) has no panel', () => {
+    const plain = readRunDirectory(freshDir('plain'));
+    assert.doesNotMatch(renderReport(plain), /id="diagnostics"|Binary-network diagnostics|class="heatmap"/);
+    const noDir = freshDir('no-diag');
+    writeRun(noDir);
+    assert.doesNotMatch(renderReport(readRunDirectory(noDir)), /id="diagnostics"|class="heatmap"/);
+    assert.doesNotMatch(renderReport({ config: {}, epochs: [], skippedLines: 0, diagnostics: [{ stage: 1, epoch: 0, layers: [] }] }), /id="diagnostics"/);
   });
 });
 
@@ -392,13 +535,21 @@ function chromiumArgs(profile: string): string[] {
   ];
 }
 
-test('in headless Chromium: the page draws charts and shows the numbers of metrics.jsonl', async (t) => {
+test('in headless Chromium: the page draws charts and heat maps and shows the numbers of metrics.jsonl', async (t) => {
   if (!fs.existsSync(CHROMIUM)) {
     t.skip('chromium not installed');
     return;
   }
   const dir = freshDir('browser');
   for (const name of ['config.json', 'metrics.jsonl', 'summary.txt']) fs.copyFileSync(join(FIXTURE, name), join(dir, name));
+  // The fixture predates diagnostics records: add one per epoch, as bnn train now writes them.
+  const fixtureEpochs = fs
+    .readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as { type: string; stage: number; epoch: number })
+    .filter((r) => r.type === 'epoch');
+  fs.appendFileSync(join(dir, 'metrics.jsonl'), diagnosticsLines(fixtureEpochs).join('\n') + '\n');
   const reportPath = await writeReport(dir);
   const url = `file://${reportPath}`;
   const png = join(dir, 'screenshot.png');
@@ -431,6 +582,15 @@ test('in headless Chromium: the page draws charts and shows the numbers of metri
     assert.equal(row.attrs['test-accuracy'], String(e.testAccuracy));
     assert.equal(row.testAccuracyText, pct(e.testAccuracy), `test accuracy shown for stage ${e.stage} epoch ${e.epoch}`);
   });
+
+  // The diagnostics panel is in the page, with every cell (all but the first flip ratios coloured).
+  assert.match(dom, /<section id="diagnostics"[^>]*><h2>Binary-network diagnostics<\/h2>/);
+  for (const id of ['heatmap-flip-ratio', 'heatmap-outside-window']) {
+    const cells = heatmapCells(dom, id);
+    assert.equal(cells.length, DIAG_LAYERS.length * epochs.length, `${id} cells in the DOM`);
+    const coloured = cells.filter((c) => /background:/.test(c['style'] ?? ''));
+    assert.equal(coloured.length, DIAG_LAYERS.length * (id === 'heatmap-flip-ratio' ? epochs.length - 1 : epochs.length), `${id} coloured cells`);
+  }
 
   // The screenshot is a drawn page, not a blank one.
   const image = decodePng(fs.readFileSync(png));
@@ -483,5 +643,16 @@ test('in headless Chromium: the page draws charts and shows the numbers of metri
     }
   }
   assert.ok(distinct.size >= 8, `distinct colors in the chart area: ${distinct.size}`);
+
+  // The heat maps are drawn: both ends of the viridis scale (a stuck layer's 0, each map's maximum)
+  // and its middle fill whole cells on screen.
+  const viridisColors: Record<string, [number, number, number]> = { dark: [0x44, 0x01, 0x54], middle: [0x21, 0x91, 0x8c], bright: [0xfd, 0xe7, 0x25] };
+  for (const [name, [cr, cg, cb]] of Object.entries(viridisColors)) {
+    let count = 0;
+    for (let i = 0; i < pixelCount; i++) {
+      if (Math.abs(rgba[i * 4]! - cr) + Math.abs(rgba[i * 4 + 1]! - cg) + Math.abs(rgba[i * 4 + 2]! - cb) < 24) count++;
+    }
+    assert.ok(count > 150, `heat map ${name} colour drawn (${count} pixels)`);
+  }
   t.diagnostic(`non-white ${(nonWhite / pixelCount).toFixed(3)}, ink ${(ink / pixelCount).toFixed(3)}, chart rows ${top}-${bottom}, ${distinct.size} colors there`);
 });
