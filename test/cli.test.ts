@@ -97,6 +97,21 @@ test('train checks every hyperparameter before it loads data, starts workers or 
   }
 });
 
+/** The diagnostics lines of a 1 + 1-epoch run: the 16 binary convolutions each epoch, a flip ratio from the second on. */
+function assertDiagnostics(lines: ReadonlyArray<{ type: string; stage?: number }>): void {
+  const records = lines.filter((l) => l.type === 'diagnostics') as unknown as Array<{ stage: number; epoch: number; layers: Array<{ layer: string; flipRatio?: number; outsideWindow: number }> }>;
+  assert.deepEqual(records.map((d) => [d.stage, d.epoch]), [[1, 0], [2, 0]]);
+  records.forEach((d, i) => {
+    assert.equal(d.layers.length, 16, 'one entry per binary convolution');
+    for (const l of d.layers) {
+      assert.match(l.layer, /^layer\d+\.\d+\.conv$/);
+      assert.ok(l.outsideWindow >= 0 && l.outsideWindow <= 1, `${l.layer} outsideWindow ${l.outsideWindow}`);
+      if (i === 0) assert.equal(l.flipRatio, undefined, 'no flip ratio at the first measurement');
+      else assert.ok(l.flipRatio! >= 0 && l.flipRatio! <= 1, `${l.layer} flipRatio ${l.flipRatio}`);
+    }
+  });
+}
+
 test('train -> run directory with metrics, checkpoints and report; eval, export, summary read its weights', () => {
   const data = fakeFashionMnist();
   const out = path.join(tempDir('bnn-cli-run'), 'run');
@@ -108,9 +123,25 @@ test('train -> run directory with metrics, checkpoints and report; eval, export,
     assert.ok(fs.existsSync(path.join(out, f)), `${f} exists`);
   }
   const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; stage?: number });
-  assert.deepEqual(lines.map((l) => `${l.type}${l.stage ?? ''}`), ['epoch1', 'epoch2', 'final']);
+  assert.deepEqual(lines.map((l) => `${l.type}${l.stage ?? ''}`), ['epoch1', 'epoch2', 'diagnostics1', 'diagnostics2', 'final']);
+  assertDiagnostics(lines);
   const report = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
   assert.match(report, /final-test-accuracy/);
+  assert.match(report, /<section id="diagnostics"/);
+  // Without TensorBoard the run measures the diagnostics itself: the same records.
+  const quiet = path.join(path.dirname(out), 'run-no-tb');
+  const q = bnn(['train', '--data', data, '--out', quiet, ...QUICK, '--no-tensorboard']);
+  assert.equal(q.status, 0, q.stderr);
+  assert.ok(!fs.existsSync(path.join(quiet, 'tensorboard')));
+  const quietLines = fs.readFileSync(path.join(quiet, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; stage?: number });
+  assert.deepEqual(quietLines.map((l) => `${l.type}${l.stage ?? ''}`), ['epoch1', 'epoch2', 'diagnostics1', 'diagnostics2', 'final']);
+  assertDiagnostics(quietLines);
+  assert.deepEqual(
+    quietLines.filter((l) => l.type === 'diagnostics'),
+    lines.filter((l) => l.type === 'diagnostics'),
+    'same seed, same weights: the same diagnostics with or without TensorBoard',
+  );
+  assert.match(fs.readFileSync(path.join(quiet, 'report.html'), 'utf8'), /<section id="diagnostics"/);
 
   const e = bnn(['eval', '--checkpoint', path.join(out, 'final.safetensors'), '--data', data]);
   assert.equal(e.status, 0, e.stderr);
@@ -210,7 +241,7 @@ test('train --nproc 2: two Gloo workers, rank 0 reports and writes; Ctrl-C stops
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /final test accuracy/);
   const epochs = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
-  assert.deepEqual(epochs.map((e) => e.type), ['epoch', 'epoch', 'epoch', 'epoch', 'final'], 'one record per epoch, written by rank 0 only');
+  assert.deepEqual(epochs.map((e) => e.type), ['epoch', 'epoch', 'epoch', 'epoch', 'diagnostics', 'diagnostics', 'diagnostics', 'diagnostics', 'final'], 'one record (and one diagnostics record) per epoch, written by rank 0 only');
 });
 
 test('train --nproc 2 --sync-bn: SyncBatchNorm across the workers, recorded in the run', { skip: glooSkip, timeout: 240_000 }, () => {
