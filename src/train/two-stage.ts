@@ -256,12 +256,14 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
     if (group && group.worldSize > 1) [actual, elapsed] = (await group.sumNumbers([actual, elapsed])).map((v) => v / group.worldSize) as [number, number];
     const slower = Math.max(1, actual / predicted);
     const left = config.timeBudget * 0.97 - elapsed;
-    const remaining1 = stage === 1 ? Math.max(0, stage1.epochs - history.filter((h) => h.stage === 1).length) : 0;
-    const remaining2 = stages === 1 ? 0 : stage === 1 ? stage2.epochs : Math.max(0, stage2.epochs - history.filter((h) => h.stage === 2).length);
+    // (A plan exists only when this process started the run, so its measurements are all epochs.)
+    const remaining1 = stage === 1 ? stage1.epochs - mine.length : 0;
+    const remaining2 = stages === 1 ? 0 : stage === 1 ? stage2.epochs : stage2.epochs - mine.length;
+    if (remaining1 + remaining2 <= 0) return;
     const evals = (remaining1 + remaining2 + 1) * evalEpoch * slower;
-    const training = (remaining1 * plan.secondsPerStep.stage1 * stepsOf(stage1) + remaining2 * plan.secondsPerStep.stage2 * stepsOf(stage2)) * slower;
-    if (remaining1 + remaining2 === 0 || evals + training <= left) return;
-    const share = Math.max(0, (left - evals) / training);
+    const training = (): number => (remaining1 * plan.secondsPerStep.stage1 * stepsOf(stage1) + remaining2 * plan.secondsPerStep.stage2 * stepsOf(stage2)) * slower;
+    if (evals + training() <= left) return;
+    const share = Math.max(0, (left - evals) / training());
     const shorten = (s: StageOptions): StageOptions => ({ ...s, stepsPerEpoch: Math.max(1, Math.min(stepsOf(s), Math.floor(share * stepsOf(s)))) });
     if (remaining1 > 0) {
       stage1 = shorten(stage1);
@@ -273,7 +275,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       if (stage === 2) trainer.setStepsPerEpoch(stage2.stepsPerEpoch);
       runConfig.stage2 = stage2;
     }
-    const predictedEnd = elapsed + evals + (remaining1 * plan.secondsPerStep.stage1 * stepsOf(stage1) + remaining2 * plan.secondsPerStep.stage2 * stepsOf(stage2)) * slower;
+    const predictedEnd = elapsed + evals + training();
     budgetPlan = { ...plan, stage1, stage2, predictedSeconds: predictedEnd };
     result.timeBudget = budgetPlan;
     await config.onTimeBudget?.(budgetPlan);

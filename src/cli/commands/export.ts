@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
 import type { DatasetName } from '../../data/datasets.js';
-import { exportPacked, type ExportPackedOptions } from '../../infer/export.js';
+import { exportPacked, type ExportPackedOptions, type ExportPackedResult } from '../../infer/export.js';
 import { writeFileAtomicSync } from '../../io/atomic-file.js';
 import { getPreset, type PresetName } from '../../train/presets.js';
 import { DATASETS, loadData } from '../common.js';
@@ -53,28 +53,23 @@ export async function handler(a: ArgumentsCamelCase<ExportArgs>): Promise<void> 
   if (a.packed) {
     const out = a.out ?? a.checkpoint.replace(/\.safetensors$/, '') + '.packed.safetensors';
     const { kind } = await readModelConfig(a.checkpoint);
-    let weights = a.checkpoint;
-    let tmp: string | undefined;
+    const extra = await inputOf(a);
+    if (!extra.input) console.error('note: no dataset known (no config.json beside the weights, no --dataset): the packed model will not know its input size and normalisation');
+    const options = { ...extra, allowFloatWeights: a.allowFloatWeights };
+    let r: ExportPackedResult;
     if (kind === 'checkpoint') {
-      // The packer reads weights files: write the checkpoint's model as one first.
+      // The packer reads weights files: the model writes the checkpoint's weights as one first.
       const model = await loadModelFile(a.checkpoint);
-      tmp = fs.mkdtempSync(path.join(path.dirname(path.resolve(out)), '.bnn-export-'));
-      weights = path.join(tmp, 'weights.safetensors');
       try {
-        await model.saveWeights(weights);
+        r = await model.exportPacked(out, options);
       } finally {
         model.dispose();
       }
+    } else {
+      r = await exportPacked(a.checkpoint, out, options);
     }
-    try {
-      const extra = await inputOf(a);
-      if (!extra.input) console.error('note: no dataset known (no config.json beside the weights, no --dataset): the packed model will not know its input size and normalisation');
-      const r = await exportPacked(weights, out, { ...extra, allowFloatWeights: a.allowFloatWeights });
-      const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
-      console.log(`packed: ${out}\n  ${mb(r.packedBytes)} against ${mb(r.floatBytes)} of float32 weights (${(r.floatBytes / r.packedBytes).toFixed(1)}x smaller)\n  predict: npx bnn predict --model ${out} <images>`);
-    } finally {
-      if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
+    console.log(`packed: ${out}\n  ${mb(r.packedBytes)} against ${mb(r.floatBytes)} of float32 weights (${(r.floatBytes / r.packedBytes).toFixed(1)}x smaller)\n  predict: npx bnn predict --model ${out} <images>`);
     return;
   }
   const out = a.out ?? a.checkpoint.replace(/\.safetensors$/, '') + '-export.safetensors';

@@ -119,12 +119,13 @@ export async function handler(a: ArgumentsCamelCase<PredictArgs>): Promise<void>
     if (!listed.files.length) throw new UsageError('no JPEG or PNG files in the inputs');
     files = listed.files.slice(0, a.limit ?? Infinity);
     result = await model.predictFiles(files, options);
+    // Class folders match the model's class names, else are numbered, else sorted like the training
+    // folder's classes.
+    const sorted = [...new Set(listed.labels.filter((x): x is string => x !== undefined))].sort();
     truth = listed.labels.slice(0, files.length).map((l) => {
       if (l === undefined) return undefined;
       const byName = names?.indexOf(l) ?? -1;
       if (byName >= 0) return byName;
-      // Class folders named by index, or sorted like the training folder's classes.
-      const sorted = [...new Set(listed.labels.filter((x): x is string => x !== undefined))].sort();
       return /^\d+$/.test(l) ? Number(l) : sorted.indexOf(l);
     });
   }
