@@ -23,7 +23,7 @@ export {
   type CudaMemoryStats,
   type LibTorchInfo,
 } from './core/runtime.js';
-export { createModel, Model, type StateDict } from './nn/model.js';
+export { createModel, Model, type ActivationStatistics, type StateDict } from './nn/model.js';
 export { DEFAULT_MODEL_CONFIG, type ModelConfig, type ResolvedModelConfig, type Architecture, type Stem } from './nn/model-config.js';
 export type { ModelSummary, LayerSummary, SummaryOptions } from './nn/summary.js';
 export { crossEntropy, type CrossEntropyOptions } from './train/loss.js';
@@ -34,7 +34,7 @@ export { InMemoryBatches, epochOrder, type Batch, type BatchSource, type InMemor
 export { Trainer, evaluate, type TrainerOptions } from './train/trainer.js';
 export { trainTwoStage, type TwoStageConfig, type TwoStageResult } from './train/two-stage.js';
 export { planTimeBudget, parseDuration, type TimeBudgetPlan, type TimeBudgetOptions } from './train/time-budget.js';
-export type { StageOptions, EpochLog, EvalMetrics, TrainerCallbacks, BatchEndInfo, PartialEpoch } from './train/types.js';
+export type { StageOptions, EpochLog, EpochEndContext, EvalMetrics, TrainerCallbacks, BatchEndInfo, PartialEpoch } from './train/types.js';
 export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } from './train/checkpoint.js';
 export { VERSION } from './core/version.js';
 export { ProcessGroup, rendezvousFromEnv, distributedBackends, type RendezvousOptions, type DistributedBackend } from './distributed/process-group.js';

@@ -48,7 +48,9 @@ void BasicBlockImpl::reset() {
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  const torch::Tensor out = activation_conv(bn(x), conv, options.binary_activations());
+  const torch::Tensor signed_input = bn(x);
+  if (probe) probe->record(name + ".conv", signed_input);
+  const torch::Tensor out = activation_conv(signed_input, conv, options.binary_activations());
   return nn::prelu_add(out, downsample ? downsample->forward(x) : x, prelu->weight);
 }
 
@@ -68,8 +70,12 @@ void ClassicBasicBlockImpl::reset() {
 }
 
 torch::Tensor ClassicBasicBlockImpl::forward(const torch::Tensor& x) {
-  torch::Tensor out = nn::prelu(activation_conv(bn1(x), conv1, options.binary_activations()), prelu1->weight);
-  out = activation_conv(bn2(out), conv2, options.binary_activations());
+  const torch::Tensor signed_input1 = bn1(x);
+  if (probe) probe->record(name + ".conv1", signed_input1);
+  torch::Tensor out = nn::prelu(activation_conv(signed_input1, conv1, options.binary_activations()), prelu1->weight);
+  const torch::Tensor signed_input2 = bn2(out);
+  if (probe) probe->record(name + ".conv2", signed_input2);
+  out = activation_conv(signed_input2, conv2, options.binary_activations());
   return nn::prelu_add(out, downsample ? downsample->forward(x) : x, prelu2->weight);
 }
 

@@ -308,7 +308,7 @@ export class Trainer {
       log.seconds = (performance.now() - started) / 1000;
       this.history.push(log);
       await this.#afterEpoch?.(log, this);
-      await cb.onEpochEnd?.(log);
+      await cb.onEpochEnd?.(log, { model: this.model });
     }
     return this.history;
   }

@@ -1,5 +1,6 @@
 // The vocabulary of training shared by the one-stage Trainer, the two-stage run and their callers:
 // stage options, per-epoch and per-batch records, callbacks.
+import type { Model } from '../nn/model.js';
 import type { NoDecayKind } from './optim.js';
 import type { StageSchedule } from './presets.js';
 
@@ -70,12 +71,22 @@ export interface BatchEndInfo {
   imagesPerSecond: number;
 }
 
+/** What {@link TrainerCallbacks.onEpochEnd} can reach besides the epoch's figures. */
+export interface EpochEndContext {
+  /**
+   * The model being trained, between two epochs: free for reads and async calls (e.g.
+   * `Model.activationStatistics`), which must settle before the callback returns. Changing its
+   * weights or mode changes the run.
+   */
+  model: Model;
+}
+
 /** Awaited hooks, in the style of TensorFlow.js callbacks. */
 export interface TrainerCallbacks {
   onTrainBegin?(info: { stage: 1 | 2; epochs: number; startEpoch: number }): void | Promise<void>;
   onEpochBegin?(info: { stage: 1 | 2; epoch: number; epochs: number; lr: number }): void | Promise<void>;
   onBatchEnd?(info: BatchEndInfo): void | Promise<void>;
-  onEpochEnd?(log: EpochLog): void | Promise<void>;
+  onEpochEnd?(log: EpochLog, context: EpochEndContext): void | Promise<void>;
   onStageEnd?(info: { stage: 1 | 2; history: EpochLog[]; weightsPath?: string }): void | Promise<void>;
 }
 

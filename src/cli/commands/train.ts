@@ -10,12 +10,13 @@ import { Tensor } from '../../core/tensor.js';
 import { distributedBackends, ProcessGroup, rendezvousFromEnv } from '../../distributed/process-group.js';
 import { checkInteger, checkNumber } from '../../core/check.js';
 import type { Device } from '../../core/device.js';
-import type { DatasetName } from '../../data/datasets.js';
+import type { Dataset, DatasetName } from '../../data/datasets.js';
 import { isBnnError } from '../../errors.js';
 import { getPreset, scaleStage, type Preset, type PresetName, PRESETS } from '../../train/presets.js';
 import { readRunDirectory, writeReport } from '../../report/index.js';
 import { libtorchInfo, getNumThreads, setCudnnOptions } from '../../core/runtime.js';
 import { summarize } from '../../nn/summary.js';
+import type { ActivationStatistics } from '../../nn/model.js';
 import { resolveModelConfig } from '../../nn/model-config.js';
 import { checkStage } from '../../train/trainer.js';
 import { trainTwoStage } from '../../train/two-stage.js';
@@ -449,12 +450,28 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   let tb: ReturnType<typeof openTensorBoard> | undefined;
   // Per-layer diagnostics go to metrics.jsonl (and so report.html) every epoch: measured by the
   // TensorBoard callbacks when they run, else here, from the checkpoint saved before the callbacks.
-  const recordDiagnostics = (layers: LayerDiagnostics[], log: EpochLog): void =>
-    run?.addDiagnostics({ stage: log.stage, epoch: log.epoch, layers: layers.map((d) => ({ layer: d.layer, ...(d.flipRatio !== undefined ? { flipRatio: d.flipRatio } : {}), outsideWindow: d.outsideWindow })) });
+  const recordDiagnostics = (layers: LayerDiagnostics[], log: EpochLog, activations?: readonly ActivationStatistics[]): void => {
+    const byLayer = new Map((activations ?? []).map((x) => [x.layer, x]));
+    run?.addDiagnostics({
+      stage: log.stage,
+      epoch: log.epoch,
+      layers: layers.map((d) => {
+        const x = byLayer.get(d.layer);
+        return {
+          layer: d.layer,
+          ...(d.flipRatio !== undefined ? { flipRatio: d.flipRatio } : {}),
+          outsideWindow: d.outsideWindow,
+          ...(x ? { activationSaturated: x.saturated, activationPositive: x.positive, constantChannels: x.constantChannels } : {}),
+        };
+      }),
+    });
+  };
   const ownDiagnostics = new WeightDiagnostics();
   const started = performance.now();
+  let activationBatch: Tensor | undefined;
   try {
-    if (main && (a.tensorboard as unknown) !== false) tb = openTensorBoard(a, outDir, trainLoader.batchesPerEpoch, world, recordDiagnostics);
+    if (main) activationBatch = await fixedBatch(train, device);
+    if (main && (a.tensorboard as unknown) !== false) tb = openTensorBoard(a, outDir, trainLoader.batchesPerEpoch, world, recordDiagnostics, activationBatch);
     const result = await trainTwoStage({
       model,
       stage1,
@@ -482,13 +499,14 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
               progress.batch(group ? { ...b, imagesPerSecond: b.imagesPerSecond * world } : b);
               await tb?.callbacks.onBatchEnd?.(b);
             },
-            onEpochEnd: async (log) => {
+            onEpochEnd: async (log, context) => {
               progress.epoch(log);
               run?.addEpoch(log);
-              if (tb) await tb.callbacks.onEpochEnd?.(log);
+              if (tb) await tb.callbacks.onEpochEnd?.(log, context);
               else {
                 const weights = await checkpointWeights(path.join(outDir, 'checkpoint.safetensors'));
-                if (weights) recordDiagnostics(ownDiagnostics.measure(weights), log);
+                const activations = activationBatch ? await context.model.activationStatistics(activationBatch) : undefined;
+                if (weights) recordDiagnostics(ownDiagnostics.measure(weights), log, activations);
               }
             },
             onStageEnd: ({ stage, weightsPath }) => progress.message(`stage ${stage} done${weightsPath ? `: ${weightsPath}` : ''}`),
@@ -542,6 +560,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     } catch (e) {
       say(`TensorBoard: ${(e as Error).message}`); // a full disk here must not hide the run's own outcome
     }
+    activationBatch?.dispose();
     trainLoader.dispose();
     testLoader.dispose();
     train.dispose();
@@ -575,12 +594,25 @@ async function sharedRunDir(group: ProcessGroup, mine: string): Promise<string> 
  * callbacks are not handed the model); the global step continues into stage 2 after stage 1's
  * steps, as config.json (the time budget's plan included) says.
  */
+/** Images the activation diagnostics look at every epoch: the first training images, unaugmented, on the device. */
+const ACTIVATION_BATCH = 256;
+
+async function fixedBatch(train: Dataset, device: Device): Promise<Tensor | undefined> {
+  using loader = DataLoader.forEval(train, { batchSize: Math.min(ACTIVATION_BATCH, train.size), device });
+  for await (const batch of loader.epoch(0)) {
+    batch.labels.dispose();
+    return batch.images;
+  }
+  return undefined;
+}
+
 function openTensorBoard(
   a: TrainArgs,
   outDir: string,
   batchesPerEpoch: number,
   world: number,
-  onDiagnostics: (layers: LayerDiagnostics[], log: EpochLog) => void,
+  onDiagnostics: (layers: LayerDiagnostics[], log: EpochLog, activations?: readonly ActivationStatistics[]) => void,
+  activationBatch: Tensor | undefined,
 ): { writer: TensorBoardWriter; callbacks: TrainerCallbacks } {
   const writer = new TensorBoardWriter({ logDir: a.tensorboard ? path.resolve(a.tensorboard) : path.join(outDir, 'tensorboard') });
   const config = (): { stage1?: StageOptions } | undefined => {
@@ -592,6 +624,7 @@ function openTensorBoard(
     stepInterval: a.tensorboardInterval,
     imagesPerSecondScale: world,
     weights: () => checkpointWeights(path.join(outDir, 'checkpoint.safetensors')),
+    ...(activationBatch ? { activationBatch } : {}),
     onDiagnostics,
     stage1Steps: () => {
       const s1 = a.stage === '2' ? undefined : config()?.stage1;
