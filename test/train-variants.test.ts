@@ -12,7 +12,10 @@ import {
   InMemoryBatches,
   manualSeed,
   scope,
+  SGD,
+  StepMetrics,
   Tensor,
+  trainStep,
   trainTwoStage,
   type EpochLog,
   type Model,
@@ -143,8 +146,10 @@ test('one stage: 1-bit weights from the first step, the two-stage rates end to e
   const real = await firstBatchLoss(model, smoothing);
   model.setBinaryWeights(true);
   const binary = await firstBatchLoss(model, smoothing);
-  assert.ok(Math.abs(real - binary) > 1e-3, `the two forwards differ (${real} vs ${binary})`);
-  assert.ok(Math.abs(firstLoss - binary) <= 1e-5 * binary, `first step's loss ${firstLoss} = the 1-bit forward's ${binary}`);
+  // (A freshly initialised network's loss is near ln 4 either way: the tolerance is far below the gap.)
+  const tolerance = 2e-6 * binary;
+  assert.ok(Math.abs(real - binary) > 50 * tolerance, `the two forwards differ (${real} vs ${binary})`);
+  assert.ok(Math.abs(firstLoss - binary) <= tolerance, `first step's loss ${firstLoss} = the 1-bit forward's ${binary} (real weights: ${real})`);
 
   await assertResumesExactly({ stage1, stage2, oneStage: true }, 2, 4);
   // A one-stage checkpoint is not a two-stage run's, and the options that cannot apply are refused.
@@ -197,4 +202,52 @@ test("crossEntropy's label smoothing is PyTorch's: (1 - e) * NLL + e * mean over
       assert.ok(Math.abs(got - want) <= 1e-6 * want, `smoothing ${e}: ${got} vs ${want}`);
     }
   });
+});
+
+test('SGD under the sync-free step (fused SGD) updates as LibTorch\'s, skips a NaN step on the device flag, and carries its momentum across', async () => {
+  const batches = (await (async () => {
+    const out: { x: Float32Array; y: number[] }[] = [];
+    for await (const b of trainSource().epoch(0)) {
+      out.push({ x: b.images.toFloat32Array(), y: [...b.labels.toTypedArray() as BigInt64Array].map(Number) });
+      b.dispose();
+    }
+    return out;
+  })()).slice(0, 6);
+  const model = (): Model => {
+    manualSeed(SEED);
+    return createModel(MODEL);
+  };
+  const params = (m: Model): Float32Array[] => scope(() => m.parameters().map((t) => t.toFloat32Array()));
+  const maxDiff = (a: Float32Array[], b: Float32Array[]): number => Math.max(...a.map((t, i) => Math.max(...t.map((v, j) => Math.abs(v - b[i]![j]!)))));
+  const step = async (m: Model, opt: SGD, b: { x: Float32Array; y: number[] }, metrics?: StepMetrics) =>
+    scope(async () => trainStep(m, opt, Tensor.fromArray(b.x, [b.y.length, ...SHAPE]), Tensor.fromArray(b.y, [b.y.length], { dtype: 'int64' }), metrics ? { metrics } : {}));
+  const options = { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-4, noDecayOn: ['bn' as const] };
+  using a = model();
+  using b = model();
+  using optA = new SGD(a, options);
+  using optB = new SGD(b, options);
+  using metrics = new StepMetrics();
+  for (const batch of batches.slice(0, 3)) {
+    await step(a, optA, batch);
+    await step(b, optB, batch, metrics);
+  }
+  const d = maxDiff(params(a), params(b));
+  assert.ok(d < 1e-5, `fused and LibTorch SGD differ by ${d}`);
+  // A NaN batch raises the flag: no update and no momentum change from that step until the read.
+  const before = params(b);
+  const buffers = scope(() => [...optB.stateDict().values()].map((t) => t.toFloat32Array()));
+  await step(b, optB, { x: new Float32Array(batches[3]!.x.length).fill(NaN), y: batches[3]!.y }, metrics);
+  await step(b, optB, batches[4]!, metrics);
+  const t = await metrics.read();
+  assert.equal(t.firstNonFinite, 3);
+  assert.equal(maxDiff(before, params(b)), 0, 'no update from the NaN step on');
+  assert.equal(maxDiff(buffers, scope(() => [...optB.stateDict().values()].map((x) => x.toFloat32Array()))), 0, 'momentum buffers untouched');
+  // The fused state moves back into LibTorch's SGD (a plain step), and out through stateDict.
+  using c = model();
+  scope(() => c.loadStateDict(b.stateDict()));
+  using optC = new SGD(c, options);
+  scope(() => optC.loadStateDict(optB.stateDict()));
+  await step(b, optB, batches[5]!);
+  await step(c, optC, batches[5]!);
+  assert.equal(maxDiff(params(b), params(c)), 0, 'the state carried over exactly');
 });
