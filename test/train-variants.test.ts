@@ -251,3 +251,18 @@ test('SGD under the sync-free step (fused SGD) updates as LibTorch\'s, skips a N
   await step(c, optC, batches[5]!);
   assert.equal(maxDiff(params(b), params(c)), 0, 'the state carried over exactly');
 });
+
+test('one stage under a time budget: the plan sizes the one stage, the run trains it, a resume keeps it', async () => {
+  const out = tmpDir();
+  const first = await trainTwoStage(config(out, { oneStage: true, timeBudget: 6 }));
+  first.model.dispose();
+  const plan = first.timeBudget!;
+  assert.ok(plan, 'a plan was made');
+  assert.ok(first.history.every((h) => h.stage === 2), 'one stage in the logs');
+  assert.equal(first.history.length, plan.stage2.epochs, 'the planned epochs of the one stage');
+  // Shortened epochs keep the epoch count (the rates stay the laid-out ones); scaled ones scale the milestones.
+  assert.ok(plan.stage2.milestones.length >= 2, `the laid-out milestones: ${plan.stage2.milestones.join(", ")}`);
+  const again = await trainTwoStage(config(out, { oneStage: true, timeBudget: 6, resume: true }));
+  again.model.dispose();
+  assert.equal(again.history.length, first.history.length, 'nothing left to train; no refusal');
+});
