@@ -27,12 +27,21 @@ export { createModel, Model, type ActivationStatistics, type StateDict } from '.
 export { DEFAULT_MODEL_CONFIG, type ModelConfig, type ResolvedModelConfig, type Architecture, type Stem } from './nn/model-config.js';
 export type { ModelSummary, LayerSummary, SummaryOptions } from './nn/summary.js';
 export { crossEntropy, type CrossEntropyOptions } from './train/loss.js';
-export { Adam, type AdamOptions, type NoDecayKind } from './train/optim.js';
-export { MultiStepSchedule, type MultiStepScheduleOptions, type HasLearningRate } from './train/schedule.js';
+export { Adam, type AdamOptions, type NoDecayKind, Optimizer, OPTIMIZER_KINDS, type OptimizerKind, SGD, type SGDOptions } from './train/optim.js';
+export {
+  CosineSchedule,
+  type CosineScheduleOptions,
+  LR_SCHEDULE_KINDS,
+  type LrSchedule,
+  type LrScheduleKind,
+  MultiStepSchedule,
+  type MultiStepScheduleOptions,
+  type HasLearningRate,
+} from './train/schedule.js';
 export { PRESETS, getPreset, scaleStage, type Preset, type PresetName, type StageSchedule } from './train/presets.js';
 export { InMemoryBatches, epochOrder, type Batch, type BatchSource, type InMemoryBatchesOptions } from './data/batches.js';
 export { Trainer, evaluate, type TrainerOptions } from './train/trainer.js';
-export { trainTwoStage, type TwoStageConfig, type TwoStageResult } from './train/two-stage.js';
+export { oneStageOptions, trainTwoStage, type TwoStageConfig, type TwoStageResult } from './train/two-stage.js';
 export { planTimeBudget, parseDuration, type TimeBudgetPlan, type TimeBudgetOptions } from './train/time-budget.js';
 export type { StageOptions, EpochLog, EpochEndContext, EvalMetrics, TrainerCallbacks, BatchEndInfo, PartialEpoch } from './train/types.js';
 export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } from './train/checkpoint.js';

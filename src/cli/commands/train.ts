@@ -19,7 +19,7 @@ import { summarize } from '../../nn/summary.js';
 import type { ActivationStatistics } from '../../nn/model.js';
 import { resolveModelConfig } from '../../nn/model-config.js';
 import { checkStage } from '../../train/trainer.js';
-import { trainTwoStage } from '../../train/two-stage.js';
+import { oneStageOptions, trainTwoStage } from '../../train/two-stage.js';
 import { parseDuration, type TimeBudgetPlan } from '../../train/time-budget.js';
 import type { EpochLog, StageOptions, TrainerCallbacks } from '../../train/types.js';
 import { VERSION } from '../../core/version.js';
@@ -69,6 +69,11 @@ export interface TrainArgs {
   labelSmoothing: number;
   clipLatentWeights: boolean;
   noDecayOn?: string[];
+  optimizer?: 'adam' | 'sgd';
+  momentum?: number;
+  nesterov?: boolean;
+  lrSchedule?: 'step' | 'cosine';
+  oneStage?: boolean;
   device: string;
   precision: 'auto' | 'float32' | 'bfloat16' | 'float16';
   syncInterval?: number;
@@ -114,7 +119,7 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('lr', { type: 'number', describe: 'learning rate of the stage selected by --stage 1|2' })
     .option('lr1', { type: 'number', describe: 'stage-1 learning rate' })
     .option('lr2', { type: 'number', describe: 'stage-2 learning rate' })
-    .option('weight-decay', { type: 'number', describe: 'weight decay of the stage selected by --stage 1|2' })
+    .option('weight-decay', { type: 'number', describe: 'weight decay of every stage that runs (--weight-decay1/2 override it per stage)' })
     .option('weight-decay1', { type: 'number', describe: 'stage-1 weight decay (recipe: 1e-5)' })
     .option('weight-decay2', { type: 'number', describe: 'stage-2 weight decay (recipe: 0)' })
     .option('schedule', { type: 'array', string: true, describe: 'lr milestones (epochs) of the stage selected by --stage 1|2' })
@@ -135,6 +140,18 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('label-smoothing', { type: 'number', default: 0 })
     .option('clip-latent-weights', { type: 'boolean', default: false, describe: 'clamp latent weights to [-1, 1] in stage 2' })
     .option('no-decay-on', { type: 'array', string: true, choices: ['bn', 'prelu', 'bias'], describe: 'parameters without weight decay' })
+    .option('optimizer', { type: 'string', choices: ['adam', 'sgd'] as const, describe: 'optimizer of both stages: adam (the recipe, default) or sgd (torch.optim.SGD with momentum, coupled weight decay)' })
+    .option('momentum', { type: 'number', describe: 'SGD momentum in [0, 1), both stages (default 0.9; with --optimizer sgd)' })
+    .option('nesterov', { type: 'boolean', describe: 'SGD with Nesterov momentum, both stages (with --optimizer sgd)' })
+    .option('lr-schedule', {
+      type: 'string',
+      choices: ['step', 'cosine'] as const,
+      describe: "learning rate per epoch, both stages: step (the recipe's milestones and gammas, default) or cosine (CosineAnnealingLR over each stage's epochs, to 0)",
+    })
+    .option('one-stage', {
+      type: 'boolean',
+      describe: "ablation: one run with 1-bit weights from scratch for stage 1 + stage 2 epochs (stage 1's optimizer and weight decay; each epoch at the two-stage run's learning rate), instead of the two stages",
+    })
     .option('device', { type: 'string', default: 'cpu', describe: "'cpu', 'cuda' or 'cuda:N'" })
     .option('precision', {
       type: 'string',
@@ -194,7 +211,8 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
   if (epochs !== undefined) s.epochs = epochs;
   const lr = pick(stage === 1 ? a.lr1 : a.lr2, a.lr);
   if (lr !== undefined) s.lr = lr;
-  const wd = pick(stage === 1 ? a.weightDecay1 : a.weightDecay2, a.weightDecay);
+  // Unlike the rate and the milestones, one weight decay means the same in both stages.
+  const wd = (stage === 1 ? a.weightDecay1 : a.weightDecay2) ?? a.weightDecay;
   if (wd !== undefined) s.weightDecay = wd;
   const milestones = numberList(pick(stage === 1 ? a.schedule1 : a.schedule2, a.schedule), `--schedule${stage}`);
   const gammas = numberList(pick(stage === 1 ? a.gammas1 : a.gammas2, a.gammas), `--gammas${stage}`);
@@ -208,6 +226,10 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
   if (a.labelSmoothing) s.labelSmoothing = a.labelSmoothing;
   if (stage === 2 && a.clipLatentWeights) s.clipLatentWeights = true;
   if (a.noDecayOn?.length) s.noDecayOn = a.noDecayOn as StageOptions['noDecayOn'];
+  if (a.optimizer !== undefined) s.optimizer = a.optimizer;
+  if (a.momentum !== undefined) s.momentum = a.momentum;
+  if (a.nesterov !== undefined) s.nesterov = a.nesterov;
+  if (a.lrSchedule !== undefined) s.lrSchedule = a.lrSchedule;
   return s;
 }
 
@@ -260,10 +282,12 @@ function resolveRun(argv: TrainArgs): TrainArgs {
     a = { ...a, ...cfg.cli, resume: true, out: a.out, progress: a.progress, ...(a.threads !== undefined ? { threads: a.threads } : {}) };
   }
   if (a.stage === 'both') {
-    for (const [flag, v] of [['--lr', a.lr], ['--weight-decay', a.weightDecay], ['--schedule', a.schedule], ['--gammas', a.gammas]] as const) {
+    for (const [flag, v] of [['--lr', a.lr], ['--schedule', a.schedule], ['--gammas', a.gammas]] as const) {
       if (v !== undefined) throw new UsageError(`${flag} applies to one stage: use ${flag}1 / ${flag}2, or --stage 1|2`, 2);
     }
   }
+  if (a.oneStage && a.stage !== 'both') throw new UsageError(`--one-stage trains both stages' epochs in one run: leave out --stage ${a.stage}`, 2);
+  if (a.oneStage && a.init) throw new UsageError('--one-stage trains 1-bit weights from scratch: leave out --init', 2);
   if (a.stage === '2' && !a.init && !a.resume) throw new UsageError('--stage 2 needs --init <stage-1 weights> (stage1.safetensors of a stage-1 run)', 2);
   if (!Number.isInteger(a.nproc) || a.nproc < 1) throw new UsageError(`--nproc must be a positive integer, got ${a.nproc}`, 2);
   getPreset(a.preset);
@@ -287,6 +311,10 @@ const STAGE_FLAGS: Record<string, (stage: 1 | 2) => string> = {
   epochs: (n) => `--epochs${n} or --epochs`,
   weightDecay: (n) => `--weight-decay${n}`,
   labelSmoothing: () => '--label-smoothing',
+  momentum: () => '--momentum (with --optimizer sgd)',
+  nesterov: () => '--nesterov (with --optimizer sgd)',
+  optimizer: () => '--optimizer',
+  lrSchedule: () => '--lr-schedule',
   baseLr: (n) => `--lr${n}`,
   warmupEpochs: () => '--warmup',
   milestones: (n) => `--schedule${n}`,
@@ -391,8 +419,12 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   const run = main ? new RunDirectory(runDir) : undefined;
   const outDir = run?.dir ?? path.resolve(runDir);
   const cli: Partial<TrainArgs> = Object.fromEntries(Object.entries(a).filter(([k, v]) => !RUN_ONLY_FLAGS.has(k) && !k.includes('-') && v !== undefined));
+  // --one-stage: the stages as given, and the one stage laid out from them (the plan's, when the
+  // time budget sized it) that the run trains.
+  const one = (plan?: TimeBudgetPlan): { stage1?: StageOptions; stage2?: StageOptions; oneStage?: StageOptions } =>
+    a.oneStage ? { stage1, stage2, oneStage: plan ? plan.stage2 : oneStageOptions(stage1, stage2) } : {};
   const writeConfig = (s1: StageOptions, s2: StageOptions, plan?: TimeBudgetPlan): void =>
-    run?.writeJson('config.json', { bnnTorch: VERSION, dataset: dataName, ...(a.data ? { data: path.resolve(a.data) } : {}), ...(skipped.length ? { skipped } : {}), trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1: s1, stage2: s2, stages: a.stage, cli, ...(plan ? { timeBudget: plan } : {}), ...(group ? { processes: world, backend: group.backend } : {}) });
+    run?.writeJson('config.json', { bnnTorch: VERSION, dataset: dataName, ...(a.data ? { data: path.resolve(a.data) } : {}), ...(skipped.length ? { skipped } : {}), trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1: s1, stage2: s2, ...one(plan), stages: a.stage, cli, ...(plan ? { timeBudget: plan } : {}), ...(group ? { processes: world, backend: group.backend } : {}) });
   if (!(a.resume && budgetSeconds !== undefined)) writeConfig(stage1, stage2);
   run?.writeText('summary.txt', summarize({ ...model, binaryWeights: a.stage !== '1' }, { height: train.shape[1], width: train.shape[2] }).text);
   if (a.resume && run) {
@@ -405,14 +437,14 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   const workers = a.workers !== undefined ? { workers: a.workers } : {};
   const trainLoader = new DataLoader(train, { batchSize: batchSize / world, seed: a.seed, augment: train.streamed ? false : augment, device, ...workers, ...(shard ? { shard } : {}) });
   const testLoader = DataLoader.forEval(test, { batchSize: train.streamed ? 100 : 500, device, ...workers, ...(shard ? { shard } : {}) });
-  const progress = new Progress({ live: main && a.progress && process.stderr.isTTY === true, epochs: { 1: stage1.epochs, 2: stage2.epochs } });
+  const progress = new Progress({ live: main && a.progress && process.stderr.isTTY === true, epochs: { 1: stage1.epochs, 2: a.oneStage ? stage1.epochs + stage2.epochs : stage2.epochs } });
   const say = (text: string): void => {
     if (main) progress.message(text);
   };
   const info = libtorchInfo();
   say(
     `bnn-torch ${VERSION} on ${device} (${getNumThreads()} threads, LibTorch ${info.version}): ${dataName} ${train.size}/${test.size} samples, ` +
-      `width ${model.width}, batch ${batchSize}${group ? ` (${world} processes x ${batchSize / world}, ${group.backend}${a.syncBn ? ', SyncBatchNorm' : ''})` : ''}, stage 1 ${stage1.epochs} epochs + stage 2 ${stage2.epochs} epochs -> ${outDir}`,
+      `width ${model.width}, batch ${batchSize}${group ? ` (${world} processes x ${batchSize / world}, ${group.backend}${a.syncBn ? ', SyncBatchNorm' : ''})` : ''}, ${a.oneStage ? `one stage of 1-bit weights from scratch, ${stage1.epochs + stage2.epochs} epochs` : `stage 1 ${stage1.epochs} epochs + stage 2 ${stage2.epochs} epochs`} -> ${outDir}`,
   );
 
   if (skipped.length > 0) {
@@ -487,6 +519,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
       ...(group ? { group, dataParallel: { syncBatchNorm: a.syncBn } } : {}),
       resume: a.resume,
       stages: a.stage === 'both' ? 'both' : (Number(a.stage) as 1 | 2),
+      ...(a.oneStage ? { oneStage: true } : {}),
       ...(a.init ? { init: a.init } : {}),
       // A checkpoint resumes only under the same BatchNorm mode (the key is absent without it, so
       // earlier runs still resume).
@@ -627,7 +660,7 @@ function openTensorBoard(
     ...(activationBatch ? { activationBatch } : {}),
     onDiagnostics,
     stage1Steps: () => {
-      const s1 = a.stage === '2' ? undefined : config()?.stage1;
+      const s1 = a.stage === '2' || a.oneStage ? undefined : config()?.stage1;
       return s1 ? s1.epochs * Math.min(s1.stepsPerEpoch ?? Infinity, batchesPerEpoch) : 0;
     },
     // Indented: markdown shows it as code in the Text tab.
