@@ -12,7 +12,6 @@ import { rangeError } from '../errors.js';
 import { writeFileAtomicSync } from '../io/atomic-file.js';
 import { parseMetrics } from '../report/run-record.js';
 import { REPORT_FILE_NAME, writeReport } from '../report/write.js';
-import { checkTrainFlags } from '../cli/commands/train.js';
 import { renderAblationHtml, renderAblationMarkdown } from './render.js';
 import { relativeRunPath, summarizeAblation, type AblationResult, type AblationRunResult } from './result.js';
 import { planAblation, type AblationPlanOptions, type PlannedRun } from './variants.js';
@@ -144,7 +143,9 @@ export async function runAblation(options: AblationOptions): Promise<AblationOut
   const command = ablationCommand(options);
   const trainArgs = [...(options.trainArgs ?? [])];
 
-  // Every run's flags, checked as bnn train checks them, before anything starts.
+  // Every run's flags, checked as bnn train checks them, before anything starts. Loaded here so
+  // that importing the package does not load the command line's parser.
+  const { checkTrainFlags } = await import('../cli/commands/train.js');
   const refused = new Map<string, string>();
   const trained = new Map<PlannedRun, Partial<Record<string, unknown>>>();
   for (const run of plan.runs) {
