@@ -11,12 +11,16 @@ import {
   mergeFlags,
   planAblation,
   regularizedIncompleteBeta,
+  renderAblationHtml,
+  renderAblationMarkdown,
   runAblation,
+  summarizeAblation,
   studentTCdf,
   studentTQuantile,
   summarize,
   welchInterval,
   type AblationResult,
+  type AblationRunResult,
 } from '../src/ablate/index.js';
 import { packageRoot } from '../src/binding/native.js';
 import { randomImageSet, tempDir, writeIdxSplit } from './support/data-files.js';
@@ -144,6 +148,36 @@ test('the plan: recipe first, every variant once per seed, seed by seed, variant
   }
 });
 
+test('the table: n, mean ± sd, Δ with Welch interval, one seed without one, unfinished runs counted', () => {
+  const plan = planAblation({ out: '/tmp/abl', seeds: [0, 1, 2], variants: ['double-skip', 'weight-decay', 'cosine'] });
+  const acc: Record<string, (number | null)[]> = { recipe: [0.912, 0.905, 0.918], 'double-skip': [0.9, 0.895, 0.905], 'weight-decay': [0.91, null, null], cosine: [null, null, null] };
+  const runs: AblationRunResult[] = plan.runs.map((r) => {
+    const a = acc[r.variant]![r.seed]!;
+    return { variant: r.variant, seed: r.seed, status: a === null ? 'pending' : 'finished', accuracy: a, loss: a === null ? null : 1 - a, seconds: a === null ? null : 60 + r.seed * 30, dir: `runs/${r.variant}/seed${r.seed}`, report: a === null ? null : `runs/${r.variant}/seed${r.seed}/report.html`, reused: false };
+  });
+  const result = summarizeAblation(plan, runs, { command: 'bnn ablate --out /tmp/abl', trainArgs: [] });
+  const row = (name: string) => result.variants.find((v) => v.name === name)!;
+  assert.equal(result.complete, false);
+  assert.deepEqual([row('recipe').n, row('double-skip').n, row('weight-decay').n, row('cosine').n], [3, 3, 1, 0]);
+  const ds = row('double-skip');
+  const expected = welchInterval([0.9, 0.895, 0.905], [0.912, 0.905, 0.918])!;
+  assert.deepEqual(ds.delta, { difference: ds.mean! - row('recipe').mean!, low: expected.low, high: expected.high, df: expected.df });
+  close(ds.meanSeconds!, 90, 1e-12, 'mean seconds');
+  assert.deepEqual(row('weight-decay').delta, { difference: 0.91 - row('recipe').mean!, low: null, high: null, df: null });
+  assert.equal(row('weight-decay').sd, null);
+  assert.deepEqual([row('cosine').mean, row('cosine').delta, row('cosine').meanSeconds], [null, null, null]);
+  const md = renderAblationMarkdown(result).split('\n');
+  assert.equal(md[2], '| recipe | the full recipe (baseline) | 91.17 ± 0.65% | — | 1.5 | 3 |');
+  assert.equal(md[3], `| double-skip | ${row('double-skip').change} | 90.00 ± 0.50% | -1.17 pp [${(100 * expected.low).toFixed(2)}, ${expected.high > 0 ? '+' : '-'}${Math.abs(100 * expected.high).toFixed(2)}] | 1.5 | 3 |`);
+  assert.match(md[4]!, /\| 91\.00% \(1 seed\) \| -0\.17 pp \(1 seed: no CI\) \| 1\.0 \| 1 of 3 \|$/);
+  assert.match(md[5]!, /\| — \| — \| — \| 0 of 3 \|$/);
+  assert.ok(md.some((l) => l.includes('**Partial: 7 of 12 runs finished**')));
+  const html = renderAblationHtml(result, 'abl <test>');
+  assert.match(html, /<h1>abl &lt;test&gt;<\/h1>/);
+  assert.match(html, /<tr data-variant="double-skip" data-n="3" data-mean="0\.9000000000000001|<tr data-variant="double-skip" data-n="3" data-mean="0\.9"/);
+  assert.equal(html.match(/<a href="runs\//g)?.length, 7, 'a link for each finished run');
+});
+
 test('runAblation checks every variant with bnn train’s own parser before anything runs', async () => {
   const out = path.join(tempDir('bnn-ablate-refused'), 'abl');
   await assert.rejects(
@@ -184,7 +218,7 @@ test('bnn ablate: a tiny ablation, interrupted in its second run, continues wher
   const args = ['ablate', '--out', out, '--seeds', '2', '--variants', 'double-skip,weight-decay', '--add', 'label-smoothing', '--', ...train];
 
   // First invocation: Ctrl-C once the second run has started training (a moment after its first
-  // line: bnn train may still die of a SIGINT that lands within a millisecond of it).
+  // line, which bnn train writes just before it installs its Ctrl-C handler).
   const child = spawn(process.execPath, ['--import', 'tsx', BNN, ...args], { cwd: packageRoot });
   let stderr = '';
   let sent = false;

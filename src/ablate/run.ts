@@ -222,18 +222,26 @@ export async function runAblation(options: AblationOptions): Promise<AblationOut
   const trainCommand = options.trainCommand ? [...options.trainCommand] : defaultTrainCommand();
   const running = new Set<ChildProcess>();
   let stopping = options.signal?.aborted === true;
+  // Each child leads its own process group (with its workers under --nproc): signalled as a
+  // terminal's Ctrl-C would signal it, once.
+  const signalGroup = (c: ChildProcess, signal: NodeJS.Signals): void => {
+    try {
+      process.kill(-c.pid!, signal);
+    } catch {
+      c.kill(signal);
+    }
+  };
   const onAbort = (): void => {
     stopping = true;
-    // The children run in their own process groups, so this is the one interrupt they get.
-    for (const c of running) c.kill('SIGINT');
+    for (const c of running) signalGroup(c, 'SIGINT');
   };
   const onKill = (): void => {
     stopping = true;
-    for (const c of running) c.kill('SIGKILL');
+    for (const c of running) signalGroup(c, 'SIGKILL');
   };
   // Should this process end abruptly, its children must not train on unseen.
   const onExit = (): void => {
-    for (const c of running) c.kill('SIGKILL');
+    for (const c of running) signalGroup(c, 'SIGKILL');
   };
   options.signal?.addEventListener('abort', onAbort);
   options.killSignal?.addEventListener('abort', onKill);
@@ -245,7 +253,9 @@ export async function runAblation(options: AblationOptions): Promise<AblationOut
     const resuming = res.status === 'interrupted';
     const n = ++started;
     say(`run ${n}/${todo.length}: ${r.variant}, seed ${r.seed}${resuming ? ' (continuing its checkpoint)' : ''} -> ${res.dir}`);
-    const args = resuming ? ['train', '--resume', '--out', r.dir] : ['train', ...r.args];
+    // On --resume, bnn train takes what it trains from the run's config.json (checked above to be
+    // these flags) and how it runs (threads, precision, ...) from the command line.
+    const args = ['train', ...r.args, ...(resuming ? ['--resume'] : [])];
     args.push(...threadArgs);
     if (output !== 'inherit') args.push('--no-progress');
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
