@@ -127,3 +127,16 @@ export {
   type HostTensor,
   type TensorBoardCallbackOptions,
 } from './train/diagnostics.js';
+export {
+  runAblation,
+  ABLATION_VARIANTS,
+  type AblationOptions,
+  type AblationOutcome,
+  type AblationPlanOptions,
+  type AblationVariant,
+  type AblationResult,
+  type AblationRunResult,
+  type AblationRunStatus,
+  type AblationVariantResult,
+  type AblationDelta,
+} from './ablate/index.js';

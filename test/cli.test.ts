@@ -28,8 +28,8 @@ const QUICK = ['--epochs', '1', '--width', '4', '--batch-size', '64', '--no-prog
 test('--help lists the commands; every command has --help', () => {
   const r = bnn(['--help']);
   assert.equal(r.status, 0, r.stderr);
-  for (const c of ['train', 'eval', 'summary', 'export', 'predict', 'bench-infer', 'info']) assert.match(r.stdout, new RegExp(`bnn ${c}`));
-  for (const c of ['train', 'eval', 'summary', 'export', 'predict', 'bench-infer', 'info']) {
+  for (const c of ['train', 'eval', 'summary', 'export', 'predict', 'bench-infer', 'info', 'ablate']) assert.match(r.stdout, new RegExp(`bnn ${c}`));
+  for (const c of ['train', 'eval', 'summary', 'export', 'predict', 'bench-infer', 'info', 'ablate']) {
     const h = bnn([c, '--help']);
     assert.equal(h.status, 0, `${c} --help: ${h.stderr}`);
   }

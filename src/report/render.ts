@@ -502,7 +502,8 @@ function renderHero(run: RunRecord, layout: Layout, title: string): string {
   );
 }
 
-const STYLE = `
+/** The report's style sheet, shared by the other bnn-torch pages (the ablation's) so they look alike. */
+export const REPORT_STYLE = `
 *{box-sizing:border-box}
 html{background:#f3f5f8;color:#0f172a;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans",sans-serif;-webkit-text-size-adjust:100%}
 body{margin:0;padding:28px 24px 40px}
@@ -614,7 +615,7 @@ export function renderReport(run: RunRecord, options: RenderOptions = {}): strin
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     '<meta name="generator" content="bnn-torch">',
     `<title>${escapeHtml(docTitle)} · bnn-torch report</title>`,
-    `<style>${STYLE}</style>`,
+    `<style>${REPORT_STYLE}</style>`,
     '</head>',
     '<body>',
     '<main>',

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import type { Argv, ArgumentsCamelCase } from 'yargs';
+import yargs, { type Argv, type ArgumentsCamelCase } from 'yargs';
 
 import { DataLoader } from '../../data/loader.js';
 import { Tensor } from '../../core/tensor.js';
@@ -238,6 +238,33 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
 // resumes with the schedule its checkpoint was sized to).
 const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', 'nproc', 'distTimeout', 'backend', 'precision', 'syncInterval', 'deterministic', 'timeBudget', '_', '$0']);
 
+/** The flags that decide what a run trains, as config.json keeps them (`cli`): what --resume restores. */
+function trainedFlags(a: TrainArgs): Partial<TrainArgs> {
+  return Object.fromEntries(Object.entries(a).filter(([k, v]) => !RUN_ONLY_FLAGS.has(k) && !k.includes('-') && v !== undefined));
+}
+
+/**
+ * Parses and checks `bnn train` flags exactly as the command does before it loads data or writes a
+ * file, without running anything (for `bnn ablate`, which checks every variant before its first
+ * run). Returns the flags and the record of them a run's config.json keeps (`cli`); throws the
+ * UsageError the command would exit with.
+ */
+export async function checkTrainFlags(args: readonly string[]): Promise<{ args: TrainArgs; trained: Partial<TrainArgs> }> {
+  const parser = builder(yargs([...args]))
+    .strict()
+    .help(false)
+    .version(false)
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg, 2);
+    });
+  const argv = (await parser.parseAsync()) as ArgumentsCamelCase<TrainArgs>;
+  if (argv._.length > 0) throw new UsageError(`Unknown argument: ${argv._.join(' ')}`, 2);
+  const a = resolveRun(argv);
+  resolveSettings(a, a.nproc);
+  return { args: a, trained: trainedFlags(a) };
+}
+
 /** Joins the process group a launcher (bnn --nproc, torchrun, SLURM) described in the environment. */
 async function joinFromEnv(a: TrainArgs, device: string): Promise<ProcessGroup | undefined> {
   const rv = rendezvousFromEnv();
@@ -418,7 +445,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   const runDir = a.out ?? (group ? await sharedRunDir(group, defaultRunDir(dataName)) : defaultRunDir(dataName));
   const run = main ? new RunDirectory(runDir) : undefined;
   const outDir = run?.dir ?? path.resolve(runDir);
-  const cli: Partial<TrainArgs> = Object.fromEntries(Object.entries(a).filter(([k, v]) => !RUN_ONLY_FLAGS.has(k) && !k.includes('-') && v !== undefined));
+  const cli = trainedFlags(a);
   // --one-stage: the stages as given, and the one stage laid out from them (the plan's, when the
   // time budget sized it) that the run trains.
   const one = (plan?: TimeBudgetPlan): { stage1?: StageOptions; stage2?: StageOptions; oneStage?: StageOptions } =>
