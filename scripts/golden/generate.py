@@ -153,10 +153,14 @@ def _z_centers(act: nn.Module, feeds: str | None):
         a = act.weight.detach().double()
         out = []
         for c in range(a.numel()):
-            cs = {0.0}
+            # y = a*z for z < 0, so a margin m in y is m/a in z there (and y = -1 at z = -1/a).
+            wide = NUDGE_MARGIN / float(a[c])
             if feeds == "sign":
-                cs |= {1.0, float(-1.0 / a[c])}
-            out.append(tuple(sorted(cs)))
+                out.append(((0.0, wide), 1.0, (float(-1.0 / a[c]), wide)))
+            elif feeds == "relu":
+                out.append(((0.0, wide),))
+            else:
+                out.append((0.0,))
         return out
     if isinstance(act, nn.ReLU):
         return ((0.0, 1.0) if feeds == "sign" else (0.0,),)
@@ -303,9 +307,12 @@ def capture(module: nn.Module, fn, kind: str = "out"):
 def smallest_safe_shift(values: torch.Tensor, centers) -> float:
     """Smallest |delta| such that every value + delta stays NUDGE_MARGIN away from every center."""
     v = values.double().flatten()
-    c = torch.tensor(centers, dtype=torch.float64)
-    lo = (c[:, None] - v[None, :] - NUDGE_MARGIN).flatten()  # forbidden open intervals (lo, hi)
-    hi = (c[:, None] - v[None, :] + NUDGE_MARGIN).flatten()
+    # A center is a value (kept NUDGE_MARGIN away) or (value, margin): a margin in the space of the shifted
+    # tensor z for a discontinuity of act(z), e.g. y = -1 at z = -1/a behind a PReLU of slope a.
+    c = torch.tensor([x[0] if isinstance(x, tuple) else x for x in centers], dtype=torch.float64)
+    m = torch.tensor([x[1] if isinstance(x, tuple) else NUDGE_MARGIN for x in centers], dtype=torch.float64)
+    lo = (c[:, None] - v[None, :] - m[:, None]).flatten()  # forbidden open intervals (lo, hi)
+    hi = (c[:, None] - v[None, :] + m[:, None]).flatten()
     eps = 1e-5
     cand = torch.cat([torch.zeros(1, dtype=torch.float64), lo - eps, hi + eps])
     cand = cand[cand.abs().argsort()]
@@ -634,6 +641,18 @@ def write_names():
         lines.append(f"| {len(lines)} | `{n}` | {shape} | {dtype} | {kind} |")
     classic = build_from_config(full_config(CASES["classic-imagenet"], 1))
     classic_names = [n for n in classic.state_dict() if n.startswith("layer2.0.")]
+
+    def layer2_0(**switches):
+        m = build_from_config({**full_config(case, 1), **switches})
+        return ", ".join(f"`{n}`" for n in m.state_dict() if n.startswith("layer2.0.") and not n.endswith(
+            ("running_mean", "running_var", "num_batches_tracked", ".bias")))
+
+    def binary_convs(**switches):
+        m = build_from_config({**full_config(case, 1), **switches})
+        return [n + ".weight" for n, x in m.named_modules() if isinstance(x, BinaryConv2d)]
+
+    ds_binary = [n for n in binary_convs(downsample="binary") if "downsample" in n]
+    ds_binary_classic = [n for n in binary_convs(downsample="binary", doubleSkip=False) if "downsample" in n]
     n_params = sum(p.numel() for p in model.parameters())
     text = f"""# State-dict naming scheme (bnn_reference.ResNet18)
 
@@ -656,6 +675,23 @@ The `stem='imagenet'` variant has the same names (only the `conv1.weight` shape 
 With `doubleSkip=false` a layer holds two `ClassicBasicBlock`s `0..1`, each with
 `bn1, conv1, prelu1, bn2, conv2, prelu2` (+ `downsample` in block 0 of layers 2..4), e.g. `layer2.0`:
 {", ".join(f"`{n}`" for n in classic_names)}.
+
+## The tricks ablation's switches (`blockOrder`, `blockActivation`, `downsample`)
+
+The defaults (`bn-sign-conv`, `prelu`, `avgpool`) give exactly the names above. The others keep every name
+and change only what exists and its order (weights and per-channel parameters of `layer2.0` shown):
+
+- `blockOrder='sign-conv-bn'` (Bi-Real Net): the block's BatchNorm follows its conv, so it is registered after
+  it and has the conv's output channels: {layer2_0(blockOrder="sign-conv-bn")}; classic blocks likewise
+  (`conv1, bn1, prelu1, conv2, bn2, prelu2`): {layer2_0(blockOrder="sign-conv-bn", doubleSkip=False)}.
+- `blockActivation='relu'` or `'none'`: no `prelu` / `prelu1` / `prelu2` entries (ReLU and identity have no
+  state): {layer2_0(blockActivation="relu")}.
+- `downsample='strided'`: the same names as `avgpool` (`downsample.0` the 1x1 conv, now stride 2, `downsample.1`
+  its BatchNorm; no pool).
+- `downsample='binary'`: the same names again; `downsample.0` is a `BinaryConv2d` (1x1, it applies the sign to its
+  own input, and has 1-bit weights in stage 2), `downsample.2` the pool. The binary convolutions' weights are
+  then the blocks' `layerL.B.conv.weight` (`conv1`/`conv2` in classic blocks) and
+  {", ".join(f"`{n}`" for n in ds_binary)} (the same names with classic blocks: {", ".join(f"`{n}`" for n in ds_binary_classic)}).
 
 ## Full list for `small-c1` (numClasses 10, inChannels 1, width 4, stem small, doubleSkip true)
 
