@@ -131,7 +131,7 @@ test('train with the ablation switches (Bi-Real order, ReLU, strided shortcut): 
   const s = bnn(['summary', '--checkpoint', path.join(out, 'checkpoint.safetensors')]);
   assert.equal(s.status, 0, s.stderr);
   assert.match(s.stdout, /width 4, double skip, sign-conv-bn blocks, relu after the add, strided downsample, 1-bit activations, 1-bit weights/);
-  assert.match(s.stdout, /layer2\.0\.downsample\.0 +Conv2d +32 +\[8, 4, 4\]/);
+  assert.match(s.stdout, /layer2\.0\.downsample\.0 +Conv2d +32 +\[8, 14, 14\]/);
   assert.doesNotMatch(s.stdout, /prelu|AvgPool2d/);
   const p = bnn(['export', '--checkpoint', path.join(out, 'final.safetensors'), '--packed']);
   assert.equal(p.status, 1, p.stderr);

@@ -77,15 +77,15 @@ Config Config::parse(const std::string& text, const std::string& where) {
   c.binary_activations = boolean("binaryActivations", true);
   c.binary_weights = boolean("binaryWeights", true);
   if (const json::Value* m = v.find("bnMomentum"); m && m->type == json::Value::Type::Number) c.bn_momentum = m->number;
-  auto text = [&](const char* key, std::string& field) {
+  auto string_field = [&](const char* key, std::string& field) {
     const json::Value* x = v.find(key);
     if (!x) return;
     if (x->type != json::Value::Type::String) io(where, std::string("bnn_torch.config.") + key + " must be a string");
     field = x->string;
   };
-  text("blockOrder", c.block_order);
-  text("blockActivation", c.block_activation);
-  text("downsample", c.downsample);
+  string_field("blockOrder", c.block_order);
+  string_field("blockActivation", c.block_activation);
+  string_field("downsample", c.downsample);
   return c;
 }
 
