@@ -125,7 +125,7 @@ test('the switches travel with the weights: saveWeights records them and loading
 test('bad values are refused with the field named, in TypeScript and in the native config', () => {
   assertThrowsCode(() => createModel({ ...BASE, blockOrder: 'bi-real' as never }), RangeError, 'BNN_INVALID_ARGUMENT', /blockOrder 'bi-real': expected one of 'bn-sign-conv', 'sign-conv-bn'/);
   assertThrowsCode(() => createModel({ ...BASE, blockActivation: 'gelu' as never }), RangeError, 'BNN_INVALID_ARGUMENT', /blockActivation 'gelu': expected one of 'prelu', 'relu', 'none'/);
-  assertThrowsCode(() => createModel({ ...BASE, downsample: 2 as never }), TypeError, 'BNN_INVALID_ARGUMENT', /downsample must be one of 'avgpool', 'strided', 'binary', got/);
+  assertThrowsCode(() => createModel({ ...BASE, downsample: 2 as never }), TypeError, 'BNN_INVALID_TYPE', /downsample must be one of 'avgpool', 'strided', 'binary', got/);
   // The binding's own check (a caller of the raw binding skips resolveModelConfig).
   const full = resolveModelConfig(BASE);
   for (const [field, value] of [['blockOrder', 'bi-real'], ['blockActivation', 'gelu'], ['downsample', 'maxpool']] as const) {
