@@ -23,7 +23,7 @@ export {
   type CudaMemoryStats,
   type LibTorchInfo,
 } from './core/runtime.js';
-export { createModel, Model, type StateDict } from './nn/model.js';
+export { createModel, Model, type ActivationStatistics, type StateDict } from './nn/model.js';
 export {
   DEFAULT_MODEL_CONFIG,
   type ModelConfig,
@@ -36,14 +36,23 @@ export {
 } from './nn/model-config.js';
 export type { ModelSummary, LayerSummary, SummaryOptions } from './nn/summary.js';
 export { crossEntropy, type CrossEntropyOptions } from './train/loss.js';
-export { Adam, type AdamOptions, type NoDecayKind } from './train/optim.js';
-export { MultiStepSchedule, type MultiStepScheduleOptions, type HasLearningRate } from './train/schedule.js';
+export { Adam, type AdamOptions, type NoDecayKind, Optimizer, OPTIMIZER_KINDS, type OptimizerKind, SGD, type SGDOptions } from './train/optim.js';
+export {
+  CosineSchedule,
+  type CosineScheduleOptions,
+  LR_SCHEDULE_KINDS,
+  type LrSchedule,
+  type LrScheduleKind,
+  MultiStepSchedule,
+  type MultiStepScheduleOptions,
+  type HasLearningRate,
+} from './train/schedule.js';
 export { PRESETS, getPreset, scaleStage, type Preset, type PresetName, type StageSchedule } from './train/presets.js';
 export { InMemoryBatches, epochOrder, type Batch, type BatchSource, type InMemoryBatchesOptions } from './data/batches.js';
 export { Trainer, evaluate, type TrainerOptions } from './train/trainer.js';
-export { trainTwoStage, type TwoStageConfig, type TwoStageResult } from './train/two-stage.js';
+export { oneStageOptions, trainTwoStage, type TwoStageConfig, type TwoStageResult } from './train/two-stage.js';
 export { planTimeBudget, parseDuration, type TimeBudgetPlan, type TimeBudgetOptions } from './train/time-budget.js';
-export type { StageOptions, EpochLog, EvalMetrics, TrainerCallbacks, BatchEndInfo, PartialEpoch } from './train/types.js';
+export type { StageOptions, EpochLog, EpochEndContext, EvalMetrics, TrainerCallbacks, BatchEndInfo, PartialEpoch } from './train/types.js';
 export { saveCheckpoint, loadCheckpoint, type Checkpoint, type CheckpointMeta } from './train/checkpoint.js';
 export { VERSION } from './core/version.js';
 export { ProcessGroup, rendezvousFromEnv, distributedBackends, type RendezvousOptions, type DistributedBackend } from './distributed/process-group.js';
@@ -127,3 +136,16 @@ export {
   type HostTensor,
   type TensorBoardCallbackOptions,
 } from './train/diagnostics.js';
+export {
+  runAblation,
+  ABLATION_VARIANTS,
+  type AblationOptions,
+  type AblationOutcome,
+  type AblationPlanOptions,
+  type AblationVariant,
+  type AblationResult,
+  type AblationRunResult,
+  type AblationRunStatus,
+  type AblationVariantResult,
+  type AblationDelta,
+} from './ablate/index.js';

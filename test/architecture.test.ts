@@ -44,6 +44,8 @@ const LAYER: Record<string, number> = {
   train: 5,
   report: 6,
   cli: 7,
+  // Drives bnn train processes and checks their flags with the command's own parser.
+  ablate: 7,
   'index.ts': 8,
 };
 

@@ -28,8 +28,8 @@ const QUICK = ['--epochs', '1', '--width', '4', '--batch-size', '64', '--no-prog
 test('--help lists the commands; every command has --help', () => {
   const r = bnn(['--help']);
   assert.equal(r.status, 0, r.stderr);
-  for (const c of ['train', 'eval', 'summary', 'export', 'predict', 'bench-infer', 'info']) assert.match(r.stdout, new RegExp(`bnn ${c}`));
-  for (const c of ['train', 'eval', 'summary', 'export', 'predict', 'bench-infer', 'info']) {
+  for (const c of ['train', 'eval', 'summary', 'export', 'predict', 'bench-infer', 'info', 'ablate']) assert.match(r.stdout, new RegExp(`bnn ${c}`));
+  for (const c of ['train', 'eval', 'summary', 'export', 'predict', 'bench-infer', 'info', 'ablate']) {
     const h = bnn([c, '--help']);
     assert.equal(h.status, 0, `${c} --help: ${h.stderr}`);
   }
@@ -355,4 +355,47 @@ test('precision, sync interval and time budget are checked before any work', () 
     assert.match(r.stderr, msg, args.join(' '));
     assert.doesNotMatch(r.stderr, /not found/, 'refused before the data is looked for');
   }
+});
+
+test('train: the ablation switches are checked up front, naming the flag', () => {
+  const data = fakeFashionMnist(64, 16);
+  const root = tempDir('bnn-cli-ablate');
+  const help = bnn(['train', '--help']).stdout;
+  for (const flag of ['--optimizer', '--momentum', '--nesterov', '--lr-schedule', '--one-stage']) assert.ok(help.includes(flag), `--help lists ${flag}`);
+  const cases: [string[], RegExp][] = [
+    [['--momentum', '0.9'], /stage1\.momentum and stage1\.nesterov are SGD's: set stage1\.optimizer to 'sgd' \(--momentum/],
+    [['--optimizer', 'sgd', '--momentum', '1.5'], /stage1\.momentum must be a number in \[0, 1\), got 1\.5 \(--momentum/],
+    [['--optimizer', 'rmsprop'], /Invalid values:[\s\S]*optimizer/],
+    [['--lr-schedule', 'linear'], /Invalid values:[\s\S]*lr-schedule/],
+    [['--one-stage', '--stage', '1'], /--one-stage trains both stages' epochs in one run: leave out --stage 1/],
+    [['--weight-decay', '-1'], /stage1\.weightDecay must be a number >= 0, got -1/],
+  ];
+  for (const [flags, msg] of cases) {
+    const out = path.join(root, flags.join('_'));
+    const r = bnn(['train', '--data', data, '--out', out, '--no-progress', ...flags]);
+    assert.equal(r.status, 2, `${flags.join(' ')}: exit ${r.status}, stderr ${r.stderr}`);
+    assert.match(r.stderr, msg, flags.join(' '));
+    assert.equal(fs.existsSync(out), false, `${flags.join(' ')}: the run folder must not be written`);
+  }
+});
+
+test('train --one-stage --optimizer sgd --lr-schedule cosine: one stage of 1-bit weights, the options in config.json and the report', () => {
+  const data = fakeFashionMnist();
+  const out = path.join(tempDir('bnn-cli-one'), 'run');
+  const flags = ['--one-stage', '--optimizer', 'sgd', '--momentum', '0.8', '--lr-schedule', 'cosine', '--label-smoothing', '0.1', '--weight-decay', '1e-4', '--lr1', '0.05'];
+  const r = bnn(['train', '--data', data, '--out', out, ...QUICK, '--no-tensorboard', ...flags]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /one stage of 1-bit weights from scratch, 2 epochs/);
+  assert.match(r.stderr, /stage 2 epoch 2\/2: train loss/);
+  const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+  for (const s of ['stage1', 'stage2'] as const) {
+    assert.deepEqual([config[s]!.optimizer, config[s]!.momentum, config[s]!.lrSchedule, config[s]!.labelSmoothing, config[s]!.weightDecay], ['sgd', 0.8, 'cosine', 0.1, 1e-4], s);
+  }
+  assert.deepEqual([config.oneStage!.epochs, config.oneStage!.lr, config.oneStage!.lrSchedule, config.oneStage!.optimizer], [2, 0.05, 'cosine', 'sgd']);
+  const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; stage?: number });
+  assert.deepEqual(lines.map((l) => `${l.type}${l.stage ?? ''}`), ['epoch2', 'epoch2', 'diagnostics2', 'diagnostics2', 'final']);
+  assert.ok(!fs.existsSync(path.join(out, 'stage1.safetensors')));
+  const report = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
+  assert.match(report, /data-key="oneStage"/);
+  assert.doesNotMatch(report, /Stage 1/);
 });

@@ -10,12 +10,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { packageRoot } from '../src/binding/native.js';
-import { createModel, exportPacked, InferenceModel, inferenceIsas, isBnnError, manualSeed, scope, Tensor, type ModelConfig } from '../src/index.js';
-import { normalizationTable } from '../src/infer/inference-model.js';
+import { createModel, exportPacked, InferenceModel, inferenceIsas, isBnnError, manualSeed, renderImage, scope, Tensor, type ModelConfig } from '../src/index.js';
+import { checkInputSpec, normalizationTable } from '../src/infer/inference-model.js';
+import { inferNative } from '../src/binding/infer.js';
 import { readIdx } from '../src/io/idx.js';
 import { mulberry32 } from '../src/data/batches.js';
 import { tempDir } from './support/data-files.js';
-import { need, pythonProblem, runPython } from './support/images.js';
+import { CORPUS_MODULES, imageCorpus, need, pillowEval, pythonProblem, runPython } from './support/images.js';
 
 const FMNIST = '/usr/share/datasets/fashion-mnist';
 
@@ -287,4 +288,28 @@ test('the packed-file reader survives its mutation fuzzer under AddressSanitizer
   if (!need(t, tool('g++') ? undefined : 'g++ is not available')) return;
   const r = script('run-fuzz.sh', [process.env.BNN_INFER_FUZZ_CASES ?? '3000']);
   assert.equal(r.status, 0, r.out.slice(-4000));
+});
+
+test('predictFiles cuts photographs as evaluation did: resize + centre crop equals Pillow (exact, DCT scaling off) and the training pipeline (on)', { timeout: 120_000 }, async (t) => {
+  if (!need(t, pythonProblem(CORPUS_MODULES))) return;
+  const files = imageCorpus().files.slice(0, 4);
+  const ref = pillowEval(
+    files.map((f) => f.path),
+    [{ size: 224, resize: 256 }],
+  );
+  const native = inferNative();
+  for (const [i, f] of files.entries()) {
+    const bytes = fs.readFileSync(f.path);
+    for (const channels of [3, 1] as const) {
+      const exact = await native.decodeImage(bytes, { width: 224, height: 224, channels, resize: 256, dctScaling: false });
+      assert.deepEqual(Buffer.from(exact), Buffer.from(channels === 3 ? ref[i]![0]!.rgb : ref[i]![0]!.grey), `${f.path} ${channels} channel(s)`);
+      const fast = await native.decodeImage(bytes, { width: 224, height: 224, channels, resize: 256 });
+      const training = await renderImage(bytes, { mode: 'eval', size: 224, resize: 256 }, { channels });
+      assert.deepEqual(Buffer.from(fast), Buffer.from(training.data), `${f.path}: the same pixels as bnn eval's loader`);
+    }
+  }
+  assert.throws(() => native.decodeImage(fs.readFileSync(files[0]!.path), { width: 224, height: 200, channels: 3, resize: 256 }), /width == height/);
+  assert.throws(() => checkInputSpec({ channels: 3, height: 224, width: 224, mean: [0, 0, 0], std: [1, 1, 1], resize: 200 }), /at least the crop/);
+  assert.throws(() => checkInputSpec({ channels: 3, height: 224, width: 224, mean: [0, 0, 0], std: [1, 1, 1], dctScaling: true }), /only with resize/);
+  assert.deepEqual(checkInputSpec({ channels: 1, height: 8, width: 8, mean: [0], std: [1], resize: 9, dctScaling: false }), { channels: 1, height: 8, width: 8, mean: [0], std: [1], resize: 9, dctScaling: false });
 });

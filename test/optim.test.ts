@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { Adam, createModel, scope, Tensor } from '../src/index.js';
+import { Adam, createModel, scope, SGD, Tensor } from '../src/index.js';
 import { assertClose } from './support/helpers.js';
 import { loadFixture } from './support/fixtures.js';
 
@@ -76,5 +76,77 @@ test('bad optimizer options and parameters are refused', () => {
     assert.throws(() => new Adam([p], { noDecayOn: ['conv' as never] }), /unknown kind 'conv'/);
     assert.throws(() => new Adam([Tensor.ones([2])]), /not a leaf tensor that requires gradients/);
     assert.throws(() => new Adam('x' as never), TypeError);
+  });
+});
+
+for (const mode of ['momentum', 'nesterov', 'plain'] as const) {
+  test(`SGD (${mode}) matches torch.optim.SGD step by step, with a decay group and a no-decay group`, () => {
+    scope(() => {
+      const fx = loadFixture('sgd');
+      const cfg = JSON.parse(fx.metadata.config!) as { lr: number; weightDecay: number; steps: number; cases: Record<string, { momentum: number; nesterov: boolean }> };
+      const hp = cfg.cases[mode]!;
+      // fc.weight keeps the decay, fc.bias is in the no-decay group (the fixture's two groups).
+      const names = ['fc.weight', 'fc.bias'];
+      const params = names.map((_, i) => {
+        const p = fx.tensors.get(`param/${i}`)!.clone();
+        p.requiresGrad = true;
+        return p;
+      });
+      using sgd = new SGD(new Map(names.map((n, i) => [n, params[i]!])), { lr: cfg.lr, momentum: hp.momentum, nesterov: hp.nesterov, weightDecay: cfg.weightDecay, noDecayOn: ['bias'] });
+      assert.equal(sgd.kind, 'sgd');
+      assert.deepEqual(sgd.noDecayParameters, ['fc.bias']);
+      for (let step = 1; step <= cfg.steps; step++) {
+        sgd.zeroGrad();
+        params.forEach((p, i) => p.mul(fx.tensors.get(`grad/${step}/${i}`)!).sum().backward());
+        sgd.step();
+        const state = sgd.stateDict();
+        params.forEach((p, i) => {
+          assertClose(p.toFloat32Array(), fx.values(`${mode}/after/${step}/${i}`), { rtol: 1e-6, atol: 1e-7, what: `${mode} step ${step} param ${i}` });
+          if (hp.momentum) assertClose(state.get(`${names[i]}.momentum_buffer`)!.toFloat32Array(), fx.values(`${mode}/momentum_buffer/${step}/${i}`), { rtol: 1e-6, atol: 1e-7, what: `${mode} step ${step} buffer ${i}` });
+        });
+        assert.equal(state.size, hp.momentum ? 2 : 0, 'SGD without momentum keeps no state');
+      }
+    });
+  });
+}
+
+test('SGD: state round trip resumes exactly; the other kind of state and bad options are refused', () => {
+  scope(() => {
+    const start = [0.5, -1, 2];
+    const grads = [[1, 2, 3], [-1, 0.5, 2], [0.3, 0.3, -4]];
+    const run = (steps: number[][], sgd: SGD, p: Tensor): void => {
+      for (const g of steps) {
+        sgd.zeroGrad();
+        p.mul(Tensor.fromArray(g, [3])).sum().backward();
+        sgd.step();
+      }
+    };
+    const p = Tensor.fromArray(start, [3], { requiresGrad: true });
+    using whole = new SGD([p], { lr: 0.1, weightDecay: 0.01, nesterov: true });
+    assert.equal(whole.options.momentum, 0.9, 'momentum defaults to 0.9');
+    run(grads, whole, p);
+    const q = Tensor.fromArray(start, [3], { requiresGrad: true });
+    using first = new SGD([q], { lr: 0.1, weightDecay: 0.01, nesterov: true });
+    run(grads.slice(0, 1), first, q);
+    const saved = first.stateDict();
+    assert.deepEqual([...saved.keys()], ['param.0.momentum_buffer']);
+    const r = Tensor.fromArray(q.toFloat32Array(), [3], { requiresGrad: true });
+    using resumed = new SGD([r], { lr: 0.1, weightDecay: 0.01, nesterov: true });
+    resumed.loadStateDict(saved);
+    run(grads.slice(1), resumed, r);
+    assert.deepEqual(r.toFloat32Array(), p.toFloat32Array(), 'a resumed SGD equals an uninterrupted one');
+
+    const x = Tensor.fromArray([1, 2, 3], [3], { requiresGrad: true });
+    using adam2 = new Adam([x]);
+    x.square().sum().backward();
+    adam2.step();
+    assert.throws(() => resumed.loadStateDict(adam2.stateDict()), (e: Error & { code?: string }) => e.code === 'BNN_INVALID_ARGUMENT' && /optimizer state is Adam's .* the optimizer is SGD/.test(e.message));
+    assert.throws(() => adam2.loadStateDict(saved), /optimizer state is SGD's .* the optimizer is Adam/);
+
+    const one = Tensor.fromArray([1], [1], { requiresGrad: true });
+    assert.throws(() => new SGD([one], { momentum: 1 }), /momentum must be a number in \[0, 1\), got 1/);
+    assert.throws(() => new SGD([one], { momentum: 0, nesterov: true }), /nesterov needs a momentum > 0/);
+    assert.throws(() => new SGD([one], { lr: -1 }), /lr must be a positive number/);
+    assert.throws(() => new SGD([one], { noDecayOn: ['conv' as never] }), /unknown kind 'conv'/);
   });
 });

@@ -161,6 +161,17 @@ describe('diagnostics records', () => {
     assert.deepEqual(second!.layers, [{ layer: 'layer1.0.conv', flipRatio: 0.03, outsideWindow: 0.002 }]);
   });
 
+  test('parseMetrics reads the activation figures when present and skips a line whose figure is not a number', () => {
+    const parsed = parseMetrics(
+      [
+        '{"type":"diagnostics","stage":1,"epoch":0,"layers":[{"layer":"layer1.0.conv","outsideWindow":0,"activationSaturated":0.25,"activationPositive":0.5,"constantChannels":0}]}',
+        '{"type":"diagnostics","stage":1,"epoch":1,"layers":[{"layer":"layer1.0.conv","outsideWindow":0,"activationSaturated":"0.25"}]}',
+      ].join('\n'),
+    );
+    assert.equal(parsed.skippedLines, 1);
+    assert.deepEqual(parsed.diagnostics![0]!.layers[0], { layer: 'layer1.0.conv', outsideWindow: 0, activationSaturated: 0.25, activationPositive: 0.5, constantChannels: 0 });
+  });
+
   test('a metrics.jsonl without diagnostics lines reads as before: no diagnostics key', () => {
     const dir = freshDir('no-diagnostics');
     writeRun(dir);
@@ -281,6 +292,7 @@ describe('renderReport', () => {
 
 // Four layers over the fixture's 2 x 3 epochs, written in checkpoint (alphabetical) order, which is
 // not network order for layer10.
+const ACTIVATION_MAPS = ['heatmap-activation-saturated', 'heatmap-activation-positive', 'heatmap-constant-channels'];
 const DIAG_LAYERS = ['layer1.0.conv', 'layer10.0.conv', 'layer2.0.conv', 'layer<2>.1 "conv" & more'];
 const NETWORK_ORDER = ['layer1.0.conv', 'layer2.0.conv', 'layer10.0.conv', 'layer<2>.1 "conv" & more'];
 function diagnosticsLines(epochs: ReadonlyArray<{ stage: number; epoch: number }>): string[] {
@@ -294,6 +306,10 @@ function diagnosticsLines(epochs: ReadonlyArray<{ stage: number; epoch: number }
         // layer10.0.conv (k = 1) is stuck at 0; the others fall epoch by epoch; no value at the first measurement.
         ...(i === 0 ? {} : { flipRatio: k === 1 ? 0 : Number((0.2 / (i * (k + 1))).toFixed(6)) }),
         outsideWindow: Number((0.001 * (i + 1) * (k + 1)).toFixed(6)),
+        // Activation statistics: layer10.0.conv has collapsed (every sign +1, every channel constant).
+        activationSaturated: Number((0.05 * (k + 1) + 0.01 * i).toFixed(6)),
+        activationPositive: k === 1 ? 1 : Number((0.4 + 0.02 * i).toFixed(6)),
+        constantChannels: k === 1 ? 1 : Number((0.01 * i).toFixed(6)),
       })),
     }),
   );
@@ -325,7 +341,8 @@ describe('renderReport: binary-network diagnostics', () => {
     assert.match(html, /should fall as the learning rate falls/);
     assert.match(html, /stuck at 0/);
     assert.match(html, /passes no gradient/);
-    for (const id of ['heatmap-flip-ratio', 'heatmap-outside-window']) {
+    assert.match(html, /straight-through gradient is cut/);
+    for (const id of ['heatmap-flip-ratio', 'heatmap-outside-window', ...ACTIVATION_MAPS]) {
       const cells = heatmapCells(html, id);
       assert.equal(cells.length, NETWORK_ORDER.length * EPOCHS.length, `${id}: layers x epochs cells`);
       const rowLayers = [...new Set(cells.map((c) => unescape(c['data-layer']!)))];
@@ -338,14 +355,25 @@ describe('renderReport: binary-network diagnostics', () => {
   });
 
   test('each cell carries its exact value in data-value and the tooltip, coloured on the viridis scale', () => {
-    const records = diagnosticsLines(EPOCHS).map((l) => JSON.parse(l) as { stage: number; epoch: number; layers: Array<{ layer: string; flipRatio?: number; outsideWindow: number }> });
+    const records = diagnosticsLines(EPOCHS).map(
+      (l) =>
+        JSON.parse(l) as {
+          stage: number;
+          epoch: number;
+          layers: Array<{ layer: string; flipRatio?: number; outsideWindow: number; activationSaturated: number; activationPositive: number; constantChannels: number }>;
+        },
+    );
     for (const [id, key, measure] of [
       ['heatmap-flip-ratio', 'flipRatio', 'flip ratio'],
       ['heatmap-outside-window', 'outsideWindow', 'outside [-1, 1]'],
+      ['heatmap-activation-saturated', 'activationSaturated', '|x| ≥ 1'],
+      ['heatmap-activation-positive', 'activationPositive', 'share of +1'],
+      ['heatmap-constant-channels', 'constantChannels', 'constant channels'],
     ] as const) {
       const cells = heatmapCells(html, id);
       let max = 0;
       for (const r of records) for (const l of r.layers) max = Math.max(max, l[key] ?? 0);
+      // The sign balance has a fixed 0..100% scale; here its maximum is 1 (the collapsed layer).
       for (const c of cells) {
         const layer = unescape(c['data-layer']!);
         const r = records.find((x) => String(x.stage) === c['data-stage'] && String(x.epoch) === c['data-epoch'])!;
@@ -370,7 +398,7 @@ describe('renderReport: binary-network diagnostics', () => {
     const stuck = heatmapCells(html, 'heatmap-flip-ratio').filter((c) => c['data-layer'] === 'layer10.0.conv');
     assert.deepEqual(stuck.map((c) => c['data-value']), ['NaN', '0', '0', '0', '0', '0']);
     // One legend per heat map: the colour ramp and its top value.
-    assert.equal([...html.matchAll(/class="hm-ramp" style="background:linear-gradient\(to right,#440154 0%,[^"]*#fde725 100%\)"/g)].length, 2);
+    assert.equal([...html.matchAll(/class="hm-ramp" style="background:linear-gradient\(to right,#440154 0%,[^"]*#fde725 100%\)"/g)].length, 5);
     assert.match(html, /data-max="0.2">20.00%</);
   });
 
@@ -380,6 +408,13 @@ describe('renderReport: binary-network diagnostics', () => {
     assert.doesNotMatch(html, /https?:\/\//i);
     assert.doesNotMatch(html, /\b(src|href|xlink:href|action|srcset)\s*=/i);
     assert.doesNotMatch(html, /url\(|@import|<link|<iframe|<object|<embed|<script/i);
+  });
+
+  test('records without activation figures (runs before they were measured) show the weight maps only', () => {
+    const weightsOnly = { config: {}, epochs: [], skippedLines: 0, diagnostics: [{ stage: 1, epoch: 0, layers: [{ layer: 'layer1.0.conv', outsideWindow: 0.1 }] }] };
+    const page = renderReport(weightsOnly);
+    assert.match(page, /id="heatmap-outside-window"/);
+    assert.doesNotMatch(page, /heatmap-activation|heatmap-constant-channels|straight-through gradient is cut/);
   });
 
   test('a run without diagnostics (or with empty ones) has no panel', () => {
@@ -585,7 +620,7 @@ test('in headless Chromium: the page draws charts and heat maps and shows the nu
 
   // The diagnostics panel is in the page, with every cell (all but the first flip ratios coloured).
   assert.match(dom, /<section id="diagnostics"[^>]*><h2>Binary-network diagnostics<\/h2>/);
-  for (const id of ['heatmap-flip-ratio', 'heatmap-outside-window']) {
+  for (const id of ['heatmap-flip-ratio', 'heatmap-outside-window', ...ACTIVATION_MAPS]) {
     const cells = heatmapCells(dom, id);
     assert.equal(cells.length, DIAG_LAYERS.length * epochs.length, `${id} cells in the DOM`);
     const coloured = cells.filter((c) => /background:/.test(c['style'] ?? ''));

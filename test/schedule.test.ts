@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { getPreset, MultiStepSchedule, PRESETS, scaleStage, type StageSchedule } from '../src/index.js';
+import { CosineSchedule, getPreset, MultiStepSchedule, oneStageOptions, PRESETS, scaleStage, type StageOptions, type StageSchedule } from '../src/index.js';
+import { checkStage, createSchedule } from '../src/train/trainer.js';
+import { loadFixture } from './support/fixtures.js';
 
 // The reference's adjust_learning_rate, written independently: multiply by each gamma whose
 // milestone the epoch has reached.
@@ -70,4 +72,70 @@ test('epochsScale keeps the shape: rounded, distinct, >= 1', () => {
   assert.equal(scaleStage(r.stage1, 0.001).epochs, 1);
   assert.deepEqual(scaleStage(r.stage1, 2), { ...r.stage1, epochs: 150, milestones: [80, 120, 140] });
   assert.throws(() => scaleStage(r.stage1, 0), RangeError);
+});
+
+test("cosine: PyTorch's CosineAnnealingLR(T_max = epochs, eta_min = 0) stepped per epoch (golden), with warm-up on top", () => {
+  const fx = loadFixture('lr-schedules');
+  const cases = (JSON.parse(fx.metadata.config!) as { cosine: { lr: number; epochs: number; lrs: number[] }[] }).cosine;
+  fx.tensors.forEach((t) => t.dispose());
+  assert.ok(cases.length >= 3);
+  for (const c of cases) {
+    const s = new CosineSchedule({ baseLr: c.lr, epochs: c.epochs });
+    assert.equal(c.lrs.length, c.epochs);
+    c.lrs.forEach((want, e) => assert.ok(Math.abs(s.lrAt(e) - want) <= 1e-12 * c.lr, `lr ${c.lr} T_max ${c.epochs} epoch ${e}: ${s.lrAt(e)} vs PyTorch ${want}`));
+    assert.equal(s.lrAt(0), c.lr);
+  }
+  const w = new CosineSchedule({ baseLr: 1, epochs: 4, warmupEpochs: 2 });
+  const plain = new CosineSchedule({ baseLr: 1, epochs: 4 });
+  assert.deepEqual([0, 1, 2, 3].map((e) => w.lrAt(e)), [plain.lrAt(0) / 2, plain.lrAt(1), plain.lrAt(2), plain.lrAt(3)]);
+  assert.throws(() => new CosineSchedule({ baseLr: 1, epochs: 0 }), /epochs must be at least 1, got 0/);
+  assert.throws(() => new CosineSchedule({ baseLr: -1, epochs: 3 }), /baseLr must be a positive number/);
+});
+
+test('a stage picks its schedule and optimizer by name; bad names and misplaced options are refused naming the field', () => {
+  const base: StageOptions = { epochs: 5, lr: 0.1, weightDecay: 0, milestones: [2], gammas: [0.1] };
+  assert.ok(createSchedule(base) instanceof MultiStepSchedule);
+  const cos = createSchedule({ ...base, lrSchedule: 'cosine', warmupEpochs: 1 });
+  assert.ok(cos instanceof CosineSchedule);
+  assert.equal(cos.lrAt(2), (0.1 * (1 + Math.cos((Math.PI * 2) / 5))) / 2, 'T_max is the stage epochs; milestones are not used');
+  const bad: [Partial<StageOptions>, RegExp][] = [
+    [{ lrSchedule: 'linear' as never }, /unknown stage1\.lrSchedule 'linear': expected one of 'step', 'cosine'/],
+    [{ optimizer: 'rmsprop' as never }, /unknown stage1\.optimizer 'rmsprop': expected one of 'adam', 'sgd'/],
+    [{ momentum: 0.9 }, /stage1\.momentum and stage1\.nesterov are SGD's: set stage1\.optimizer to 'sgd'/],
+    [{ optimizer: 'sgd', momentum: 1.5 }, /stage1\.momentum must be a number in \[0, 1\), got 1\.5/],
+    [{ optimizer: 'sgd', momentum: 0, nesterov: true }, /stage1\.nesterov needs a stage1\.momentum > 0/],
+    [{ optimizer: 'sgd', decoupled: true }, /stage1\.decoupled is AdamW's/],
+  ];
+  for (const [extra, msg] of bad) assert.throws(() => checkStage({ ...base, ...extra }, 'stage1'), msg, JSON.stringify(extra));
+  checkStage({ ...base, optimizer: 'sgd', momentum: 0.5, nesterov: true, lrSchedule: 'cosine' }, 'stage1');
+});
+
+test('one stage: the learning rate of every epoch is the two-stage run\'s, laid end to end', () => {
+  for (const preset of Object.values(PRESETS)) {
+    const s1: StageOptions = preset.stage1;
+    const s2: StageOptions = { ...preset.stage2, warmupEpochs: 3, clipLatentWeights: true };
+    const one = oneStageOptions(s1, s2);
+    assert.equal(one.epochs, s1.epochs + s2.epochs);
+    assert.equal(one.weightDecay, s1.weightDecay, "stage 1's weight decay throughout");
+    assert.equal(one.clipLatentWeights, true, "stage 2's latent-weight clipping (a setting of 1-bit weights)");
+    assert.equal(one.warmupEpochs, undefined, "stage 1's warm-up only");
+    const sched = createSchedule(one);
+    const a = createSchedule(s1);
+    const b = createSchedule({ ...s2, warmupEpochs: 0 });
+    for (let e = 0; e < one.epochs; e++) {
+      const want = e < s1.epochs ? a.lrAt(e) : b.lrAt(e - s1.epochs);
+      assert.ok(Math.abs(sched.lrAt(e) - want) <= 1e-12 * want, `${preset.name} epoch ${e}: ${sched.lrAt(e)} vs ${want}`);
+    }
+  }
+  const main = getPreset('fashion-mnist-cpu');
+  const one = oneStageOptions(main.stage1, main.stage2);
+  assert.deepEqual([one.epochs, one.lr, one.milestones], [6, 2e-3, [3, 4, 5]]);
+  assert.deepEqual(one.gammas.map((g) => Number(g.toPrecision(12))), [0.1, 2.5, 0.2]);
+  // Milestones a stage never reaches are left out; equal rates need no junction milestone.
+  const same = oneStageOptions({ epochs: 2, lr: 0.1, weightDecay: 0, milestones: [5], gammas: [0.1] }, { epochs: 3, lr: 0.1, weightDecay: 0, milestones: [1, 3], gammas: [0.5, 0.5] });
+  assert.deepEqual([same.milestones, same.gammas], [[3], [0.5]]);
+  // Cosine: one anneal over all the epochs from stage 1's rate.
+  const cos = oneStageOptions({ ...main.stage1, lrSchedule: 'cosine' }, main.stage2);
+  assert.equal(cos.lrSchedule, 'cosine');
+  assert.equal(createSchedule(cos).lrAt(3), (2e-3 * (1 + Math.cos(Math.PI / 2))) / 2);
 });

@@ -11,6 +11,9 @@ import { packageRoot } from '../src/binding/native.js';
 import { crc32c, defaultHistogramLimits, histogramOf, maskedCrc32c, TensorBoardWriter, tfRecord } from '../src/io/tensorboard.js';
 import { snapshotWeights, tensorBoardCallbacks, WeightDiagnostics, type HostTensor } from '../src/train/diagnostics.js';
 import { createModel } from '../src/nn/model.js';
+import type { ModelConfig } from '../src/nn/model-config.js';
+import { Tensor } from '../src/core/tensor.js';
+import { loadFixture } from './support/fixtures.js';
 import { randomImageSet, tempDir, writeIdxSplit } from './support/data-files.js';
 import { assertThrowsCode } from './support/helpers.js';
 import { need, PYTHON, pythonProblem } from './support/images.js';
@@ -154,7 +157,7 @@ function writeKnown(dir: string) {
   const scalars: Record<string, [number, number][]> = {
     'train/loss': [0, 10, 20, 30, 40].map((s) => [s, 2.3 / (1 + s / 10)]),
     'train/accuracy': [10, 20, 30].map((s) => [s, s / 100]),
-    'epoch/test_accuracy': [[40, 0.8765]],
+    'test/accuracy': [[40, 0.8765]],
   };
   const values = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 1.3);
   const text = '    {\n      "width": 16\n    }\n';
@@ -270,27 +273,104 @@ test('tensorBoardCallbacks: one global step across both stages, scalars every N 
   const dir = tempDir('bnn-tb-cb');
   const writer = new TensorBoardWriter({ logDir: dir });
   using model = createModel({ numClasses: 10, inChannels: 1, width: 4 });
-  const cb = tensorBoardCallbacks({ writer, stepInterval: 3, config: 'hello', weights: model });
+  using batch = Tensor.randn([8, 1, 12, 12]);
+  const cb = tensorBoardCallbacks({ writer, stepInterval: 3, config: 'hello', weights: model, activationBatch: batch });
   for (const stage of [1, 2] as const) {
     await cb.onTrainBegin!({ stage, epochs: 2, startEpoch: 0 });
     for (let epoch = 0; epoch < 2; epoch++) {
       for (let batch = 1; batch <= 4; batch++) {
         await cb.onBatchEnd!({ stage, epoch, batch, batches: 4, batchSize: 8, loss: stage + epoch + batch / 10, accuracy: 0.5, lr: 0.1, imagesPerSecond: 100 });
       }
-      await cb.onEpochEnd!({ stage, epoch, lr: 0.1, trainLoss: stage * 10 + epoch, trainAccuracy: 0.5, seconds: 1, trainImagesPerSecond: 100 });
+      await cb.onEpochEnd!({ stage, epoch, lr: 0.1, trainLoss: stage * 10 + epoch, trainAccuracy: 0.5, seconds: 1, trainImagesPerSecond: 100 }, { model });
     }
   }
   writer.close();
   const read = readEvents(dir);
   // Steps 1..16 (4 batches x 2 epochs x 2 stages); every third.
   assert.deepEqual(read.scalars['train/loss']!.map(([s]) => s), [3, 6, 9, 12, 15]);
-  assert.deepEqual(read.scalars['epoch/train_loss'], [[4, 10], [8, 11], [12, 20], [16, 21]]);
-  assert.equal(read.scalars['epoch/test_loss'], undefined, 'no test source: no test tags');
+  assert.deepEqual(read.scalars['train/epoch_loss'], [[4, 10], [8, 11], [12, 20], [16, 21]]);
+  assert.equal(read.scalars['test/loss'], undefined, 'no test source: no test tags');
   assert.deepEqual(read.texts.config, [[0, 'text', ['hello']]]);
   // From the live model: histograms every epoch; an unchanged model flips nothing.
   assert.deepEqual(read.histograms['weights/layer4.3.conv']!.map((h) => [h.step, h.num]), [4, 8, 12, 16].map((s) => [s, 32 * 32 * 9]));
   assert.deepEqual(read.scalars['diagnostics/all/flip_ratio'], [[8, 0], [12, 0], [16, 0]]);
   assert.equal(cb.diagnostics.measure(model)[0]!.flipRatio, 0);
+  // Activation figures of the live model on the fixed batch, every epoch, the same each time.
+  const expected = await model.activationStatistics(batch);
+  const saturated = read.scalars['diagnostics/layer1.0.conv/activation_saturated']!;
+  assert.deepEqual(saturated.map(([s]) => s), [4, 8, 12, 16]);
+  for (const [, v] of saturated) assert.ok(Math.abs(v - expected[0]!.saturated) < 1e-6);
+  for (const tag of ['activation_positive', 'constant_channels']) assert.equal(read.scalars[`diagnostics/all/${tag}`]!.length, 4, tag);
+});
+
+// The sign inputs as PyTorch's reference network computes them (forward hooks on the BatchNorm
+// before each sign, train-mode statistics), from a golden fixture's weights and input.
+const REFERENCE_ACTIVATIONS = `
+import json, sys
+import torch
+from safetensors.torch import load_file
+from safetensors import safe_open
+sys.path.insert(0, sys.argv[1])
+from bnn_reference import build_from_config
+path = sys.argv[2]
+with safe_open(path, "pt") as f:
+    cfg = json.loads(f.metadata()["config"])
+tensors = load_file(path)
+model = build_from_config(cfg)
+model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("state/")})
+model.train()
+out = []
+def hook(name):
+    def h(module, inputs, x):
+        per_channel = (x >= 0).sum(dim=(0, 2, 3))
+        n = x[0].numel() * x.shape[0] // x.shape[1]
+        out.append({"layer": name, "values": x.numel(), "saturated": int((x.abs() >= 1).sum()), "positive": int((x >= 0).sum()),
+                    "channels": x.shape[1], "constant": int(((per_channel == 0) | (per_channel == n)).sum())})
+    return h
+for name, m in model.named_modules():
+    parts = name.split(".")
+    if len(parts) == 3 and parts[0].startswith("layer") and parts[2] in ("bn", "bn1", "bn2"):
+        m.register_forward_hook(hook(name[: -len(parts[2])] + "conv" + parts[2][2:]))
+with torch.no_grad():
+    model(tensors["input"])
+print(json.dumps(out))
+`;
+
+for (const name of ['model-small-c1-stage1', 'model-classic-imagenet-stage2']) {
+  test(`Model.activationStatistics (${name}): PyTorch's sign inputs, and the model left as it was`, async (t) => {
+    if (!need(t, pythonProblem(['torch', 'safetensors']))) return;
+    const fx = loadFixture(name);
+    const r = spawnSync(PYTHON, ['-c', REFERENCE_ACTIVATIONS, path.join(packageRoot, 'scripts', 'golden'), fx.file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const expected = JSON.parse(r.stdout) as { layer: string; values: number; saturated: number; positive: number; channels: number; constant: number }[];
+    using model = createModel(JSON.parse(fx.metadata.config!) as ModelConfig);
+    model.loadStateDict(fx.group('state/'));
+    model.eval();
+    const before = [...model.buffers()].map(([k, v]) => [k, [...v.toFloat32Array()]] as const);
+    const stats = await model.activationStatistics(fx.tensors.get('input')!);
+    assert.deepEqual(stats.map((s) => s.layer), expected.map((e) => e.layer));
+    assert.equal(stats.length, 16, 'one per binary convolution');
+    for (const [i, e] of expected.entries()) {
+      const s = stats[i]!;
+      assert.equal(s.values, e.values, e.layer);
+      assert.equal(s.channels, e.channels, e.layer);
+      // Float rounding can move a value across 0 or ±1: allow two elements either way.
+      assert.ok(Math.abs(s.saturated * s.values - e.saturated) <= 2, `${e.layer}: saturated ${s.saturated * s.values} vs PyTorch ${e.saturated}`);
+      assert.ok(Math.abs(s.positive * s.values - e.positive) <= 2, `${e.layer}: positive ${s.positive * s.values} vs PyTorch ${e.positive}`);
+      assert.ok(Math.abs(s.constantChannels * s.channels - e.constant) <= 1, `${e.layer}: constant channels`);
+    }
+    // Discriminating: the fixture's layers are neither all saturated nor all balanced.
+    assert.ok(expected.some((e) => e.saturated > 0 && e.saturated < e.values));
+    assert.equal(model.training, false, 'eval mode kept');
+    for (const [k, v] of before) assert.deepEqual([...model.buffers().get(k)!.toFloat32Array()], v, `${k} unchanged`);
+  });
+}
+
+test('Model.activationStatistics: empty without binary activations; bad input is refused clearly', async () => {
+  using relu = createModel({ numClasses: 10, inChannels: 1, width: 4, binaryActivations: false });
+  assert.deepEqual(await relu.activationStatistics(Tensor.zeros([2, 1, 8, 8])), []);
+  using model = createModel({ numClasses: 10, inChannels: 1, width: 4 });
+  await assert.rejects(model.activationStatistics(Tensor.zeros([2, 3, 8, 8])), /inChannels = 1/);
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -325,7 +405,7 @@ test('bnn train writes <run>/tensorboard: curves, histograms, diagnostics, confi
   assert.equal(read.file_version, 2, 'the first record says brain.Event:2');
   const steps = (tag: string): number[] => (read.scalars[tag] ?? []).map(([s]) => s);
   for (const tag of ['train/loss', 'train/accuracy', 'train/learning_rate', 'train/images_per_second']) assert.deepEqual(steps(tag), [2, 4, 6, 8, 10, 12], tag);
-  for (const tag of ['epoch/train_loss', 'epoch/train_accuracy', 'epoch/test_loss', 'epoch/test_accuracy', 'epoch/learning_rate']) assert.deepEqual(steps(tag), [3, 6, 9, 12], tag);
+  for (const tag of ['train/epoch_loss', 'train/epoch_accuracy', 'test/loss', 'test/accuracy', 'train/epoch_learning_rate']) assert.deepEqual(steps(tag), [3, 6, 9, 12], tag);
   // The per-epoch figures are those of metrics.jsonl (as float32).
   const epochs = fs
     .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
@@ -335,11 +415,11 @@ test('bnn train writes <run>/tensorboard: curves, histograms, diagnostics, confi
     .filter((e) => (e.type as unknown) === 'epoch');
   assert.equal(epochs.length, 4);
   assert.deepEqual(
-    read.scalars['epoch/test_accuracy']!.map(([, v]) => v),
+    read.scalars['test/accuracy']!.map(([, v]) => v),
     epochs.map((e) => Math.fround(e.testAccuracy!)),
   );
   assert.deepEqual(
-    read.scalars['epoch/train_loss']!.map(([, v]) => v),
+    read.scalars['train/epoch_loss']!.map(([, v]) => v),
     epochs.map((e) => Math.fround(e.trainLoss!)),
   );
   // Step s is in epoch ceil(s / 3) of the four: its learning rate (stage 2 drops at its milestone).
@@ -361,6 +441,21 @@ test('bnn train writes <run>/tensorboard: curves, histograms, diagnostics, confi
     assert.ok(h.every((x) => x.num > 0 && x.min < 0 && x.max > 0));
   }
   assert.ok(read.scalars['diagnostics/all/flip_ratio']!.some(([, v]) => v > 0), 'weights do flip while training');
+  // Activation statistics on the fixed batch, every epoch, for the same 16 layers, and in metrics.jsonl beside the weight figures.
+  for (const layer of layers) {
+    for (const tag of ['activation_saturated', 'activation_positive', 'constant_channels']) {
+      assert.deepEqual(steps(`diagnostics/${layer}/${tag}`), [3, 6, 9, 12], `${layer} ${tag}`);
+      for (const [, v] of read.scalars[`diagnostics/${layer}/${tag}`]!) assert.ok(v >= 0 && v <= 1, `${layer} ${tag} ${v}`);
+    }
+  }
+  assert.ok(read.scalars['diagnostics/all/activation_saturated']!.every(([, v]) => v > 0 && v < 1), 'some but not all sign inputs outside [-1, 1]');
+  const records = fs
+    .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"diagnostics"'))
+    .map((l) => JSON.parse(l) as { layers: { layer: string; activationSaturated?: number }[] });
+  assert.equal(records.length, 4);
+  for (const r of records) assert.ok(r.layers.every((l) => typeof l.activationSaturated === 'number'), 'metrics.jsonl holds the activation figures');
   assert.equal(Object.keys(read.histograms).filter((k) => k.startsWith('batchnorm/')).length, 20);
   const [[step, plugin, [text]]] = read.texts.config as [[number, string, [string]]];
   assert.equal(step, 0);
@@ -389,7 +484,7 @@ test('bnn train --nproc 2: only rank 0 writes an event file, with the run\'s glo
   assert.equal(eventFiles(out).length, 1, 'one event file: rank 0 only');
   const read = readEvents(path.join(out, 'tensorboard'));
   assert.deepEqual(read.scalars['train/loss']!.map(([s]) => s), [1, 2, 3, 4, 5, 6]);
-  assert.deepEqual(read.scalars['epoch/test_accuracy']!.map(([s]) => s), [3, 6]);
+  assert.deepEqual(read.scalars['test/accuracy']!.map(([s]) => s), [3, 6]);
   assert.deepEqual(read.scalars['diagnostics/layer1.0.conv/flip_ratio']!.map(([s]) => s), [6]);
 });
 
@@ -415,7 +510,7 @@ test('bnn train interrupted and resumed: the second event file continues the glo
   assert.equal(eventFiles(out).length, 2, 'one event file per process');
   const read = readEvents(path.join(out, 'tensorboard'));
   const steps = (tag: string): number[] => read.scalars[tag]!.map(([s]) => s);
-  assert.deepEqual(steps('epoch/test_accuracy'), [32, 64, 96, 128]);
+  assert.deepEqual(steps('test/accuracy'), [32, 64, 96, 128]);
   assert.deepEqual(steps('train/loss'), Array.from({ length: 32 }, (_, i) => 4 * (i + 1)), 'every 4th step once, across both files');
   assert.ok(steps('diagnostics/all/flip_ratio').length >= 2);
 });

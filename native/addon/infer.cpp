@@ -23,6 +23,7 @@
 
 #include "core/errors.h"
 #include "image/decode.h"
+#include "image/transforms.h"
 #include "image/resize.h"
 #include "infer/binary_conv.h"
 #include "infer/isa.h"
@@ -341,6 +342,9 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
 // Decodes a JPEG or PNG (native/image: the bytes Pillow gives), then resizes the whole image to
 // exactly width x height with Pillow's antialiased bilinear resample (image::Resampler, the
 // filter torchvision's Resize uses on PIL images), 1 (grey, PIL "L") or 3 (RGB) channels: HWC uint8.
+// With `resize`, the training pipeline's evaluation transform instead (image::render in eval mode:
+// shorter side to `resize`, centre crop width x width), so a photo reaches the engine as the same
+// pixels `bnn eval` gave the float model.
 Napi::Value decode_image(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
@@ -354,6 +358,28 @@ Napi::Value decode_image(const Napi::CallbackInfo& info) {
   if (channels == 2) range_error(env, "options.channels must be 1 or 3, got 2");
   if (static_cast<int64_t>(width) * height > (int64_t{1} << 28)) range_error(env, "options.width * options.height is too large");
   auto bytes = std::make_shared<std::vector<uint8_t>>(data.Data(), data.Data() + data.ByteLength());
+  if (opts.Has("resize") && !opts.Get("resize").IsUndefined()) {
+    bnn::image::TransformSpec spec;
+    spec.mode = bnn::image::TransformMode::Eval;
+    spec.channels = channels;
+    spec.size = width;
+    spec.resize = static_cast<int>(int_option(env, opts, "resize", 1, 65500, std::nullopt));
+    if (width != height) range_error(env, "options.resize (a centre crop) needs width == height");
+    if (opts.Has("dctScaling") && !opts.Get("dctScaling").IsUndefined()) {
+      if (!opts.Get("dctScaling").IsBoolean()) type_error(env, "options.dctScaling must be a boolean");
+      spec.dct_scaling = opts.Get("dctScaling").As<Napi::Boolean>();
+    }
+    bnn::image::validate(spec);
+    return Task::run(env, "bnn_infer.decodeImage", [bytes, spec]() -> Task::Convert {
+      auto out = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(spec.size) * spec.size * spec.channels);
+      bnn::image::render(bytes->data(), bytes->size(), spec, 0, 0, 0, out->data());
+      return [out](Napi::Env env) -> Napi::Value {
+        Napi::Uint8Array a = Napi::Uint8Array::New(env, out->size());
+        std::memcpy(a.Data(), out->data(), out->size());
+        return a;
+      };
+    });
+  }
   return Task::run(env, "bnn_infer.decodeImage", [bytes, width, height, channels]() -> Task::Convert {
     bnn::image::DecodeRequest req;
     req.channels = channels;

@@ -76,6 +76,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
                        {
                            InstanceMethod<&ModelHandle::forward>("forward"),
                            InstanceMethod<&ModelHandle::forward_async>("forwardAsync"),
+                           InstanceMethod<&ModelHandle::activation_statistics>("activationStatistics"),
                            InstanceMethod<&ModelHandle::train>("train"),
                            InstanceMethod<&ModelHandle::is_training>("isTraining"),
                            InstanceMethod<&ModelHandle::to>("to"),
@@ -118,6 +119,32 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       return AsyncTask::run(info.Env(), "bnn.forward", [m, x]() -> AsyncTask::Convert {
         at::Tensor y = (*m)->forward(x);
         return [y](Napi::Env env) -> Napi::Value { return TensorHandle::wrap(env, y); };
+      });
+    });
+  }
+
+  Napi::Value activation_statistics(const Napi::CallbackInfo& info) {
+    return guard(info.Env(), [&]() -> Napi::Value {
+      auto m = model();
+      at::Tensor x = TensorHandle::unwrap(info, 0, "input");
+      (*m)->check_input(x);
+      return AsyncTask::run(info.Env(), "bnn.activationStatistics", [m, x]() -> AsyncTask::Convert {
+        std::vector<nn::ActivationStats> stats = (*m)->activation_statistics(x);
+        return [stats](Napi::Env env) -> Napi::Value {
+          Napi::Array out = Napi::Array::New(env, stats.size());
+          for (size_t i = 0; i < stats.size(); ++i) {
+            const auto& s = stats[i];
+            Napi::Object o = Napi::Object::New(env);
+            o.Set("layer", s.layer);
+            o.Set("values", static_cast<double>(s.values));
+            o.Set("saturated", static_cast<double>(s.saturated));
+            o.Set("positive", static_cast<double>(s.positive));
+            o.Set("channels", static_cast<double>(s.channels));
+            o.Set("constantChannels", static_cast<double>(s.constant_channels));
+            out.Set(static_cast<uint32_t>(i), o);
+          }
+          return out;
+        };
       });
     });
   }

@@ -20,11 +20,18 @@ namespace bnn::addon {
 
 namespace {
 
-train::AdamOptions parse_adam(const Napi::Value& value) {
+train::OptimizerOptions parse_optimizer(const Napi::Value& value) {
   Napi::Env env = value.Env();
   if (!value.IsObject()) throw_type_error(env, "optimizer options must be an object");
   auto o = value.As<Napi::Object>();
-  train::AdamOptions a;
+  train::OptimizerOptions a;
+  if (!o.Get("kind").IsUndefined()) {
+    const std::string kind = string_field(o, "kind");
+    if (kind == "sgd") a.kind = train::OptimizerKind::SGD;
+    else if (kind != "adam") throw Napi::RangeError::New(env, "optimizer kind must be 'adam' or 'sgd', got '" + kind + "'");
+  }
+  a.momentum = optional_number(o, "momentum", a.momentum);
+  a.nesterov = optional_bool(o, "nesterov", a.nesterov);
   a.lr = optional_number(o, "lr", a.lr);
   a.eps = optional_number(o, "eps", a.eps);
   a.weight_decay = optional_number(o, "weightDecay", a.weight_decay);
@@ -78,7 +85,7 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
           fail(ErrorKind::InvalidArgument, "parameter '" + name + "' is not a leaf tensor that requires gradients");
         }
       }
-      optimizer_ = std::make_shared<train::Optimizer>(params, parse_adam(info.Length() > 1 ? info[1] : info.Env().Undefined()));
+      optimizer_ = std::make_shared<train::Optimizer>(params, parse_optimizer(info.Length() > 1 ? info[1] : info.Env().Undefined()));
     });
   }
 
@@ -202,7 +209,7 @@ train::Precision parse_precision(const Napi::Object& o) {
 }
 
 OptimizerHandle* unwrap_optimizer(const Napi::CallbackInfo& info, size_t index) {
-  return unwrap_instance<OptimizerHandle>(info.Env(), arg(info, index), addon_data(info.Env()).optimizer_constructor, "optimizer", "an Adam optimizer");
+  return unwrap_instance<OptimizerHandle>(info.Env(), arg(info, index), addon_data(info.Env()).optimizer_constructor, "optimizer", "an optimizer (Adam or SGD)");
 }
 
 // trainStep(model, optimizer, images, labels, { labelSmoothing, clipLatentWeights }) -> Promise

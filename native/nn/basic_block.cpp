@@ -74,8 +74,9 @@ void BasicBlockImpl::reset() {
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   const bool bi_real = options.order() == BlockOrder::SignConvBn;
   // The tensor the sign binarises: BN's output in the recipe's order, the block's input in Bi-Real's.
-  const torch::Tensor sign_input = bi_real ? x : bn(x);
-  torch::Tensor out = activation_conv(sign_input, conv, options.binary_activations());
+  const torch::Tensor signed_input = bi_real ? x : bn(x);
+  if (probe) probe->record(name + ".conv", signed_input);
+  torch::Tensor out = activation_conv(signed_input, conv, options.binary_activations());
   if (bi_real) out = bn(out);
   return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu);
 }
@@ -101,12 +102,14 @@ torch::Tensor ClassicBasicBlockImpl::forward(const torch::Tensor& x) {
   const bool bi_real = options.order() == BlockOrder::SignConvBn;
   const bool binary = options.binary_activations();
   // Each conv's sign input: its BN's output in the recipe's order, the conv's own input in Bi-Real's.
-  const torch::Tensor sign_input1 = bi_real ? x : bn1(x);
-  torch::Tensor out = activation_conv(sign_input1, conv1, binary);
+  const torch::Tensor signed_input1 = bi_real ? x : bn1(x);
+  if (probe) probe->record(name + ".conv1", signed_input1);
+  torch::Tensor out = activation_conv(signed_input1, conv1, binary);
   if (bi_real) out = bn1(out);
   out = activate(out, options.activation(), prelu1);
-  const torch::Tensor sign_input2 = bi_real ? out : bn2(out);
-  out = activation_conv(sign_input2, conv2, binary);
+  const torch::Tensor signed_input2 = bi_real ? out : bn2(out);
+  if (probe) probe->record(name + ".conv2", signed_input2);
+  out = activation_conv(signed_input2, conv2, binary);
   if (bi_real) out = bn2(out);
   return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu2);
 }

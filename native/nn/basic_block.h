@@ -8,6 +8,7 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
 
+#include "nn/activation_probe.h"
 #include "nn/batch_norm.h"
 #include "nn/binary_conv2d.h"
 #include "nn/downsample.h"
@@ -50,6 +51,9 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
   BinaryConv2d conv{nullptr};
   torch::nn::PReLU prelu{nullptr};
   torch::nn::Sequential downsample{nullptr};
+  // Set only for the duration of ResNet18Impl::activation_statistics; `name` is the block's path.
+  ActivationProbe* probe = nullptr;
+  std::string name;
 };
 TORCH_MODULE(BasicBlock);
 
@@ -71,6 +75,8 @@ class ClassicBasicBlockImpl : public torch::nn::Cloneable<ClassicBasicBlockImpl>
   BinaryConv2d conv2{nullptr};
   torch::nn::PReLU prelu2{nullptr};
   torch::nn::Sequential downsample{nullptr};
+  ActivationProbe* probe = nullptr;
+  std::string name;
 };
 TORCH_MODULE(ClassicBasicBlock);
 

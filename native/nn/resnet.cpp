@@ -132,6 +132,46 @@ torch::Tensor ResNet18Impl::forward(const torch::Tensor& x) {
   return fc(out);
 }
 
+std::vector<ActivationStats> ResNet18Impl::activation_statistics(const torch::Tensor& x) {
+  check_input(x);
+  if (!config.binary_activations) return {};
+  torch::NoGradGuard no_grad;
+  ActivationProbe probe;
+  // Everything the forward below changes, put back by the destructor even when it throws.
+  struct Restore {
+    ResNet18Impl& model;
+    bool training;
+    std::vector<torch::Tensor> buffers, saved;
+    std::vector<std::pair<BatchNorm2dImpl*, std::shared_ptr<BatchNormSync>>> syncs;
+    ~Restore() {
+      for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved[i]);
+      for (auto& [bn, sync] : syncs) bn->sync = sync;
+      for (auto& m : model.modules(/*include_self=*/false)) {
+        if (auto* b = m->as<BasicBlockImpl>()) b->probe = nullptr;
+        if (auto* b = m->as<ClassicBasicBlockImpl>()) b->probe = nullptr;
+      }
+      model.train(training);
+    }
+  } restore{*this, is_training(), {}, {}, {}};
+  for (auto& b : buffers(true)) {
+    restore.buffers.push_back(b);
+    restore.saved.push_back(b.clone());
+  }
+  for (const auto& item : named_modules("", /*include_self=*/false)) {
+    auto& m = item.value();
+    // Only this process runs the probe: a synchronised BatchNorm would wait for the other replicas.
+    if (auto* bn = m->as<BatchNorm2dImpl>()) {
+      restore.syncs.emplace_back(bn, bn->sync);
+      bn->sync = nullptr;
+    }
+    if (auto* b = m->as<BasicBlockImpl>()) b->probe = &probe, b->name = item.key();
+    if (auto* b = m->as<ClassicBasicBlockImpl>()) b->probe = &probe, b->name = item.key();
+  }
+  train(true);
+  forward(x);
+  return probe.results();
+}
+
 void ResNet18Impl::set_batch_norm_sync(const std::shared_ptr<BatchNormSync>& sync) {
   for (auto& module : modules(/*include_self=*/false)) {
     if (auto* bn = module->as<BatchNorm2dImpl>()) bn->sync = sync;

@@ -4,6 +4,7 @@
 // (conv1, bn1, layer1..layer4, fc) so weights move to and from PyTorch unchanged.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <torch/nn/cloneable.h>
 #include <torch/nn/modules/container/sequential.h>
@@ -11,6 +12,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include "nn/activation_probe.h"
 #include "nn/batch_norm.h"
 
 namespace bnn::nn {
@@ -51,6 +53,11 @@ class ResNet18Impl : public torch::nn::Cloneable<ResNet18Impl> {
   // own batch, as before).
   void set_batch_norm_sync(const std::shared_ptr<BatchNormSync>& sync);
   void check_input(const torch::Tensor& x) const;
+  // Statistics of every sign activation's input on one batch, in module order (empty with ReLU
+  // activations). BatchNorm normalises with the batch's own statistics, as the signs see them in
+  // training; the running statistics, the train/eval mode and SyncBatchNorm are left as they were,
+  // and no gradient is recorded.
+  std::vector<ActivationStats> activation_statistics(const torch::Tensor& x);
 
   ResNetConfig config;
   torch::nn::Conv2d conv1{nullptr};

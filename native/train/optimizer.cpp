@@ -7,14 +7,16 @@
 #include <ATen/ops/_foreach_sub.h>
 #include <ATen/ops/_fused_adam.h>
 #include <ATen/ops/_fused_adamw.h>
+#include <ATen/ops/_fused_sgd.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
 
 #include "core/errors.h"
 
 namespace bnn::train {
 
-void AdamOptions::validate() const {
+void OptimizerOptions::validate() const {
   auto check = [](bool ok, const std::string& msg) {
     if (!ok) fail(ErrorKind::InvalidArgument, msg);
   };
@@ -23,6 +25,12 @@ void AdamOptions::validate() const {
   check(beta2 >= 0 && beta2 < 1, "betas[1] must be in [0, 1), got " + std::to_string(beta2));
   check(std::isfinite(eps) && eps > 0, "eps must be positive, got " + std::to_string(eps));
   check(std::isfinite(weight_decay) && weight_decay >= 0, "weightDecay must be >= 0, got " + std::to_string(weight_decay));
+  if (kind == OptimizerKind::SGD) {
+    check(momentum >= 0 && momentum < 1, "momentum must be in [0, 1), got " + std::to_string(momentum));
+    // As torch.optim.SGD: Nesterov momentum needs a momentum (and dampening 0, which is fixed here).
+    check(!nesterov || momentum > 0, "nesterov needs a momentum > 0");
+    check(!decoupled, "decoupled weight decay is AdamW's; SGD's weight decay is coupled, as torch.optim.SGD");
+  }
   static const std::set<std::string> kinds = {"bn", "prelu", "bias"};
   for (const auto& k : no_decay_on) check(kinds.count(k) > 0, "noDecayOn: unknown kind '" + k + "' (use bn, prelu, bias)");
 }
@@ -42,7 +50,7 @@ bool matches_no_decay(const std::string& name, const std::vector<std::string>& k
   return false;
 }
 
-Optimizer::Optimizer(const NamedParameters& params, AdamOptions options) : options_(std::move(options)) {
+Optimizer::Optimizer(const NamedParameters& params, OptimizerOptions options) : options_(std::move(options)) {
   options_.validate();
   if (params.empty()) fail(ErrorKind::InvalidArgument, "the optimizer needs at least one parameter");
   std::vector<torch::Tensor> decay, no_decay;
@@ -54,6 +62,11 @@ Optimizer::Optimizer(const NamedParameters& params, AdamOptions options) : optio
     (skip ? no_decay : decay).push_back(p);
   }
   auto make_group = [&](std::vector<torch::Tensor> ps, double wd) -> torch::optim::OptimizerParamGroup {
+    if (is_sgd()) {
+      auto o = std::make_unique<torch::optim::SGDOptions>(options_.lr);
+      o->momentum(options_.momentum).dampening(0).weight_decay(wd).nesterov(options_.nesterov);
+      return torch::optim::OptimizerParamGroup(std::move(ps), std::move(o));
+    }
     if (options_.decoupled) {
       auto o = std::make_unique<torch::optim::AdamWOptions>(options_.lr);
       o->betas({options_.beta1, options_.beta2}).eps(options_.eps).weight_decay(wd);
@@ -66,7 +79,9 @@ Optimizer::Optimizer(const NamedParameters& params, AdamOptions options) : optio
   std::vector<torch::optim::OptimizerParamGroup> groups;
   if (!decay.empty()) groups.push_back(make_group(decay, options_.weight_decay));
   if (!no_decay.empty()) groups.push_back(make_group(no_decay, 0.0));
-  if (options_.decoupled) {
+  if (is_sgd()) {
+    impl_ = std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(options_.lr));
+  } else if (options_.decoupled) {
     impl_ = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(options_.lr));
   } else {
     impl_ = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(options_.lr));
@@ -85,7 +100,7 @@ void Optimizer::step(const torch::Tensor& found_inf) {
   // reach this path).
   const bool fused = use_fused() || found_inf.defined();
   if (fused != fused_live_) migrate_state(fused);
-  if (fused) return fused_step(found_inf);
+  if (fused) return is_sgd() ? fused_sgd_step(found_inf) : fused_step(found_inf);
   impl_->step();
 }
 
@@ -130,6 +145,35 @@ void Optimizer::fused_step(const torch::Tensor& found_inf) {
       at::_fused_adam_(ps, gs, ms, vs, {}, steps, lr, options_.beta1, options_.beta2, wd, options_.eps, false, false, std::nullopt, inf);
     }
     if (inf) at::_foreach_sub_(steps, std::vector<torch::Tensor>(steps.size(), *inf));
+  }
+}
+
+void Optimizer::fused_sgd_step(const torch::Tensor& found_inf) {
+  torch::NoGradGuard no_grad;
+  if (fused_.size() != params_.size()) fused_.resize(params_.size());
+  const bool momentum = options_.momentum != 0;
+  for (const bool decay_group : {true, false}) {
+    std::vector<torch::Tensor> ps, gs, bufs;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (no_decay_[i] == decay_group) continue;
+      const torch::Tensor& p = params_[i].second;
+      if (!p.grad().defined()) continue;
+      ps.push_back(p);
+      gs.push_back(p.grad());
+      if (!momentum) continue;
+      FusedState& st = fused_[i];
+      // torch.optim.SGD starts the buffer at the first gradient; a zero buffer with dampening 0
+      // gives that same buffer (0 * momentum + grad), and stays right when the first step is
+      // skipped (found_inf), which PyTorch's is_first_step=true with an uninitialised buffer does not.
+      if (!st.momentum_buffer.defined()) st.momentum_buffer = torch::zeros_like(p, at::MemoryFormat::Preserve);
+      bufs.push_back(st.momentum_buffer);
+    }
+    if (ps.empty()) continue;
+    const double wd = decay_group ? options_.weight_decay : 0.0;
+    std::optional<torch::Tensor> inf;
+    if (found_inf.defined()) inf = found_inf;
+    at::_fused_sgd_(ps, gs, bufs, wd, options_.momentum, options_.lr, /*dampening=*/0.0, options_.nesterov, /*maximize=*/false,
+                    /*is_first_step=*/false, std::nullopt, inf);
   }
 }
 
@@ -185,6 +229,20 @@ std::unique_ptr<State> import_state(const std::map<std::string, torch::Tensor>& 
 
 NamedParameters Optimizer::state() const {
   NamedParameters out;
+  if (is_sgd()) {
+    auto& states = impl_->state();
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const auto& [name, p] = params_[i];
+      torch::Tensor buf;
+      if (fused_live_) {
+        if (i < fused_.size()) buf = fused_[i].momentum_buffer;
+      } else if (auto it = states.find(p.unsafeGetTensorImpl()); it != states.end()) {
+        buf = static_cast<const torch::optim::SGDParamState&>(*it->second).momentum_buffer();
+      }
+      if (buf.defined()) out.emplace_back(name + ".momentum_buffer", buf.detach().clone());
+    }
+    return out;
+  }
   if (fused_live_) {
     for (size_t i = 0; i < params_.size() && i < fused_.size(); ++i) {
       const FusedState& st = fused_[i];
@@ -212,6 +270,36 @@ void Optimizer::load_state(const NamedParameters& state) {
   states.clear();
   fused_.assign(params_.size(), FusedState{});
   if (in.empty()) return;
+  const auto has_suffix = [&](const std::string& suffix) {
+    for (const auto& [key, t] : in) {
+      if (key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) return true;
+    }
+    return false;
+  };
+  if (is_sgd() && has_suffix(".exp_avg")) {
+    fail(ErrorKind::InvalidArgument, "this optimizer state is Adam's (exp_avg, exp_avg_sq) and the optimizer is SGD: a run resumes with the optimizer it started with");
+  }
+  if (!is_sgd() && has_suffix(".momentum_buffer")) {
+    fail(ErrorKind::InvalidArgument, "this optimizer state is SGD's (momentum_buffer) and the optimizer is Adam: a run resumes with the optimizer it started with");
+  }
+  if (is_sgd()) {
+    if (options_.momentum == 0) fail(ErrorKind::InvalidArgument, "SGD without momentum keeps no state, and this state has momentum buffers");
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const auto& [name, p] = params_[i];
+      auto it = in.find(name + ".momentum_buffer");
+      if (it == in.end()) fail(ErrorKind::InvalidArgument, "optimizer state is missing '" + name + ".momentum_buffer'");
+      if (it->second.sizes() != p.sizes()) fail(ErrorKind::InvalidArgument, "optimizer state for '" + name + "' has the wrong shape");
+      torch::Tensor buf = torch::empty_like(p, at::MemoryFormat::Preserve).copy_(it->second);
+      if (fused_live_) {
+        fused_[i].momentum_buffer = buf;
+      } else {
+        auto s = std::make_unique<torch::optim::SGDParamState>();
+        s->momentum_buffer(buf);
+        states[p.unsafeGetTensorImpl()] = std::move(s);
+      }
+    }
+    return;
+  }
   for (const auto& [name, p] : params_) {
     for (const char* part : {".step", ".exp_avg", ".exp_avg_sq"}) {
       if (!in.count(name + part)) fail(ErrorKind::InvalidArgument, "optimizer state is missing '" + name + part + "'");

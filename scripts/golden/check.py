@@ -359,6 +359,58 @@ def check_adam(path):
           f"largest total move {moved:.4f}")
 
 
+def check_sgd(path):
+    t, meta = load(path)
+    cfg = json.loads(meta["config"])
+    n, steps, lr, wd = len(cfg["shapes"]), cfg["steps"], cfg["lr"], cfg["weightDecay"]
+    init = [t[f"param/{i}"] for i in range(n)]
+    grads = [[t[f"grad/{s}/{i}"] for i in range(n)] for s in range(1, steps + 1)]
+    worst = 0.0
+    for case, hp in cfg["cases"].items():
+        ps = [torch.nn.Parameter(x.clone()) for x in init]
+        groups = [{"params": [p], "weight_decay": wd if decay else 0.0} for p, decay in zip(ps, cfg["decayGroups"])]
+        opt = torch.optim.SGD(groups, lr=lr, momentum=hp["momentum"], dampening=0, nesterov=hp["nesterov"], foreach=False)
+        # Hand-written, in float64: g += wd p; buf = m buf + g (buf = g at the first step); p -= lr (g + m buf | buf).
+        p64 = [x.double().clone() for x in init]
+        bufs = [None] * n
+        for s in range(1, steps + 1):
+            for i, p in enumerate(ps):
+                p.grad = grads[s - 1][i].clone()
+            opt.step()
+            for i in range(n):
+                g = grads[s - 1][i].double() + (wd if cfg["decayGroups"][i] else 0.0) * p64[i]
+                if hp["momentum"]:
+                    bufs[i] = g.clone() if bufs[i] is None else hp["momentum"] * bufs[i] + g
+                    g = g + hp["momentum"] * bufs[i] if hp["nesterov"] else bufs[i]
+                p64[i] = p64[i] - lr * g
+                compare(f"{case} torch.optim after/{s}/{i}", ps[i].detach(), t[f"{case}/after/{s}/{i}"])
+                if hp["momentum"]:
+                    compare(f"{case} momentum_buffer/{s}/{i}", opt.state[ps[i]]["momentum_buffer"], t[f"{case}/momentum_buffer/{s}/{i}"])
+                worst = max(worst, compare(f"{case} manual after/{s}/{i}", p64[i].float(), t[f"{case}/after/{s}/{i}"], 1e-6, 1e-7))
+    print(f"{path.name}: SGD lr {lr} weight_decay {wd} on group 0, cases {list(cfg['cases'])}, {steps} steps; "
+          f"torch.optim rerun identical; hand-written update max abs diff {worst:.1e}")
+
+
+def check_schedules(path):
+    import math
+
+    _, meta = load(path)
+    cfg = json.loads(meta["config"])
+    for case in cfg["cosine"]:
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=case["lr"])
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=case["epochs"], eta_min=0)
+        for e, want in enumerate(case["lrs"]):
+            if opt.param_groups[0]["lr"] != want:
+                fail(f"{path.name}: CosineAnnealingLR rerun differs at epoch {e} of {case}")
+            closed = case["lr"] * (1 + math.cos(math.pi * e / case["epochs"])) / 2
+            if abs(closed - want) > 1e-12 * case["lr"]:
+                fail(f"{path.name}: closed form {closed} vs {want} at epoch {e}")
+            opt.step()
+            sched.step()
+    print(f"{path.name}: {len(cfg['cosine'])} CosineAnnealingLR cases rerun identical, closed form within 1e-12")
+
+
 def check_ste(path):
     t, _ = load(path)
     x, go = t["input"], t["grad_output"]
@@ -391,12 +443,17 @@ def main():
             states[case] = state
         elif path.name.startswith("adam-"):
             check_adam(path)
+        elif path.name == "sgd.safetensors":
+            check_sgd(path)
+        elif path.name == "lr-schedules.safetensors":
+            check_schedules(path)
         elif path.name == "ste.safetensors":
             check_ste(path)
         else:
             fail(f"unknown fixture {path.name}")
     expected = {f"model-{c}-stage{s}.safetensors" for c, case in CASES.items() for s in case["stages"]}
-    expected |= {"adam-coupled.safetensors", "adam-decoupled.safetensors", "ste.safetensors"}
+    expected |= {"adam-coupled.safetensors", "adam-decoupled.safetensors", "sgd.safetensors", "lr-schedules.safetensors",
+                 "ste.safetensors"}
     if {p.name for p in files} != expected:
         fail(f"fixture set differs: missing {sorted(expected - {p.name for p in files})}")
     std = ResNet18(num_classes=10, in_channels=3, width=64)

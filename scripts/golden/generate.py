@@ -596,6 +596,84 @@ def write_adam_fixtures():
         print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
 
 
+# SGD with momentum (the tricks ablation's alternative to Adam): torch.optim.SGD with dampening 0,
+# coupled weight decay on the first parameter's group and none on the second's (as noDecayOn makes).
+SGD_HP = dict(lr=0.05, weight_decay=0.1)
+SGD_CASES = {
+    "momentum": dict(momentum=0.9, nesterov=False),
+    "nesterov": dict(momentum=0.9, nesterov=True),
+    "plain": dict(momentum=0.0, nesterov=False),
+}
+SGD_STEPS = 4
+
+
+def write_sgd_fixture():
+    g = torch.Generator().manual_seed(ADAM_SEED)
+    init = [torch.randn(s, generator=g) for s in ADAM_SHAPES]
+    grads = [[torch.randn(s, generator=g) for s in ADAM_SHAPES] for _ in range(SGD_STEPS)]
+    tensors = {f"param/{i}": p.clone() for i, p in enumerate(init)}
+    for step in range(1, SGD_STEPS + 1):
+        for i in range(len(init)):
+            tensors[f"grad/{step}/{i}"] = grads[step - 1][i].clone()
+    for case, hp in SGD_CASES.items():
+        params = [nn.Parameter(p.clone()) for p in init]
+        opt = torch.optim.SGD([{"params": [params[0]], "weight_decay": SGD_HP["weight_decay"]},
+                               {"params": [params[1]], "weight_decay": 0.0}],
+                              lr=SGD_HP["lr"], momentum=hp["momentum"], dampening=0, nesterov=hp["nesterov"],
+                              foreach=False, maximize=False)
+        for step in range(1, SGD_STEPS + 1):
+            for i, p in enumerate(params):
+                p.grad = grads[step - 1][i].clone()
+            opt.step()
+            for i, p in enumerate(params):
+                tensors[f"{case}/after/{step}/{i}"] = p.detach().clone()
+                if hp["momentum"]:
+                    tensors[f"{case}/momentum_buffer/{step}/{i}"] = opt.state[p]["momentum_buffer"].clone()
+    cfg = {
+        "optimizer": "SGD",
+        "lr": SGD_HP["lr"],
+        "weightDecay": SGD_HP["weight_decay"],
+        "decayGroups": [True, False],
+        "dampening": 0,
+        "cases": SGD_CASES,
+        "steps": SGD_STEPS,
+        "shapes": [list(s) for s in ADAM_SHAPES],
+    }
+    meta = {"config": json.dumps(cfg), "seed": str(ADAM_SEED), "torch": torch.__version__,
+            "generator": "scripts/golden/generate.py"}
+    path = FIXTURES / "sgd.safetensors"
+    save(tensors, path, meta)
+    print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
+
+
+# CosineAnnealingLR(T_max, eta_min=0) stepped once per epoch, as the Trainer asks for a rate per epoch.
+COSINE_CASES = [dict(lr=2e-3, epochs=6), dict(lr=0.1, epochs=7), dict(lr=5e-4, epochs=2), dict(lr=1e-3, epochs=75)]
+
+
+def cosine_lrs(lr, epochs):
+    p = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=0)
+    out = []
+    for _ in range(epochs):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def write_schedule_fixture():
+    cases = [dict(c, lrs=cosine_lrs(c["lr"], c["epochs"])) for c in COSINE_CASES]
+    # The rates are Python floats (doubles) in the metadata: JSON keeps them exact. The tensor is
+    # there because a safetensors file holds tensors; it repeats the epoch counts.
+    tensors = {"cosine/epochs": torch.tensor([c["epochs"] for c in COSINE_CASES], dtype=torch.int64)}
+    meta = {"config": json.dumps({"scheduler": "CosineAnnealingLR", "etaMin": 0, "cosine": cases}), "torch": torch.__version__,
+            "generator": "scripts/golden/generate.py"}
+    path = FIXTURES / "lr-schedules.safetensors"
+    save(tensors, path, meta)
+    print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
+
+
 # ----------------------------------------------------------------------------------------------
 # Straight-through estimator edge cases (the model fixtures keep away from these on purpose)
 
@@ -715,6 +793,8 @@ def main():
     seeds = write_model_fixtures(args.case)
     if not args.case:
         write_adam_fixtures()
+        write_sgd_fixture()
+        write_schedule_fixture()
         write_ste_fixture()
         write_names()
     total = sum(p.stat().st_size for p in FIXTURES.glob("*.safetensors"))

@@ -29,7 +29,7 @@ export interface NativeInfer {
   isaInfo(): { best: string; supported: string[] };
   exportPacked(floatPath: string, packedPath: string, options: { metadata?: Record<string, string>; allowFloatWeights?: boolean }): Promise<{ floatBytes: number; packedBytes: number }>;
   loadModel(path: string): Promise<NativeInferModel>;
-  decodeImage(data: Uint8Array, options: { width: number; height: number; channels: 1 | 3 }): Promise<Uint8Array>;
+  decodeImage(data: Uint8Array, options: { width: number; height: number; channels: 1 | 3; resize?: number; dctScaling?: boolean }): Promise<Uint8Array>;
   benchConv(options: {
     inChannels: number;
     outChannels: number;

@@ -5,6 +5,7 @@ import type { TensorHandle } from './tensor.js';
 export interface ModelHandle {
   forward(x: TensorHandle): TensorHandle;
   forwardAsync(x: TensorHandle): Promise<TensorHandle>;
+  activationStatistics(x: TensorHandle): Promise<NativeActivationStats[]>;
   train(on: boolean): void;
   isTraining(): boolean;
   to(device: string): void;
@@ -16,6 +17,16 @@ export interface ModelHandle {
   loadState(entries: [string, TensorHandle][]): void;
   dispose(): void;
   isDisposed(): boolean;
+}
+
+/** Counts over one sign activation's input (native/nn/activation_probe.h). */
+export interface NativeActivationStats {
+  layer: string;
+  values: number;
+  saturated: number;
+  positive: number;
+  channels: number;
+  constantChannels: number;
 }
 
 /** The config as the native side takes and returns it (all fields set). */

@@ -3,7 +3,7 @@ import type { DataParallelHandle } from './distributed.js';
 import type { ModelHandle } from './model.js';
 import type { TensorHandle } from './tensor.js';
 
-/** A native Adam/AdamW optimizer bound to one model. */
+/** A native Adam/AdamW or SGD optimizer bound to one model. */
 export interface OptimizerHandle {
   step(): void;
   zeroGrad(): void;
@@ -15,13 +15,19 @@ export interface OptimizerHandle {
   dispose(): void;
 }
 
-export interface NativeAdamOptions {
+/** Options of either kind; the other kind's fields are absent. */
+export interface NativeOptimizerOptions {
+  kind: 'adam' | 'sgd';
   lr: number;
-  betas: [number, number];
-  eps: number;
   weightDecay: number;
-  decoupled: boolean;
   noDecayOn: string[];
+  /** Adam */
+  betas?: [number, number];
+  eps?: number;
+  decoupled?: boolean;
+  /** SGD */
+  momentum?: number;
+  nesterov?: boolean;
 }
 
 export interface NativeStepResult {
@@ -67,7 +73,7 @@ export interface StepMetricsHandle {
 export interface TrainAddon {
   StepMetricsHandle: new () => StepMetricsHandle;
   cudaBf16Supported(device: number): boolean;
-  OptimizerHandle: new (params: [string, TensorHandle][], options: NativeAdamOptions) => OptimizerHandle;
+  OptimizerHandle: new (params: [string, TensorHandle][], options: NativeOptimizerOptions) => OptimizerHandle;
   trainStep(
     model: ModelHandle,
     optimizer: OptimizerHandle,

@@ -7,6 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { isBnnError } from '../errors.js';
 import { VERSION } from '../core/version.js';
 import { UsageError } from './common.js';
+import * as ablate from './commands/ablate.js';
 import * as benchInfer from './commands/bench-infer.js';
 import * as evalCommand from './commands/eval.js';
 import * as exportCommand from './commands/export.js';
@@ -33,7 +34,8 @@ try {
     .command(predict)
     .command(benchInfer)
     .command(info)
-    .demandCommand(1, 'give a command: train, eval, prepare, summary, export, predict, bench-infer or info')
+    .command(ablate)
+    .demandCommand(1, 'give a command: train, eval, prepare, summary, export, predict, bench-infer, info or ablate')
     .strict()
     .recommendCommands()
     .help()

@@ -46,6 +46,11 @@ export interface ImageTransformOptions {
   dctScaling?: boolean;
 }
 
+/** @internal The evaluation transform's shorter side for a `size` crop unless given: 256 for 224, as in ImageNet practice. */
+export function defaultEvalResize(size: number): number {
+  return Math.round((size * 256) / 224);
+}
+
 /** @internal Image channels: 1 (grey, as PIL's convert('L')) or 3 (RGB); default 3. */
 export function checkChannels(channels: unknown): 1 | 3 {
   if (channels === undefined) return 3;
@@ -87,7 +92,7 @@ export function resolveTransform(options: ImageTransformOptions, defaultMode: 't
     saturation: checkNumber(jitter.saturation ?? 0, 'transform.colorJitter.saturation', { min: 0 }),
     hue: checkNumber(jitter.hue ?? 0, 'transform.colorJitter.hue', { min: 0, max: 0.5 }),
     lighting: checkNumber(options.lighting ?? 0, 'transform.lighting', { min: 0 }),
-    resize: checkInteger(options.resize ?? Math.round((size * 256) / 224), 'transform.resize', 1, 65500),
+    resize: checkInteger(options.resize ?? defaultEvalResize(size), 'transform.resize', 1, 65500),
     dctScaling: checkBoolean(options.dctScaling, 'transform.dctScaling', true),
   };
 }

@@ -25,6 +25,15 @@ export interface InputSpec {
   mean: number[];
   /** Per-channel standard deviation of pixel/255. */
   std: number[];
+  /**
+   * How {@link InferenceModel.predictFiles} sizes a photo, as the training run's evaluation did:
+   * given, the shorter side is resized to this many pixels and the centre `height` x `width` cut
+   * out (torchvision's Resize + CenterCrop; needs height = width). Absent, the whole image is
+   * resized to `height` x `width` (datasets of small images, e.g. Fashion-MNIST written as PNGs).
+   */
+  resize?: number;
+  /** With `resize`: decode JPEGs at a reduced DCT scale where the evaluation transform did (bnn-torch's default, true). */
+  dctScaling?: boolean;
 }
 
 /**
@@ -69,7 +78,18 @@ export function checkInputSpec(spec: InputSpec, what = 'input'): InputSpec {
     if (!Array.isArray(v) || v.length !== channels) throw rangeError(`${what}.${key} must hold ${channels} number(s), one per channel`);
     v.forEach((x, i) => checkNumber(x, `${what}.${key}[${i}]`, key === 'std' ? { above: 0 } : {}));
   }
-  return { channels, height, width, mean: [...spec.mean], std: [...spec.std] };
+  const out: InputSpec = { channels, height, width, mean: [...spec.mean], std: [...spec.std] };
+  if (spec.resize !== undefined) {
+    out.resize = checkInteger(spec.resize, `${what}.resize`, 1, 65500);
+    if (height !== width) throw rangeError(`${what}: a centre crop (resize ${out.resize}) needs a square input, got ${height} x ${width}`);
+    if (out.resize < height) throw rangeError(`${what}.resize (${out.resize}) must be at least the crop's side (${height})`);
+  }
+  if (spec.dctScaling !== undefined) {
+    if (typeof spec.dctScaling !== 'boolean') throw typeError(`${what}.dctScaling must be a boolean`);
+    if (out.resize === undefined) throw rangeError(`${what}.dctScaling applies only with resize`);
+    out.dctScaling = spec.dctScaling;
+  }
+  return out;
 }
 
 /** The engine's instruction sets on this CPU. */
@@ -230,9 +250,10 @@ export class InferenceModel extends NativeResource<NativeInferModel> {
   }
 
   /**
-   * Decodes JPEG or PNG files (natively, libjpeg-turbo and libspng), resizes them to the size the
-   * model was trained on, normalises them as in training and predicts. Needs the input spec the
-   * exporter stores.
+   * Decodes JPEG or PNG files (natively, libjpeg-turbo and libspng), sizes them as the training
+   * run's evaluation did (resize of the shorter side and centre crop for photographs, see
+   * {@link InputSpec.resize}; a plain resize for small images), normalises them as in training and
+   * predicts. Needs the input spec the exporter stores.
    */
   async predictFiles(paths: readonly string[], options: PredictOptions = {}): Promise<PredictResult> {
     const spec = this.info.input;
@@ -245,7 +266,12 @@ export class InferenceModel extends NativeResource<NativeInferModel> {
       const bytes = await fs.readFile(paths[i]!);
       let decoded: Uint8Array;
       try {
-        decoded = await native.decodeImage(bytes, { width, height, channels: channels as 1 | 3 });
+        decoded = await native.decodeImage(bytes, {
+          width,
+          height,
+          channels: channels as 1 | 3,
+          ...(spec.resize !== undefined ? { resize: spec.resize, dctScaling: spec.dctScaling ?? true } : {}),
+        });
       } catch (e) {
         if (e instanceof Error) e.message = `${paths[i]}: ${e.message}`;
         throw e;

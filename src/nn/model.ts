@@ -24,6 +24,25 @@ function wrapNamed(entries: [string, TensorHandle][]): Map<string, Tensor> {
   return new Map(entries.map(([name, handle]) => [name, new Tensor(handle)]));
 }
 
+/** One sign activation's input on a batch: see {@link Model.activationStatistics}. */
+export interface ActivationStatistics {
+  /** The binary convolution the sign feeds, e.g. `layer1.0.conv` (the name its weights have, less `.weight`). */
+  layer: string;
+  /** Elements signed (batch × channels × height × width). */
+  values: number;
+  /**
+   * Share with |x| >= 1: outside the straight-through window, where the clipped gradient is zero,
+   * so nothing before this point learns from them.
+   */
+  saturated: number;
+  /** Share with x >= 0, which the sign maps to +1; near 0 or 1 the layer passes almost no information. */
+  positive: number;
+  /** Channels of the input. */
+  channels: number;
+  /** Share of channels with the same sign at every position of the batch: collapsed channels. */
+  constantChannels: number;
+}
+
 /**
  * The recipe's binary ResNet-18 (LibTorch modules in native code). Parameter and buffer names are
  * PyTorch's, so {@link Model.stateDict} loads into a PyTorch module of the same structure.
@@ -62,6 +81,31 @@ export class Model extends NativeResource<ModelHandle> {
   async forwardAsync(x: Tensor): Promise<Tensor> {
     const input = requireTensor(x, 'input').handle;
     return new Tensor(await this.exclusive((h) => h.forwardAsync(input)));
+  }
+
+  /**
+   * Statistics of the input of every sign activation on one batch, in network order: what binary
+   * networks need watched and float networks do not. BatchNorm normalises with the batch's own
+   * statistics, as the signs see them in training; the running statistics, the train/eval mode and
+   * SyncBatchNorm are left untouched and no gradient is recorded, so it can run between training
+   * steps. Empty for a model without binary activations. Runs on a worker thread.
+   *
+   * @example
+   * for (const a of await model.activationStatistics(batch.images)) {
+   *   console.log(a.layer, a.saturated, a.positive, a.constantChannels);
+   * }
+   */
+  async activationStatistics(input: Tensor): Promise<ActivationStatistics[]> {
+    const x = requireTensor(input, 'input').handle;
+    const raw = await this.exclusive((h) => h.activationStatistics(x));
+    return raw.map((r) => ({
+      layer: r.layer,
+      values: r.values,
+      saturated: r.values > 0 ? r.saturated / r.values : 0,
+      positive: r.values > 0 ? r.positive / r.values : 0,
+      channels: r.channels,
+      constantChannels: r.channels > 0 ? r.constantChannels / r.channels : 0,
+    }));
   }
 
   /**

@@ -187,9 +187,10 @@ function renderHeatmap(
   layers: readonly string[],
   pick: (r: DiagnosticsRecord, layer: string) => number | undefined,
   missing: (r: DiagnosticsRecord, layer: string) => string,
+  fixedMax?: number,
 ): string {
   const values = records.flatMap((r) => layers.map((l) => pick(r, l))).filter((v): v is number => v !== undefined && Number.isFinite(v));
-  const max = values.length > 0 ? Math.max(...values) : 0;
+  const max = fixedMax ?? (values.length > 0 ? Math.max(...values) : 0);
   const top = max > 0 ? max : 1;
   const stages: Array<{ stage: number; count: number }> = [];
   for (const r of records) {
@@ -252,14 +253,54 @@ function renderDiagnostics(records: readonly DiagnosticsRecord[] | undefined): s
     (r, l) => find(r, l)?.outsideWindow,
     () => 'not measured',
   );
+  // Activation figures exist only for runs that measured them (a fixed batch, once an epoch).
+  const measuredActivations = records.some((r) => r.layers.some((l) => l.activationSaturated !== undefined));
+  const notMeasured = (r: DiagnosticsRecord, l: string): string => (find(r, l) === undefined ? 'not measured' : 'no activation statistics this epoch');
+  const activations = measuredActivations
+    ? renderHeatmap(
+        'heatmap-activation-saturated',
+        'Share of sign inputs with |x| ≥ 1 (the clipped gradient is zero there)',
+        '|x| ≥ 1',
+        records,
+        layers,
+        (r, l) => find(r, l)?.activationSaturated,
+        notMeasured,
+      ) +
+      renderHeatmap(
+        'heatmap-activation-positive',
+        'Sign balance: share of +1 outputs (0.5 is balanced; the scale is fixed at 0 to 100%)',
+        'share of +1',
+        records,
+        layers,
+        (r, l) => find(r, l)?.activationPositive,
+        notMeasured,
+        1,
+      ) +
+      renderHeatmap(
+        'heatmap-constant-channels',
+        'Collapsed channels: share of input channels with one sign over the whole batch',
+        'constant channels',
+        records,
+        layers,
+        (r, l) => find(r, l)?.constantChannels,
+        notMeasured,
+      )
+    : '';
   return (
     `<section id="diagnostics" class="card"><h2>Binary-network diagnostics</h2>` +
     `<p class="muted">Rows: the binary convolutions in network order; columns: epochs of both stages (the dark line marks where a stage starts). ` +
     `Hover a cell for its exact value. <strong>Flip ratio</strong> (signs of the latent weights in stage 1, of the 1-bit weights in stage 2) should fall as the learning rate falls; ` +
     `a layer stuck at 0 early on has stopped learning. <strong>Outside [-1, 1]</strong>: the straight-through estimator passes no gradient to those weights, ` +
-    `so a growing share is capacity the layer has lost.</p>` +
+    `so a growing share is capacity the layer has lost.` +
+    (measuredActivations
+      ? ` The activation maps come from one forward pass per epoch on a fixed batch of training images (batch statistics, as in training): ` +
+        `<strong>|x| ≥ 1</strong> is where the sign's straight-through gradient is cut; <strong>share of +1</strong> far from 50% and ` +
+        `<strong>collapsed channels</strong> mean the layer passes little information on.`
+      : '') +
+    `</p>` +
     flips +
     outside +
+    activations +
     `</section>`
   );
 }
@@ -461,7 +502,8 @@ function renderHero(run: RunRecord, layout: Layout, title: string): string {
   );
 }
 
-const STYLE = `
+/** The report's style sheet, shared by the other bnn-torch pages (the ablation's) so they look alike. */
+export const REPORT_STYLE = `
 *{box-sizing:border-box}
 html{background:#f3f5f8;color:#0f172a;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans",sans-serif;-webkit-text-size-adjust:100%}
 body{margin:0;padding:28px 24px 40px}
@@ -548,8 +590,9 @@ footer{max-width:1200px;margin:0 auto;color:#94a3b8;font-size:12px;text-align:ce
  * `#final-test-accuracy` (or `#latest-test-accuracy` for an incomplete run), `#total-time`,
  * `#final-test-loss`, `#epoch-count`, `#timing-total`, `#timing-stage-N`, `#timing-mean-epoch`,
  * `#timing-throughput`, `#skipped-lines`, `#incomplete-notice`; with diagnostics in the run,
- * `#diagnostics` holds the heat maps `#heatmap-flip-ratio` and `#heatmap-outside-window`, whose
- * cells have `data-layer`, `data-stage`, `data-epoch` and `data-value` (NaN where there is none);
+ * `#diagnostics` holds the heat maps `#heatmap-flip-ratio` and `#heatmap-outside-window` (and, when
+ * the run measured activations, `#heatmap-activation-saturated`, `#heatmap-activation-positive` and
+ * `#heatmap-constant-channels`), whose cells have `data-layer`, `data-stage`, `data-epoch` and `data-value` (NaN where there is none);
  * each epoch row of `#epoch-table` has `data-stage`, `data-epoch`, `data-global-epoch`, `data-lr`, `data-train-loss`,
  * `data-train-accuracy`, `data-test-loss`, `data-test-accuracy` (when measured), `data-seconds`
  * and `data-images-per-second`; each per-class row has `data-class-index`, `data-class-name`
@@ -572,7 +615,7 @@ export function renderReport(run: RunRecord, options: RenderOptions = {}): strin
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     '<meta name="generator" content="bnn-torch">',
     `<title>${escapeHtml(docTitle)} · bnn-torch report</title>`,
-    `<style>${STYLE}</style>`,
+    `<style>${REPORT_STYLE}</style>`,
     '</head>',
     '<body>',
     '<main>',

@@ -50,6 +50,12 @@ export interface LayerDiagnosticsRecord {
   flipRatio?: number;
   /** Share of latent weights with |W| > 1 (outside the straight-through window). NaN if written as null. */
   outsideWindow: number;
+  /** Share of the sign's inputs with |x| >= 1 on the fixed batch (no gradient passes); absent when not measured. */
+  activationSaturated?: number;
+  /** Share of the sign's outputs that are +1 on the fixed batch; absent when not measured. */
+  activationPositive?: number;
+  /** Share of the sign's input channels with one sign over the whole fixed batch; absent when not measured. */
+  constantChannels?: number;
 }
 
 /** A `{"type":"diagnostics",...}` line of `metrics.jsonl`: the per-layer weight diagnostics measured after one epoch. */
@@ -165,7 +171,13 @@ export function parseDiagnosticsLine(obj: Json): DiagnosticsRecord | undefined {
     const outsideWindow = numberOrNull(l['outsideWindow']);
     const flipRatio = optionalNumber(l, 'flipRatio');
     if (outsideWindow === undefined || flipRatio === 'invalid') return undefined;
-    out.push({ layer: l['layer'], ...(flipRatio !== undefined ? { flipRatio } : {}), outsideWindow });
+    const record: LayerDiagnosticsRecord = { layer: l['layer'], ...(flipRatio !== undefined ? { flipRatio } : {}), outsideWindow };
+    for (const key of ['activationSaturated', 'activationPositive', 'constantChannels'] as const) {
+      const v = optionalNumber(l, key);
+      if (v === 'invalid') return undefined;
+      if (v !== undefined) record[key] = v;
+    }
+    out.push(record);
   }
   return { stage, epoch, layers: out };
 }

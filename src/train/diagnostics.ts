@@ -2,10 +2,8 @@
 // epoch: how many latent weights changed sign (Larq's flip ratio), how many left the
 // straight-through window |W| <= 1 (they get no gradient and cannot come back), and the
 // distributions of latent weights and BatchNorm scales; plus the callbacks that write all of it,
-// and the training curves, to TensorBoard.
-//
-// Activation statistics (share of |x| >= 1, sign balance) need forward hooks in the native model
-// and are not measured here yet.
+// and the training curves, to TensorBoard. Activation statistics (share of |x| >= 1, sign balance,
+// collapsed channels) come from one forward pass on a fixed batch (Model.activationStatistics).
 import fs from 'node:fs';
 
 import { checkInteger } from '../core/check.js';
@@ -14,8 +12,8 @@ import { Tensor } from '../core/tensor.js';
 import { rangeError, typeError } from '../errors.js';
 import { readSafetensors, toTypedArray } from '../io/safetensors.js';
 import type { TensorBoardWriter } from '../io/tensorboard.js';
-import { Model, type StateDict } from '../nn/model.js';
-import type { BatchEndInfo, EpochLog, TrainerCallbacks } from './types.js';
+import { Model, type ActivationStatistics, type StateDict } from '../nn/model.js';
+import type { BatchEndInfo, EpochEndContext, EpochLog, TrainerCallbacks } from './types.js';
 
 /** A tensor already on the host: its shape and float values (e.g. read from a safetensors file). */
 export interface HostTensor {
@@ -34,9 +32,10 @@ export interface WeightSnapshot {
   batchNormScales: Map<string, Float32Array>;
 }
 
-// The recipe's binary convolutions are the blocks' `conv`s; the stem (`conv1`), the downsampling
-// 1x1 convolutions and the classifier stay full precision (see nn/summary.ts).
-const BINARY_CONV = /^layer\d+\.\d+\.conv\.weight$/;
+// The recipe's binary convolutions are the blocks' `conv`s (`conv1`, `conv2` in classic two-conv
+// blocks); the stem (`conv1` at the top level), the downsampling 1x1 convolutions and the
+// classifier stay full precision (see nn/summary.ts).
+const BINARY_CONV = /^layer\d+\.\d+\.conv[12]?\.weight$/;
 
 /**
  * Copies the binary convolutions' latent weights and the BatchNorm scales to the host. A BatchNorm
@@ -157,10 +156,17 @@ export interface TensorBoardCallbackOptions {
   /** Per-epoch histograms of latent weights and BatchNorm scales. Default true. */
   histograms?: boolean;
   /**
-   * Called with each epoch's per-layer diagnostics once they are measured (epochs whose weights
-   * could not be read are skipped), e.g. to keep them beside the run's metrics.
+   * A fixed batch of input images (on the model's device, normalised as in training) on which every
+   * epoch's activation statistics are measured: {@link Model.activationStatistics} of the trained
+   * model. The caller owns (and disposes) it. Without it, no activation figures are written.
    */
-  onDiagnostics?: (layers: LayerDiagnostics[], log: EpochLog) => void | Promise<void>;
+  activationBatch?: Tensor;
+  /**
+   * Called with each epoch's per-layer diagnostics once they are measured (epochs whose weights
+   * could not be read are skipped), e.g. to keep them beside the run's metrics; `activations` when
+   * that option gave some.
+   */
+  onDiagnostics?: (layers: LayerDiagnostics[], log: EpochLog, activations?: readonly ActivationStatistics[]) => void | Promise<void>;
 }
 
 /**
@@ -168,11 +174,14 @@ export interface TensorBoardCallbackOptions {
  * across both stages (step = training batches done):
  * - every `stepInterval` steps: `train/loss`, `train/accuracy` (running means of the epoch so far),
  *   `train/learning_rate`, `train/images_per_second`;
- * - every epoch: `epoch/train_loss`, `epoch/train_accuracy`, `epoch/test_loss`,
- *   `epoch/test_accuracy`, `epoch/learning_rate`, `epoch/seconds`; with `weights`, histograms
- *   `weights/<layer>` (binary convolutions' latent weights) and `batchnorm/<layer>/scale`, and
- *   scalars `diagnostics/<layer>/flip_ratio`, `diagnostics/<layer>/outside_window` and their
- *   weight-weighted means `diagnostics/all/...` ({@link WeightDiagnostics});
+ * - every epoch, as Keras and TensorFlow.js split them: `train/epoch_loss`,
+ *   `train/epoch_accuracy`, `train/epoch_learning_rate`, `train/epoch_seconds` (training and
+ *   evaluation) and `test/loss`, `test/accuracy`; with `weights`, histograms `weights/<layer>`
+ *   (binary convolutions' latent weights) and `batchnorm/<layer>/scale`, and scalars
+ *   `diagnostics/<layer>/flip_ratio`, `diagnostics/<layer>/outside_window` and their
+ *   weight-weighted means `diagnostics/all/...` ({@link WeightDiagnostics}); with `activationBatch`,
+ *   `diagnostics/<layer>/activation_saturated` (share of |x| >= 1), `.../activation_positive`
+ *   (share of +1), `.../constant_channels` and their value-weighted means under `diagnostics/all/`;
  * - the `config` text when training starts.
  */
 export function tensorBoardCallbacks(options: TensorBoardCallbackOptions): TrainerCallbacks & { readonly diagnostics: WeightDiagnostics } {
@@ -215,14 +224,37 @@ export function tensorBoardCallbacks(options: TensorBoardCallbackOptions): Train
       writer.addScalar('train/learning_rate', b.lr, step);
       writer.addScalar('train/images_per_second', b.imagesPerSecond * scale, step);
     },
-    async onEpochEnd(log: EpochLog) {
+    async onEpochEnd(log: EpochLog, context: EpochEndContext) {
       const step = globalStep(log.stage, log.epoch + 1, 0);
-      writer.addScalar('epoch/train_loss', log.trainLoss, step);
-      writer.addScalar('epoch/train_accuracy', log.trainAccuracy, step);
-      if (log.testLoss !== undefined) writer.addScalar('epoch/test_loss', log.testLoss, step);
-      if (log.testAccuracy !== undefined) writer.addScalar('epoch/test_accuracy', log.testAccuracy, step);
-      writer.addScalar('epoch/learning_rate', log.lr, step);
-      writer.addScalar('epoch/seconds', log.seconds, step);
+      writer.addScalar('train/epoch_loss', log.trainLoss, step);
+      writer.addScalar('train/epoch_accuracy', log.trainAccuracy, step);
+      if (log.testLoss !== undefined) writer.addScalar('test/loss', log.testLoss, step);
+      if (log.testAccuracy !== undefined) writer.addScalar('test/accuracy', log.testAccuracy, step);
+      writer.addScalar('train/epoch_learning_rate', log.lr, step);
+      writer.addScalar('train/epoch_seconds', log.seconds, step);
+      const activations = options.activationBatch ? await context.model.activationStatistics(options.activationBatch) : undefined;
+      if (activations !== undefined && activations.length > 0) {
+        let values = 0;
+        let saturated = 0;
+        let positive = 0;
+        let channels = 0;
+        let constant = 0;
+        for (const a of activations) {
+          writer.addScalar(`diagnostics/${a.layer}/activation_saturated`, a.saturated, step);
+          writer.addScalar(`diagnostics/${a.layer}/activation_positive`, a.positive, step);
+          writer.addScalar(`diagnostics/${a.layer}/constant_channels`, a.constantChannels, step);
+          values += a.values;
+          saturated += a.saturated * a.values;
+          positive += a.positive * a.values;
+          channels += a.channels;
+          constant += a.constantChannels * a.channels;
+        }
+        if (values > 0) {
+          writer.addScalar('diagnostics/all/activation_saturated', saturated / values, step);
+          writer.addScalar('diagnostics/all/activation_positive', positive / values, step);
+        }
+        if (channels > 0) writer.addScalar('diagnostics/all/constant_channels', constant / channels, step);
+      }
       const source = await weightsOf();
       if (source !== undefined) {
         const snapshot = snapshotWeights(source);
@@ -248,7 +280,7 @@ export function tensorBoardCallbacks(options: TensorBoardCallbackOptions): Train
         if (all > 0) writer.addScalar('diagnostics/all/outside_window', outside / all, step);
         if (flipWeights > 0) writer.addScalar('diagnostics/all/flip_ratio', flips / flipWeights, step);
         writer.flush();
-        await options.onDiagnostics?.(measured, log);
+        await options.onDiagnostics?.(measured, log, activations);
         return;
       }
       writer.flush();

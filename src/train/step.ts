@@ -4,7 +4,7 @@ import { NativeResource } from '../core/handle.js';
 import type { DataParallel } from '../distributed/data-parallel.js';
 import type { Device } from '../core/device.js';
 import type { Model } from '../nn/model.js';
-import type { Adam } from './optim.js';
+import type { Optimizer } from './optim.js';
 import { rangeError } from '../errors.js';
 import { requireTensor, type Tensor } from '../core/tensor.js';
 
@@ -109,7 +109,7 @@ export interface TrainStepOptions {
   /**
    * Accumulate loss, accuracy and the divergence check on the device instead of returning them,
    * so the step never synchronises with the host; the result's `loss` is then NaN and `correct`
-   * -1. Meant for CUDA (the update is then the fused Adam, which skips on the device flag); it
+   * -1. Meant for CUDA (the update is then the fused Adam or SGD, which skips on the device flag); it
    * works on the CPU as well. Needed by 'float16'. Not with `dataParallel`.
    */
   metrics?: StepMetrics;
@@ -120,7 +120,7 @@ export interface TrainStepOptions {
  * the optimizer update. A NaN or infinite loss rejects with code BNN_NON_FINITE_LOSS before the
  * update, leaving the weights unchanged (on every rank, when data-parallel).
  */
-export async function trainStep(model: Model, optimizer: Adam, images: Tensor, labels: Tensor, options: TrainStepOptions = {}): Promise<StepResult> {
+export async function trainStep(model: Model, optimizer: Optimizer, images: Tensor, labels: Tensor, options: TrainStepOptions = {}): Promise<StepResult> {
   const labelSmoothing = options.labelSmoothing ?? 0;
   if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw rangeError(`labelSmoothing must be in [0, 1), got ${labelSmoothing}`);
   const x = requireTensor(images, 'images').handle;

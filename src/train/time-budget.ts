@@ -8,9 +8,9 @@ import type { Batch, BatchSource } from '../data/batches.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
 import { createModel } from '../nn/model.js';
 import type { ModelConfig } from '../nn/model-config.js';
-import { Adam } from './optim.js';
 import { scaleStage } from './presets.js';
 import { evalStep, type Precision, resolvePrecision, StepMetrics, trainStep } from './step.js';
+import { createOptimizer } from './trainer.js';
 import type { StageOptions } from './types.js';
 
 /** What {@link planTimeBudget} measured and decided. */
@@ -106,7 +106,7 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
   using model = createModel({ ...o.model, binaryWeights: false }).to(device);
   const precision = resolvePrecision(o.precision ?? 'auto', model.device);
   // The stage's own settings: the measured steps should cost what the run's steps will.
-  using optimizer = new Adam(model, { lr: o.stage1.lr, weightDecay: o.stage1.weightDecay });
+  using optimizer = createOptimizer(model, o.stage1);
   using metrics = model.device.startsWith('cuda') ? new StepMetrics() : undefined;
   const finish = async (): Promise<void> => {
     if (metrics) await metrics.read();

@@ -1,13 +1,13 @@
-// One stage of training (Trainer: Adam, the step schedule, one native call per batch) and
+// One stage of training (Trainer: Adam or SGD, the step or cosine schedule, one native call per batch) and
 // evaluation over a batch source.
-import { checkInteger, checkNumber } from '../core/check.js';
+import { checkBoolean, checkInteger, checkNumber, checkOneOf } from '../core/check.js';
 import type { BatchSource } from '../data/batches.js';
 import type { DataParallel } from '../distributed/data-parallel.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
 import { bnnError, isBnnError, rangeError, typeError } from '../errors.js';
 import type { Model } from '../nn/model.js';
-import { Adam } from './optim.js';
-import { MultiStepSchedule } from './schedule.js';
+import { Adam, OPTIMIZER_KINDS, type Optimizer, SGD } from './optim.js';
+import { CosineSchedule, LR_SCHEDULE_KINDS, type LrSchedule, MultiStepSchedule } from './schedule.js';
 import { checkPrecision, evalStep, type Precision, resolvePrecision, StepMetrics, type StepResult, trainStep } from './step.js';
 import type { EpochLog, EvalMetrics, PartialEpoch, StageOptions, TrainerCallbacks } from './types.js';
 
@@ -18,6 +18,15 @@ export function checkStage(s: StageOptions, name: string): void {
   checkNumber(s.weightDecay, `${name}.weightDecay`, { min: 0 });
   if (s.stepsPerEpoch !== undefined) checkInteger(s.stepsPerEpoch, `${name}.stepsPerEpoch`, 1);
   if (s.labelSmoothing !== undefined) checkNumber(s.labelSmoothing, `${name}.labelSmoothing`, { min: 0, below: 1 });
+  const kind = s.optimizer === undefined ? 'adam' : checkOneOf(s.optimizer, `${name}.optimizer`, OPTIMIZER_KINDS);
+  if (s.momentum !== undefined) checkNumber(s.momentum, `${name}.momentum`, { min: 0, below: 1 });
+  if (s.nesterov !== undefined) checkBoolean(s.nesterov, `${name}.nesterov`);
+  if (kind !== 'sgd' && (s.momentum !== undefined || s.nesterov !== undefined)) {
+    throw rangeError(`${name}.momentum and ${name}.nesterov are SGD's: set ${name}.optimizer to 'sgd'`);
+  }
+  if (s.nesterov === true && s.momentum === 0) throw rangeError(`${name}.nesterov needs a ${name}.momentum > 0`);
+  if (kind === 'sgd' && s.decoupled === true) throw rangeError(`${name}.decoupled is AdamW's: SGD's weight decay is coupled`);
+  if (s.lrSchedule !== undefined) checkOneOf(s.lrSchedule, `${name}.lrSchedule`, LR_SCHEDULE_KINDS);
   try {
     // Validates lr, milestones and gammas with the schedule's own rules.
     new MultiStepSchedule({ baseLr: s.lr, milestones: s.milestones, gammas: s.gammas, warmupEpochs: s.warmupEpochs ?? 0 });
@@ -25,6 +34,20 @@ export function checkStage(s: StageOptions, name: string): void {
     if (e instanceof Error) e.message = `${name}: ${e.message}`;
     throw e;
   }
+}
+
+/** @internal The optimizer a stage's options ask for, over the model's named parameters. */
+export function createOptimizer(model: Model, s: StageOptions): Optimizer {
+  const common = { lr: s.lr, weightDecay: s.weightDecay, noDecayOn: s.noDecayOn ?? [] };
+  if (s.optimizer === 'sgd') return new SGD(model, { ...common, momentum: s.momentum ?? 0.9, nesterov: s.nesterov ?? false });
+  return new Adam(model, { ...common, decoupled: s.decoupled ?? false });
+}
+
+/** @internal The learning-rate schedule a stage's options ask for. */
+export function createSchedule(s: StageOptions): LrSchedule {
+  const warmupEpochs = s.warmupEpochs ?? 0;
+  if (s.lrSchedule === 'cosine') return new CosineSchedule({ baseLr: s.lr, epochs: s.epochs, warmupEpochs });
+  return new MultiStepSchedule({ baseLr: s.lr, milestones: s.milestones, gammas: s.gammas, warmupEpochs });
 }
 
 /**
@@ -105,23 +128,25 @@ export interface TrainerOptions {
    * interrupt read too. `onBatchEnd` reports the figures of the last read. A NaN loss stops the
    * run at the next read, naming the step where it happened; no update was applied from that step
    * on. Default 50 on CUDA. On the CPU, reading every step costs nothing and the default keeps
-   * LibTorch's Adam (the golden tests pin it); giving syncInterval there runs the same sync-free
-   * path as CUDA (fused Adam). Data-parallel training reads every step (its processes agree on
+   * LibTorch's Adam or SGD (the golden tests pin them); giving syncInterval there runs the same
+   * sync-free path as CUDA (fused Adam or SGD). Data-parallel training reads every step (its processes agree on
    * the loss before each update).
    */
   syncInterval?: number;
 }
 
 /**
- * Trains one stage: Adam with the stage's weight decay, the multi-step schedule, one native call per
- * batch. Use {@link trainTwoStage} for the recipe's full run.
+ * Trains one stage: Adam (or SGD) with the stage's weight decay, the multi-step (or cosine)
+ * schedule, one native call per batch. Use {@link trainTwoStage} for the recipe's full run.
  */
 export class Trainer {
   readonly model: Model;
   readonly stage: 1 | 2;
   #options: StageOptions;
-  readonly optimizer: Adam;
-  readonly schedule: MultiStepSchedule;
+  /** Adam or SGD, as the stage's `optimizer` option says. */
+  readonly optimizer: Optimizer;
+  /** The step schedule or the cosine one, as the stage's `lrSchedule` option says. */
+  readonly schedule: LrSchedule;
   readonly history: EpochLog[] = [];
   readonly #train: BatchSource;
   readonly #test: BatchSource | undefined;
@@ -142,13 +167,8 @@ export class Trainer {
     this.model = o.model;
     this.stage = o.stage;
     this.#options = { ...o.options };
-    this.schedule = new MultiStepSchedule({ baseLr: o.options.lr, milestones: o.options.milestones, gammas: o.options.gammas, warmupEpochs: o.options.warmupEpochs ?? 0 });
-    this.optimizer = new Adam(o.model, {
-      lr: o.options.lr,
-      weightDecay: o.options.weightDecay,
-      decoupled: o.options.decoupled ?? false,
-      noDecayOn: o.options.noDecayOn ?? [],
-    });
+    this.schedule = createSchedule(o.options);
+    this.optimizer = createOptimizer(o.model, o.options);
     this.#train = o.train;
     this.#test = o.test;
     this.#callbacks = o.callbacks ?? {};
@@ -308,7 +328,7 @@ export class Trainer {
       log.seconds = (performance.now() - started) / 1000;
       this.history.push(log);
       await this.#afterEpoch?.(log, this);
-      await cb.onEpochEnd?.(log);
+      await cb.onEpochEnd?.(log, { model: this.model });
     }
     return this.history;
   }

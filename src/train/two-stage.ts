@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { checkDevice, checkInteger, checkNumber } from '../core/check.js';
+import { checkBoolean, checkDevice, checkInteger, checkNumber } from '../core/check.js';
 import type { Device } from '../core/device.js';
 import { cpuRngState, manualSeed, setCpuRngState } from '../core/runtime.js';
 import { scope } from '../core/scope.js';
@@ -41,6 +41,15 @@ export interface TwoStageConfig {
   resume?: boolean;
   /** Which stages to run. Default 'both'. */
   stages?: 'both' | 1 | 2;
+  /**
+   * The ablation of the two-stage trick: one run with 1-bit weights (and binary activations) from
+   * the first step, from scratch, for stage 1's plus stage 2's epochs, with the options
+   * {@link oneStageOptions} lays out from `stage1` and `stage2` (the learning rate of every epoch is
+   * the one the two-stage run uses in that epoch). Its epochs are logged, checkpointed and reported
+   * as stage 2 (the binary-weight stage) and it writes `final.safetensors` only; the time budget
+   * and `resume` treat it as that one stage. Needs `stages: 'both'` and no `init`. Default false.
+   */
+  oneStage?: boolean;
   /** Weights to start stage 2 from when only stage 2 runs (a stage-1 result). */
   init?: string;
   /** Extra fields identifying the run (dataset, batch size, ...): a checkpoint must match them to resume. */
@@ -86,6 +95,53 @@ export interface TwoStageResult {
 }
 
 /**
+ * The single stage a one-stage run ({@link TwoStageConfig.oneStage}) trains: 1-bit weights from
+ * scratch for `stage1.epochs + stage2.epochs` epochs, with stage 1's optimizer, weight decay, label
+ * smoothing, warm-up and steps per epoch (stage 2's `clipLatentWeights`, a setting of binary weights,
+ * when it has one), and one optimizer throughout. The learning rate is the two-stage run's, epoch
+ * for epoch, as the fairest "same schedule in one stage":
+ *
+ * - `lrSchedule: 'step'`: stage 1's milestones and gammas, then a milestone at stage 1's last epoch
+ *   whose gamma moves the rate to stage 2's base rate (stage 2's lr divided by the rate stage 1
+ *   ends with; none when they are equal), then stage 2's milestones shifted by stage 1's epochs
+ *   with their gammas. Milestones a stage never reaches (at or past its epochs) are left out.
+ *   For the recipe (2e-3, x0.1 at 3, 4 epochs; 5e-4, x0.2 at 1, 2 epochs): 2e-3, x0.1 at 3, x2.5
+ *   at 4, x0.2 at 5, 6 epochs. Only what stage 2 restarts is left out: its warm-up, its weight
+ *   decay (the recipe's stage 2 has none) and its fresh optimizer state.
+ * - `lrSchedule: 'cosine'`: one cosine from stage 1's rate over all the epochs (a cosine has no
+ *   milestones to lay end to end; a restart at stage 1's end would put back the split the
+ *   ablation removes).
+ */
+export function oneStageOptions(stage1: StageOptions, stage2: StageOptions): StageOptions {
+  checkStage(stage1, 'stage1');
+  checkStage(stage2, 'stage2');
+  const { clipLatentWeights: clip1, ...base } = stage1;
+  const clipLatentWeights = stage2.clipLatentWeights ?? clip1;
+  const epochs = stage1.epochs + stage2.epochs;
+  const out: StageOptions = { ...base, epochs, ...(clipLatentWeights !== undefined ? { clipLatentWeights } : {}) };
+  if (stage1.lrSchedule === 'cosine') return out;
+  const milestones: number[] = [];
+  const gammas: number[] = [];
+  let endLr = stage1.lr;
+  stage1.milestones.forEach((m, i) => {
+    if (m >= stage1.epochs) return;
+    milestones.push(m);
+    gammas.push(stage1.gammas[i]!);
+    endLr *= stage1.gammas[i]!;
+  });
+  if (stage2.lr !== endLr) {
+    milestones.push(stage1.epochs);
+    gammas.push(stage2.lr / endLr);
+  }
+  stage2.milestones.forEach((m, i) => {
+    if (m >= stage2.epochs) return;
+    milestones.push(stage1.epochs + m);
+    gammas.push(stage2.gammas[i]!);
+  });
+  return { ...out, milestones, gammas };
+}
+
+/**
  * The recipe's two-stage training: stage 1 trains real-valued weights with binary activations; its
  * weights are saved; stage 2 starts from them with 1-bit weights and a fresh Adam with its own
  * learning rate, weight decay and schedule.
@@ -98,6 +154,11 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   if (config.timeBudget !== undefined) checkNumber(config.timeBudget, 'timeBudget', { min: 1 });
   const stages = config.stages ?? 'both';
   if (stages !== 'both' && stages !== 1 && stages !== 2) throw rangeError(`stages must be 'both', 1 or 2, got ${JSON.stringify(stages)}`);
+  const oneStage = config.oneStage === undefined ? false : checkBoolean(config.oneStage, 'oneStage');
+  if (oneStage && stages !== 'both') throw rangeError(`oneStage trains both stages' epochs in one run: stages must be 'both', got ${JSON.stringify(stages)}`);
+  if (oneStage && config.init !== undefined) throw rangeError('oneStage trains 1-bit weights from scratch: init (stage-1 weights for stage 2 alone) does not apply');
+  // What runs: a one-stage run is the binary-weight stage alone, with the laid-out options.
+  const run: 'both' | 1 | 2 = oneStage ? 2 : stages;
   if (config.resume && !config.outDir) throw rangeError('resume needs outDir (where the checkpoint lives)');
   if (stages === 2 && !config.init && !config.resume) throw rangeError('stage 2 alone needs init: the stage-1 weights to start from');
   // The network's settings too, before the output folder is made.
@@ -110,7 +171,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   if (outDir && writes) fs.mkdirSync(outDir, { recursive: true });
   const checkpointPath = outDir ? path.join(outDir, 'checkpoint.safetensors') : undefined;
   let stage1 = config.stage1;
-  let stage2 = config.stage2;
+  let stage2 = oneStage ? oneStageOptions(config.stage1, config.stage2) : config.stage2;
   let budgetPlan: TimeBudgetPlan | undefined;
   const budgetStart = performance.now();
   const resuming = config.resume === true && checkpointPath !== undefined && fs.existsSync(checkpointPath);
@@ -125,7 +186,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       device,
       precision: config.precision ?? 'auto',
       budgetSeconds: config.timeBudget,
-      stages,
+      stages: run,
       ...(group ? { group } : {}),
     });
     stage1 = plan.stage1;
@@ -138,6 +199,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
     stage1,
     stage2,
     stages,
+    ...(oneStage ? { oneStage: true } : {}),
     seed,
     ...(config.runInfo ?? {}),
   };
@@ -145,7 +207,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
 
   manualSeed(seed);
   const model = createModel({ ...config.model, binaryWeights: false }).to(device);
-  let startStage: 1 | 2 = stages === 2 ? 2 : 1;
+  let startStage: 1 | 2 = run === 2 ? 2 : 1;
   let startEpoch = 0;
   let partial: PartialEpoch | undefined;
   let optimizerState: Map<string, Tensor> | undefined;
@@ -261,7 +323,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
     const left = config.timeBudget * 0.97 - elapsed;
     // (A plan exists only when this process started the run, so its measurements are all epochs.)
     const remaining1 = stage === 1 ? stage1.epochs - mine.length : 0;
-    const remaining2 = stages === 1 ? 0 : stage === 1 ? stage2.epochs : stage2.epochs - mine.length;
+    const remaining2 = run === 1 ? 0 : stage === 1 ? stage2.epochs : stage2.epochs - mine.length;
     if (remaining1 + remaining2 <= 0) return;
     const evals = (remaining1 + remaining2 + 1) * evalEpoch * slower;
     const training = (): number => (remaining1 * plan.secondsPerStep.stage1 * stepsOf(stage1) + remaining2 * plan.secondsPerStep.stage2 * stepsOf(stage2)) * slower;
@@ -286,23 +348,23 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
 
   try {
     if (group && group.worldSize > 1) {
-      if (stages === 2 && config.init && startEpoch === 0 && !optimizerState) await model.loadWeights(config.init);
+      if (run === 2 && config.init && startEpoch === 0 && !optimizerState) await model.loadWeights(config.init);
       dataParallel = new DataParallel(model, group, config.dataParallel ?? {});
       // Every rank starts from rank 0's weights and buffers (and fails here if the ranks differ).
       await dataParallel.broadcastState();
     }
-    if (startStage === 1 && stages !== 2) {
+    if (startStage === 1 && run !== 2) {
       await runStage(1);
       startStage = 2;
       startEpoch = 0;
       // A stage-1 partial epoch is spent: stage 2 must not resume "its" epoch at that batch.
       partial = undefined;
     }
-    if (stages !== 1) {
+    if (run !== 1) {
       if (startEpoch === 0 && !optimizerState) {
         // Stage 2 starts from stage 1's saved result (--init when only stage 2 runs). Distributed,
         // every replica already holds it (and only rank 0 wrote the file).
-        const init = dataParallel ? undefined : stages === 2 ? config.init : result.stage1WeightsPath;
+        const init = dataParallel ? undefined : run === 2 ? config.init : result.stage1WeightsPath;
         if (init) await model.loadWeights(init);
       }
       model.setBinaryWeights(true);

@@ -1,11 +1,29 @@
 // The vocabulary of training shared by the one-stage Trainer, the two-stage run and their callers:
 // stage options, per-epoch and per-batch records, callbacks.
-import type { NoDecayKind } from './optim.js';
+import type { Model } from '../nn/model.js';
+import type { NoDecayKind, OptimizerKind } from './optim.js';
 import type { StageSchedule } from './presets.js';
+import type { LrScheduleKind } from './schedule.js';
 
 /** One stage's settings: its schedule plus optimizer and step options. */
 export interface StageOptions extends StageSchedule {
-  /** AdamW instead of Adam's coupled L2. Default false (the recipe). */
+  /**
+   * The optimizer: 'adam' (the recipe: `torch.optim.Adam`, coupled L2 weight decay) or 'sgd'
+   * (`torch.optim.SGD` with `momentum`, dampening 0, coupled weight decay). Default 'adam'. A run
+   * resumes only with the optimizer it started with.
+   */
+  optimizer?: OptimizerKind;
+  /** SGD's momentum, in [0, 1). Default 0.9. Only with `optimizer: 'sgd'`. */
+  momentum?: number;
+  /** SGD's Nesterov momentum. Default false. Only with `optimizer: 'sgd'`. */
+  nesterov?: boolean;
+  /**
+   * The learning rate per epoch: 'step' (the recipe: multiplied by `gammas` at `milestones`) or
+   * 'cosine' (PyTorch's `CosineAnnealingLR` with `T_max` = `epochs` and `eta_min` 0; `milestones`
+   * and `gammas` are then not used). Warm-up applies to either. Default 'step'.
+   */
+  lrSchedule?: LrScheduleKind;
+  /** AdamW instead of Adam's coupled L2. Default false (the recipe). Adam only. */
   decoupled?: boolean;
   /** Parameters trained without weight decay. Default none (the recipe). */
   noDecayOn?: NoDecayKind[];
@@ -70,12 +88,22 @@ export interface BatchEndInfo {
   imagesPerSecond: number;
 }
 
+/** What {@link TrainerCallbacks.onEpochEnd} can reach besides the epoch's figures. */
+export interface EpochEndContext {
+  /**
+   * The model being trained, between two epochs: free for reads and async calls (e.g.
+   * `Model.activationStatistics`), which must settle before the callback returns. Changing its
+   * weights or mode changes the run.
+   */
+  model: Model;
+}
+
 /** Awaited hooks, in the style of TensorFlow.js callbacks. */
 export interface TrainerCallbacks {
   onTrainBegin?(info: { stage: 1 | 2; epochs: number; startEpoch: number }): void | Promise<void>;
   onEpochBegin?(info: { stage: 1 | 2; epoch: number; epochs: number; lr: number }): void | Promise<void>;
   onBatchEnd?(info: BatchEndInfo): void | Promise<void>;
-  onEpochEnd?(log: EpochLog): void | Promise<void>;
+  onEpochEnd?(log: EpochLog, context: EpochEndContext): void | Promise<void>;
   onStageEnd?(info: { stage: 1 | 2; history: EpochLog[]; weightsPath?: string }): void | Promise<void>;
 }
 

@@ -9,6 +9,7 @@ import type { DatasetName } from '../../data/datasets.js';
 import { exportPacked, type ExportPackedOptions, type ExportPackedResult } from '../../infer/export.js';
 import { writeFileAtomicSync } from '../../io/atomic-file.js';
 import { getPreset, type PresetName } from '../../train/presets.js';
+import { defaultEvalResize } from '../../image/transforms.js';
 import { DATASETS, loadData } from '../common.js';
 import { loadModelFile, readModelConfig } from './model-file.js';
 
@@ -46,7 +47,10 @@ async function inputOf(a: ExportArgs): Promise<Pick<ExportPackedOptions, 'input'
   const flags = { ...(run.cli?.imageSize !== undefined ? { imageSize: run.cli.imageSize } : {}), ...(run.cli?.channels !== undefined ? { channels: run.cli.channels } : {}) };
   using test = await loadData(name ?? 'fashion-mnist', data, 'test', preset, flags, 1);
   const [channels, height, width] = test.shape;
-  return { input: { channels, height, width, mean: [...test.mean], std: [...test.std] }, classNames: [...test.classNames] };
+  // Photographs were evaluated through resize + centre crop (loadImages' eval transform, with its
+  // defaults): the engine's predictFiles must cut them the same way.
+  const crop = test.streamed ? { resize: defaultEvalResize(height), dctScaling: true } : {};
+  return { input: { channels, height, width, mean: [...test.mean], std: [...test.std], ...crop }, classNames: [...test.classNames] };
 }
 
 export async function handler(a: ArgumentsCamelCase<ExportArgs>): Promise<void> {

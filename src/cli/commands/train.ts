@@ -3,19 +3,20 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import type { Argv, ArgumentsCamelCase } from 'yargs';
+import yargs, { type Argv, type ArgumentsCamelCase } from 'yargs';
 
 import { DataLoader } from '../../data/loader.js';
 import { Tensor } from '../../core/tensor.js';
 import { distributedBackends, ProcessGroup, rendezvousFromEnv } from '../../distributed/process-group.js';
 import { checkInteger, checkNumber, checkOneOf } from '../../core/check.js';
 import type { Device } from '../../core/device.js';
-import type { DatasetName } from '../../data/datasets.js';
+import type { Dataset, DatasetName } from '../../data/datasets.js';
 import { isBnnError } from '../../errors.js';
 import { getPreset, scaleStage, type Preset, type PresetName, PRESETS } from '../../train/presets.js';
 import { readRunDirectory, writeReport } from '../../report/index.js';
 import { libtorchInfo, getNumThreads, setCudnnOptions } from '../../core/runtime.js';
 import { summarize } from '../../nn/summary.js';
+import type { ActivationStatistics } from '../../nn/model.js';
 import {
   BLOCK_ACTIVATIONS,
   BLOCK_ORDERS,
@@ -26,7 +27,7 @@ import {
   type Downsample,
 } from '../../nn/model-config.js';
 import { checkStage } from '../../train/trainer.js';
-import { trainTwoStage } from '../../train/two-stage.js';
+import { oneStageOptions, trainTwoStage } from '../../train/two-stage.js';
 import { parseDuration, type TimeBudgetPlan } from '../../train/time-budget.js';
 import type { EpochLog, StageOptions, TrainerCallbacks } from '../../train/types.js';
 import { VERSION } from '../../core/version.js';
@@ -79,6 +80,11 @@ export interface TrainArgs {
   labelSmoothing: number;
   clipLatentWeights: boolean;
   noDecayOn?: string[];
+  optimizer?: 'adam' | 'sgd';
+  momentum?: number;
+  nesterov?: boolean;
+  lrSchedule?: 'step' | 'cosine';
+  oneStage?: boolean;
   device: string;
   precision: 'auto' | 'float32' | 'bfloat16' | 'float16';
   syncInterval?: number;
@@ -124,7 +130,7 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('lr', { type: 'number', describe: 'learning rate of the stage selected by --stage 1|2' })
     .option('lr1', { type: 'number', describe: 'stage-1 learning rate' })
     .option('lr2', { type: 'number', describe: 'stage-2 learning rate' })
-    .option('weight-decay', { type: 'number', describe: 'weight decay of the stage selected by --stage 1|2' })
+    .option('weight-decay', { type: 'number', describe: 'weight decay of every stage that runs (--weight-decay1/2 override it per stage)' })
     .option('weight-decay1', { type: 'number', describe: 'stage-1 weight decay (recipe: 1e-5)' })
     .option('weight-decay2', { type: 'number', describe: 'stage-2 weight decay (recipe: 0)' })
     .option('schedule', { type: 'array', string: true, describe: 'lr milestones (epochs) of the stage selected by --stage 1|2' })
@@ -158,6 +164,18 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('label-smoothing', { type: 'number', default: 0 })
     .option('clip-latent-weights', { type: 'boolean', default: false, describe: 'clamp latent weights to [-1, 1] in stage 2' })
     .option('no-decay-on', { type: 'array', string: true, choices: ['bn', 'prelu', 'bias'], describe: 'parameters without weight decay' })
+    .option('optimizer', { type: 'string', choices: ['adam', 'sgd'] as const, describe: 'optimizer of both stages: adam (the recipe, default) or sgd (torch.optim.SGD with momentum, coupled weight decay)' })
+    .option('momentum', { type: 'number', describe: 'SGD momentum in [0, 1), both stages (default 0.9; with --optimizer sgd)' })
+    .option('nesterov', { type: 'boolean', describe: 'SGD with Nesterov momentum, both stages (with --optimizer sgd)' })
+    .option('lr-schedule', {
+      type: 'string',
+      choices: ['step', 'cosine'] as const,
+      describe: "learning rate per epoch, both stages: step (the recipe's milestones and gammas, default) or cosine (CosineAnnealingLR over each stage's epochs, to 0)",
+    })
+    .option('one-stage', {
+      type: 'boolean',
+      describe: "ablation: one run with 1-bit weights from scratch for stage 1 + stage 2 epochs (stage 1's optimizer and weight decay; each epoch at the two-stage run's learning rate), instead of the two stages",
+    })
     .option('device', { type: 'string', default: 'cpu', describe: "'cpu', 'cuda' or 'cuda:N'" })
     .option('precision', {
       type: 'string',
@@ -217,7 +235,8 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
   if (epochs !== undefined) s.epochs = epochs;
   const lr = pick(stage === 1 ? a.lr1 : a.lr2, a.lr);
   if (lr !== undefined) s.lr = lr;
-  const wd = pick(stage === 1 ? a.weightDecay1 : a.weightDecay2, a.weightDecay);
+  // Unlike the rate and the milestones, one weight decay means the same in both stages.
+  const wd = (stage === 1 ? a.weightDecay1 : a.weightDecay2) ?? a.weightDecay;
   if (wd !== undefined) s.weightDecay = wd;
   const milestones = numberList(pick(stage === 1 ? a.schedule1 : a.schedule2, a.schedule), `--schedule${stage}`);
   const gammas = numberList(pick(stage === 1 ? a.gammas1 : a.gammas2, a.gammas), `--gammas${stage}`);
@@ -231,6 +250,10 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
   if (a.labelSmoothing) s.labelSmoothing = a.labelSmoothing;
   if (stage === 2 && a.clipLatentWeights) s.clipLatentWeights = true;
   if (a.noDecayOn?.length) s.noDecayOn = a.noDecayOn as StageOptions['noDecayOn'];
+  if (a.optimizer !== undefined) s.optimizer = a.optimizer;
+  if (a.momentum !== undefined) s.momentum = a.momentum;
+  if (a.nesterov !== undefined) s.nesterov = a.nesterov;
+  if (a.lrSchedule !== undefined) s.lrSchedule = a.lrSchedule;
   return s;
 }
 
@@ -238,6 +261,33 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
 // float32 whatever the precision, so a run can continue in another one; a time-budgeted run
 // resumes with the schedule its checkpoint was sized to).
 const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', 'nproc', 'distTimeout', 'backend', 'precision', 'syncInterval', 'deterministic', 'timeBudget', '_', '$0']);
+
+/** The flags that decide what a run trains, as config.json keeps them (`cli`): what --resume restores. */
+function trainedFlags(a: TrainArgs): Partial<TrainArgs> {
+  return Object.fromEntries(Object.entries(a).filter(([k, v]) => !RUN_ONLY_FLAGS.has(k) && !k.includes('-') && v !== undefined));
+}
+
+/**
+ * Parses and checks `bnn train` flags exactly as the command does before it loads data or writes a
+ * file, without running anything (for `bnn ablate`, which checks every variant before its first
+ * run). Returns the flags and the record of them a run's config.json keeps (`cli`); throws the
+ * UsageError the command would exit with.
+ */
+export async function checkTrainFlags(args: readonly string[]): Promise<{ args: TrainArgs; trained: Partial<TrainArgs> }> {
+  const parser = builder(yargs([...args]))
+    .strict()
+    .help(false)
+    .version(false)
+    .exitProcess(false)
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg, 2);
+    });
+  const argv = (await parser.parseAsync()) as ArgumentsCamelCase<TrainArgs>;
+  if (argv._.length > 0) throw new UsageError(`Unknown argument: ${argv._.join(' ')}`, 2);
+  const a = resolveRun(argv);
+  resolveSettings(a, a.nproc);
+  return { args: a, trained: trainedFlags(a) };
+}
 
 /** Joins the process group a launcher (bnn --nproc, torchrun, SLURM) described in the environment. */
 async function joinFromEnv(a: TrainArgs, device: string): Promise<ProcessGroup | undefined> {
@@ -283,10 +333,12 @@ function resolveRun(argv: TrainArgs): TrainArgs {
     a = { ...a, ...cfg.cli, resume: true, out: a.out, progress: a.progress, ...(a.threads !== undefined ? { threads: a.threads } : {}) };
   }
   if (a.stage === 'both') {
-    for (const [flag, v] of [['--lr', a.lr], ['--weight-decay', a.weightDecay], ['--schedule', a.schedule], ['--gammas', a.gammas]] as const) {
+    for (const [flag, v] of [['--lr', a.lr], ['--schedule', a.schedule], ['--gammas', a.gammas]] as const) {
       if (v !== undefined) throw new UsageError(`${flag} applies to one stage: use ${flag}1 / ${flag}2, or --stage 1|2`, 2);
     }
   }
+  if (a.oneStage && a.stage !== 'both') throw new UsageError(`--one-stage trains both stages' epochs in one run: leave out --stage ${a.stage}`, 2);
+  if (a.oneStage && a.init) throw new UsageError('--one-stage trains 1-bit weights from scratch: leave out --init', 2);
   if (a.stage === '2' && !a.init && !a.resume) throw new UsageError('--stage 2 needs --init <stage-1 weights> (stage1.safetensors of a stage-1 run)', 2);
   if (!Number.isInteger(a.nproc) || a.nproc < 1) throw new UsageError(`--nproc must be a positive integer, got ${a.nproc}`, 2);
   getPreset(a.preset);
@@ -310,6 +362,10 @@ const STAGE_FLAGS: Record<string, (stage: 1 | 2) => string> = {
   epochs: (n) => `--epochs${n} or --epochs`,
   weightDecay: (n) => `--weight-decay${n}`,
   labelSmoothing: () => '--label-smoothing',
+  momentum: () => '--momentum (with --optimizer sgd)',
+  nesterov: () => '--nesterov (with --optimizer sgd)',
+  optimizer: () => '--optimizer',
+  lrSchedule: () => '--lr-schedule',
   baseLr: (n) => `--lr${n}`,
   warmupEpochs: () => '--warmup',
   milestones: (n) => `--schedule${n}`,
@@ -420,9 +476,13 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   const runDir = a.out ?? (group ? await sharedRunDir(group, defaultRunDir(dataName)) : defaultRunDir(dataName));
   const run = main ? new RunDirectory(runDir) : undefined;
   const outDir = run?.dir ?? path.resolve(runDir);
-  const cli: Partial<TrainArgs> = Object.fromEntries(Object.entries(a).filter(([k, v]) => !RUN_ONLY_FLAGS.has(k) && !k.includes('-') && v !== undefined));
+  const cli = trainedFlags(a);
+  // --one-stage: the stages as given, and the one stage laid out from them (the plan's, when the
+  // time budget sized it) that the run trains.
+  const one = (plan?: TimeBudgetPlan): { stage1?: StageOptions; stage2?: StageOptions; oneStage?: StageOptions } =>
+    a.oneStage ? { stage1, stage2, oneStage: plan ? plan.stage2 : oneStageOptions(stage1, stage2) } : {};
   const writeConfig = (s1: StageOptions, s2: StageOptions, plan?: TimeBudgetPlan): void =>
-    run?.writeJson('config.json', { bnnTorch: VERSION, dataset: dataName, ...(a.data ? { data: path.resolve(a.data) } : {}), ...(skipped.length ? { skipped } : {}), trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1: s1, stage2: s2, stages: a.stage, cli, ...(plan ? { timeBudget: plan } : {}), ...(group ? { processes: world, backend: group.backend } : {}) });
+    run?.writeJson('config.json', { bnnTorch: VERSION, dataset: dataName, ...(a.data ? { data: path.resolve(a.data) } : {}), ...(skipped.length ? { skipped } : {}), trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1: s1, stage2: s2, ...one(plan), stages: a.stage, cli, ...(plan ? { timeBudget: plan } : {}), ...(group ? { processes: world, backend: group.backend } : {}) });
   if (!(a.resume && budgetSeconds !== undefined)) writeConfig(stage1, stage2);
   run?.writeText('summary.txt', summarize({ ...model, binaryWeights: a.stage !== '1' }, { height: train.shape[1], width: train.shape[2] }).text);
   if (a.resume && run) {
@@ -435,14 +495,14 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   const workers = a.workers !== undefined ? { workers: a.workers } : {};
   const trainLoader = new DataLoader(train, { batchSize: batchSize / world, seed: a.seed, augment: train.streamed ? false : augment, device, ...workers, ...(shard ? { shard } : {}) });
   const testLoader = DataLoader.forEval(test, { batchSize: train.streamed ? 100 : 500, device, ...workers, ...(shard ? { shard } : {}) });
-  const progress = new Progress({ live: main && a.progress && process.stderr.isTTY === true, epochs: { 1: stage1.epochs, 2: stage2.epochs } });
+  const progress = new Progress({ live: main && a.progress && process.stderr.isTTY === true, epochs: { 1: stage1.epochs, 2: a.oneStage ? stage1.epochs + stage2.epochs : stage2.epochs } });
   const say = (text: string): void => {
     if (main) progress.message(text);
   };
   const info = libtorchInfo();
   say(
     `bnn-torch ${VERSION} on ${device} (${getNumThreads()} threads, LibTorch ${info.version}): ${dataName} ${train.size}/${test.size} samples, ` +
-      `width ${model.width}, batch ${batchSize}${group ? ` (${world} processes x ${batchSize / world}, ${group.backend}${a.syncBn ? ', SyncBatchNorm' : ''})` : ''}, stage 1 ${stage1.epochs} epochs + stage 2 ${stage2.epochs} epochs -> ${outDir}`,
+      `width ${model.width}, batch ${batchSize}${group ? ` (${world} processes x ${batchSize / world}, ${group.backend}${a.syncBn ? ', SyncBatchNorm' : ''})` : ''}, ${a.oneStage ? `one stage of 1-bit weights from scratch, ${stage1.epochs + stage2.epochs} epochs` : `stage 1 ${stage1.epochs} epochs + stage 2 ${stage2.epochs} epochs`} -> ${outDir}`,
   );
 
   if (skipped.length > 0) {
@@ -480,12 +540,28 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   let tb: ReturnType<typeof openTensorBoard> | undefined;
   // Per-layer diagnostics go to metrics.jsonl (and so report.html) every epoch: measured by the
   // TensorBoard callbacks when they run, else here, from the checkpoint saved before the callbacks.
-  const recordDiagnostics = (layers: LayerDiagnostics[], log: EpochLog): void =>
-    run?.addDiagnostics({ stage: log.stage, epoch: log.epoch, layers: layers.map((d) => ({ layer: d.layer, ...(d.flipRatio !== undefined ? { flipRatio: d.flipRatio } : {}), outsideWindow: d.outsideWindow })) });
+  const recordDiagnostics = (layers: LayerDiagnostics[], log: EpochLog, activations?: readonly ActivationStatistics[]): void => {
+    const byLayer = new Map((activations ?? []).map((x) => [x.layer, x]));
+    run?.addDiagnostics({
+      stage: log.stage,
+      epoch: log.epoch,
+      layers: layers.map((d) => {
+        const x = byLayer.get(d.layer);
+        return {
+          layer: d.layer,
+          ...(d.flipRatio !== undefined ? { flipRatio: d.flipRatio } : {}),
+          outsideWindow: d.outsideWindow,
+          ...(x ? { activationSaturated: x.saturated, activationPositive: x.positive, constantChannels: x.constantChannels } : {}),
+        };
+      }),
+    });
+  };
   const ownDiagnostics = new WeightDiagnostics();
   const started = performance.now();
+  let activationBatch: Tensor | undefined;
   try {
-    if (main && (a.tensorboard as unknown) !== false) tb = openTensorBoard(a, outDir, trainLoader.batchesPerEpoch, world, recordDiagnostics);
+    if (main) activationBatch = await fixedBatch(train, device);
+    if (main && (a.tensorboard as unknown) !== false) tb = openTensorBoard(a, outDir, trainLoader.batchesPerEpoch, world, recordDiagnostics, activationBatch);
     const result = await trainTwoStage({
       model,
       stage1,
@@ -501,6 +577,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
       ...(group ? { group, dataParallel: { syncBatchNorm: a.syncBn } } : {}),
       resume: a.resume,
       stages: a.stage === 'both' ? 'both' : (Number(a.stage) as 1 | 2),
+      ...(a.oneStage ? { oneStage: true } : {}),
       ...(a.init ? { init: a.init } : {}),
       // A checkpoint resumes only under the same BatchNorm mode (the key is absent without it, so
       // earlier runs still resume).
@@ -513,13 +590,14 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
               progress.batch(group ? { ...b, imagesPerSecond: b.imagesPerSecond * world } : b);
               await tb?.callbacks.onBatchEnd?.(b);
             },
-            onEpochEnd: async (log) => {
+            onEpochEnd: async (log, context) => {
               progress.epoch(log);
               run?.addEpoch(log);
-              if (tb) await tb.callbacks.onEpochEnd?.(log);
+              if (tb) await tb.callbacks.onEpochEnd?.(log, context);
               else {
                 const weights = await checkpointWeights(path.join(outDir, 'checkpoint.safetensors'));
-                if (weights) recordDiagnostics(ownDiagnostics.measure(weights), log);
+                const activations = activationBatch ? await context.model.activationStatistics(activationBatch) : undefined;
+                if (weights) recordDiagnostics(ownDiagnostics.measure(weights), log, activations);
               }
             },
             onStageEnd: ({ stage, weightsPath }) => progress.message(`stage ${stage} done${weightsPath ? `: ${weightsPath}` : ''}`),
@@ -573,6 +651,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     } catch (e) {
       say(`TensorBoard: ${(e as Error).message}`); // a full disk here must not hide the run's own outcome
     }
+    activationBatch?.dispose();
     trainLoader.dispose();
     testLoader.dispose();
     train.dispose();
@@ -606,12 +685,25 @@ async function sharedRunDir(group: ProcessGroup, mine: string): Promise<string> 
  * callbacks are not handed the model); the global step continues into stage 2 after stage 1's
  * steps, as config.json (the time budget's plan included) says.
  */
+/** Images the activation diagnostics look at every epoch: the first training images, unaugmented, on the device. */
+const ACTIVATION_BATCH = 256;
+
+async function fixedBatch(train: Dataset, device: Device): Promise<Tensor | undefined> {
+  using loader = DataLoader.forEval(train, { batchSize: Math.min(ACTIVATION_BATCH, train.size), device });
+  for await (const batch of loader.epoch(0)) {
+    batch.labels.dispose();
+    return batch.images;
+  }
+  return undefined;
+}
+
 function openTensorBoard(
   a: TrainArgs,
   outDir: string,
   batchesPerEpoch: number,
   world: number,
-  onDiagnostics: (layers: LayerDiagnostics[], log: EpochLog) => void,
+  onDiagnostics: (layers: LayerDiagnostics[], log: EpochLog, activations?: readonly ActivationStatistics[]) => void,
+  activationBatch: Tensor | undefined,
 ): { writer: TensorBoardWriter; callbacks: TrainerCallbacks } {
   const writer = new TensorBoardWriter({ logDir: a.tensorboard ? path.resolve(a.tensorboard) : path.join(outDir, 'tensorboard') });
   const config = (): { stage1?: StageOptions } | undefined => {
@@ -623,9 +715,10 @@ function openTensorBoard(
     stepInterval: a.tensorboardInterval,
     imagesPerSecondScale: world,
     weights: () => checkpointWeights(path.join(outDir, 'checkpoint.safetensors')),
+    ...(activationBatch ? { activationBatch } : {}),
     onDiagnostics,
     stage1Steps: () => {
-      const s1 = a.stage === '2' ? undefined : config()?.stage1;
+      const s1 = a.stage === '2' || a.oneStage ? undefined : config()?.stage1;
       return s1 ? s1.epochs * Math.min(s1.stepsPerEpoch ?? Infinity, batchesPerEpoch) : 0;
     },
     // Indented: markdown shows it as code in the Text tab.

@@ -1,0 +1,129 @@
+// What an ablation found, as ablation.json holds it: every run, and per variant the summary over
+// seeds and the difference to the recipe.
+import path from 'node:path';
+
+import { summarize, welchInterval } from './stats.js';
+import type { AblationPlan } from './variants.js';
+
+/** The state of one run. */
+export type AblationRunStatus = 'finished' | 'pending' | 'interrupted' | 'failed';
+
+/** One `bnn train` run of an ablation. */
+export interface AblationRunResult {
+  variant: string;
+  seed: number;
+  status: AblationRunStatus;
+  /** Final test accuracy (fraction), when finished. */
+  accuracy: number | null;
+  /** Final test loss, when finished. */
+  loss: number | null;
+  /** The run's training time in seconds (its own `totalSeconds`), when finished. */
+  seconds: number | null;
+  /** The run folder, relative to the ablation's folder (`runs/<variant>/seed<k>`). */
+  dir: string;
+  /** The run's `report.html`, relative to the ablation's folder, when it exists. */
+  report: string | null;
+  /** True when a finished run from an earlier invocation was reused instead of trained again. */
+  reused: boolean;
+  /** Why a failed run failed. */
+  error?: string;
+}
+
+/** The difference of a variant's mean accuracy to the recipe's. */
+export interface AblationDelta {
+  /** mean(variant) - mean(recipe), as a fraction (0.01 is one percentage point). */
+  difference: number;
+  /** Welch's t interval (level 0.95); null below two finished seeds on either side. */
+  low: number | null;
+  high: number | null;
+  /** Welch–Satterthwaite degrees of freedom; null without an interval or when neither side varies. */
+  df: number | null;
+}
+
+/** One row of the ablation table. */
+export interface AblationVariantResult {
+  name: string;
+  /** What changes against the recipe. */
+  change: string;
+  /** The variant's `bnn train` flags (over the common ones). */
+  flags: string[];
+  addition: boolean;
+  /** Finished runs. */
+  n: number;
+  /** Planned runs (one per seed). */
+  planned: number;
+  /** Mean final test accuracy over the finished seeds; null when none finished. */
+  mean: number | null;
+  /** Sample standard deviation over seeds; null below two. */
+  sd: number | null;
+  /** Difference to the recipe; null for the recipe itself or when either has no finished run. */
+  delta: AblationDelta | null;
+  /** Mean seconds per finished run. */
+  meanSeconds: number | null;
+}
+
+/** The content of `ablation.json`. */
+export interface AblationResult {
+  format: 'bnn-ablation/1';
+  /** The command that runs (or continues) this ablation. */
+  command: string;
+  /** The common `bnn train` flags. */
+  trainArgs: string[];
+  seeds: number[];
+  /** Every planned run has finished. */
+  complete: boolean;
+  /** When this file was written (ISO 8601). */
+  updated: string;
+  /** The confidence level of the intervals. */
+  level: number;
+  variants: AblationVariantResult[];
+  runs: AblationRunResult[];
+  /** Remarks on choices made for some variants. */
+  notes: string[];
+}
+
+/** The table of an ablation from its runs so far (the statistics over each variant's finished seeds). */
+export function summarizeAblation(plan: AblationPlan, runs: readonly AblationRunResult[], info: { command: string; trainArgs: readonly string[] }): AblationResult {
+  const level = 0.95;
+  const accuracies = (name: string): number[] => runs.filter((r) => r.variant === name && r.status === 'finished' && r.accuracy !== null).map((r) => r.accuracy!);
+  const recipe = accuracies('recipe');
+  const variants = plan.variants.map((v): AblationVariantResult => {
+    const acc = accuracies(v.name);
+    const s = summarize(acc);
+    const seconds = runs.filter((r) => r.variant === v.name && r.status === 'finished' && r.seconds !== null).map((r) => r.seconds!);
+    let delta: AblationDelta | null = null;
+    if (v.name !== 'recipe' && acc.length > 0 && recipe.length > 0) {
+      const ci = welchInterval(acc, recipe, level);
+      delta = { difference: s.mean - summarize(recipe).mean, low: ci?.low ?? null, high: ci?.high ?? null, df: ci?.df ?? null };
+    }
+    return {
+      name: v.name,
+      change: v.change,
+      flags: [...v.flags],
+      addition: v.addition === true,
+      n: acc.length,
+      planned: plan.seeds.length,
+      mean: acc.length > 0 ? s.mean : null,
+      sd: s.sd ?? null,
+      delta,
+      meanSeconds: seconds.length > 0 ? summarize(seconds).mean : null,
+    };
+  });
+  return {
+    format: 'bnn-ablation/1',
+    command: info.command,
+    trainArgs: [...info.trainArgs],
+    seeds: [...plan.seeds],
+    complete: runs.every((r) => r.status === 'finished'),
+    updated: new Date().toISOString(),
+    level,
+    variants,
+    runs: [...runs],
+    notes: plan.variants.flatMap((v) => (v.note ? [v.note] : [])),
+  };
+}
+
+/** A run folder relative to the ablation's, with forward slashes (also a link from its pages). */
+export function relativeRunPath(out: string, file: string): string {
+  return path.relative(path.resolve(out), file).split(path.sep).join('/');
+}
