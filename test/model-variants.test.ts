@@ -17,6 +17,7 @@ import { readSafetensorsSync } from '../src/io/safetensors.js';
 import { writeStateFile } from '../src/io/state-file.js';
 import { loadModelFile } from '../src/cli/commands/model-file.js';
 import { assertThrowsCode } from './support/helpers.js';
+import { loadFixture } from './support/fixtures.js';
 
 const BASE = { numClasses: 5, inChannels: 1, width: 4 } as const;
 const COMBOS: ModelConfig[] = BLOCK_ORDERS.flatMap((blockOrder) =>
@@ -155,3 +156,61 @@ test('the packed export refuses a network that is not the recipe\'s structure, n
     assert.ok(fs.existsSync(out), 'the recipe still packs');
   });
 });
+
+// The activation probe in Bi-Real's order: each conv's sign sees the conv's own input (the block's
+// input; in a classic block, the first activation's output for conv2), as PyTorch's reference
+// computes it in train mode.
+const BIREAL_SIGN_INPUTS = `
+import json, sys
+import torch
+from safetensors.torch import load_file
+from safetensors import safe_open
+sys.path.insert(0, sys.argv[1])
+from bnn_reference import build_from_config, ClassicBasicBlock
+path = sys.argv[2]
+with safe_open(path, "pt") as f:
+    cfg = json.loads(f.metadata()["config"])
+model = build_from_config(cfg)
+model.load_state_dict({k[6:]: v for k, v in load_file(path).items() if k.startswith("state/")})
+model.train()
+out = []
+def record(name, x):
+    out.append({"layer": name, "values": x.numel(), "saturated": int((x.abs() >= 1).sum()), "positive": int((x >= 0).sum())})
+for name, m in model.named_modules():
+    if name.count(".") == 1 and name.startswith("layer"):
+        classic = isinstance(m, ClassicBasicBlock)
+        m.register_forward_pre_hook(lambda _m, inp, n=name + (".conv1" if classic else ".conv"): record(n, inp[0]))
+        if classic:
+            getattr(m, m.act_names[0]).register_forward_hook(lambda _m, _i, y, n=name + ".conv2": record(n, y))
+with torch.no_grad():
+    model(load_file(path)["input"])
+print(json.dumps(out))
+`;
+
+for (const name of ['model-bireal-classic-prelu-binary-stage2', 'model-bireal-relu-strided-stage1']) {
+  test(`activationStatistics in Bi-Real's order (${name}): the conv inputs PyTorch's signs see`, { skip: python.status !== 0 && 'python3 with torch not available' }, async () => {
+    const fx = loadFixture(name);
+    const r = spawnSync('python3', ['-c', BIREAL_SIGN_INPUTS, path.join(packageRoot, 'scripts', 'golden'), fx.file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const expected = JSON.parse(r.stdout) as { layer: string; values: number; saturated: number; positive: number }[];
+    using model = createModel(JSON.parse(fx.metadata.config!) as ModelConfig);
+    model.loadStateDict(fx.group('state/'));
+    const stats = await model.activationStatistics(fx.tensors.get('input')!);
+    assert.deepEqual(stats.map((s) => s.layer), expected.map((e) => e.layer));
+    assert.equal(stats.length, 16, 'one per binary 3x3 convolution');
+    for (const [i, e] of expected.entries()) {
+      const s = stats[i]!;
+      assert.equal(s.values, e.values, e.layer);
+      // The fixtures keep sign inputs 1e-3 away from 0 and ±1: the counts agree exactly.
+      assert.equal(Math.round(s.saturated * s.values), e.saturated, `${e.layer}: saturated`);
+      assert.equal(Math.round(s.positive * s.values), e.positive, `${e.layer}: positive`);
+    }
+    if (name.includes('-relu-')) {
+      // ReLU after the add (and the stem's ReLU) leave nothing negative for the next sign: in this
+      // order every sign is +1. That is what the switches say; the ablation measures it.
+      assert.ok(expected.every((e) => e.positive === e.values), 'every sign input is >= 0');
+    } else {
+      assert.ok(expected.some((e) => e.positive < e.values), 'some sign inputs are negative');
+    }
+  });
+}
