@@ -24,7 +24,16 @@ export {
   type LibTorchInfo,
 } from './core/runtime.js';
 export { createModel, Model, type ActivationStatistics, type StateDict } from './nn/model.js';
-export { DEFAULT_MODEL_CONFIG, type ModelConfig, type ResolvedModelConfig, type Architecture, type Stem } from './nn/model-config.js';
+export {
+  DEFAULT_MODEL_CONFIG,
+  type ModelConfig,
+  type ResolvedModelConfig,
+  type Architecture,
+  type Stem,
+  type BlockOrder,
+  type BlockActivation,
+  type Downsample,
+} from './nn/model-config.js';
 export type { ModelSummary, LayerSummary, SummaryOptions } from './nn/summary.js';
 export { crossEntropy, type CrossEntropyOptions } from './train/loss.js';
 export { Adam, type AdamOptions, type NoDecayKind, Optimizer, OPTIMIZER_KINDS, type OptimizerKind, SGD, type SGDOptions } from './train/optim.js';

@@ -82,6 +82,9 @@ test('train checks every hyperparameter before it loads data, starts workers or 
     [['--seed', '-3'], /--seed/],
     [['--threads', '0'], /--threads/],
     [['--dist-timeout', '0'], /--dist-timeout must be positive/],
+    [['--block-order', 'bi-real'], /Argument: block-order, Given: "bi-real", Choices: "bn-sign-conv", "sign-conv-bn"/],
+    [['--block-activation', 'gelu'], /Argument: block-activation, Given: "gelu", Choices: "prelu", "relu", "none"/],
+    [['--downsample', 'maxpool'], /Argument: downsample, Given: "maxpool", Choices: "avgpool", "strided", "binary"/],
   ];
   for (const [i, [flags, msg]] of cases.entries()) {
     const out = path.join(root, flags.join('_'));
@@ -95,6 +98,46 @@ test('train checks every hyperparameter before it loads data, starts workers or 
       assert.equal(fs.existsSync(out), false, `${what}: the run folder must not be written`);
     }
   }
+});
+
+test('train --resume checks the structural switches saved in the run before it writes anything', () => {
+  const out = path.join(tempDir('bnn-cli-resume-bad'), 'run');
+  fs.mkdirSync(out);
+  // A run folder whose saved flags were edited by hand (yargs checked them when the run started).
+  for (const [field, flag] of [['blockOrder', '--block-order'], ['blockActivation', '--block-activation'], ['downsample', '--downsample']] as const) {
+    fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify({ cli: { [field]: 'bogus' } }));
+    const r = bnn(['train', '--resume', '--out', out, '--data', '/nonexistent/fmnist']);
+    assert.equal(r.status, 2, `${field}: exit ${r.status}, stderr ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`${flag}: unknown .* 'bogus': expected one of`));
+    assert.deepEqual(fs.readdirSync(out), ['config.json'], 'nothing else written');
+  }
+});
+
+test('train with the ablation switches (Bi-Real order, ReLU, strided shortcut): trains, evaluates, summarises; the packed export refuses it', () => {
+  const data = fakeFashionMnist(256, 64);
+  const out = path.join(tempDir('bnn-cli-variant'), 'run');
+  const r = bnn(['train', '--data', data, '--out', out, '--block-order', 'sign-conv-bn', '--block-activation', 'relu', '--downsample', 'strided',
+    '--limit', '200', '--epochs1', '1', '--epochs2', '1', '--width', '4', '--batch-size', '64', '--no-progress', '--seed', '1']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /final test accuracy \d+\.\d+%/);
+  const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as { model: Record<string, unknown>; cli: Record<string, unknown> };
+  assert.deepEqual([config.model.blockOrder, config.model.blockActivation, config.model.downsample], ['sign-conv-bn', 'relu', 'strided']);
+  assert.equal(config.cli.blockOrder, 'sign-conv-bn', 'the flags are saved for --resume');
+  assert.match(fs.readFileSync(path.join(out, 'summary.txt'), 'utf8'), /sign-conv-bn blocks, relu after the add, strided downsample/);
+  assert.match(fs.readFileSync(path.join(out, 'report.html'), 'utf8'), /sign-conv-bn/);
+  const e = bnn(['eval', '--checkpoint', path.join(out, 'final.safetensors'), '--data', data, '--json']);
+  assert.equal(e.status, 0, e.stderr);
+  assert.ok((JSON.parse(e.stdout) as { accuracy: number }).accuracy >= 0);
+  const s = bnn(['summary', '--checkpoint', path.join(out, 'checkpoint.safetensors')]);
+  assert.equal(s.status, 0, s.stderr);
+  assert.match(s.stdout, /width 4, double skip, sign-conv-bn blocks, relu after the add, strided downsample, 1-bit activations, 1-bit weights/);
+  assert.match(s.stdout, /layer2\.0\.downsample\.0 +Conv2d +32 +\[8, 14, 14\]/);
+  assert.doesNotMatch(s.stdout, /prelu|AvgPool2d/);
+  const p = bnn(['export', '--checkpoint', path.join(out, 'final.safetensors'), '--packed']);
+  assert.equal(p.status, 1, p.stderr);
+  assert.match(p.stderr, /the model has blockOrder 'sign-conv-bn'; the packed engine runs only the recipe's structure/);
+  assert.doesNotMatch(p.stderr, /\n\s+at /, 'no stack trace');
+  assert.equal(fs.existsSync(path.join(out, 'final.packed.safetensors')), false);
 });
 
 /** The diagnostics lines of a 1 + 1-epoch run: the 16 binary convolutions each epoch, a flip ratio from the second on. */

@@ -14,6 +14,13 @@ const CASES = [
   'model-classic-imagenet-stage1',
   'model-classic-imagenet-stage2',
   'model-relu-c1-stage1',
+  // The tricks ablation's switches (blockOrder, blockActivation, downsample).
+  'model-bireal-relu-strided-stage1',
+  'model-bireal-relu-strided-stage2',
+  'model-classic-none-binary-stage1',
+  'model-classic-none-binary-stage2',
+  'model-bireal-classic-prelu-binary-stage1',
+  'model-bireal-classic-prelu-binary-stage2',
 ];
 
 for (const name of CASES) {

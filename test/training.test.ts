@@ -206,6 +206,19 @@ test('a checkpoint from another config, a truncated one, or another version is r
     trainTwoStage(config(out, { stages: 1, resume: true, stage1: { ...STAGE1, lr: 1e-2 } })),
     /belongs to a different run configuration:[\s\S]*stage1: checkpoint has .*"lr":0\.005/,
   );
+  await assert.rejects(
+    trainTwoStage(config(out, { stages: 1, resume: true, model: { inChannels: 1, width: 4, numClasses: CLASSES, blockOrder: 'sign-conv-bn' } })),
+    /belongs to a different run configuration:[\s\S]*model: checkpoint has .*"blockOrder":"bn-sign-conv"/,
+  );
+  // A checkpoint written before the ablation switches existed (its model config has no blockOrder,
+  // blockActivation or downsample) holds the recipe's network, and resumes.
+  await scope(async () => {
+    const ckpt = await loadCheckpoint(ckptPath);
+    const { blockOrder, blockActivation, downsample, ...older } = ckpt.meta.runConfig.model as Record<string, unknown>;
+    assert.deepEqual([blockOrder, blockActivation, downsample], ['bn-sign-conv', 'prelu', 'avgpool'], 'the resolved config is recorded');
+    await saveCheckpoint(ckptPath, { ...ckpt, meta: { ...ckpt.meta, runConfig: { ...ckpt.meta.runConfig, model: older } } });
+  });
+  (await trainTwoStage(config(out, { stages: 1, resume: true }))).model.dispose();
   const bytes = fs.readFileSync(ckptPath);
   fs.writeFileSync(ckptPath, bytes.subarray(0, Math.floor(bytes.length / 2)));
   await assert.rejects(trainTwoStage(config(out, { stages: 1, resume: true })), (e: Error & { code?: string }) => e.code === 'BNN_IO' && /checkpoint\.safetensors/.test(e.message));

@@ -37,6 +37,15 @@ nn::ResNetConfig parse_config(const Napi::Value& value) {
   c.binary_activations = optional_bool(o, "binaryActivations", c.binary_activations);
   c.binary_weights = optional_bool(o, "binaryWeights", c.binary_weights);
   c.bn_momentum = optional_number(o, "bnMomentum", c.bn_momentum);
+  auto optional_string = [&](const char* key, std::string& field) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return;
+    if (!v.IsString()) throw_type_error(env, std::string(key) + " must be a string");
+    field = v.As<Napi::String>().Utf8Value();
+  };
+  optional_string("blockOrder", c.block_order);
+  optional_string("blockActivation", c.block_activation);
+  optional_string("downsample", c.downsample);
   c.validate();
   return c;
 }
@@ -52,6 +61,9 @@ Napi::Object config_to_js(Napi::Env env, const nn::ResNetConfig& c) {
   o.Set("binaryActivations", c.binary_activations);
   o.Set("binaryWeights", c.binary_weights);
   o.Set("bnMomentum", c.bn_momentum);
+  o.Set("blockOrder", c.block_order);
+  o.Set("blockActivation", c.block_activation);
+  o.Set("downsample", c.downsample);
   return o;
 }
 

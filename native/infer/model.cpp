@@ -77,6 +77,15 @@ Config Config::parse(const std::string& text, const std::string& where) {
   c.binary_activations = boolean("binaryActivations", true);
   c.binary_weights = boolean("binaryWeights", true);
   if (const json::Value* m = v.find("bnMomentum"); m && m->type == json::Value::Type::Number) c.bn_momentum = m->number;
+  auto string_field = [&](const char* key, std::string& field) {
+    const json::Value* x = v.find(key);
+    if (!x) return;
+    if (x->type != json::Value::Type::String) io(where, std::string("bnn_torch.config.") + key + " must be a string");
+    field = x->string;
+  };
+  string_field("blockOrder", c.block_order);
+  string_field("blockActivation", c.block_activation);
+  string_field("downsample", c.downsample);
   return c;
 }
 
@@ -199,6 +208,17 @@ ExportResult export_packed(const std::string& float_path, const std::string& pac
   if (!cfg.binary_activations) {
     fail(ErrorKind::InvalidArgument, float_path + ": the model has binaryActivations false; only sign-activation models can be packed");
   }
+  // The packed format and engine hold the recipe's block only (BN -> sign folded into thresholds,
+  // PReLU after the add, the avg-pool shortcut); another structure would be packed wrongly.
+  auto recipe_only = [&](const char* field, const std::string& value, const char* recipe) {
+    if (value != recipe) {
+      fail(ErrorKind::InvalidArgument, float_path + ": the model has " + field + " '" + value +
+                                           "'; the packed engine runs only the recipe's structure (" + field + " '" + recipe + "')");
+    }
+  };
+  recipe_only("blockOrder", cfg.block_order, "bn-sign-conv");
+  recipe_only("blockActivation", cfg.block_activation, "prelu");
+  recipe_only("downsample", cfg.downsample, "avgpool");
   if (!cfg.binary_weights && !options.allow_float_weights) {
     fail(ErrorKind::InvalidArgument, float_path + ": the model has binaryWeights false (a stage-1 model): packing would replace its float "
                                      "weights by sign(W) * mean|W| and change its predictions; pass allowFloatWeights to pack it anyway");

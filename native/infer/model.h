@@ -24,6 +24,9 @@ struct Config {
   std::string stem = "small";  // 'small' | 'imagenet'
   bool double_skip = true, binary_activations = true, binary_weights = true;
   double bn_momentum = 0.1;
+  // The tricks-ablation switches of the float model (absent in older files: the recipe's). The
+  // engine runs the recipe's structure only, so export_packed refuses any other value.
+  std::string block_order = "bn-sign-conv", block_activation = "prelu", downsample = "avgpool";
 
   static Config parse(const std::string& json_text, const std::string& where);
   std::string to_json() const;

@@ -22,14 +22,35 @@ torch::nn::PReLU make_prelu(int64_t channels) {
 
 bool needs_downsample(const BlockOptions& o) { return o.stride() != 1 || o.in_planes() != o.planes(); }
 
-}  // namespace
-
-namespace {
+torch::nn::Sequential make_block_downsample(const BlockOptions& o) {
+  return make_downsample(o.in_planes(), o.planes(), o.stride(), o.bn_momentum(), o.downsample(), o.binary_activations(),
+                         o.binary_weights());
+}
 
 // activation -> conv; with sign activations one fused node that saves bytes, not floats.
 torch::Tensor activation_conv(const torch::Tensor& x, BinaryConv2d& conv, bool binary) {
   if (!binary) return conv(torch::relu(x));
   return sign_conv2d(x, conv->effective_weight(), conv->options.stride(), conv->options.padding());
+}
+
+// The block's activation on its own (a classic block's first conv) ...
+torch::Tensor activate(const torch::Tensor& x, BlockActivation a, const torch::nn::PReLU& prelu) {
+  switch (a) {
+    case BlockActivation::PReLU: return nn::prelu(x, prelu->weight);
+    case BlockActivation::ReLU: return torch::relu(x);
+    case BlockActivation::None: break;
+  }
+  return x;
+}
+
+// ... and after the residual add, where PReLU is one fused pass with the sum.
+torch::Tensor add_activate(const torch::Tensor& out, const torch::Tensor& shortcut, BlockActivation a, const torch::nn::PReLU& prelu) {
+  switch (a) {
+    case BlockActivation::PReLU: return nn::prelu_add(out, shortcut, prelu->weight);
+    case BlockActivation::ReLU: return torch::relu(out + shortcut);
+    case BlockActivation::None: break;
+  }
+  return out + shortcut;
 }
 
 }  // namespace
@@ -38,45 +59,59 @@ BasicBlockImpl::BasicBlockImpl(BlockOptions options_) : options(std::move(option
 
 void BasicBlockImpl::reset() {
   // Registration order fixes the parameter order, which matches the PyTorch reference.
-  bn = register_module("bn", make_bn(options.in_planes(), options.bn_momentum()));
-  conv = register_module("conv", make_conv3x3(options.in_planes(), options.planes(), options.stride(), options.binary_weights()));
-  prelu = register_module("prelu", make_prelu(options.planes()));
-  if (needs_downsample(options)) {
-    downsample = register_module(
-        "downsample", make_downsample(options.in_planes(), options.planes(), options.stride(), options.bn_momentum()));
+  const auto& o = options;
+  if (o.order() == BlockOrder::BnSignConv) {
+    bn = register_module("bn", make_bn(o.in_planes(), o.bn_momentum()));
+    conv = register_module("conv", make_conv3x3(o.in_planes(), o.planes(), o.stride(), o.binary_weights()));
+  } else {
+    conv = register_module("conv", make_conv3x3(o.in_planes(), o.planes(), o.stride(), o.binary_weights()));
+    bn = register_module("bn", make_bn(o.planes(), o.bn_momentum()));
   }
+  if (o.activation() == BlockActivation::PReLU) prelu = register_module("prelu", make_prelu(o.planes()));
+  if (needs_downsample(o)) downsample = register_module("downsample", make_block_downsample(o));
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  const torch::Tensor signed_input = bn(x);
+  const bool bi_real = options.order() == BlockOrder::SignConvBn;
+  // The tensor the sign binarises: BN's output in the recipe's order, the block's input in Bi-Real's.
+  const torch::Tensor signed_input = bi_real ? x : bn(x);
   if (probe) probe->record(name + ".conv", signed_input);
-  const torch::Tensor out = activation_conv(signed_input, conv, options.binary_activations());
-  return nn::prelu_add(out, downsample ? downsample->forward(x) : x, prelu->weight);
+  torch::Tensor out = activation_conv(signed_input, conv, options.binary_activations());
+  if (bi_real) out = bn(out);
+  return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu);
 }
 
 ClassicBasicBlockImpl::ClassicBasicBlockImpl(BlockOptions options_) : options(std::move(options_)) { reset(); }
 
 void ClassicBasicBlockImpl::reset() {
-  bn1 = register_module("bn1", make_bn(options.in_planes(), options.bn_momentum()));
-  conv1 = register_module("conv1", make_conv3x3(options.in_planes(), options.planes(), options.stride(), options.binary_weights()));
-  prelu1 = register_module("prelu1", make_prelu(options.planes()));
-  bn2 = register_module("bn2", make_bn(options.planes(), options.bn_momentum()));
-  conv2 = register_module("conv2", make_conv3x3(options.planes(), options.planes(), 1, options.binary_weights()));
-  prelu2 = register_module("prelu2", make_prelu(options.planes()));
-  if (needs_downsample(options)) {
-    downsample = register_module(
-        "downsample", make_downsample(options.in_planes(), options.planes(), options.stride(), options.bn_momentum()));
-  }
+  const auto& o = options;
+  const bool recipe = o.order() == BlockOrder::BnSignConv;
+  const bool with_prelu = o.activation() == BlockActivation::PReLU;
+  if (recipe) bn1 = register_module("bn1", make_bn(o.in_planes(), o.bn_momentum()));
+  conv1 = register_module("conv1", make_conv3x3(o.in_planes(), o.planes(), o.stride(), o.binary_weights()));
+  if (!recipe) bn1 = register_module("bn1", make_bn(o.planes(), o.bn_momentum()));
+  if (with_prelu) prelu1 = register_module("prelu1", make_prelu(o.planes()));
+  if (recipe) bn2 = register_module("bn2", make_bn(o.planes(), o.bn_momentum()));
+  conv2 = register_module("conv2", make_conv3x3(o.planes(), o.planes(), 1, o.binary_weights()));
+  if (!recipe) bn2 = register_module("bn2", make_bn(o.planes(), o.bn_momentum()));
+  if (with_prelu) prelu2 = register_module("prelu2", make_prelu(o.planes()));
+  if (needs_downsample(o)) downsample = register_module("downsample", make_block_downsample(o));
 }
 
 torch::Tensor ClassicBasicBlockImpl::forward(const torch::Tensor& x) {
-  const torch::Tensor signed_input1 = bn1(x);
+  const bool bi_real = options.order() == BlockOrder::SignConvBn;
+  const bool binary = options.binary_activations();
+  // Each conv's sign input: its BN's output in the recipe's order, the conv's own input in Bi-Real's.
+  const torch::Tensor signed_input1 = bi_real ? x : bn1(x);
   if (probe) probe->record(name + ".conv1", signed_input1);
-  torch::Tensor out = nn::prelu(activation_conv(signed_input1, conv1, options.binary_activations()), prelu1->weight);
-  const torch::Tensor signed_input2 = bn2(out);
+  torch::Tensor out = activation_conv(signed_input1, conv1, binary);
+  if (bi_real) out = bn1(out);
+  out = activate(out, options.activation(), prelu1);
+  const torch::Tensor signed_input2 = bi_real ? out : bn2(out);
   if (probe) probe->record(name + ".conv2", signed_input2);
-  out = activation_conv(signed_input2, conv2, options.binary_activations());
-  return nn::prelu_add(out, downsample ? downsample->forward(x) : x, prelu2->weight);
+  out = activation_conv(signed_input2, conv2, binary);
+  if (bi_real) out = bn2(out);
+  return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu2);
 }
 
 }  // namespace bnn::nn

@@ -1,6 +1,8 @@
 #pragma once
 // The recipe's block: BatchNorm -> binary activation -> 3x3 binary conv -> + shortcut -> PReLU.
 // With binary activations off, ReLU replaces the sign (the reference's full-precision path).
+// The tricks ablation switches the order (Bi-Real Net's sign -> conv -> BatchNorm), the activation
+// after the residual add and the shortcut of the blocks that change shape (see ResNetConfig).
 #include <torch/nn/cloneable.h>
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/container/sequential.h>
@@ -9,8 +11,17 @@
 #include "nn/activation_probe.h"
 #include "nn/batch_norm.h"
 #include "nn/binary_conv2d.h"
+#include "nn/downsample.h"
 
 namespace bnn::nn {
+
+// BnSignConv (the recipe): BN(in_planes) -> sign -> conv. SignConvBn (Bi-Real Net, Liu et al.
+// 2018): sign -> conv -> BN(planes), so the sign sees the block's input, the previous block's
+// real-valued output.
+enum class BlockOrder { BnSignConv, SignConvBn };
+// What follows the residual add (and, in a classic block, the first conv): PReLU (ReActNet /
+// Real-to-Binary), ReLU, or nothing.
+enum class BlockActivation { PReLU, ReLU, None };
 
 struct BlockOptions {
   BlockOptions(int64_t in_planes, int64_t planes) : in_planes_(in_planes), planes_(planes) {}
@@ -20,10 +31,15 @@ struct BlockOptions {
   TORCH_ARG(bool, binary_activations) = true;
   TORCH_ARG(bool, binary_weights) = false;
   TORCH_ARG(double, bn_momentum) = 0.1;
+  TORCH_ARG(BlockOrder, order) = BlockOrder::BnSignConv;
+  TORCH_ARG(BlockActivation, activation) = BlockActivation::PReLU;
+  TORCH_ARG(DownsampleKind, downsample) = DownsampleKind::AvgPool;
 };
 
 // One conv per block, each with its own shortcut (the recipe's double skip uses two of these
-// where ResNet-18 has one two-conv block).
+// where ResNet-18 has one two-conv block). Children, in registration (= state-dict) order:
+// bn, conv, prelu, downsample in the recipe's order; conv, bn, prelu, downsample in Bi-Real's;
+// prelu only with the PReLU activation, downsample only where the shape changes.
 class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
  public:
   explicit BasicBlockImpl(BlockOptions options);
@@ -42,6 +58,9 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
 TORCH_MODULE(BasicBlock);
 
 // ResNet's two-conv block built from the same parts, with one shortcut (doubleSkip = false).
+// Children: bn1, conv1, prelu1, bn2, conv2, prelu2, downsample (recipe's order) or conv1, bn1,
+// prelu1, conv2, bn2, prelu2, downsample (Bi-Real's); the activation switch applies to both
+// activations.
 class ClassicBasicBlockImpl : public torch::nn::Cloneable<ClassicBasicBlockImpl> {
  public:
   explicit ClassicBasicBlockImpl(BlockOptions options);

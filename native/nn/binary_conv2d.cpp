@@ -5,6 +5,7 @@
 #include <torch/nn/init.h>
 
 #include "binarize/binary_weight.h"
+#include "nn/sign_conv2d.h"
 
 namespace bnn::nn {
 
@@ -26,13 +27,25 @@ torch::Tensor BinaryConv2dImpl::effective_weight() const {
 }
 
 torch::Tensor BinaryConv2dImpl::forward(const torch::Tensor& input) {
+  switch (options.input_activation()) {
+    case InputActivation::Sign:
+      return sign_conv2d(input, effective_weight(), options.stride(), options.padding());
+    case InputActivation::ReLU:
+      return torch::conv2d(torch::relu(input), effective_weight(), /*bias=*/{}, options.stride(), options.padding());
+    case InputActivation::None:
+      break;
+  }
   return torch::conv2d(input, effective_weight(), /*bias=*/{}, options.stride(), options.padding());
 }
 
 void BinaryConv2dImpl::pretty_print(std::ostream& stream) const {
   stream << "bnn::BinaryConv2d(" << options.in_channels() << ", " << options.out_channels()
          << ", kernel_size=" << options.kernel_size() << ", stride=" << options.stride()
-         << ", padding=" << options.padding() << ", binary_weights=" << options.binary_weights() << ")";
+         << ", padding=" << options.padding() << ", binary_weights=" << options.binary_weights();
+  if (options.input_activation() != InputActivation::None) {
+    stream << ", input=" << (options.input_activation() == InputActivation::Sign ? "sign" : "relu");
+  }
+  stream << ")";
 }
 
 }  // namespace bnn::nn

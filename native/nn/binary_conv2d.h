@@ -7,6 +7,11 @@
 
 namespace bnn::nn {
 
+// What the convolution applies to its input first. The blocks binarise their own input in their
+// forward (None here); the binary shortcut (downsample 'binary') is one Sequential child, so its
+// conv does the sign itself.
+enum class InputActivation { None, Sign, ReLU };
+
 struct BinaryConv2dOptions {
   BinaryConv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size)
       : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
@@ -16,6 +21,7 @@ struct BinaryConv2dOptions {
   TORCH_ARG(int64_t, stride) = 1;
   TORCH_ARG(int64_t, padding) = 0;
   TORCH_ARG(bool, binary_weights) = false;
+  TORCH_ARG(InputActivation, input_activation) = InputActivation::None;
 };
 
 class BinaryConv2dImpl : public torch::nn::Cloneable<BinaryConv2dImpl> {

@@ -7,6 +7,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "nn/batch_norm.h"
+#include "nn/binary_conv2d.h"
 
 namespace bnn::nn {
 
@@ -77,10 +78,22 @@ TORCH_MODULE(ShortcutPool);
 
 }  // namespace
 
-torch::nn::Sequential make_downsample(int64_t in_channels, int64_t out_channels, int64_t stride, double bn_momentum) {
-  torch::nn::Sequential seq(
-      torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, out_channels, 1).stride(1).bias(false)),
-      BatchNorm2d(torch::nn::BatchNorm2dOptions(out_channels).momentum(bn_momentum)));
+torch::nn::Sequential make_downsample(int64_t in_channels, int64_t out_channels, int64_t stride, double bn_momentum,
+                                      DownsampleKind kind, bool binary_activations, bool binary_weights) {
+  const auto bn = BatchNorm2d(torch::nn::BatchNorm2dOptions(out_channels).momentum(bn_momentum));
+  if (kind == DownsampleKind::Strided) {
+    return torch::nn::Sequential(
+        torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, out_channels, 1).stride(stride).bias(false)), bn);
+  }
+  torch::nn::Sequential seq;
+  if (kind == DownsampleKind::Binary) {
+    seq->push_back(BinaryConv2d(BinaryConv2dOptions(in_channels, out_channels, 1)
+                                    .binary_weights(binary_weights)
+                                    .input_activation(binary_activations ? InputActivation::Sign : InputActivation::ReLU)));
+  } else {
+    seq->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, out_channels, 1).stride(1).bias(false)));
+  }
+  seq->push_back(bn);
   if (stride != 1) seq->push_back(ShortcutPool(stride));
   return seq;
 }

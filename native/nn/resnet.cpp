@@ -1,6 +1,7 @@
 #include "nn/resnet.h"
 
 #include <cmath>
+#include <initializer_list>
 
 #include <torch/nn/functional/pooling.h>
 
@@ -21,6 +22,17 @@ void ResNetConfig::validate() const {
   if (stem != "small" && stem != "imagenet") {
     fail(ErrorKind::InvalidArgument, "stem must be 'small' or 'imagenet', got '" + stem + "'");
   }
+  auto one_of = [](const std::string& v, const char* name, std::initializer_list<const char*> allowed) {
+    std::string list;
+    for (const char* a : allowed) {
+      if (v == a) return;
+      list += (list.empty() ? "'" : ", '") + std::string(a) + "'";
+    }
+    fail(ErrorKind::InvalidArgument, std::string(name) + " must be one of " + list + ", got '" + v + "'");
+  };
+  one_of(block_order, "blockOrder", {"bn-sign-conv", "sign-conv-bn"});
+  one_of(block_activation, "blockActivation", {"prelu", "relu", "none"});
+  one_of(downsample, "downsample", {"avgpool", "strided", "binary"});
   if (!(bn_momentum >= 0.0 && bn_momentum <= 1.0)) {
     fail(ErrorKind::InvalidArgument, "bnMomentum must be between 0 and 1, got " + std::to_string(bn_momentum));
   }
@@ -61,7 +73,14 @@ void ResNet18Impl::reset() {
             .stride(st)
             .binary_activations(config.binary_activations)
             .binary_weights(config.binary_weights)
-            .bn_momentum(config.bn_momentum);
+            .bn_momentum(config.bn_momentum)
+            .order(config.block_order == "sign-conv-bn" ? BlockOrder::SignConvBn : BlockOrder::BnSignConv)
+            .activation(config.block_activation == "relu"   ? BlockActivation::ReLU
+                        : config.block_activation == "none" ? BlockActivation::None
+                                                            : BlockActivation::PReLU)
+            .downsample(config.downsample == "strided"  ? DownsampleKind::Strided
+                        : config.downsample == "binary" ? DownsampleKind::Binary
+                                                        : DownsampleKind::AvgPool);
       };
       if (config.double_skip) {
         layer->push_back(BasicBlock(opts(in_planes, s)));

@@ -26,6 +26,10 @@ struct ResNetConfig {
   bool binary_activations = true;
   bool binary_weights = false;
   double bn_momentum = 0.1;            // PyTorch convention
+  // The tricks ablation's switches (the defaults are the recipe; names as in the TypeScript API):
+  std::string block_order = "bn-sign-conv";   // or "sign-conv-bn" (Bi-Real Net)
+  std::string block_activation = "prelu";     // after the residual add: "prelu", "relu" or "none"
+  std::string downsample = "avgpool";         // shortcut of shape-changing blocks: "avgpool", "strided" or "binary"
 
   // Throws bnn::Error naming the first invalid field.
   void validate() const;

@@ -29,6 +29,9 @@ __all__ = [
     "ResNet18",
     "build_from_config",
     "config_dict",
+    "BLOCK_ORDERS",
+    "BLOCK_ACTIVATIONS",
+    "DOWNSAMPLES",
 ]
 
 
@@ -87,14 +90,19 @@ class BinaryConv2d(nn.Conv2d):
     binary_weights False: a plain convolution with W.
     binary_weights True:  convolution with sign(W) * alpha, alpha = mean(|W|) over (in, kh, kw) per output
     channel, detached. Hence grad_W = alpha * (|W| <= 1) * grad_{W_b}.
+    input_activation: None (the blocks binarize their input themselves), "sign" or "relu": applied to the
+    input first (the binary downsample, a single nn.Sequential child, does its own sign).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=False,
-                 binary_weights=False):
+                 binary_weights=False, input_activation=None):
         if bias:
             raise ValueError("BinaryConv2d has no bias")
+        if input_activation not in (None, "sign", "relu"):
+            raise ValueError(f"input_activation must be None, 'sign' or 'relu', got {input_activation!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
         self.binary_weights = bool(binary_weights)
+        self.input_activation = input_activation
 
     def effective_weight(self) -> torch.Tensor:
         if not self.binary_weights:
@@ -103,74 +111,139 @@ class BinaryConv2d(nn.Conv2d):
         return binary_weight(self.weight) * alpha
 
     def forward(self, x):
+        if self.input_activation is not None:
+            x = _act(x, self.input_activation == "sign")
         return F.conv2d(x, self.effective_weight(), None, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
-        return super().extra_repr() + f", binary_weights={self.binary_weights}"
+        extra = f", input={self.input_activation}" if self.input_activation else ""
+        return super().extra_repr() + f", binary_weights={self.binary_weights}{extra}"
 
 
 def _act(x: torch.Tensor, binary_activations: bool) -> torch.Tensor:
     return binary_activation(x) if binary_activations else F.relu(x)
 
 
-def make_downsample(inplanes: int, planes: int, stride: int, bn_momentum: float = 0.1):
-    """Full-precision shortcut: 1x1 conv (stride 1) + BN, then a 2x2 average pool when stride is 2."""
+BLOCK_ORDERS = ("bn-sign-conv", "sign-conv-bn")
+BLOCK_ACTIVATIONS = ("prelu", "relu", "none")
+DOWNSAMPLES = ("avgpool", "strided", "binary")
+
+
+def make_downsample(inplanes: int, planes: int, stride: int, bn_momentum: float = 0.1, kind: str = "avgpool",
+                    binary_activations: bool = True):
+    """Shortcut of a block that changes shape; the children are always 0 (1x1 conv), 1 (BN), 2 (pool).
+
+    avgpool (the recipe): full-precision 1x1 conv (stride 1) + BN, then a 2x2 average pool when stride is 2.
+    strided (ResNet):     full-precision 1x1 conv with the block's stride + BN.
+    binary:               sign (ReLU without binary activations) -> 1x1 BinaryConv2d + BN, then the pool.
+    """
     if stride == 1 and inplanes == planes:
         return None
     if stride not in (1, 2):
         raise ValueError(f"unsupported block stride {stride}")
-    mods = [
-        nn.Conv2d(inplanes, planes, kernel_size=1, stride=1, bias=False),
-        nn.BatchNorm2d(planes, eps=1e-5, momentum=bn_momentum),
-    ]
+    if kind not in DOWNSAMPLES:
+        raise ValueError(f"downsample must be one of {DOWNSAMPLES}, got {kind!r}")
+    if kind == "strided":
+        return nn.Sequential(nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False),
+                             nn.BatchNorm2d(planes, eps=1e-5, momentum=bn_momentum))
+    if kind == "binary":
+        conv = BinaryConv2d(inplanes, planes, 1, input_activation="sign" if binary_activations else "relu")
+    else:
+        conv = nn.Conv2d(inplanes, planes, kernel_size=1, stride=1, bias=False)
+    mods = [conv, nn.BatchNorm2d(planes, eps=1e-5, momentum=bn_momentum)]
     if stride == 2:
         mods.append(nn.AvgPool2d(kernel_size=2, stride=2, ceil_mode=True, count_include_pad=False))
     return nn.Sequential(*mods)
 
 
+def _activation(planes: int, kind: str):
+    """The module after the residual add: PReLU (state `prelu*.weight`), or a stateless ReLU / identity."""
+    if kind == "prelu":
+        return nn.PReLU(planes)
+    if kind == "relu":
+        return nn.ReLU()
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"block_activation must be one of {BLOCK_ACTIVATIONS}, got {kind!r}")
+
+
+def _check_order(order: str) -> bool:
+    if order not in BLOCK_ORDERS:
+        raise ValueError(f"block_order must be one of {BLOCK_ORDERS}, got {order!r}")
+    return order == "sign-conv-bn"
+
+
 class BasicBlock(nn.Module):
-    """Single-conv block of the recipe: out = prelu(conv(act(bn(x))) + shortcut(x))."""
+    """Single-conv block of the recipe: out = act(conv(sign(bn(x))) + shortcut(x)), act = PReLU.
+
+    block_order 'sign-conv-bn' (Bi-Real Net): out = act(bn(conv(sign(x))) + shortcut(x)), bn over `planes`.
+    The activation module is `prelu` (nn.PReLU), `relu` (nn.ReLU) or `act` (nn.Identity); only PReLU has state.
+    """
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, binary_activations=True,
-                 bn_momentum=0.1):
+                 bn_momentum=0.1, block_order="bn-sign-conv", block_activation="prelu"):
         super().__init__()
-        # Registration order (bn, conv, prelu, downsample) fixes the state_dict order.
-        self.bn = nn.BatchNorm2d(inplanes, eps=1e-5, momentum=bn_momentum)
+        self.bi_real = _check_order(block_order)
+        # Registration order (bn, conv, prelu, downsample; conv first in Bi-Real's order) fixes the
+        # state_dict order.
+        if not self.bi_real:
+            self.bn = nn.BatchNorm2d(inplanes, eps=1e-5, momentum=bn_momentum)
         self.conv = BinaryConv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
-        self.prelu = nn.PReLU(planes)
+        if self.bi_real:
+            self.bn = nn.BatchNorm2d(planes, eps=1e-5, momentum=bn_momentum)
+        self.act_name = {"prelu": "prelu", "relu": "relu", "none": "act"}.get(block_activation, "act")
+        setattr(self, self.act_name, _activation(planes, block_activation))
         self.downsample = downsample
         self.binary_activations = bool(binary_activations)
 
     def forward(self, x):
-        out = self.conv(_act(self.bn(x), self.binary_activations))
+        if self.bi_real:
+            out = self.bn(self.conv(_act(x, self.binary_activations)))
+        else:
+            out = self.conv(_act(self.bn(x), self.binary_activations))
         residual = self.downsample(x) if self.downsample is not None else x
-        return self.prelu(out + residual)
+        return getattr(self, self.act_name)(out + residual)
 
 
 class ClassicBasicBlock(nn.Module):
     """Two-conv block with one skip (the doubleSkip=false ablation).
 
-    out = prelu1(conv1(act(bn1(x))))
-    out = prelu2(conv2(act(bn2(out))) + shortcut(x))
+    out = act1(conv1(sign(bn1(x))))
+    out = act2(conv2(sign(bn2(out))) + shortcut(x))
+    In Bi-Real's order each conv is sign -> conv -> bn instead; the activation switch applies to both.
     """
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, binary_activations=True,
-                 bn_momentum=0.1):
+                 bn_momentum=0.1, block_order="bn-sign-conv", block_activation="prelu"):
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(inplanes, eps=1e-5, momentum=bn_momentum)
+        self.bi_real = _check_order(block_order)
+        names = {"prelu": ("prelu1", "prelu2"), "relu": ("relu1", "relu2"), "none": ("act1", "act2")}
+        self.act_names = names.get(block_activation, ("act1", "act2"))
+        if not self.bi_real:
+            self.bn1 = nn.BatchNorm2d(inplanes, eps=1e-5, momentum=bn_momentum)
         self.conv1 = BinaryConv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
-        self.prelu1 = nn.PReLU(planes)
-        self.bn2 = nn.BatchNorm2d(planes, eps=1e-5, momentum=bn_momentum)
+        if self.bi_real:
+            self.bn1 = nn.BatchNorm2d(planes, eps=1e-5, momentum=bn_momentum)
+        setattr(self, self.act_names[0], _activation(planes, block_activation))
+        if not self.bi_real:
+            self.bn2 = nn.BatchNorm2d(planes, eps=1e-5, momentum=bn_momentum)
         self.conv2 = BinaryConv2d(planes, planes, 3, stride=1, padding=1, bias=False)
-        self.prelu2 = nn.PReLU(planes)
+        if self.bi_real:
+            self.bn2 = nn.BatchNorm2d(planes, eps=1e-5, momentum=bn_momentum)
+        setattr(self, self.act_names[1], _activation(planes, block_activation))
         self.downsample = downsample
         self.binary_activations = bool(binary_activations)
 
+    def _unit(self, bn, conv, x):
+        if self.bi_real:
+            return bn(conv(_act(x, self.binary_activations)))
+        return conv(_act(bn(x), self.binary_activations))
+
     def forward(self, x):
-        out = self.prelu1(self.conv1(_act(self.bn1(x), self.binary_activations)))
-        out = self.conv2(_act(self.bn2(out), self.binary_activations))
+        out = getattr(self, self.act_names[0])(self._unit(self.bn1, self.conv1, x))
+        out = self._unit(self.bn2, self.conv2, out)
         residual = self.downsample(x) if self.downsample is not None else x
-        return self.prelu2(out + residual)
+        return getattr(self, self.act_names[1])(out + residual)
 
 
 class ResNet18(nn.Module):
@@ -182,14 +255,27 @@ class ResNet18(nn.Module):
                      layer (each ResNet basic block split into two single-conv blocks), otherwise 2
                      ClassicBasicBlocks. Block 0 carries the stride and the downsample.
     head:            AdaptiveAvgPool2d(1) -> flatten -> fc (Linear with bias)
-    Stem, downsample convs and fc are full precision; only the blocks' 3x3 convs are BinaryConv2d.
+    Stem, downsample convs and fc are full precision; only the blocks' 3x3 convs are BinaryConv2d
+    (and the 1x1 downsample convs with downsample='binary').
+    Tricks-ablation switches (defaults are the recipe): block_order 'bn-sign-conv' | 'sign-conv-bn'
+    (Bi-Real Net), block_activation 'prelu' | 'relu' | 'none' (after the residual add), downsample
+    'avgpool' | 'strided' (ResNet's 1x1 stride-2 conv) | 'binary' (sign -> 1x1 binary conv -> BN -> pool).
     """
 
     def __init__(self, num_classes=10, in_channels=3, width=64, stem="small", double_skip=True,
-                 binary_activations=True, binary_weights=False, bn_momentum=0.1):
+                 binary_activations=True, binary_weights=False, bn_momentum=0.1, block_order="bn-sign-conv",
+                 block_activation="prelu", downsample="avgpool"):
         super().__init__()
         if stem not in ("small", "imagenet"):
             raise ValueError(f"stem must be 'small' or 'imagenet', got {stem!r}")
+        _check_order(block_order)
+        if block_activation not in BLOCK_ACTIVATIONS:
+            raise ValueError(f"block_activation must be one of {BLOCK_ACTIVATIONS}, got {block_activation!r}")
+        if downsample not in DOWNSAMPLES:
+            raise ValueError(f"downsample must be one of {DOWNSAMPLES}, got {downsample!r}")
+        self.block_order = block_order
+        self.block_activation = block_activation
+        self.downsample_kind = downsample
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.width = width
@@ -217,13 +303,14 @@ class ResNet18(nn.Module):
 
     def _make_layer(self, planes, stride):
         ba, mom = self.binary_activations, self.bn_momentum
-        ds = make_downsample(self.inplanes, planes, stride, mom)
+        ds = make_downsample(self.inplanes, planes, stride, mom, self.downsample_kind, ba)
+        sw = dict(block_order=self.block_order, block_activation=self.block_activation)
         if self.double_skip:
-            blocks = [BasicBlock(self.inplanes, planes, stride, ds, ba, mom)]
-            blocks += [BasicBlock(planes, planes, 1, None, ba, mom) for _ in range(3)]
+            blocks = [BasicBlock(self.inplanes, planes, stride, ds, ba, mom, **sw)]
+            blocks += [BasicBlock(planes, planes, 1, None, ba, mom, **sw) for _ in range(3)]
         else:
-            blocks = [ClassicBasicBlock(self.inplanes, planes, stride, ds, ba, mom),
-                      ClassicBasicBlock(planes, planes, 1, None, ba, mom)]
+            blocks = [ClassicBasicBlock(self.inplanes, planes, stride, ds, ba, mom, **sw),
+                      ClassicBasicBlock(planes, planes, 1, None, ba, mom, **sw)]
         self.inplanes = planes
         return nn.Sequential(*blocks)
 
@@ -244,13 +331,17 @@ class ResNet18(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-# Config in the camelCase form used by the fixtures' metadata and the TypeScript API.
+# Config in the camelCase form used by the fixtures' metadata and the TypeScript API. CONFIG_KEYS are
+# required; the ablation switches (VARIANT_DEFAULTS) are optional and, when absent, the recipe's, so
+# configs written before they existed still describe their network.
 CONFIG_KEYS = ("numClasses", "inChannels", "width", "stem", "doubleSkip", "binaryActivations",
                "binaryWeights", "bnMomentum")
+VARIANT_DEFAULTS = {"blockOrder": "bn-sign-conv", "blockActivation": "prelu", "downsample": "avgpool"}
 
 
 def config_dict(model: ResNet18) -> dict:
-    return {
+    """The model's config; the ablation switches only where they differ from the recipe."""
+    cfg = {
         "numClasses": model.num_classes,
         "inChannels": model.in_channels,
         "width": model.width,
@@ -260,13 +351,22 @@ def config_dict(model: ResNet18) -> dict:
         "binaryWeights": model.binary_weights,
         "bnMomentum": model.bn_momentum,
     }
+    variant = {"blockOrder": model.block_order, "blockActivation": model.block_activation,
+               "downsample": model.downsample_kind}
+    cfg.update({k: v for k, v in variant.items() if v != VARIANT_DEFAULTS[k]})
+    return cfg
 
 
 def build_from_config(cfg: dict) -> ResNet18:
     missing = set(CONFIG_KEYS) - set(cfg)
     if missing:
         raise KeyError(f"config lacks {sorted(missing)}")
+    unknown = set(cfg) - set(CONFIG_KEYS) - set(VARIANT_DEFAULTS) - {"arch"}
+    if unknown:
+        raise KeyError(f"unknown config keys {sorted(unknown)}")
+    v = {**VARIANT_DEFAULTS, **{k: cfg[k] for k in VARIANT_DEFAULTS if k in cfg}}
     return ResNet18(num_classes=cfg["numClasses"], in_channels=cfg["inChannels"], width=cfg["width"],
                     stem=cfg["stem"], double_skip=cfg["doubleSkip"],
                     binary_activations=cfg["binaryActivations"], binary_weights=cfg["binaryWeights"],
-                    bn_momentum=cfg["bnMomentum"])
+                    bn_momentum=cfg["bnMomentum"], block_order=v["blockOrder"],
+                    block_activation=v["blockActivation"], downsample=v["downsample"])

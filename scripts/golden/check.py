@@ -25,7 +25,7 @@ from safetensors import safe_open
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bnn_reference import CONFIG_KEYS, ResNet18, build_from_config  # noqa: E402
+from bnn_reference import CONFIG_KEYS, VARIANT_DEFAULTS, ResNet18, build_from_config  # noqa: E402
 from generate import (  # noqa: E402
     CASES,
     FIXTURES,
@@ -72,18 +72,22 @@ def compare(label, got, want, rtol=0.0, atol=0.0):
 
 def expected_param_count(cfg):
     w, cin, nc = cfg["width"], cfg["inChannels"], cfg["numClasses"]
+    v = {**VARIANT_DEFAULTS, **cfg}
     k = 3 if cfg["stem"] == "small" else 7
+    act = 1 if v["blockActivation"] == "prelu" else 0  # PReLU slopes per channel; ReLU / none have none
     total = cin * w * k * k + 2 * w
     inp = w
     for li, planes in enumerate((w, 2 * w, 4 * w, 8 * w)):
         stride = 1 if li == 0 else 2
         ds = (inp * planes + 2 * planes) if (stride != 1 or inp != planes) else 0
+        # the first BN has the block's input channels in the recipe's order, the conv's output in Bi-Real's
+        bn0 = 2 * (planes if v["blockOrder"] == "sign-conv-bn" else inp)
         if cfg["doubleSkip"]:
-            total += 2 * inp + inp * planes * 9 + planes + ds
-            total += 3 * (2 * planes + planes * planes * 9 + planes)
+            total += bn0 + inp * planes * 9 + act * planes + ds
+            total += 3 * (2 * planes + planes * planes * 9 + act * planes)
         else:
-            total += 2 * inp + inp * planes * 9 + planes + 2 * planes + planes * planes * 9 + planes + ds
-            total += 2 * (2 * planes + planes * planes * 9 + planes)
+            total += bn0 + inp * planes * 9 + act * planes + 2 * planes + planes * planes * 9 + act * planes + ds
+            total += 2 * (2 * planes + planes * planes * 9 + act * planes)
         inp = planes
     return total + 8 * w * nc + nc
 
@@ -109,6 +113,8 @@ def ste_weight(wt):  # clamp backward passes grad where -1 <= W <= 1
 
 def functional_forward(cfg, P, B, x, train):
     mom = cfg["bnMomentum"]
+    v = {**VARIANT_DEFAULTS, **cfg}
+    bi_real = v["blockOrder"] == "sign-conv-bn"
 
     def bn(prefix, t):
         if train:
@@ -119,10 +125,21 @@ def functional_forward(cfg, P, B, x, train):
     def act(t):
         return ste_act(t) if cfg["binaryActivations"] else F.relu(t)
 
-    def bconv(prefix, t, stride):
+    def bconv(prefix, t, stride, padding=1):
         wt = P[prefix + ".weight"]
         wt = ste_weight(wt) if cfg["binaryWeights"] else wt
-        return F.conv2d(t, wt, stride=stride, padding=1)
+        return F.conv2d(t, wt, stride=stride, padding=padding)
+
+    def unit(p, conv, bn_name, t, stride):
+        """One binary conv with its BN: bn -> sign -> conv (recipe) or sign -> conv -> bn (Bi-Real)."""
+        if bi_real:
+            return bn(p + "." + bn_name, bconv(p + "." + conv, act(t), stride))
+        return bconv(p + "." + conv, act(bn(p + "." + bn_name, t)), stride)
+
+    def block_act(t, prelu_name):
+        if v["blockActivation"] == "prelu":
+            return F.prelu(t, P[prelu_name + ".weight"])
+        return F.relu(t) if v["blockActivation"] == "relu" else t
 
     def shortcut(prefix, t, stride, inp, planes):
         has = prefix + ".downsample.0.weight" in P
@@ -130,7 +147,14 @@ def functional_forward(cfg, P, B, x, train):
             fail(f"downsample presence at {prefix}")
         if not has:
             return t
-        t = bn(prefix + ".downsample.1", F.conv2d(t, P[prefix + ".downsample.0.weight"]))
+        ds = v["downsample"]
+        if ds == "strided":
+            return bn(prefix + ".downsample.1", F.conv2d(t, P[prefix + ".downsample.0.weight"], stride=stride))
+        if ds == "binary":
+            t = bconv(prefix + ".downsample.0", act(t), 1, padding=0)
+        else:
+            t = F.conv2d(t, P[prefix + ".downsample.0.weight"])
+        t = bn(prefix + ".downsample.1", t)
         return F.avg_pool2d(t, 2, 2, ceil_mode=True, count_include_pad=False) if stride == 2 else t
 
     if cfg["stem"] == "small":
@@ -147,12 +171,12 @@ def functional_forward(cfg, P, B, x, train):
             p = f"layer{li + 1}.{bi}"
             stride = (1 if li == 0 else 2) if bi == 0 else 1
             if cfg["doubleSkip"]:
-                out = bconv(p + ".conv", act(bn(p + ".bn", h)), stride)
-                out = F.prelu(out + shortcut(p, h, stride, inp, planes), P[p + ".prelu.weight"])
+                out = unit(p, "conv", "bn", h, stride)
+                out = block_act(out + shortcut(p, h, stride, inp, planes), p + ".prelu")
             else:
-                out = F.prelu(bconv(p + ".conv1", act(bn(p + ".bn1", h)), stride), P[p + ".prelu1.weight"])
-                out = bconv(p + ".conv2", act(bn(p + ".bn2", out)), 1)
-                out = F.prelu(out + shortcut(p, h, stride, inp, planes), P[p + ".prelu2.weight"])
+                out = block_act(unit(p, "conv1", "bn1", h, stride), p + ".prelu1")
+                out = unit(p, "conv2", "bn2", out, 1)
+                out = block_act(out + shortcut(p, h, stride, inp, planes), p + ".prelu2")
             h, inp = out, planes
     return F.linear(h.mean(dim=(2, 3)), P["fc.weight"], P["fc.bias"])
 
@@ -165,7 +189,7 @@ def check_model(path):
     cfg = json.loads(meta["config"])
     print(f"{path.name}: case {meta.get('case')} stage {meta.get('stage')} seed {meta.get('seed')} "
           f"(torch {meta.get('torch')})")
-    if tuple(cfg) != CONFIG_KEYS:
+    if tuple(cfg) != (*CONFIG_KEYS, *(k for k in VARIANT_DEFAULTS if k in cfg)):
         fail(f"config keys {list(cfg)}")
     case = CASES[meta["case"]]
     if cfg != full_config(case, int(meta["stage"])):

@@ -27,6 +27,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bnn_reference import (  # noqa: E402
+    CONFIG_KEYS,
+    VARIANT_DEFAULTS,
     BasicBlock,
     BinaryConv2d,
     ClassicBasicBlock,
@@ -49,6 +51,9 @@ WEIGHT_PUSH = 2e-3
 # Kinks that no parameter can move away from 0 directly; a seed is rejected if they come closer:
 #   PReLU inputs (input-gradient slope a vs 1): |x| >= KINK_MARGIN
 #   stem MaxPool windows (gradient routing): top-1 minus top-2 >= KINK_MARGIN where the top is > 0
+#   ReLU inputs after a block's residual add (blockActivation 'relu', recipe order): |x| >= KINK_MARGIN
+#   inputs of a binary shortcut's sign in the recipe's order (downsample 'binary'):
+#     |x| >= KINK_MARGIN and ||x| - 1| >= KINK_MARGIN (or exactly 0)
 KINK_MARGIN = 1e-4
 
 CASES = {
@@ -68,6 +73,21 @@ CASES = {
         config=dict(numClasses=10, inChannels=1, width=4, stem="small", doubleSkip=True,
                     binaryActivations=False, bnMomentum=0.1),
         input_shape=(2, 1, 12, 12), stages=(1,), seed=4000),
+    # The tricks ablation's switches (issue 16): Bi-Real Net's order with ReLU after the add and
+    # ResNet's strided shortcut; classic blocks with nothing after the add and a binary shortcut.
+    "bireal-relu-strided": dict(
+        config=dict(numClasses=10, inChannels=1, width=4, stem="small", doubleSkip=True,
+                    binaryActivations=True, bnMomentum=0.1, blockOrder="sign-conv-bn",
+                    blockActivation="relu", downsample="strided"),
+        input_shape=(2, 1, 9, 9), stages=(1, 2), seed=5000),
+    "classic-none-binary": dict(
+        config=dict(numClasses=10, inChannels=1, width=4, stem="small", doubleSkip=False,
+                    binaryActivations=True, bnMomentum=0.1, blockActivation="none", downsample="binary"),
+        input_shape=(2, 1, 9, 9), stages=(1, 2), seed=6000),
+    "bireal-classic-prelu-binary": dict(
+        config=dict(numClasses=10, inChannels=1, width=4, stem="small", doubleSkip=False,
+                    binaryActivations=True, bnMomentum=0.1, blockOrder="sign-conv-bn", downsample="binary"),
+        input_shape=(2, 1, 9, 9), stages=(1, 2), seed=7000),
 }
 MAX_TRIES = 200
 
@@ -95,30 +115,87 @@ def setup_torch():
 
 
 def full_config(case: dict, stage: int) -> dict:
+    """The fixture's config: CONFIG_KEYS, then the ablation switches the case sets (none for the recipe's
+    cases, whose files predate the switches)."""
     cfg = dict(case["config"])
     cfg["binaryWeights"] = stage == 2
-    order = ("numClasses", "inChannels", "width", "stem", "doubleSkip", "binaryActivations",
-             "binaryWeights", "bnMomentum")
-    return {k: cfg[k] for k in order}
+    return {k: cfg[k] for k in (*CONFIG_KEYS, *VARIANT_DEFAULTS) if k in cfg}
 
 
 # ----------------------------------------------------------------------------------------------
 # Which modules feed which discontinuity
 
 
+def blocks(model: ResNet18):
+    return [blk for layer in (model.layer1, model.layer2, model.layer3, model.layer4) for blk in layer]
+
+
 def activation_bns(model: ResNet18):
-    """(bn module, centers) for every BN whose output feeds a sign or ReLU, in forward order."""
+    """(bn module, centers) for every BN whose output feeds a sign or ReLU, in forward order (the recipe's
+    block order; in Bi-Real's order the BNs feed the residual add, see nudge_points)."""
     ba = model.binary_activations
     block_centers = (-1.0, 0.0, 1.0) if ba else (0.0,)
     out = [(model.bn1, (0.0,))]  # stem ReLU
-    for layer in (model.layer1, model.layer2, model.layer3, model.layer4):
-        for blk in layer:
-            if isinstance(blk, BasicBlock):
-                out.append((blk.bn, block_centers))
-            else:
-                out.append((blk.bn1, block_centers))
-                out.append((blk.bn2, block_centers))
+    for blk in blocks(model):
+        if isinstance(blk, BasicBlock):
+            out.append((blk.bn, block_centers))
+        else:
+            out.append((blk.bn1, block_centers))
+            out.append((blk.bn2, block_centers))
     return out
+
+
+def _z_centers(act: nn.Module, feeds: str | None):
+    """Per channel, the values of an activation's input z = BN output (+ residual) that must be avoided: the
+    activation's own kink, and the z whose output y = act(z) sits on a discontinuity of what y feeds
+    (a sign: y in {-1, 0, 1}, exact zeros of ReLU excepted; a ReLU: y = 0)."""
+    if isinstance(act, nn.PReLU):
+        a = act.weight.detach().double()
+        out = []
+        for c in range(a.numel()):
+            # y = a*z for z < 0, so a margin m in y is m/a in z there (and y = -1 at z = -1/a).
+            wide = NUDGE_MARGIN / float(a[c])
+            if feeds == "sign":
+                out.append(((0.0, wide), 1.0, (float(-1.0 / a[c]), wide)))
+            elif feeds == "relu":
+                out.append(((0.0, wide),))
+            else:
+                out.append((0.0,))
+        return out
+    if isinstance(act, nn.ReLU):
+        return ((0.0, 1.0) if feeds == "sign" else (0.0,),)
+    if feeds == "sign":
+        return ((-1.0, 0.0, 1.0),)
+    if feeds == "relu":
+        return ((0.0,),)
+    return ()
+
+
+def nudge_points(model: ResNet18):
+    """(bn, module, hook, centers) in forward order: shifting `bn`'s bias by d moves the tensor seen at
+    `module` (its output for hook 'out', its input for 'pre') by d per channel, which must keep away from
+    `centers` (one tuple for every channel, or one per channel).
+
+    Recipe order: every BN feeds a sign directly (as activation_bns). Bi-Real order: a block's BN sits before
+    the residual add, so its bias moves the activation's input z, and y = act(z) is what the next sign sees.
+    The recipe order's kinks after the add (PReLU, ReLU) and a binary shortcut's sign there have no BN in
+    front of them; those are left to reseeding (Guard)."""
+    if model.block_order == "bn-sign-conv":
+        return [(bn, bn, "out", (c,)) for bn, c in activation_bns(model)]
+    ba = model.binary_activations
+    feeds = "sign" if ba else "relu"
+    out = [(model.bn1, model.bn1, "out", ((0.0, 1.0) if ba else (0.0,),))]  # stem ReLU, then layer1.0's sign
+    bl = blocks(model)
+    for i, blk in enumerate(bl):
+        last = i == len(bl) - 1
+        if isinstance(blk, BasicBlock):
+            act = getattr(blk, blk.act_name)
+            out.append((blk.bn, act, "pre", _z_centers(act, None if last else feeds)))
+        else:
+            a1, a2 = (getattr(blk, n) for n in blk.act_names)
+            out.append((blk.bn1, a1, "pre", _z_centers(a1, feeds)))
+            out.append((blk.bn2, a2, "pre", _z_centers(a2, None if last else feeds)))
+    return [p for p in out if p[3]]
 
 
 def prelus(model: ResNet18):
@@ -209,14 +286,17 @@ def exact_alpha_ok(model: ResNet18) -> bool:
     return True
 
 
-def capture(module: nn.Module, fn):
-    """Run fn() and return the output of `module` (last call)."""
+def capture(module: nn.Module, fn, kind: str = "out"):
+    """Run fn() and return the output of `module` (kind 'out') or its input ('pre'), last call."""
     box = {}
 
     def hook(_m, _inp, out):
         box["out"] = out.detach().clone()
 
-    h = module.register_forward_hook(hook)
+    def pre_hook(_m, inp):
+        box["out"] = inp[0].detach().clone()
+
+    h = module.register_forward_hook(hook) if kind == "out" else module.register_forward_pre_hook(pre_hook)
     try:
         fn()
     finally:
@@ -227,9 +307,12 @@ def capture(module: nn.Module, fn):
 def smallest_safe_shift(values: torch.Tensor, centers) -> float:
     """Smallest |delta| such that every value + delta stays NUDGE_MARGIN away from every center."""
     v = values.double().flatten()
-    c = torch.tensor(centers, dtype=torch.float64)
-    lo = (c[:, None] - v[None, :] - NUDGE_MARGIN).flatten()  # forbidden open intervals (lo, hi)
-    hi = (c[:, None] - v[None, :] + NUDGE_MARGIN).flatten()
+    # A center is a value (kept NUDGE_MARGIN away) or (value, margin): a margin in the space of the shifted
+    # tensor z for a discontinuity of act(z), e.g. y = -1 at z = -1/a behind a PReLU of slope a.
+    c = torch.tensor([x[0] if isinstance(x, tuple) else x for x in centers], dtype=torch.float64)
+    m = torch.tensor([x[1] if isinstance(x, tuple) else NUDGE_MARGIN for x in centers], dtype=torch.float64)
+    lo = (c[:, None] - v[None, :] - m[:, None]).flatten()  # forbidden open intervals (lo, hi)
+    hi = (c[:, None] - v[None, :] + m[:, None]).flatten()
     eps = 1e-5
     cand = torch.cat([torch.zeros(1, dtype=torch.float64), lo - eps, hi + eps])
     cand = cand[cand.abs().argsort()]
@@ -245,26 +328,27 @@ def smallest_safe_shift(values: torch.Tensor, centers) -> float:
 
 def nudge_bn_biases(model: ResNet18, x: torch.Tensor, stages) -> float:
     """Shift the bias of each activation-feeding BN (per channel, in forward order) so that its output
-    keeps away from the discontinuities in every pass the fixtures run (eval and train, each stage).
-    A BN's output depends only on its own parameters and on modules upstream, so fixing them in
-    forward order never undoes an earlier fix."""
+    (Bi-Real order: the activation input it adds to) keeps away from the discontinuities in every pass the
+    fixtures run (eval and train, each stage). That tensor depends only on the BN's own parameters and on
+    modules upstream, so fixing them in forward order never undoes an earlier fix."""
     largest = 0.0
-    for bn, centers in activation_bns(model):
+    for bn, target, kind, centers in nudge_points(model):
         outs = []
+        name = next(n for n, mm in model.named_modules() if mm is target)
         for stage in stages:
             model.set_binary_weights(stage == 2)
             model.eval()
             with torch.no_grad():
-                outs.append(capture(bn, lambda: model(x)))
+                outs.append(capture(target, lambda: model(x), kind))
             m2 = copy.deepcopy(model).train()  # a copy: a train forward updates running stats
-            bn2 = dict(m2.named_modules())[next(n for n, mm in model.named_modules() if mm is bn)]
+            t2 = dict(m2.named_modules())[name]
             with torch.no_grad():
-                outs.append(capture(bn2, lambda: m2(x)))
+                outs.append(capture(t2, lambda: m2(x), kind))
         model.set_binary_weights(False)
         vals = torch.cat([o.transpose(0, 1).reshape(o.shape[1], -1) for o in outs], dim=1)  # [C, N]
         with torch.no_grad():
             for ch in range(vals.shape[0]):
-                delta = smallest_safe_shift(vals[ch], centers)
+                delta = smallest_safe_shift(vals[ch], centers[ch] if len(centers) > 1 else centers[0])
                 if delta != 0.0:
                     bn.bias[ch] += delta
                     largest = max(largest, abs(delta))
@@ -284,13 +368,32 @@ class Guard:
         self.worst = {}  # kind -> smallest distance seen
         self.prelu_zeros = 0  # PReLU inputs that are exactly 0 (counted over every forward)
         self.handles = []
-        for bn, centers in activation_bns(model):
-            kind = "act" if centers != (0.0,) else "relu"
-            self.handles.append(bn.register_forward_hook(self._bn_hook(kind, centers)))
+        ba = model.binary_activations
+        sign_centers = (-1.0, 0.0, 1.0) if ba else (0.0,)
+        sign_kind = "act" if ba else "relu"
+        if model.block_order == "bn-sign-conv":
+            for bn, centers in activation_bns(model):
+                kind = "act" if centers != (0.0,) else "relu"
+                self.handles.append(bn.register_forward_hook(self._bn_hook(kind, centers)))
+        else:
+            # Bi-Real order: each conv's sign sees the conv's own input (a block's input, a classic block's
+            # first activation's output); exact zeros (from ReLU) are exact everywhere, and sign(0) = +1.
+            self.handles.append(model.bn1.register_forward_hook(self._bn_hook("relu", (0.0,))))
+            for blk in blocks(model):
+                self.handles.append(blk.register_forward_pre_hook(self._pre_hook(sign_kind, sign_centers)))
+                if isinstance(blk, ClassicBasicBlock):
+                    act1 = getattr(blk, blk.act_names[0])
+                    self.handles.append(act1.register_forward_hook(self._bn_hook(sign_kind, sign_centers, True)))
         for conv in model.binary_convs():
             self.handles.append(conv.register_forward_pre_hook(self._weight_hook))
+            if conv.input_activation is not None:  # the binary shortcut's own sign
+                self.handles.append(conv.register_forward_pre_hook(self._pre_hook("shortcut-sign", sign_centers)))
         for p in prelus(model):
             self.handles.append(p.register_forward_pre_hook(self._prelu_hook))
+        for blk in blocks(model):
+            for m in blk.children():
+                if isinstance(m, nn.ReLU):  # blockActivation 'relu': a kink like PReLU's
+                    self.handles.append(m.register_forward_pre_hook(self._prelu_hook))
         if model.maxpool is not None:
             self.handles.append(model.maxpool.register_forward_pre_hook(self._maxpool_hook))
 
@@ -298,14 +401,25 @@ class Guard:
         dist = float(dist)
         self.worst[kind] = min(self.worst.get(kind, float("inf")), dist)
 
-    def _bn_hook(self, kind, centers):
+    def _bn_hook(self, kind, centers, zeros_ok=False):
         def hook(_m, _inp, out):
-            o = out.detach()
-            if not torch.isfinite(o).all():
-                self._note(kind, float("-inf"))
-            d = torch.stack([(o - c).abs() for c in centers]).amin()
-            self._note(kind, d)
+            self._check(kind, out.detach(), centers, zeros_ok)
         return hook
+
+    def _pre_hook(self, kind, centers):
+        def hook(_m, inp):
+            self._check(kind, inp[0].detach(), centers, True)
+        return hook
+
+    def _check(self, kind, o, centers, zeros_ok):
+        if not torch.isfinite(o).all():
+            self._note(kind, float("-inf"))
+        if zeros_ok:
+            o = o[o != 0]
+            if o.numel() == 0:
+                return
+        d = torch.stack([(o - c).abs() for c in centers]).amin()
+        self._note(kind, d)
 
     def _weight_hook(self, m, _inp):
         w = m.weight.detach()
@@ -335,7 +449,7 @@ class Guard:
 
     def violations(self):
         need = {"act": MARGIN, "relu": MARGIN, "weight": MARGIN, "prelu": KINK_MARGIN,
-                "maxpool": KINK_MARGIN}
+                "maxpool": KINK_MARGIN, "shortcut-sign": KINK_MARGIN}
         return {k: v for k, v in self.worst.items() if not v >= need[k]}
 
     def remove(self):
@@ -605,6 +719,18 @@ def write_names():
         lines.append(f"| {len(lines)} | `{n}` | {shape} | {dtype} | {kind} |")
     classic = build_from_config(full_config(CASES["classic-imagenet"], 1))
     classic_names = [n for n in classic.state_dict() if n.startswith("layer2.0.")]
+
+    def layer2_0(**switches):
+        m = build_from_config({**full_config(case, 1), **switches})
+        return ", ".join(f"`{n}`" for n in m.state_dict() if n.startswith("layer2.0.") and not n.endswith(
+            ("running_mean", "running_var", "num_batches_tracked", ".bias")))
+
+    def binary_convs(**switches):
+        m = build_from_config({**full_config(case, 1), **switches})
+        return [n + ".weight" for n, x in m.named_modules() if isinstance(x, BinaryConv2d)]
+
+    ds_binary = [n for n in binary_convs(downsample="binary") if "downsample" in n]
+    ds_binary_classic = [n for n in binary_convs(downsample="binary", doubleSkip=False) if "downsample" in n]
     n_params = sum(p.numel() for p in model.parameters())
     text = f"""# State-dict naming scheme (bnn_reference.ResNet18)
 
@@ -627,6 +753,23 @@ The `stem='imagenet'` variant has the same names (only the `conv1.weight` shape 
 With `doubleSkip=false` a layer holds two `ClassicBasicBlock`s `0..1`, each with
 `bn1, conv1, prelu1, bn2, conv2, prelu2` (+ `downsample` in block 0 of layers 2..4), e.g. `layer2.0`:
 {", ".join(f"`{n}`" for n in classic_names)}.
+
+## The tricks ablation's switches (`blockOrder`, `blockActivation`, `downsample`)
+
+The defaults (`bn-sign-conv`, `prelu`, `avgpool`) give exactly the names above. The others keep every name
+and change only what exists and its order (weights and per-channel parameters of `layer2.0` shown):
+
+- `blockOrder='sign-conv-bn'` (Bi-Real Net): the block's BatchNorm follows its conv, so it is registered after
+  it and has the conv's output channels: {layer2_0(blockOrder="sign-conv-bn")}; classic blocks likewise
+  (`conv1, bn1, prelu1, conv2, bn2, prelu2`): {layer2_0(blockOrder="sign-conv-bn", doubleSkip=False)}.
+- `blockActivation='relu'` or `'none'`: no `prelu` / `prelu1` / `prelu2` entries (ReLU and identity have no
+  state): {layer2_0(blockActivation="relu")}.
+- `downsample='strided'`: the same names as `avgpool` (`downsample.0` the 1x1 conv, now stride 2, `downsample.1`
+  its BatchNorm; no pool).
+- `downsample='binary'`: the same names again; `downsample.0` is a `BinaryConv2d` (1x1, it applies the sign to its
+  own input, and has 1-bit weights in stage 2), `downsample.2` the pool. The binary convolutions' weights are
+  then the blocks' `layerL.B.conv.weight` (`conv1`/`conv2` in classic blocks) and
+  {", ".join(f"`{n}`" for n in ds_binary)} (the same names with classic blocks: {", ".join(f"`{n}`" for n in ds_binary_classic)}).
 
 ## Full list for `small-c1` (numClasses 10, inChannels 1, width 4, stem small, doubleSkip true)
 

@@ -40,6 +40,9 @@ export interface NativeModelConfig {
   binaryActivations: boolean;
   binaryWeights: boolean;
   bnMomentum: number;
+  blockOrder: 'bn-sign-conv' | 'sign-conv-bn';
+  blockActivation: 'prelu' | 'relu' | 'none';
+  downsample: 'avgpool' | 'strided' | 'binary';
 }
 
 export interface ModelAddon {

@@ -1,4 +1,4 @@
-import { checkBoolean, checkInteger } from '../core/check.js';
+import { checkBoolean, checkInteger, checkOneOf } from '../core/check.js';
 import { rangeError, typeError } from '../errors.js';
 
 /** The network the recipe trains. Only ResNet-18 for now; the field keeps files forward-compatible. */
@@ -6,6 +6,25 @@ export type Architecture = 'resnet18';
 
 /** How the first layer treats the image. */
 export type Stem = 'small' | 'imagenet';
+
+/**
+ * Order of the parts of a binary block (see {@link ModelConfig.blockOrder}):
+ * `'bn-sign-conv'` (the recipe) or `'sign-conv-bn'` (Bi-Real Net, Liu et al. 2018).
+ */
+export type BlockOrder = 'bn-sign-conv' | 'sign-conv-bn';
+
+/** What follows a block's residual add (see {@link ModelConfig.blockActivation}). */
+export type BlockActivation = 'prelu' | 'relu' | 'none';
+
+/** The shortcut of the blocks that change shape (see {@link ModelConfig.downsample}). */
+export type Downsample = 'avgpool' | 'strided' | 'binary';
+
+/** The values each structural switch takes, the recipe's first. */
+export const BLOCK_ORDERS: readonly BlockOrder[] = Object.freeze(['bn-sign-conv', 'sign-conv-bn'] as const);
+/** @see {@link BLOCK_ORDERS} */
+export const BLOCK_ACTIVATIONS: readonly BlockActivation[] = Object.freeze(['prelu', 'relu', 'none'] as const);
+/** @see {@link BLOCK_ORDERS} */
+export const DOWNSAMPLES: readonly Downsample[] = Object.freeze(['avgpool', 'strided', 'binary'] as const);
 
 /** Options of {@link createModel}. Every field has the default shown. */
 export interface ModelConfig {
@@ -27,6 +46,30 @@ export interface ModelConfig {
   binaryWeights?: boolean;
   /** BatchNorm running-stat momentum, PyTorch's convention. Default 0.1. */
   bnMomentum?: number;
+  /**
+   * Order inside each binary block. `'bn-sign-conv'` (the recipe): BatchNorm -> sign -> 3x3 binary
+   * conv -> + shortcut -> activation. `'sign-conv-bn'`: the order of Bi-Real Net (Liu et al. 2018),
+   * sign -> 3x3 binary conv -> BatchNorm -> + shortcut -> activation, so the sign sees the previous
+   * block's real-valued output and the BatchNorm has the conv's output channels. The packed export
+   * supports the recipe's order only. Default `'bn-sign-conv'`.
+   */
+  blockOrder?: BlockOrder;
+  /**
+   * What follows each block's residual add (in classic blocks, also the first conv):
+   * `'prelu'` (the recipe; learnable per-channel slopes, as in ReActNet, Liu et al. 2020, and
+   * Real-to-Binary Net, Martinez et al. 2020), `'relu'` or `'none'` (the sum itself, as in Bi-Real
+   * Net). Only `'prelu'` has parameters. The packed export supports `'prelu'` only. Default `'prelu'`.
+   */
+  blockActivation?: BlockActivation;
+  /**
+   * The shortcut of the blocks that change shape (the first block of layers 2–4). `'avgpool'` (the
+   * recipe): full-precision 1x1 conv (stride 1) -> BatchNorm -> 2x2 average pool. `'strided'`:
+   * ResNet's projection (He et al. 2016), a full-precision 1x1 conv with stride 2 -> BatchNorm.
+   * `'binary'`: the shortcut binarised too, sign -> 1x1 binary conv (1-bit weights in stage 2) ->
+   * BatchNorm -> 2x2 average pool. The names stay `downsample.0` (conv), `downsample.1`
+   * (BatchNorm). The packed export supports `'avgpool'` only. Default `'avgpool'`.
+   */
+  downsample?: Downsample;
 }
 
 /** A config with every field filled in. */
@@ -42,6 +85,9 @@ export const DEFAULT_MODEL_CONFIG: ResolvedModelConfig = Object.freeze({
   binaryActivations: true,
   binaryWeights: false,
   bnMomentum: 0.1,
+  blockOrder: 'bn-sign-conv',
+  blockActivation: 'prelu',
+  downsample: 'avgpool',
 });
 
 /** Fills defaults and checks every field, naming the first bad one. */
@@ -67,5 +113,8 @@ export function resolveModelConfig(config: ModelConfig = {}): ResolvedModelConfi
     binaryActivations: checkBoolean(c.binaryActivations, 'binaryActivations'),
     binaryWeights: checkBoolean(c.binaryWeights, 'binaryWeights'),
     bnMomentum: c.bnMomentum,
+    blockOrder: checkOneOf(c.blockOrder, 'blockOrder', BLOCK_ORDERS),
+    blockActivation: checkOneOf(c.blockActivation, 'blockActivation', BLOCK_ACTIVATIONS),
+    downsample: checkOneOf(c.downsample, 'downsample', DOWNSAMPLES),
   };
 }

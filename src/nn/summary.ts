@@ -105,19 +105,28 @@ export function summarize(config: ResolvedModelConfig, options: SummaryOptions =
     simple('maxpool', 'MaxPool2d', 0, [c, h, w]);
   }
   const inBits: 1 | 32 = binA ? 1 : 32;
+  const biReal = config.blockOrder === 'sign-conv-bn';
+  // Rows in registration order: BN before the conv in the recipe's order, after it in Bi-Real's.
   const block = (prefix: string, cin: number, planes: number, stride: number, suffix: string) => {
     const [hi, wi] = [h, w];
-    simple(`${prefix}.bn${suffix}`, 'BatchNorm2d', 2 * cin, [cin, hi, wi]);
+    if (!biReal) simple(`${prefix}.bn${suffix}`, 'BatchNorm2d', 2 * cin, [cin, hi, wi]);
     [c, h, w] = conv(`${prefix}.conv${suffix}`, cin, planes, 3, stride, 1, true, inBits);
+    if (biReal) simple(`${prefix}.bn${suffix}`, 'BatchNorm2d', 2 * planes, [c, h, w]);
     return [hi, wi] as const;
+  };
+  // Only PReLU has parameters (and so a module and a row); ReLU and 'none' are stateless.
+  const activation = (name: string) => {
+    if (config.blockActivation === 'prelu') simple(name, 'PReLU', c, [c, h, w]);
   };
   const shortcut = (prefix: string, cin: number, planes: number, stride: number, hi: number, wi: number) => {
     if (stride === 1 && cin === planes) return;
     const saved = [c, h, w] as const;
     [c, h, w] = [cin, hi, wi];
-    conv(`${prefix}.downsample.0`, cin, planes, 1, 1, 0, false, 32);
-    simple(`${prefix}.downsample.1`, 'BatchNorm2d', 2 * planes, [planes, hi, wi]);
-    if (stride !== 1) simple(`${prefix}.downsample.2`, 'AvgPool2d', 0, [planes, poolCeilOut(hi, stride, stride), poolCeilOut(wi, stride, stride)]);
+    const ds = config.downsample;
+    const binary = ds === 'binary';
+    const [, ho, wo] = conv(`${prefix}.downsample.0`, cin, planes, 1, ds === 'strided' ? stride : 1, 0, binary, binary ? inBits : 32);
+    simple(`${prefix}.downsample.1`, 'BatchNorm2d', 2 * planes, [planes, ho, wo]);
+    if (ds !== 'strided' && stride !== 1) simple(`${prefix}.downsample.2`, 'AvgPool2d', 0, [planes, poolCeilOut(hi, stride, stride), poolCeilOut(wi, stride, stride)]);
     [c, h, w] = saved;
   };
   let inPlanes = config.width;
@@ -130,15 +139,15 @@ export function summarize(config: ResolvedModelConfig, options: SummaryOptions =
         for (const [idx, cin, st] of [[2 * b, inPlanes, s], [2 * b + 1, planes, 1]] as const) {
           const prefix = `layer${li + 1}.${idx}`;
           const [hi, wi] = block(prefix, cin, planes, st, '');
-          simple(`${prefix}.prelu`, 'PReLU', planes, [c, h, w]);
+          activation(`${prefix}.prelu`);
           shortcut(prefix, cin, planes, st, hi, wi);
         }
       } else {
         const prefix = `layer${li + 1}.${b}`;
         const [hi, wi] = block(prefix, inPlanes, planes, s, '1');
-        simple(`${prefix}.prelu1`, 'PReLU', planes, [c, h, w]);
+        activation(`${prefix}.prelu1`);
         block(prefix, planes, planes, 1, '2');
-        simple(`${prefix}.prelu2`, 'PReLU', planes, [c, h, w]);
+        activation(`${prefix}.prelu2`);
         shortcut(prefix, inPlanes, planes, s, hi, wi);
       }
       inPlanes = planes;
@@ -203,8 +212,14 @@ function formatSummary(s: Omit<ModelSummary, 'text'>): string {
   const line = (r: string[]) => r.map((v, i) => (i < 4 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
   const rule = widths.map((n) => '-'.repeat(n)).join('  ');
   const c = s.config;
+  // The ablation's switches are named only where they leave the recipe.
+  const variant = [
+    c.blockOrder !== 'bn-sign-conv' ? `${c.blockOrder} blocks` : '',
+    c.blockActivation !== 'prelu' ? `${c.blockActivation === 'none' ? 'no activation' : c.blockActivation} after the add` : '',
+    c.downsample !== 'avgpool' ? `${c.downsample} downsample` : '',
+  ].filter(Boolean).map((v) => `${v}, `).join('');
   return [
-    `bnn-torch ${c.arch}: width ${c.width}, ${c.doubleSkip ? 'double skip' : 'classic blocks'}, ` +
+    `bnn-torch ${c.arch}: width ${c.width}, ${c.doubleSkip ? 'double skip' : 'classic blocks'}, ${variant}` +
       `${c.binaryActivations ? '1-bit' : '32-bit'} activations, ${c.binaryWeights ? '1-bit' : '32-bit'} weights, input [${s.inputShape.join(', ')}]`,
     line(header),
     rule,

@@ -195,7 +195,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
     await config.onTimeBudget?.(plan);
   }
   const runConfig: Record<string, unknown> = {
-    model: { ...config.model, binaryWeights: undefined },
+    model: runModelConfig(config.model),
     stage1,
     stage2,
     stages,
@@ -225,7 +225,10 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
           runConfig.stage2 = stage2;
         }
       }
-      const diffs = configDifferences(ckpt.meta.runConfig, JSON.parse(JSON.stringify(runConfig)) as Record<string, unknown>);
+      // Both models resolved: a checkpoint written before a config field existed holds the field's
+      // default, and a config given with or without its defaults is the same network.
+      const savedRun = { ...ckpt.meta.runConfig, model: runModelConfig((ckpt.meta.runConfig.model ?? {}) as ModelConfig) };
+      const diffs = configDifferences(JSON.parse(JSON.stringify(savedRun)) as Record<string, unknown>, JSON.parse(JSON.stringify(runConfig)) as Record<string, unknown>);
       if (diffs.length) {
         throw bnnError(`${checkpointPath} belongs to a different run configuration:\n  - ${diffs.join('\n  - ')}`, 'BNN_INVALID_ARGUMENT');
       }
@@ -375,4 +378,9 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
     dataParallel?.dispose();
   }
   return result;
+}
+
+/** The network part of a run's identity: every field resolved, the stage's binaryWeights left out. */
+function runModelConfig(model: ModelConfig): Record<string, unknown> {
+  return { ...resolveModelConfig({ ...model, binaryWeights: false }), binaryWeights: undefined };
 }

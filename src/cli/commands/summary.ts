@@ -1,13 +1,13 @@
 // `bnn summary`: the model summary table for a config or a saved model.
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
-import { resolveModelConfig } from '../../nn/model-config.js';
+import { BLOCK_ACTIVATIONS, BLOCK_ORDERS, DOWNSAMPLES, resolveModelConfig, type BlockActivation, type BlockOrder, type Downsample } from '../../nn/model-config.js';
 import { summarize } from '../../nn/summary.js';
 import { getPreset, PRESETS, type PresetName } from '../../train/presets.js';
 import { loadImages } from '../common.js';
 import { readModelConfig } from './model-file.js';
 
-interface SummaryArgs { checkpoint?: string; numClasses: number; inChannels: number; width: number; stem: 'small' | 'imagenet'; doubleSkip: boolean; binaryActivations: boolean; binaryWeights: boolean; height?: number; data?: string; preset: PresetName; imageSize?: number; json: boolean }
+interface SummaryArgs { checkpoint?: string; numClasses: number; inChannels: number; width: number; stem: 'small' | 'imagenet'; doubleSkip: boolean; blockOrder: BlockOrder; blockActivation: BlockActivation; downsample: Downsample; binaryActivations: boolean; binaryWeights: boolean; height?: number; data?: string; preset: PresetName; imageSize?: number; json: boolean }
 
 export const command = 'summary';
 export const describe = 'Print the model summary (1-bit/32-bit parameters, MACs, size) for a config or a saved model';
@@ -20,6 +20,9 @@ export function builder(y: Argv): Argv<SummaryArgs> {
     .option('width', { type: 'number', default: 16 })
     .option('stem', { type: 'string', choices: ['small', 'imagenet'] as const, default: 'small' as const })
     .option('double-skip', { type: 'boolean', default: true })
+    .option('block-order', { type: 'string', choices: BLOCK_ORDERS, default: 'bn-sign-conv' as BlockOrder })
+    .option('block-activation', { type: 'string', choices: BLOCK_ACTIVATIONS, default: 'prelu' as BlockActivation })
+    .option('downsample', { type: 'string', choices: DOWNSAMPLES, default: 'avgpool' as Downsample })
     .option('binary-activations', { type: 'boolean', default: true })
     .option('binary-weights', { type: 'boolean', default: true, describe: 'summarize the stage-2 model (--no-binary-weights: stage 1)' })
     .option('height', { type: 'number', describe: 'input size (default 28 for 1 channel, 32 otherwise, 224 for the imagenet stem)' })
@@ -44,6 +47,9 @@ export async function handler(a: ArgumentsCamelCase<SummaryArgs>): Promise<void>
         width: a.width,
         stem: fromData?.stem ?? a.stem,
         doubleSkip: a.doubleSkip,
+        blockOrder: a.blockOrder,
+        blockActivation: a.blockActivation,
+        downsample: a.downsample,
         binaryActivations: a.binaryActivations,
         binaryWeights: a.binaryWeights,
       });

@@ -8,7 +8,7 @@ import yargs, { type Argv, type ArgumentsCamelCase } from 'yargs';
 import { DataLoader } from '../../data/loader.js';
 import { Tensor } from '../../core/tensor.js';
 import { distributedBackends, ProcessGroup, rendezvousFromEnv } from '../../distributed/process-group.js';
-import { checkInteger, checkNumber } from '../../core/check.js';
+import { checkInteger, checkNumber, checkOneOf } from '../../core/check.js';
 import type { Device } from '../../core/device.js';
 import type { Dataset, DatasetName } from '../../data/datasets.js';
 import { isBnnError } from '../../errors.js';
@@ -17,7 +17,15 @@ import { readRunDirectory, writeReport } from '../../report/index.js';
 import { libtorchInfo, getNumThreads, setCudnnOptions } from '../../core/runtime.js';
 import { summarize } from '../../nn/summary.js';
 import type { ActivationStatistics } from '../../nn/model.js';
-import { resolveModelConfig } from '../../nn/model-config.js';
+import {
+  BLOCK_ACTIVATIONS,
+  BLOCK_ORDERS,
+  DOWNSAMPLES,
+  resolveModelConfig,
+  type BlockActivation,
+  type BlockOrder,
+  type Downsample,
+} from '../../nn/model-config.js';
 import { checkStage } from '../../train/trainer.js';
 import { oneStageOptions, trainTwoStage } from '../../train/two-stage.js';
 import { parseDuration, type TimeBudgetPlan } from '../../train/time-budget.js';
@@ -58,6 +66,9 @@ export interface TrainArgs {
   width?: number;
   stem?: 'small' | 'imagenet';
   doubleSkip: boolean;
+  blockOrder: BlockOrder;
+  blockActivation: BlockActivation;
+  downsample: Downsample;
   imageSize?: number;
   channels?: number;
   skipBad: boolean;
@@ -133,6 +144,19 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('width', { type: 'number', describe: 'base channels of the ResNet (default: the preset\'s)' })
     .option('stem', { type: 'string', choices: ['small', 'imagenet'] as const, describe: "the network's stem (default: the preset's; imagenet for 224 px images)" })
     .option('double-skip', { type: 'boolean', default: true, describe: 'the recipe\'s double skip (--no-double-skip: classic blocks)' })
+    .option('block-order', {
+      type: 'string',
+      choices: BLOCK_ORDERS,
+      default: 'bn-sign-conv' as BlockOrder,
+      describe: "order inside a binary block: the recipe's BatchNorm -> sign -> conv, or Bi-Real Net's sign -> conv -> BatchNorm",
+    })
+    .option('block-activation', { type: 'string', choices: BLOCK_ACTIVATIONS, default: 'prelu' as BlockActivation, describe: "what follows a block's residual add" })
+    .option('downsample', {
+      type: 'string',
+      choices: DOWNSAMPLES,
+      default: 'avgpool' as Downsample,
+      describe: "shortcut of the blocks that change shape: the recipe's 1x1 conv + BatchNorm + 2x2 avg-pool, ResNet's strided 1x1 conv + BatchNorm, or a binary 1x1 conv (sign, 1-bit weights) + BatchNorm + avg-pool",
+    })
     .option('limit', { type: 'number', describe: 'train on the first N samples only (quick runs)' })
     .option('crop-padding', { type: 'number', describe: 'random-crop padding in pixels (0: off; default: the preset\'s)' })
     .option('hflip', { type: 'boolean', describe: 'random horizontal flips (default: the preset\'s)' })
@@ -388,6 +412,10 @@ function resolveSettings(a: TrainArgs, world: number): Settings {
   if (a.workers !== undefined) usage('--workers', () => checkInteger(a.workers, 'the thread count', 0, 1024));
   if (a.threads !== undefined) usage('--threads', () => checkInteger(a.threads, 'the thread count', 1, 4096));
   usage('--seed', () => checkInteger(a.seed, 'the seed', 0));
+  // yargs checks these choices on the command line; a resumed run's config.json is checked here.
+  usage('--block-order', () => checkOneOf(a.blockOrder, 'block order', BLOCK_ORDERS));
+  usage('--block-activation', () => checkOneOf(a.blockActivation, 'block activation', BLOCK_ACTIVATIONS));
+  usage('--downsample', () => checkOneOf(a.downsample, 'downsample', DOWNSAMPLES));
   if (!(a.distTimeout > 0)) throw new UsageError(`--dist-timeout must be positive, got ${a.distTimeout}`, 2);
   if (!(Number.isInteger(a.tensorboardInterval) && a.tensorboardInterval >= 1)) throw new UsageError(`--tensorboard-interval must be a whole number >= 1, got ${a.tensorboardInterval}`, 2);
   if (a.syncInterval !== undefined && !(Number.isInteger(a.syncInterval) && a.syncInterval >= 1)) {
@@ -439,6 +467,9 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     width: settings.width,
     stem: a.stem ?? (train.streamed ? preset.stem : 'small'),
     doubleSkip: a.doubleSkip,
+    blockOrder: a.blockOrder,
+    blockActivation: a.blockActivation,
+    downsample: a.downsample,
   });
 
   // The run folder is named by rank 0 (a default name holds the time) and shared with the others.
