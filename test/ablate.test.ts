@@ -138,7 +138,7 @@ test('the plan: recipe first, every variant once per seed, seed by seed, variant
     [{ seeds: [1, 1] }, /seeds repeat/],
     [{ seeds: [-1] }, /whole numbers >= 0/],
     [{ seeds: [0], variants: ['nope'] }, /unknown ablation variant 'nope'; known: recipe, /],
-    [{ seeds: [0], variants: ['mixup'] }, /'mixup' is an addition/],
+    [{ seeds: [0], variants: ['label-smoothing'] }, /'label-smoothing' is an addition/],
     [{ seeds: [0], additions: ['sgd'] }, /'sgd' is not an addition/],
     [{ seeds: [0], trainArgs: ['--out', 'y'] }, /--out is set by the ablation/],
     [{ seeds: [0], trainArgs: ['width', '4'] }, /'width' is not a flag/],

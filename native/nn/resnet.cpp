@@ -144,18 +144,23 @@ std::vector<ActivationStats> ResNet18Impl::activation_statistics(const torch::Te
     std::vector<torch::Tensor> buffers, saved;
     std::vector<std::pair<BatchNorm2dImpl*, std::shared_ptr<BatchNormSync>>> syncs;
     ~Restore() {
-      for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved[i]);
+      // A destructor must not throw (that would terminate Node): a failed copy back (say, after a
+      // CUDA error) leaves those statistics as the forward left them, and the rest is restored.
       for (auto& [bn, sync] : syncs) bn->sync = sync;
-      for (auto& m : model.modules(/*include_self=*/false)) {
-        if (auto* b = m->as<BasicBlockImpl>()) b->probe = nullptr;
-        if (auto* b = m->as<ClassicBasicBlockImpl>()) b->probe = nullptr;
+      try {
+        for (auto& m : model.modules(/*include_self=*/false)) {
+          if (auto* b = m->as<BasicBlockImpl>()) b->probe = nullptr;
+          if (auto* b = m->as<ClassicBasicBlockImpl>()) b->probe = nullptr;
+        }
+        model.train(training);
+        for (size_t i = 0; i < saved.size(); ++i) buffers[i].copy_(saved[i]);
+      } catch (...) {
       }
-      model.train(training);
     }
   } restore{*this, is_training(), {}, {}, {}};
   for (auto& b : buffers(true)) {
+    restore.saved.push_back(b.clone());  // first: a failed clone leaves `buffers` no longer than `saved`
     restore.buffers.push_back(b);
-    restore.saved.push_back(b.clone());
   }
   for (const auto& item : named_modules("", /*include_self=*/false)) {
     auto& m = item.value();

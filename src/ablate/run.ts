@@ -295,7 +295,7 @@ export async function runAblation(options: AblationOptions): Promise<AblationOut
         res.report = reportOf(r.dir);
       }
       say(`${r.variant}, seed ${r.seed}: ${(100 * state.accuracy).toFixed(2)}%${state.seconds !== null ? ` in ${(state.seconds / 60).toFixed(1)} min` : ''}`);
-    } else if (exit.code === 130 || exit.signal === 'SIGINT' || (stopping && exit.code !== 0)) {
+    } else if (stopping && (exit.code === 130 || exit.signal === 'SIGINT' || exit.code !== 0)) {
       Object.assign(res, { status: state.kind === 'started' ? 'interrupted' : 'pending', report: reportOf(r.dir) });
     } else {
       const why = exit.error ? `could not start: ${exit.error.message}` : exit.signal ? `was killed by ${exit.signal}` : exit.code === 0 ? 'ended without a final record' : `exited with code ${exit.code}`;

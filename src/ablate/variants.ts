@@ -40,7 +40,6 @@ export const ABLATION_VARIANTS: readonly AblationVariant[] = [
   },
   { name: 'cosine', change: 'cosine learning-rate schedule instead of step decay', flags: ['--lr-schedule', 'cosine'] },
   { name: 'label-smoothing', change: 'addition: label smoothing 0.1', flags: ['--label-smoothing', '0.1'], addition: true },
-  { name: 'mixup', change: 'addition: mixup (α = 0.2)', flags: ['--mixup', '0.2'], addition: true },
 ];
 
 /** The variant named `name`, or a BNN_INVALID_ARGUMENT error listing the known ones. */

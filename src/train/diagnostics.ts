@@ -232,6 +232,9 @@ export function tensorBoardCallbacks(options: TensorBoardCallbackOptions): Train
       if (log.testAccuracy !== undefined) writer.addScalar('test/accuracy', log.testAccuracy, step);
       writer.addScalar('train/epoch_learning_rate', log.lr, step);
       writer.addScalar('train/epoch_seconds', log.seconds, step);
+      if (options.activationBatch && !(context?.model instanceof Model)) {
+        throw typeError('activationBatch needs the model: call onEpochEnd(log, { model }) as the Trainer does');
+      }
       const activations = options.activationBatch ? await context.model.activationStatistics(options.activationBatch) : undefined;
       if (activations !== undefined && activations.length > 0) {
         let values = 0;

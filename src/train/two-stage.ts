@@ -115,6 +115,11 @@ export interface TwoStageResult {
 export function oneStageOptions(stage1: StageOptions, stage2: StageOptions): StageOptions {
   checkStage(stage1, 'stage1');
   checkStage(stage2, 'stage2');
+  // One schedule is laid over both stages' epochs: stages on different schedules have no single
+  // equivalent, so say so rather than silently use stage 1's.
+  if ((stage1.lrSchedule ?? 'step') !== (stage2.lrSchedule ?? 'step')) {
+    throw rangeError(`one stage needs both stages on the same lrSchedule, got '${stage1.lrSchedule ?? 'step'}' (stage 1) and '${stage2.lrSchedule ?? 'step'}' (stage 2)`);
+  }
   const { clipLatentWeights: clip1, ...base } = stage1;
   const clipLatentWeights = stage2.clipLatentWeights ?? clip1;
   const epochs = stage1.epochs + stage2.epochs;

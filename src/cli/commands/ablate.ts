@@ -29,7 +29,7 @@ export function builder(y: Argv): Argv<AblateArgs> {
     .positional('train', { type: 'string', array: true, describe: 'bnn train flags every run gets, after --: --data, --width, --epochs-scale, ...' })
     .option('out', { type: 'string', describe: 'the ablation folder: runs/<variant>/seed<k>, ablation.json, ablation.md, ablation.html' })
     .option('seeds', { type: 'string', default: '3', describe: 'N (seeds 0..N-1) or a comma list (e.g. 0,1,2; one seed: 7,)' })
-    .option('variants', { type: 'string', describe: `tricks to turn off, comma-separated (the recipe always runs; default all: ${tricks.join(', ')})` })
+    .option('variants', { type: 'string', describe: `tricks to turn off, comma-separated, or 'none' (the recipe always runs; default all: ${tricks.join(', ')})` })
     .option('add', { type: 'string', describe: `additions to try on top of the recipe, comma-separated: ${additions.join(', ')}` })
     .option('variant-flags', {
       type: 'array',
@@ -43,13 +43,17 @@ export function builder(y: Argv): Argv<AblateArgs> {
     .example('bnn ablate --out runs/abl --variants double-skip --add label-smoothing -- --epochs1 2 --epochs2 2', 'two rows and the recipe') as unknown as Argv<AblateArgs>;
 }
 
+// 'none' is what ablationCommand writes for an empty --variants (the recipe alone), so the command
+// it prints runs again as printed.
 const names = (value: string | undefined): string[] | undefined =>
   value === undefined
     ? undefined
-    : value
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
+    : value.trim() === 'none'
+      ? []
+      : value
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
 
 /** `--seeds 3` is seeds 0, 1, 2; `--seeds 3,5` (or `7,` for one) lists them. */
 function parseSeeds(text: string): number[] {
