@@ -36,7 +36,7 @@ export const ABLATION_VARIANTS: readonly AblationVariant[] = [
     name: 'sgd',
     change: 'SGD with momentum 0.9 instead of Adam',
     flags: ['--optimizer', 'sgd', '--momentum', '0.9', '--lr1', '0.1', '--lr2', '0.01'],
-    note: "sgd: learning rates 0.1 (stage 1) and 0.01 (stage 2), SGD's usual scale (Adam's are 1e-3 and 2e-4); change them with --variant-flags 'sgd=--lr1 <a> --lr2 <b>'",
+    note: "sgd: learning rates 0.1 (stage 1) and 0.01 (stage 2), SGD's usual scale (the recipe's Adam: 2e-3 and 5e-4 in the main job's preset); change them with --variant-flags 'sgd=--lr1 <a> --lr2 <b>'",
   },
   { name: 'cosine', change: 'cosine learning-rate schedule instead of step decay', flags: ['--lr-schedule', 'cosine'] },
   { name: 'label-smoothing', change: 'addition: label smoothing 0.1', flags: ['--label-smoothing', '0.1'], addition: true },
