@@ -138,4 +138,6 @@ test('one stage: the learning rate of every epoch is the two-stage run\'s, laid 
   const cos = oneStageOptions({ ...main.stage1, lrSchedule: 'cosine' }, main.stage2);
   assert.equal(cos.lrSchedule, 'cosine');
   assert.equal(createSchedule(cos).lrAt(3), (2e-3 * (1 + Math.cos(Math.PI / 2))) / 2);
+  // A step stage 1 cannot carry stage 2's cosine: refused, not silently dropped.
+  assert.throws(() => oneStageOptions(main.stage1, { ...main.stage2, lrSchedule: 'cosine' }), /stage 2's cosine/);
 });

@@ -115,10 +115,11 @@ export interface TwoStageResult {
 export function oneStageOptions(stage1: StageOptions, stage2: StageOptions): StageOptions {
   checkStage(stage1, 'stage1');
   checkStage(stage2, 'stage2');
-  // One schedule is laid over both stages' epochs: stages on different schedules have no single
-  // equivalent, so say so rather than silently use stage 1's.
-  if ((stage1.lrSchedule ?? 'step') !== (stage2.lrSchedule ?? 'step')) {
-    throw rangeError(`one stage needs both stages on the same lrSchedule, got '${stage1.lrSchedule ?? 'step'}' (stage 1) and '${stage2.lrSchedule ?? 'step'}' (stage 2)`);
+  // A cosine stage 1 becomes one anneal over all the epochs; a step stage 1 lays both stages'
+  // milestones end to end, which has no equivalent for a cosine stage 2: refuse rather than
+  // silently drop stage 2's schedule.
+  if ((stage1.lrSchedule ?? 'step') === 'step' && stage2.lrSchedule === 'cosine') {
+    throw rangeError("one stage with a step stage 1 cannot follow stage 2's cosine schedule: give both stages the same lrSchedule");
   }
   const { clipLatentWeights: clip1, ...base } = stage1;
   const clipLatentWeights = stage2.clipLatentWeights ?? clip1;
