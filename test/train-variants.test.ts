@@ -23,27 +23,14 @@ import {
   type TwoStageConfig,
 } from '../src/index.js';
 import { mulberry32 } from '../src/data/batches.js';
+import { TOY_CLASSES, TOY_SHAPE, toyData } from './support/toy-task.js';
 import { readSafetensorsSync } from '../src/io/safetensors.js';
 
-const CLASSES = 4;
-const SHAPE = [1, 8, 8];
+const CLASSES = TOY_CLASSES;
+const SHAPE = TOY_SHAPE;
 const MODEL = { inChannels: 1, width: 4, numClasses: CLASSES };
 const SEED = 3;
 
-/** Each class lights a different quadrant, plus noise (as test/training.test.ts). */
-function toyData(n: number, seed: number): { images: Float32Array; labels: Int32Array } {
-  const rand = mulberry32(seed);
-  const images = new Float32Array(n * 64);
-  const labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const c = i % CLASSES;
-    labels[i] = c;
-    for (let y = 0; y < 8; y++) {
-      for (let x = 0; x < 8; x++) images[i * 64 + y * 8 + x] = ((y < 4 ? 0 : 2) + (x < 4 ? 0 : 1) === c ? 1.5 : -0.5) + (rand() - 0.5);
-    }
-  }
-  return { images, labels };
-}
 
 function trainSource(): InMemoryBatches {
   const tr = toyData(256, 1);

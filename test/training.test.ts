@@ -17,29 +17,12 @@ import {
   type StageOptions,
   type TwoStageConfig,
 } from '../src/index.js';
-import { mulberry32 } from '../src/data/batches.js';
+import { TOY_CLASSES, TOY_SHAPE, toyData } from './support/toy-task.js';
 import { readSafetensorsSync } from '../src/io/safetensors.js';
 
-const CLASSES = 4;
-const SHAPE = [1, 8, 8];
+const CLASSES = TOY_CLASSES;
+const SHAPE = TOY_SHAPE;
 
-/** A learnable toy task: each class lights a different quadrant, plus noise. */
-function toyData(n: number, seed: number): { images: Float32Array; labels: Int32Array } {
-  const rand = mulberry32(seed);
-  const images = new Float32Array(n * 64);
-  const labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const c = i % CLASSES;
-    labels[i] = c;
-    for (let y = 0; y < 8; y++) {
-      for (let x = 0; x < 8; x++) {
-        const lit = (y < 4 ? 0 : 2) + (x < 4 ? 0 : 1) === c;
-        images[i * 64 + y * 8 + x] = (lit ? 1.5 : -0.5) + (rand() - 0.5);
-      }
-    }
-  }
-  return { images, labels };
-}
 
 function sources(seed = 1): { train: InMemoryBatches; test: InMemoryBatches } {
   const tr = toyData(256, seed);

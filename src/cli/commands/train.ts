@@ -596,8 +596,10 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
               if (tb) await tb.callbacks.onEpochEnd?.(log, context);
               else {
                 const weights = await checkpointWeights(path.join(outDir, 'checkpoint.safetensors'));
-                const activations = activationBatch ? await context.model.activationStatistics(activationBatch) : undefined;
-                if (weights) recordDiagnostics(ownDiagnostics.measure(weights), log, activations);
+                if (weights) {
+                  const activations = activationBatch ? await context.model.activationStatistics(activationBatch) : undefined;
+                  recordDiagnostics(ownDiagnostics.measure(weights), log, activations);
+                }
               }
             },
             onStageEnd: ({ stage, weightsPath }) => progress.message(`stage ${stage} done${weightsPath ? `: ${weightsPath}` : ''}`),
