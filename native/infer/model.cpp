@@ -469,7 +469,17 @@ void Model::predict(const float* images, int64_t n, int64_t c, int64_t h, int64_
   }
   if (threads < 1 || threads > 1024) fail(ErrorKind::InvalidArgument, "predict: threads must be between 1 and 1024");
   const Isa chosen = resolve_isa(isa);
-  ThreadPool pool(threads);
+  std::unique_lock<std::mutex> cached(pool_mutex_, std::try_to_lock);
+  std::unique_ptr<ThreadPool> own;
+  if (cached.owns_lock()) {
+    if (!pool_ || pool_->size() != threads) {
+      pool_.reset();  // its threads stop before new ones start
+      pool_ = std::make_unique<ThreadPool>(threads);
+    }
+  } else {
+    own = std::make_unique<ThreadPool>(threads);
+  }
+  ThreadPool& pool = own ? *own : *pool_;
   // The batch runs in slices whose largest activation map stays near 1 MiB, so that a layer's
   // input and output stay in cache; images are independent, so slicing changes no result.
   const int64_t largest = std::max<int64_t>(1, h * w * cfg.width * 4 / (cfg.stem == "imagenet" ? 4 : 1));

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,11 @@ class Model {
 
   Config config_;
   std::map<std::string, std::string> metadata_;
+  // The pool of the last predict call, kept for the next one with the same thread count: starting
+  // threads per call cost more than a small network's whole forward. A call that finds it in use
+  // (predict calls may overlap on a model) makes a pool of its own.
+  mutable std::mutex pool_mutex_;
+  mutable std::unique_ptr<ThreadPool> pool_;
   int64_t stem_k_ = 3, stem_stride_ = 1, stem_pad_ = 1;
   std::vector<float> stem_wt_, stem_bias_;  // [(kh * k + kw) * C + c][width] (bn1 folded)
   std::vector<Block> blocks_;

@@ -5,7 +5,8 @@
 //   - the BatchNorm -> threshold fold (positive, negative and zero scales) against BN(x) >= 0;
 //   - whole tiny models (both stems, double-skip and classic blocks) against a naive double
 //     precision reference of the float network written here independently of the engine;
-//   - thread-count determinism, refusals of the export, and the safetensors reader's checks.
+//   - thread-count determinism, the thread pool (each index once, ranges stolen, errors, overlapping
+//     predict calls on one model), refusals of the export, and the safetensors reader's checks.
 // Prints one summary line; exits non-zero on any failure.
 //   test_infer [--quick]
 #include <unistd.h>
@@ -18,7 +19,10 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
+#include <atomic>
+#include <chrono>
 
 #include "core/errors.h"
 #include "infer/binary_conv.h"
@@ -451,6 +455,91 @@ void test_models(const std::vector<Isa>& isas, bool quick) {
   }
 }
 
+// ---- the thread pool ----------------------------------------------------------------------------
+void test_thread_pool() {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    bool once = true, slots_ok = true;
+    for (int rep = 0; rep < 300; ++rep) {
+      for (int64_t count : {0, 1, 2, 3, 7, 100, 1001}) {
+        std::vector<std::atomic<int>> seen(static_cast<size_t>(count));
+        pool.parallel_for(count, [&](int64_t i, int slot) {
+          if (slot < 0 || slot >= threads) slots_ok = false;
+          seen[static_cast<size_t>(i)].fetch_add(1);
+        });
+        for (auto& v : seen) once = once && v.load() == 1;
+      }
+    }
+    check(once, "thread pool: every index exactly once, threads=" + std::to_string(threads));
+    check(slots_ok, "thread pool: slots in range, threads=" + std::to_string(threads));
+    // An exception stops the job, reaches the caller, and leaves the pool usable.
+    bool thrown = false;
+    try {
+      pool.parallel_for(64, [&](int64_t i, int) {
+        if (i == 37) throw std::runtime_error("index 37");
+      });
+    } catch (const std::runtime_error& e) {
+      thrown = std::string(e.what()) == "index 37";
+    }
+    check(thrown, "thread pool: the job's exception is rethrown, threads=" + std::to_string(threads));
+    std::atomic<int64_t> sum{0};
+    pool.parallel_for(100, [&](int64_t i, int) { sum += i; });
+    check(sum.load() == 4950, "thread pool: usable after an exception, threads=" + std::to_string(threads));
+  }
+  {
+    // Slot 0's own range is slow: the worker, done with its range, takes the rest of slot 0's.
+    ThreadPool pool(2);
+    std::vector<int> ran_by(8, -1);
+    pool.parallel_for(8, [&](int64_t i, int slot) {
+      ran_by[static_cast<size_t>(i)] = slot;
+      if (slot == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    });
+    bool stolen = false;
+    for (int i = 0; i < 4; ++i) stolen = stolen || ran_by[static_cast<size_t>(i)] == 1;
+    check(stolen, "thread pool: an idle thread takes indices from a slow thread's range");
+    // Ranges: with no delay, each thread starts on its own contiguous range.
+    std::vector<int> first(2, -1);
+    pool.parallel_for(2, [&](int64_t i, int slot) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      first[static_cast<size_t>(i)] = slot;
+    });
+    check(first[0] == 0 && first[1] == 1, "thread pool: index ranges start on their own threads");
+  }
+}
+
+// Predict calls that overlap on one model (the addon runs them on libuv's threads) agree with
+// serial ones bit for bit, whether they get the model's kept pool or one of their own.
+void test_overlapping_predicts() {
+  Config cfg;
+  cfg.width = 8;
+  cfg.in_channels = 1;
+  cfg.num_classes = 4;
+  const std::string fpath = tmp_path("ov.safetensors"), ppath = tmp_path("ovp.safetensors");
+  random_model(cfg, fpath);
+  export_packed(fpath, ppath, ExportOptions{});
+  const auto model = Model::load(ppath);
+  const int64_t n = 3, h = 12, w = 12;
+  std::vector<float> img(static_cast<size_t>(n * h * w));
+  for (auto& v : img) v = static_cast<float>(normal());
+  std::vector<float> expect(static_cast<size_t>(n * cfg.num_classes));
+  model->predict(img.data(), n, 1, h, w, expect.data(), 1);
+  std::atomic<bool> same{true};
+  auto run = [&](int threads) {
+    std::vector<float> got(expect.size());
+    for (int i = 0; i < 40; ++i) {
+      model->predict(img.data(), n, 1, h, w, got.data(), threads);
+      if (std::memcmp(got.data(), expect.data(), got.size() * 4) != 0) same = false;
+    }
+  };
+  std::thread a(run, 2), b(run, 3);
+  run(2);
+  a.join();
+  b.join();
+  check(same.load(), "overlapping predict calls on one model match a serial call");
+  std::remove(fpath.c_str());
+  std::remove(ppath.c_str());
+}
+
 void test_refusals() {
   Config cfg;
   cfg.width = 2;
@@ -526,6 +615,8 @@ int main(int argc, char** argv) {
       test_conv(isa, quick ? 60 : 250);
     }
     test_models(isas, quick);
+    test_thread_pool();
+    test_overlapping_predicts();
     test_refusals();
     // The environment cap only ever lowers the choice.
     check(isa_supported(best_isa()), "best_isa is supported");
