@@ -25,7 +25,7 @@ torch.set_num_threads(cfg['threads'])
 torch.manual_seed(0)
 
 
-def timed(fn, iterations, repeats=5):
+def timed(fn, iterations, repeats=9):
     fn()
     fn()
     runs = []

@@ -62,7 +62,7 @@ for case in cfg['cases']:
     run = lambda: interpreter.interpreter.predict([x])  # noqa: E731
     run()
     runs = []
-    for _ in range(5):
+    for _ in range(9):
         t = time.perf_counter()
         for _ in range(case['iterations']):
             run()

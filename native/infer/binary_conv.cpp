@@ -53,8 +53,12 @@ void BinaryConv::init(const uint64_t* bits, int64_t in, int64_t out) {
   }
 }
 
-void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, int64_t h, int64_t w, int stride, Isa isa,
-                     ThreadPool& pool, const ConvEpilogue& epilogue) {
+namespace {
+
+// Both entry points: `epilogue` gets each item's int32 sums, or, with `fe`, the float layer output
+// is written (on AVX-512 by the popcount kernel itself, elsewhere through the int32 sums).
+void run_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, int64_t h, int64_t w, int stride, Isa isa,
+              ThreadPool& pool, const ConvEpilogue* epilogue, const FloatEpilogue* fe) {
   if (stride != 1 && stride != 2) fail(ErrorKind::InvalidArgument, "binary conv: stride must be 1 or 2");
   const int64_t oh = conv_out_size(h, stride), ow = conv_out_size(w, stride), opix = oh * ow;
   const int64_t words = conv.words, K = conv.K, O = conv.out_channels;
@@ -105,6 +109,37 @@ void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, 
       win = {s.patches.data(), K, row_words, row_words};
     }
     const int64_t nblocks = (no + detail::kBlock - 1) / detail::kBlock;
+    if (fe && isa == Isa::Avx512) {
+#if defined(__x86_64__)
+      const int32_t* corr_rows[kPixelChunk];
+      int64_t oy = p0 / ow, ox = p0 % ow;
+      for (int64_t i = 0; i < np; ++i) {
+        const int c = (oy * stride - 1 < 0 ? 1 : 0) | (oy * stride + 1 > h - 1 ? 2 : 0) | (ox * stride - 1 < 0 ? 4 : 0) |
+                      (ox * stride + 1 > w - 1 ? 8 : 0);
+        corr_rows[i] = c == 0 ? nullptr : conv.correction.data() + c * O + o0;
+        if (++ox == ow) ox = 0, ++oy;
+      }
+      const size_t base = static_cast<size_t>((img * opix + p0) * fe->ld + o0);
+      for (int64_t b = 0; b < nblocks; ++b) {
+        const int64_t ob = b * detail::kBlock;
+        const uint64_t* wb = conv.blocked.data() + (o0 / detail::kBlock + b) * K * detail::kBlock;
+        const int32_t* corr_b[kPixelChunk];
+        for (int64_t i = 0; i < np; ++i) corr_b[i] = corr_rows[i] ? corr_rows[i] + ob : nullptr;
+        detail::BlockEpilogue e;
+        e.full = full;
+        e.corr = corr_b;
+        e.alpha = fe->alpha + o0 + ob;
+        e.slope = fe->slope + o0 + ob;
+        e.add = fe->add ? fe->add + base + ob : nullptr;
+        e.lda = fe->ld;
+        e.out = fe->out + base + ob;
+        e.ldo = fe->ld;
+        e.nch = static_cast<int>(std::min<int64_t>(detail::kBlock, no - ob));
+        detail::bgemm_epilogue_avx512(win, np, wb, e);
+      }
+      return;
+#endif
+    }
     for (int64_t b = 0; b < nblocks; ++b) {
       const uint64_t* wb = conv.blocked.data() + (o0 / detail::kBlock + b) * K * detail::kBlock;
       detail::bgemm(isa, win, np, wb, s.pop.data() + b * detail::kBlock, kChannelChunk);
@@ -122,8 +157,26 @@ void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, 
       }
       if (++ox == ow) ox = 0, ++oy;
     }
-    epilogue(img, p0, np, o0, no, s.pop.data(), kChannelChunk);
+    if (fe) {
+      const size_t base = static_cast<size_t>((img * opix + p0) * fe->ld + o0);
+      detail::conv_epilogue(isa, s.pop.data(), kChannelChunk, np, no, fe->alpha + o0, fe->slope + o0, fe->add ? fe->add + base : nullptr,
+                            fe->ld, fe->out + base, fe->ld);
+    } else {
+      (*epilogue)(img, p0, np, o0, no, s.pop.data(), kChannelChunk);
+    }
   });
+}
+
+}  // namespace
+
+void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, int64_t h, int64_t w, int stride, Isa isa,
+                     ThreadPool& pool, const ConvEpilogue& epilogue) {
+  run_conv(conv, padded, n, h, w, stride, isa, pool, &epilogue, nullptr);
+}
+
+void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, int64_t h, int64_t w, int stride, Isa isa,
+                     ThreadPool& pool, const FloatEpilogue& epilogue) {
+  run_conv(conv, padded, n, h, w, stride, isa, pool, nullptr, &epilogue);
 }
 
 void pack_activations(const float* x, int64_t pixels, int64_t C, const float* sgn, const float* thr, uint64_t* out, Isa isa) {
@@ -198,14 +251,8 @@ BenchResult bench_binary_conv(int64_t in_channels, int64_t out_channels, int64_t
       detail::pack_rows(chosen, x.data() + row * w * in_channels, w, in_channels, sgn.data(), thr.data(),
                         padded.data() + ((img * (h + 2) + yy + 1) * (w + 2) + 1) * words, words, words);
     });
-    run_binary_conv(conv, padded.data(), batch, h, w, stride, chosen, pool,
-                    [&](int64_t img, int64_t p0, int64_t np, int64_t o0, int64_t no, const int32_t* s, int64_t lds) {
-                      // The model's epilogue kernel, as a plain conv layer: alpha * sum (slope 1: PReLU is the identity).
-                      const size_t base = static_cast<size_t>(((img * oh * ow) + p0) * out_channels + o0);
-                      detail::conv_epilogue(chosen, s, lds, np, no, alpha.data() + o0, slope.data() + o0, nullptr, 0,
-                                            y.data() + base, out_channels);
-                    });
-  };
+    // The model's float epilogue, as a plain conv layer: alpha * sum (slope 1: PReLU is the identity).
+    run_binary_conv(conv, padded.data(), batch, h, w, stride, chosen, pool, FloatEpilogue{alpha.data(), slope.data(), nullptr, y.data(), out_channels});  };
   once();  // warm-up
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < iterations; ++i) once();

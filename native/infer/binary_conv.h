@@ -42,6 +42,20 @@ using ConvEpilogue = std::function<void(int64_t n, int64_t p0, int64_t np, int64
 void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, int64_t h, int64_t w, int stride, Isa isa,
                      ThreadPool& pool, const ConvEpilogue& epilogue);
 
+// A layer's float output, channels-last with row stride `ld`: out[(n * OH * OW + p) * ld + o] =
+// prelu(alpha[o] * sum + add[same index]) (add may be null; prelu(v) = v > 0 ? v : slope[o] * v).
+// On AVX-512 the popcount kernel applies it to its accumulators directly; the other instruction
+// sets go through the int32 sums. The results are the same either way, bit for bit.
+struct FloatEpilogue {
+  const float* alpha;
+  const float* slope;
+  const float* add;
+  float* out;
+  int64_t ld;
+};
+void run_binary_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, int64_t h, int64_t w, int stride, Isa isa,
+                     ThreadPool& pool, const FloatEpilogue& epilogue);
+
 // ---- entry points for tests and benchmarks ---------------------------------------------------
 
 // Packs channels-last float rows: bit = (sgn[c] * x < thr[c]). out: [pixels][words_for(C)].

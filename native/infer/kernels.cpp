@@ -44,7 +44,7 @@ void conv_epilogue(Isa isa, const int32_t* sums, int64_t lds, int64_t P, int64_t
   conv_epilogue_baseline(sums, lds, P, O, alpha, slope, add, lda, out, ldo);
 }
 
-__attribute__((optimize("O3", "no-trapping-math"))) void conv_epilogue_baseline(const int32_t* sums, int64_t lds, int64_t P, int64_t O,
+__attribute__((optimize("O3", "no-trapping-math", "fp-contract=off"))) void conv_epilogue_baseline(const int32_t* sums, int64_t lds, int64_t P, int64_t O,
                                                                                const float* alpha, const float* slope, const float* add,
                                                                                int64_t lda, float* out, int64_t ldo) {
   BNN_EPILOGUE_BODY

@@ -31,6 +31,24 @@ struct Windows {
 // pop[p * ldo + j] = sum over the K = 3 * row_words window words k of popcount(a(p, k) ^ w[k * kBlock + j]), j < kBlock.
 void bgemm(Isa isa, const Windows& a, int64_t P, const uint64_t* w, int32_t* pop, int64_t ldo);
 
+// The float epilogue of one 16-channel block, applied inside the AVX-512 popcount kernel so that
+// the sums never go through memory: out[i * ldo + j] = prelu(alpha[j] * (full - 2 * pop(i, j) -
+// corr[i][j]) + add[i * lda + j]) for j < nch (add may be null; corr[i] is the pixel's border
+// correction row for these channels, or null inside the image). Multiply, then add, then the
+// PReLU select: no FMA, as the unfused epilogue and LibTorch's conv + add compute it.
+struct BlockEpilogue {
+  int32_t full = 0;
+  const int32_t* const* corr = nullptr;  // [P]
+  const float *alpha = nullptr, *slope = nullptr, *add = nullptr;
+  int64_t lda = 0;
+  float* out = nullptr;
+  int64_t ldo = 0;
+  int nch = kBlock;
+};
+#if defined(__x86_64__)
+void bgemm_epilogue_avx512(const Windows& a, int64_t P, const uint64_t* w, const BlockEpilogue& e);
+#endif
+
 // acc[p * lda + o] += sum over k < K of v[p * ldv + k] * wt[k * ldw + o], for p < P, o < O.
 void gemm_acc(Isa isa, const float* v, int64_t ldv, int64_t P, int64_t K, const float* wt, int64_t ldw, int64_t O, float* acc,
               int64_t lda);

@@ -61,6 +61,56 @@ BNN_AVX512 void bgemm_avx512(const Windows& win, int64_t P, const uint64_t* w, i
   }
 }
 
+BNN_AVX512 static inline void finish_pixel(__m512i acc0, __m512i acc1, int64_t i, const BlockEpilogue& e, __mmask16 m) {
+  const __m512i pop = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(acc0)), _mm512_cvtepi64_epi32(acc1), 1);
+  __m512i s = _mm512_sub_epi32(_mm512_set1_epi32(e.full), _mm512_add_epi32(pop, pop));
+  if (const int32_t* c = e.corr[i]) s = _mm512_sub_epi32(s, _mm512_maskz_loadu_epi32(m, c));
+  __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, e.alpha), _mm512_cvtepi32_ps(s));
+  if (e.add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, e.add + i * e.lda));
+  const __m512 sv = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, e.slope), v);
+  const __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+  _mm512_mask_storeu_ps(e.out + i * e.ldo, m, _mm512_mask_blend_ps(pos, sv, v));
+}
+
+// bgemm_avx512 with the float epilogue of BlockEpilogue applied to the accumulators in registers.
+BNN_AVX512 void bgemm_epilogue_avx512(const Windows& win, int64_t P, const uint64_t* w, const BlockEpilogue& e) {
+  constexpr int kP = 4;
+  const int64_t ps = win.pixel_stride, rw = win.row_words;
+  const __mmask16 m = e.nch >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << e.nch) - 1);
+  int64_t p = 0;
+  for (; p + kP <= P; p += kP) {
+    __m512i acc[kP][2];
+    for (int i = 0; i < kP; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+    const uint64_t* wk = w;
+    for (int kh = 0; kh < 3; ++kh) {
+      const uint64_t* a = win.base + p * ps + kh * win.row_stride;
+      for (int64_t q = 0; q < rw; ++q, wk += kBlock) {
+        const __m512i w0 = _mm512_loadu_si512(wk);
+        const __m512i w1 = _mm512_loadu_si512(wk + 8);
+        for (int i = 0; i < kP; ++i) {
+          const __m512i bc = _mm512_set1_epi64(static_cast<long long>(a[i * ps + q]));
+          acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(bc, w0)));
+          acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_xor_si512(bc, w1)));
+        }
+      }
+    }
+    for (int i = 0; i < kP; ++i) finish_pixel(acc[i][0], acc[i][1], p + i, e, m);
+  }
+  for (; p < P; ++p) {
+    __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+    const uint64_t* wk = w;
+    for (int kh = 0; kh < 3; ++kh) {
+      const uint64_t* a = win.base + p * ps + kh * win.row_stride;
+      for (int64_t q = 0; q < rw; ++q, wk += kBlock) {
+        const __m512i bc = _mm512_set1_epi64(static_cast<long long>(a[q]));
+        acc0 = _mm512_add_epi64(acc0, _mm512_popcnt_epi64(_mm512_xor_si512(bc, _mm512_loadu_si512(wk))));
+        acc1 = _mm512_add_epi64(acc1, _mm512_popcnt_epi64(_mm512_xor_si512(bc, _mm512_loadu_si512(wk + 8))));
+      }
+    }
+    finish_pixel(acc0, acc1, p, e, m);
+  }
+}
+
 // 16 channels per compare; a masked load covers a channel count that is not a multiple of 16.
 BNN_AVX512 void pack_rows_avx512(const float* x, int64_t pixels, int64_t C, const float* sgn, const float* thr, uint64_t* out,
                                  int64_t words, int64_t out_stride) {
@@ -158,13 +208,13 @@ BNN_AVX2 __attribute__((optimize("O3"))) void gemm_acc_avx2(const float* v, int6
   BNN_GEMM_ACC_BODY
 }
 
-BNN_AVX512 __attribute__((optimize("O3", "no-trapping-math"))) void conv_epilogue_avx512(
+BNN_AVX512 __attribute__((optimize("O3", "no-trapping-math", "fp-contract=off"))) void conv_epilogue_avx512(
     const int32_t* sums, int64_t lds, int64_t P, int64_t O, const float* alpha, const float* slope, const float* add, int64_t lda,
     float* out, int64_t ldo) {
   BNN_EPILOGUE_BODY
 }
 
-BNN_AVX2 __attribute__((optimize("O3", "no-trapping-math"))) void conv_epilogue_avx2(
+BNN_AVX2 __attribute__((optimize("O3", "no-trapping-math", "fp-contract=off"))) void conv_epilogue_avx2(
     const int32_t* sums, int64_t lds, int64_t P, int64_t O, const float* alpha, const float* slope, const float* add, int64_t lda,
     float* out, int64_t ldo) {
   BNN_EPILOGUE_BODY

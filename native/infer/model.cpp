@@ -586,11 +586,7 @@ void Model::predict_slice(const float* images, int64_t n, int64_t c, int64_t h, 
     const int64_t oh = conv_out_size(in.h, l.stride), ow = conv_out_size(in.w, l.stride), O = l.conv.out_channels;
     out.resize(in.n, oh, ow, O);
     run_binary_conv(l.conv, packed.data(), in.n, in.h, in.w, l.stride, chosen, pool,
-                    [&](int64_t img, int64_t p0, int64_t np, int64_t o0, int64_t no, const int32_t* sums, int64_t lds) {
-                      const size_t base = static_cast<size_t>((img * oh * ow + p0) * O + o0);
-                      detail::conv_epilogue(chosen, sums, lds, np, no, l.alpha.data() + o0, l.prelu.data() + o0,
-                                            add ? add->data.data() + base : nullptr, O, out.data.data() + base, O);
-                    });
+                    FloatEpilogue{l.alpha.data(), l.prelu.data(), add ? add->data.data() : nullptr, out.data.data(), O});
   };
   for (const Block& b : blocks_) {
     const Map* add = &x;

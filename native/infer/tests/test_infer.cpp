@@ -131,8 +131,45 @@ void test_conv(Isa isa, int cases) {
               }
             if (got[static_cast<size_t>(((i * oh + oy) * ow + ox) * O + o)] != sum) ok = false;
           }
-    check(ok, "conv C=" + std::to_string(C) + " O=" + std::to_string(O) + " n=" + std::to_string(n) + " h=" + std::to_string(h) +
-                  " w=" + std::to_string(w) + " stride=" + std::to_string(stride) + " threads=" + std::to_string(threads) + " on " + isa_name(isa));
+    const std::string shape = "C=" + std::to_string(C) + " O=" + std::to_string(O) + " n=" + std::to_string(n) + " h=" + std::to_string(h) +
+                              " w=" + std::to_string(w) + " stride=" + std::to_string(stride) + " threads=" + std::to_string(threads) + " on " +
+                              isa_name(isa);
+    check(ok, "conv " + shape);
+    // The float layer output (fused into the popcount kernel on AVX-512) from the verified sums:
+    // prelu(alpha * sum + add), a multiply then an add, bit for bit, with and without the add.
+    std::vector<uint64_t> padded(static_cast<size_t>(n * (h + 2) * (w + 2) * words), 0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t y = 0; y < h; ++y)
+        std::memcpy(padded.data() + ((i * (h + 2) + y + 1) * (w + 2) + 1) * words, ap.data() + (i * h + y) * w * words,
+                    static_cast<size_t>(w * words) * 8);
+    BinaryConv conv;
+    conv.init(wp.data(), C, O);
+    std::vector<float> alpha(static_cast<size_t>(O)), slope(static_cast<size_t>(O));
+    for (auto& v : alpha) v = static_cast<float>(0.01 + 0.1 * std::fabs(normal()));
+    for (auto& v : slope) v = static_cast<float>(0.25 * normal());
+    const int64_t ld = O + (t % 2);  // a row stride wider than O, sometimes
+    std::vector<float> add(static_cast<size_t>(n * oh * ow * ld));
+    for (auto& v : add) v = static_cast<float>(normal());
+    ThreadPool pool(threads);
+    for (const bool with_add : {false, true}) {
+      std::vector<float> out(add.size(), -7.f);
+      run_binary_conv(conv, padded.data(), n, h, w, stride, isa, pool, FloatEpilogue{alpha.data(), slope.data(), with_add ? add.data() : nullptr, out.data(), ld});
+      bool same = true;
+      for (int64_t q = 0; q < n * oh * ow && same; ++q)
+        for (int64_t o = 0; o < ld; ++o) {
+          const size_t at = static_cast<size_t>(q * ld + o);
+          if (o >= O) {
+            same = same && out[at] == -7.f;  // padding columns untouched
+            continue;
+          }
+          volatile float v = alpha[static_cast<size_t>(o)] * static_cast<float>(got[static_cast<size_t>(q * O + o)]);
+          if (with_add) v = v + add[at];
+          volatile float sv = slope[static_cast<size_t>(o)] * v;
+          const float want = v > 0.f ? v : sv;
+          same = same && std::memcmp(&want, &out[at], 4) == 0;
+        }
+      check(same, std::string("float epilogue") + (with_add ? " with add " : " ") + shape);
+    }
   }
 }
 
