@@ -4,6 +4,11 @@
 // the engine on every instruction set this CPU has, and the peak resident memory of a predicting
 // process against one that loads LibTorch. Writes bench/results/infer.json.
 //
+// Every side (engine, PyTorch, LCE) reports the fastest of 9 runs (timeit's rule): on the 2-vCPU
+// virtual machines measured, the host takes a vCPU away for milliseconds at a time, and a 2-thread
+// call caught by that runs 2-6x slower, often for several runs in a row, which moved medians by as
+// much between two runs of this script.
+//
 //   npm run bench:infer                 # everything
 //   BENCH_QUICK=1 npm run bench:infer   # fewer repetitions
 //   BENCH_ONLY=conv|model|rss           # one part
@@ -69,7 +74,6 @@ function lcePeer(cases: object[]): { seconds: number; lce: string; tensorflow: s
   return r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const results: Record<string, unknown> = { cpu, threads, isas };
 
 // ---- one binary 3x3 convolution --------------------------------------------------------------
@@ -98,7 +102,7 @@ if (!only || only === 'conv') {
       for (let r = 0; r < (quick ? 3 : 9); r++) {
         runs.push((await benchBinaryConv({ inChannels: c, outChannels: o, height: s, width: s, stride: st, batch: b, threads, isa, iterations: iterations(c, s, b) })).seconds);
       }
-      times[isa] = median(runs);
+      times[isa] = Math.min(...runs);
     }
     const torch = peers[k]!.seconds;
     const ratio = torch / times[isas.best]!;
@@ -161,7 +165,7 @@ if (!only || only === 'model') {
         for (let i = 0; i < iterations(b); i++) await engine.predict(input, { batchSize: b });
         runs.push((performance.now() - t) / 1000 / iterations(b));
       }
-      const ours = median(runs);
+      const ours = Math.min(...runs);
       const torch = peers[k]!.seconds;
       const l = lces?.[k]?.seconds;
       rows.push({ network: net.name, batch: b, engineSeconds: ours, torchSeconds: torch, ratio: torch / ours, lceSeconds: l, floatBytes, packedBytes, isa: engine.info.isa });

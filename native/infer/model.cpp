@@ -469,29 +469,41 @@ void Model::predict(const float* images, int64_t n, int64_t c, int64_t h, int64_
   }
   if (threads < 1 || threads > 1024) fail(ErrorKind::InvalidArgument, "predict: threads must be between 1 and 1024");
   const Isa chosen = resolve_isa(isa);
-  std::unique_lock<std::mutex> cached(pool_mutex_, std::try_to_lock);
-  std::unique_ptr<ThreadPool> own;
+  std::unique_lock<std::mutex> cached(workspace_mutex_, std::try_to_lock);
+  std::unique_ptr<ThreadPool> own_pool;
+  Buffers own_buffers;
   if (cached.owns_lock()) {
     if (!pool_ || pool_->size() != threads) {
       pool_.reset();  // its threads stop before new ones start
       pool_ = std::make_unique<ThreadPool>(threads);
     }
   } else {
-    own = std::make_unique<ThreadPool>(threads);
+    own_pool = std::make_unique<ThreadPool>(threads);
   }
-  ThreadPool& pool = own ? *own : *pool_;
+  ThreadPool& pool = own_pool ? *own_pool : *pool_;
+  Buffers& buffers = own_pool ? own_buffers : buffers_;
   // The batch runs in slices whose largest activation map stays near 1 MiB, so that a layer's
   // input and output stay in cache; images are independent, so slicing changes no result.
   const int64_t largest = std::max<int64_t>(1, h * w * cfg.width * 4 / (cfg.stem == "imagenet" ? 4 : 1));
   const int64_t slice = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{1} << 20) / largest));
-  Buffers buffers;
+  const int64_t F = 8 * cfg.width, N = cfg.num_classes;
+  std::vector<float>& feat = buffers.features;
+  feat.assign(static_cast<size_t>(n * F), 0.f);
   for (int64_t i0 = 0; i0 < n; i0 += slice) {
     const int64_t nb = std::min(slice, n - i0);
-    predict_slice(images + i0 * c * h * w, nb, c, h, w, logits + i0 * cfg.num_classes, chosen, pool, buffers);
+    predict_slice(images + i0 * c * h * w, nb, c, h, w, feat.data() + i0 * F, chosen, pool, buffers);
   }
+  // The classifier once for the whole batch (its weights are read once per 4 images, not per
+  // slice), split over blocks of classes.
+  constexpr int64_t kClassBlock = 64;
+  pool.parallel_for((N + kClassBlock - 1) / kClassBlock, [&](int64_t b, int) {
+    const int64_t o0 = b * kClassBlock, on = std::min(kClassBlock, N - o0);
+    for (int64_t img = 0; img < n; ++img) std::memcpy(logits + img * N + o0, fc_bias_.data() + o0, static_cast<size_t>(on) * 4);
+    detail::gemm_acc(chosen, feat.data(), F, n, F, fc_wt_.data() + o0, N, on, logits + o0, N);
+  });
 }
 
-void Model::predict_slice(const float* images, int64_t n, int64_t c, int64_t h, int64_t w, float* logits, Isa chosen, ThreadPool& pool,
+void Model::predict_slice(const float* images, int64_t n, int64_t c, int64_t h, int64_t w, float* features, Isa chosen, ThreadPool& pool,
                           Buffers& buf) const {
   const Config& cfg = config_;
   const int64_t W = cfg.width;
@@ -503,8 +515,8 @@ void Model::predict_slice(const float* images, int64_t n, int64_t c, int64_t h, 
   x.resize(n, sh, sw, W);
   {
     // The input, channels-last with a zero border of `pad`, so that each output's receptive field
-    // is k runs of k * c contiguous floats (copied, not gathered with bounds checks).
-    const int64_t ph = h + 2 * pad, pw = w + 2 * pad, K = k * k * c;
+    // is k runs of k * c contiguous floats (read in place, not gathered with bounds checks).
+    const int64_t ph = h + 2 * pad, pw = w + 2 * pad;
     std::vector<float>& in = buf.stem_in;
     in.assign(static_cast<size_t>(n * ph * pw * c), 0.f);
     pool.parallel_for(n * h, [&](int64_t row, int) {
@@ -515,20 +527,18 @@ void Model::predict_slice(const float* images, int64_t n, int64_t c, int64_t h, 
         for (int64_t xx = 0; xx < w; ++xx) dst[xx * c + ch] = src[xx];
       }
     });
-    std::vector<std::vector<float>> patches(static_cast<size_t>(pool.size()));
-    pool.parallel_for(n * sh, [&](int64_t row, int slot) {
+    // Each kernel row kh is one product with K = k * c: output ox's taps in input row oy * s + kh
+    // are k * c contiguous floats starting at pixel ox * s, so the padded input itself is the
+    // left operand (row stride s * c, overlapping rows), with no im2col copy. The sums still run
+    // over (kh, kw, c) in order from the bias, as one product over all taps would.
+    pool.parallel_for(n * sh, [&](int64_t row, int) {
       const int64_t img = row / sh, oy = row % sh;
-      std::vector<float>& v = patches[static_cast<size_t>(slot)];
-      v.resize(static_cast<size_t>(sw * K));
-      for (int64_t ox = 0; ox < sw; ++ox) {
-        float* dst = v.data() + ox * K;
-        for (int64_t kh = 0; kh < k; ++kh) {
-          std::memcpy(dst + kh * k * c, in.data() + ((img * ph + oy * s + kh) * pw + ox * s) * c, static_cast<size_t>(k * c) * 4);
-        }
-      }
       float* out = x.data.data() + row * sw * W;
       for (int64_t ox = 0; ox < sw; ++ox) std::memcpy(out + ox * W, stem_bias_.data(), static_cast<size_t>(W) * 4);
-      detail::gemm_acc(chosen, v.data(), K, sw, K, stem_wt_.data(), W, W, out, W);
+      for (int64_t kh = 0; kh < k; ++kh) {
+        const float* v = in.data() + (img * ph + oy * s + kh) * pw * c;
+        detail::gemm_acc(chosen, v, s * c, sw, k * c, stem_wt_.data() + kh * k * c * W, W, W, out, W);
+      }
       for (int64_t i = 0; i < sw * W; ++i) out[i] = std::max(out[i], 0.f);
     });
   }
@@ -632,19 +642,16 @@ void Model::predict_slice(const float* images, int64_t n, int64_t c, int64_t h, 
     }
     std::swap(x, y);
   }
-  // Head: global average pool, then fc.
-  const int64_t F = x.c, N = cfg.num_classes, pix = x.h * x.w;
-  std::vector<float> feat(static_cast<size_t>(n * F), 0.f);
-  for (int64_t img = 0; img < n; ++img) {
-    float* f = feat.data() + img * F;
+  // Global average pool into the features.
+  const int64_t F = x.c, pix = x.h * x.w;
+  pool.parallel_for(n, [&](int64_t img, int) {
+    float* f = features + img * F;
     for (int64_t p = 0; p < pix; ++p) {
       const float* src = x.data.data() + (img * pix + p) * F;
       for (int64_t ch = 0; ch < F; ++ch) f[ch] += src[ch];
     }
     for (int64_t ch = 0; ch < F; ++ch) f[ch] /= static_cast<float>(pix);
-    for (int64_t o = 0; o < N; ++o) logits[img * N + o] = fc_bias_[static_cast<size_t>(o)];
-  }
-  detail::gemm_acc(chosen, feat.data(), F, n, F, fc_wt_.data(), N, N, logits, N);
+  });
 }
 
 }  // namespace bnn::infer

@@ -103,19 +103,22 @@ class Model {
   struct Buffers {
     Map x, y, shortcut, pooled, mid;
     std::vector<uint64_t> packed;
-    std::vector<float> stem_in;
+    std::vector<float> stem_in, features;
   };
   static std::shared_ptr<Model> from(const SafeTensors& st);
-  void predict_slice(const float* images, int64_t n, int64_t c, int64_t h, int64_t w, float* logits, Isa isa, ThreadPool& pool,
+  // Everything up to the global average pool: features n x (8 * width).
+  void predict_slice(const float* images, int64_t n, int64_t c, int64_t h, int64_t w, float* features, Isa isa, ThreadPool& pool,
                      Buffers& buffers) const;
 
   Config config_;
   std::map<std::string, std::string> metadata_;
-  // The pool of the last predict call, kept for the next one with the same thread count: starting
-  // threads per call cost more than a small network's whole forward. A call that finds it in use
-  // (predict calls may overlap on a model) makes a pool of its own.
-  mutable std::mutex pool_mutex_;
+  // The pool and activation buffers of the last predict call, kept for the next one: starting
+  // threads and faulting in fresh pages for megabytes of maps cost more per call than a small
+  // network's whole forward. A call that finds them in use (predict calls may overlap on a model)
+  // makes its own.
+  mutable std::mutex workspace_mutex_;
   mutable std::unique_ptr<ThreadPool> pool_;
+  mutable Buffers buffers_;
   int64_t stem_k_ = 3, stem_stride_ = 1, stem_pad_ = 1;
   std::vector<float> stem_wt_, stem_bias_;  // [(kh * k + kw) * C + c][width] (bn1 folded)
   std::vector<Block> blocks_;
