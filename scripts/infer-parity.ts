@@ -29,6 +29,7 @@ using engine = await InferenceModel.load(packed);
 const got = await engine.predict({ data: x, shape: [n, 1, 28, 28] }, { batchSize: 250 });
 let same = 0, bad = 0, maxRel = 0, accE = 0, accT = 0;
 const rels: number[] = [];
+const differ: { image: number; torchClass: number; engineClass: number; torchMargin: number; maxRel: number }[] = [];
 for (let i = 0; i < n; i++) {
   const a = got.logits.subarray(i * 10, i * 10 + 10), b = ref.subarray(i * 10, i * 10 + 10);
   const scale = Math.max(1, ...Array.from(b, Math.abs));
@@ -36,7 +37,12 @@ for (let i = 0; i < n; i++) {
   rels.push(r); maxRel = Math.max(maxRel, r); if (r > 1e-4) bad++;
   const am = (v: Float32Array) => v.indexOf(Math.max(...v));
   if (am(a) === am(b)) same++;
+  else {
+    // A different class: how close LibTorch's own top two logits were (a tie broken otherwise).
+    const sorted = Array.from(b).sort((p, q) => q - p);
+    differ.push({ image: i, torchClass: am(b), engineClass: am(a), torchMargin: sorted[0]! - sorted[1]!, maxRel: r });
+  }
   if (am(a) === labels.data[i]) accE++; if (am(b) === labels.data[i]) accT++;
 }
 rels.sort((p, q) => q - p);
-console.log(JSON.stringify({ n, sameClass: same, over1e4: bad, maxRel, top: rels.slice(0, 8), accEngine: accE / n, accTorch: accT / n }));
+console.log(JSON.stringify({ n, sameClass: same, over1e4: bad, maxRel, top: rels.slice(0, 8), accEngine: accE / n, accTorch: accT / n, differ }));

@@ -2,7 +2,7 @@
 # (scripts/golden/bnn_reference.py) with a run's weights, in float32 and in float64, on every
 # Fashion-MNIST test image. A sign whose input sits within rounding of its threshold flips between
 # the two, as it can between LibTorch and the packed engine (whose binary sums are exact integers).
-#   python3 bench/peer/float_ties.py runs/<run>/final.safetensors
+#   python3 bench/peer/float_ties.py runs/<run>/final.safetensors [image,image,...]
 import gzip
 import json
 import os
@@ -34,3 +34,8 @@ for dtype in (torch.float32, torch.float64):
 a, b = logits[torch.float32], logits[torch.float64]
 rel = ((a - b).abs().amax(1) / b.abs().amax(1).clamp(min=1))
 print(json.dumps({'images': len(x), 'sameClass': int((a.argmax(1) == b.argmax(1)).sum()), 'over1e-4': int((rel > 1e-4).sum()), 'maxRel': float(rel.max())}))
+if len(sys.argv) > 2:
+    # The classes of the listed images in float32 and float64, with float64's top-two margin.
+    for i in map(int, sys.argv[2].split(',')):
+        top = b[i].topk(2).values
+        print(json.dumps({'image': i, 'float32Class': int(a[i].argmax()), 'float64Class': int(b[i].argmax()), 'float64Margin': float(top[0] - top[1])}))
