@@ -45,4 +45,4 @@ for (let i = 0; i < n; i++) {
   if (am(a) === labels.data[i]) accE++; if (am(b) === labels.data[i]) accT++;
 }
 rels.sort((p, q) => q - p);
-console.log(JSON.stringify({ n, sameClass: same, over1e4: bad, maxRel, top: rels.slice(0, 8), accEngine: accE / n, accTorch: accT / n, differ }));
+console.log(JSON.stringify({ n, sameClass: same, over1e4: bad, maxRel, medianRel: rels[Math.floor(n / 2)], top: rels.slice(0, 8), accEngine: accE / n, accTorch: accT / n, differ }));
