@@ -31,6 +31,7 @@ import { native } from '../src/binding/native.js';
 import { resolveModelConfig } from '../src/nn/model-config.js';
 import { CONFIG_METADATA_KEY } from '../src/nn/model.js';
 import { readSafetensorsSync } from '../src/io/safetensors.js';
+import { writeStateFile } from '../src/io/state-file.js';
 import { loadModelFile } from '../src/cli/commands/model-file.js';
 import { assertThrowsCode } from './support/helpers.js';
 import { assertCloseScaled, loadFixture } from './support/fixtures.js';
@@ -124,9 +125,9 @@ test('ApproxSign changes the gradient, not the forward: same logits as the STE, 
 
 test('RSign\'s threshold gradient is minus the sum of the sign\'s straight-through gradient over batch and space', () => {
   scope(() => {
-    // One block's sign input is x - beta: the threshold's gradient is -sum(dL/d(x - beta)). Check it
-    // against the gradient of a threshold-free model's BN output... by linearity: with beta = 0 both
-    // models compute the same, and d/d(beta) = -d/d(bias of the BN that feeds the sign).
+    // layer1.0's sign sees bn(x) - beta, and that BN output feeds nothing else: with beta = 0 a model
+    // with thresholds and one without compute the same, and dL/d(beta) = -sum(dL/d(sign input)) =
+    // -dL/d(bn.bias) of the threshold-free model (BN's bias gradient is that same sum).
     manualSeed(21);
     const base = { numClasses: 3, inChannels: 1, width: 2 } as const;
     using rsign = createModel({ ...base, learnableThresholds: true });
@@ -138,7 +139,6 @@ test('RSign\'s threshold gradient is minus the sum of the sign\'s straight-throu
     const labels = Tensor.fromArray(new BigInt64Array([0n, 2n]), [2]);
     crossEntropy(rsign.train().forward(x), labels).backward();
     crossEntropy(plain.train().forward(x), labels).backward();
-    // layer1.0's sign sees bn(x) - beta, so d/d(beta) = -d/d(bn.bias) of the BN feeding only the sign.
     const gBeta = rsign.namedParameters().get('layer1.0.sign_threshold')!.grad!.toFloat32Array();
     const gBias = plain.namedParameters().get('layer1.0.bn.bias')!.grad!.toFloat32Array();
     assert.equal(gBeta.length, 2);
@@ -195,6 +195,21 @@ test('the defaults are the recipe; bad values and impossible combinations are re
   assertThrowsCode(() => createModel({ ...base, learnableThresholds: true, downsample: 'binary' }), Error, 'BNN_INVALID_ARGUMENT', /learnableThresholds is not supported with downsample 'binary'/);
   // The binding's own check (a caller of the raw binding skips resolveModelConfig).
   assert.throws(() => new (native().ModelHandle)({ ...resolveModelConfig(base), signGradient: 'bireal' } as never), (e: Error) => isBnnError(e) && /signGradient must be one of 'ste', 'approx-sign', got 'bireal'/.test(e.message));
+});
+
+test('weights written before the options existed (no signGradient, no learnableThresholds) load as the recipe', async () => {
+  await scope(async () => {
+    manualSeed(6);
+    using model = createModel({ numClasses: 3, inChannels: 1, width: 2, binaryWeights: true });
+    const { signGradient: _g, learnableThresholds: _t, ...older } = model.config;
+    const file = path.join(tmpDir(), 'older.safetensors');
+    await writeStateFile(file, model.stateDict(), { format: 'pt', [CONFIG_METADATA_KEY]: JSON.stringify(older) });
+    using loaded = await loadModelFile(file);
+    assert.equal(loaded.config.signGradient, 'ste');
+    assert.equal(loaded.config.learnableThresholds, false);
+    const x = Tensor.randn([2, 1, 8, 8]);
+    assert.deepEqual(loaded.eval().forward(x).toFloat32Array(), model.eval().forward(x).toFloat32Array());
+  });
 });
 
 // ---- training through the normal trainer ----------------------------------------------------------
