@@ -4,7 +4,7 @@
  */
 export { Tensor, type DType, type TensorData, type TensorOptions } from './core/tensor.js';
 export { scope, keep } from './core/scope.js';
-export { binaryActivation, binaryActivationAsync } from './nn/binarize.js';
+export { approxSign, binaryActivation, binaryActivationAsync } from './nn/binarize.js';
 export type { Device } from './core/device.js';
 export { isBnnError, type BnnError, type BnnErrorCode } from './errors.js';
 export {
@@ -33,6 +33,7 @@ export {
   type BlockOrder,
   type BlockActivation,
   type Downsample,
+  type SignGradient,
 } from './nn/model-config.js';
 export type { ModelSummary, LayerSummary, SummaryOptions } from './nn/summary.js';
 export { crossEntropy, type CrossEntropyOptions } from './train/loss.js';

@@ -23,6 +23,8 @@ import {
   type AblationRunResult,
 } from '../src/ablate/index.js';
 import { packageRoot } from '../src/binding/native.js';
+import { checkTrainFlags } from '../src/cli/commands/train.js';
+import { resolveModelConfig } from '../src/nn/model-config.js';
 import { randomImageSet, tempDir, writeIdxSplit } from './support/data-files.js';
 
 const BNN = path.join(packageRoot, 'src', 'cli', 'bnn.ts');
@@ -128,6 +130,13 @@ test('the plan: recipe first, every variant once per seed, seed by seed, variant
   assert.deepEqual(args('weight-decay', 3).slice(0, 10), ['--width', '4', '--double-skip', '--schedule1', '3', '6', '--weight-decay2', '1e-5', '--weight-decay1', '2e-5']);
   assert.deepEqual(plan.variants.find((v) => v.name === 'weight-decay')!.flags, ['--weight-decay2', '1e-5', '--weight-decay1', '2e-5']);
   assert.deepEqual(args('label-smoothing', 3).slice(-6), ['--label-smoothing', '0.1', '--seed', '3', '--out', '/tmp/abl/runs/label-smoothing/seed3']);
+  // The alternative binarisers (issue 16) are additions too: one bnn train flag each.
+  const binarizers = planAblation({ out: '/tmp/abl', seeds: [0], variants: [], additions: ['approx-sign', 'rsign', 'rprelu'] });
+  assert.deepEqual(binarizers.variants.map((v) => v.name), ['recipe', 'approx-sign', 'rsign', 'rprelu']);
+  const binarizerArgs = (v: string): string[] => binarizers.runs.find((r) => r.variant === v)!.args.slice(0, -4);
+  assert.deepEqual(binarizerArgs('approx-sign'), ['--sign-gradient', 'approx-sign']);
+  assert.deepEqual(binarizerArgs('rsign'), ['--learnable-thresholds']);
+  assert.deepEqual(binarizerArgs('rprelu'), ['--block-activation', 'rprelu']);
   // Default: every trick but no addition.
   const all = planAblation({ out: 'x', seeds: [0] });
   assert.deepEqual(all.variants.map((v) => v.name), ABLATION_VARIANTS.filter((v) => !v.addition).map((v) => v.name));
@@ -146,6 +155,26 @@ test('the plan: recipe first, every variant once per seed, seed by seed, variant
   ] as const) {
     assert.throws(() => planAblation({ out: 'x', ...o }), (e: Error & { code?: string }) => e.code === 'BNN_INVALID_ARGUMENT' && msg.test(e.message));
   }
+});
+
+test("the binariser additions' flags are bnn train's own and set the model option they name", async () => {
+  const model = async (flags: readonly string[]) => {
+    const { args } = await checkTrainFlags(flags);
+    return resolveModelConfig({ blockActivation: args.blockActivation, signGradient: args.signGradient, learnableThresholds: args.learnableThresholds });
+  };
+  const recipe = await model([]);
+  assert.deepEqual([recipe.signGradient, recipe.learnableThresholds, recipe.blockActivation], ['ste', false, 'prelu']);
+  const expected: Record<string, Partial<ReturnType<typeof resolveModelConfig>>> = {
+    'approx-sign': { signGradient: 'approx-sign' },
+    rsign: { learnableThresholds: true },
+    rprelu: { blockActivation: 'rprelu' },
+  };
+  for (const [name, option] of Object.entries(expected)) {
+    const v = ABLATION_VARIANTS.find((x) => x.name === name)!;
+    assert.equal(v.addition, true, `${name} is an addition`);
+    assert.deepEqual(await model(v.flags), { ...recipe, ...option }, name);
+  }
+  await assert.rejects(checkTrainFlags(['--sign-gradient', 'bireal']), /sign-gradient/);
 });
 
 test('the table: n, mean ± sd, Δ with Welch interval, one seed without one, unfinished runs counted', () => {

@@ -4,6 +4,7 @@
 #include "addon/async_task.h"
 #include "addon/errors.h"
 #include "addon/tensor.h"
+#include "binarize/approx_sign.h"
 #include "binarize/binary_activation.h"
 
 namespace bnn::addon {
@@ -32,12 +33,19 @@ Napi::Value binary_activation_async(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value approx_sign(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    return TensorHandle::wrap(info.Env(), bnn::approx_sign(TensorHandle::unwrap(info, 0, "x")));
+  });
+}
+
 }  // namespace
 
 void init_binarize(Napi::Env env, Napi::Object exports) {
   exports.Set("binaryActivation", Napi::Function::New<binary_activation>(env, "binaryActivation"));
   exports.Set("binaryActivationReference", Napi::Function::New<binary_activation_reference>(env, "binaryActivationReference"));
   exports.Set("binaryActivationAsync", Napi::Function::New<binary_activation_async>(env, "binaryActivationAsync"));
+  exports.Set("approxSign", Napi::Function::New<approx_sign>(env, "approxSign"));
 }
 
 }  // namespace bnn::addon

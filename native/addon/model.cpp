@@ -46,6 +46,8 @@ nn::ResNetConfig parse_config(const Napi::Value& value) {
   optional_string("blockOrder", c.block_order);
   optional_string("blockActivation", c.block_activation);
   optional_string("downsample", c.downsample);
+  optional_string("signGradient", c.sign_gradient);
+  c.learnable_thresholds = optional_bool(o, "learnableThresholds", c.learnable_thresholds);
   c.validate();
   return c;
 }
@@ -64,6 +66,8 @@ Napi::Object config_to_js(Napi::Env env, const nn::ResNetConfig& c) {
   o.Set("blockOrder", c.block_order);
   o.Set("blockActivation", c.block_activation);
   o.Set("downsample", c.downsample);
+  o.Set("signGradient", c.sign_gradient);
+  o.Set("learnableThresholds", c.learnable_thresholds);
   return o;
 }
 

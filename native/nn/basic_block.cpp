@@ -24,30 +24,39 @@ bool needs_downsample(const BlockOptions& o) { return o.stride() != 1 || o.in_pl
 
 torch::nn::Sequential make_block_downsample(const BlockOptions& o) {
   return make_downsample(o.in_planes(), o.planes(), o.stride(), o.bn_momentum(), o.downsample(), o.binary_activations(),
-                         o.binary_weights());
+                         o.binary_weights(), o.sign_gradient());
 }
 
-// activation -> conv; with sign activations one fused node that saves bytes, not floats.
-torch::Tensor activation_conv(const torch::Tensor& x, BinaryConv2d& conv, bool binary) {
+// activation -> conv; with sign activations one fused node that saves bytes, not floats (ApproxSign
+// keeps the float input: its gradient needs |x|).
+torch::Tensor activation_conv(const torch::Tensor& x, BinaryConv2d& conv, bool binary, SignGradient gradient) {
   if (!binary) return conv(torch::relu(x));
-  return sign_conv2d(x, conv->effective_weight(), conv->options.stride(), conv->options.padding());
+  return sign_conv2d(x, conv->effective_weight(), conv->options.stride(), conv->options.padding(), gradient);
+}
+
+// RSign's shift before the sign (a plain sign without thresholds: no extra node).
+torch::Tensor shift(const torch::Tensor& x, const torch::Tensor& threshold) {
+  return threshold.defined() ? x - threshold.view({1, -1, 1, 1}) : x;
 }
 
 // The block's activation on its own (a classic block's first conv) ...
-torch::Tensor activate(const torch::Tensor& x, BlockActivation a, const torch::nn::PReLU& prelu) {
+torch::Tensor activate(const torch::Tensor& x, BlockActivation a, const torch::nn::PReLU& prelu, RPReLU rprelu) {
   switch (a) {
     case BlockActivation::PReLU: return nn::prelu(x, prelu->weight);
     case BlockActivation::ReLU: return torch::relu(x);
+    case BlockActivation::RPReLU: return rprelu->forward(x);
     case BlockActivation::None: break;
   }
   return x;
 }
 
 // ... and after the residual add, where PReLU is one fused pass with the sum.
-torch::Tensor add_activate(const torch::Tensor& out, const torch::Tensor& shortcut, BlockActivation a, const torch::nn::PReLU& prelu) {
+torch::Tensor add_activate(const torch::Tensor& out, const torch::Tensor& shortcut, BlockActivation a, const torch::nn::PReLU& prelu,
+                           RPReLU rprelu) {
   switch (a) {
     case BlockActivation::PReLU: return nn::prelu_add(out, shortcut, prelu->weight);
     case BlockActivation::ReLU: return torch::relu(out + shortcut);
+    case BlockActivation::RPReLU: return rprelu->forward(out + shortcut);
     case BlockActivation::None: break;
   }
   return out + shortcut;
@@ -68,17 +77,20 @@ void BasicBlockImpl::reset() {
     bn = register_module("bn", make_bn(o.planes(), o.bn_momentum()));
   }
   if (o.activation() == BlockActivation::PReLU) prelu = register_module("prelu", make_prelu(o.planes()));
+  if (o.activation() == BlockActivation::RPReLU) rprelu = register_module("prelu", RPReLU(o.planes()));
   if (needs_downsample(o)) downsample = register_module("downsample", make_block_downsample(o));
+  // The sign's input has in_planes channels in either order (BN(x) in the recipe's, x in Bi-Real's).
+  if (o.learnable_thresholds()) sign_threshold = register_parameter("sign_threshold", torch::zeros({o.in_planes()}));
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   const bool bi_real = options.order() == BlockOrder::SignConvBn;
   // The tensor the sign binarises: BN's output in the recipe's order, the block's input in Bi-Real's.
-  const torch::Tensor signed_input = bi_real ? x : bn(x);
+  const torch::Tensor signed_input = shift(bi_real ? x : bn(x), sign_threshold);
   if (probe) probe->record(name + ".conv", signed_input);
-  torch::Tensor out = activation_conv(signed_input, conv, options.binary_activations());
+  torch::Tensor out = activation_conv(signed_input, conv, options.binary_activations(), options.sign_gradient());
   if (bi_real) out = bn(out);
-  return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu);
+  return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu, rprelu);
 }
 
 ClassicBasicBlockImpl::ClassicBasicBlockImpl(BlockOptions options_) : options(std::move(options_)) { reset(); }
@@ -87,31 +99,39 @@ void ClassicBasicBlockImpl::reset() {
   const auto& o = options;
   const bool recipe = o.order() == BlockOrder::BnSignConv;
   const bool with_prelu = o.activation() == BlockActivation::PReLU;
+  const bool with_rprelu = o.activation() == BlockActivation::RPReLU;
   if (recipe) bn1 = register_module("bn1", make_bn(o.in_planes(), o.bn_momentum()));
   conv1 = register_module("conv1", make_conv3x3(o.in_planes(), o.planes(), o.stride(), o.binary_weights()));
   if (!recipe) bn1 = register_module("bn1", make_bn(o.planes(), o.bn_momentum()));
   if (with_prelu) prelu1 = register_module("prelu1", make_prelu(o.planes()));
+  if (with_rprelu) rprelu1 = register_module("prelu1", RPReLU(o.planes()));
   if (recipe) bn2 = register_module("bn2", make_bn(o.planes(), o.bn_momentum()));
   conv2 = register_module("conv2", make_conv3x3(o.planes(), o.planes(), 1, o.binary_weights()));
   if (!recipe) bn2 = register_module("bn2", make_bn(o.planes(), o.bn_momentum()));
   if (with_prelu) prelu2 = register_module("prelu2", make_prelu(o.planes()));
+  if (with_rprelu) rprelu2 = register_module("prelu2", RPReLU(o.planes()));
   if (needs_downsample(o)) downsample = register_module("downsample", make_block_downsample(o));
+  if (o.learnable_thresholds()) {
+    sign_threshold1 = register_parameter("sign_threshold1", torch::zeros({o.in_planes()}));
+    sign_threshold2 = register_parameter("sign_threshold2", torch::zeros({o.planes()}));
+  }
 }
 
 torch::Tensor ClassicBasicBlockImpl::forward(const torch::Tensor& x) {
   const bool bi_real = options.order() == BlockOrder::SignConvBn;
   const bool binary = options.binary_activations();
   // Each conv's sign input: its BN's output in the recipe's order, the conv's own input in Bi-Real's.
-  const torch::Tensor signed_input1 = bi_real ? x : bn1(x);
+  const SignGradient gradient = options.sign_gradient();
+  const torch::Tensor signed_input1 = shift(bi_real ? x : bn1(x), sign_threshold1);
   if (probe) probe->record(name + ".conv1", signed_input1);
-  torch::Tensor out = activation_conv(signed_input1, conv1, binary);
+  torch::Tensor out = activation_conv(signed_input1, conv1, binary, gradient);
   if (bi_real) out = bn1(out);
-  out = activate(out, options.activation(), prelu1);
-  const torch::Tensor signed_input2 = bi_real ? out : bn2(out);
+  out = activate(out, options.activation(), prelu1, rprelu1);
+  const torch::Tensor signed_input2 = shift(bi_real ? out : bn2(out), sign_threshold2);
   if (probe) probe->record(name + ".conv2", signed_input2);
-  out = activation_conv(signed_input2, conv2, binary);
+  out = activation_conv(signed_input2, conv2, binary, gradient);
   if (bi_real) out = bn2(out);
-  return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu2);
+  return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu2, rprelu2);
 }
 
 }  // namespace bnn::nn

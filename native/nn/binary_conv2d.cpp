@@ -29,7 +29,7 @@ torch::Tensor BinaryConv2dImpl::effective_weight() const {
 torch::Tensor BinaryConv2dImpl::forward(const torch::Tensor& input) {
   switch (options.input_activation()) {
     case InputActivation::Sign:
-      return sign_conv2d(input, effective_weight(), options.stride(), options.padding());
+      return sign_conv2d(input, effective_weight(), options.stride(), options.padding(), options.sign_gradient());
     case InputActivation::ReLU:
       return torch::conv2d(torch::relu(input), effective_weight(), /*bias=*/{}, options.stride(), options.padding());
     case InputActivation::None:
@@ -44,6 +44,7 @@ void BinaryConv2dImpl::pretty_print(std::ostream& stream) const {
          << ", padding=" << options.padding() << ", binary_weights=" << options.binary_weights();
   if (options.input_activation() != InputActivation::None) {
     stream << ", input=" << (options.input_activation() == InputActivation::Sign ? "sign" : "relu");
+    if (options.sign_gradient() == SignGradient::ApproxSign) stream << ", sign_gradient=approx-sign";
   }
   stream << ")";
 }

@@ -5,6 +5,8 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "nn/sign_conv2d.h"
+
 namespace bnn::nn {
 
 // What the convolution applies to its input first. The blocks binarise their own input in their
@@ -22,6 +24,7 @@ struct BinaryConv2dOptions {
   TORCH_ARG(int64_t, padding) = 0;
   TORCH_ARG(bool, binary_weights) = false;
   TORCH_ARG(InputActivation, input_activation) = InputActivation::None;
+  TORCH_ARG(SignGradient, sign_gradient) = SignGradient::Ste;  // with InputActivation::Sign
 };
 
 class BinaryConv2dImpl : public torch::nn::Cloneable<BinaryConv2dImpl> {

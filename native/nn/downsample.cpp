@@ -79,7 +79,8 @@ TORCH_MODULE(ShortcutPool);
 }  // namespace
 
 torch::nn::Sequential make_downsample(int64_t in_channels, int64_t out_channels, int64_t stride, double bn_momentum,
-                                      DownsampleKind kind, bool binary_activations, bool binary_weights) {
+                                      DownsampleKind kind, bool binary_activations, bool binary_weights,
+                                      SignGradient sign_gradient) {
   const auto bn = BatchNorm2d(torch::nn::BatchNorm2dOptions(out_channels).momentum(bn_momentum));
   if (kind == DownsampleKind::Strided) {
     return torch::nn::Sequential(
@@ -89,7 +90,8 @@ torch::nn::Sequential make_downsample(int64_t in_channels, int64_t out_channels,
   if (kind == DownsampleKind::Binary) {
     seq->push_back(BinaryConv2d(BinaryConv2dOptions(in_channels, out_channels, 1)
                                     .binary_weights(binary_weights)
-                                    .input_activation(binary_activations ? InputActivation::Sign : InputActivation::ReLU)));
+                                    .input_activation(binary_activations ? InputActivation::Sign : InputActivation::ReLU)
+                                    .sign_gradient(sign_gradient)));
   } else {
     seq->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, out_channels, 1).stride(1).bias(false)));
   }

@@ -10,12 +10,14 @@
 //            in the blocks.
 #include <torch/nn/modules/container/sequential.h>
 
+#include "nn/sign_conv2d.h"
+
 namespace bnn::nn {
 
 enum class DownsampleKind { AvgPool, Strided, Binary };
 
 torch::nn::Sequential make_downsample(int64_t in_channels, int64_t out_channels, int64_t stride, double bn_momentum,
                                       DownsampleKind kind = DownsampleKind::AvgPool, bool binary_activations = true,
-                                      bool binary_weights = false);
+                                      bool binary_weights = false, SignGradient sign_gradient = SignGradient::Ste);
 
 }  // namespace bnn::nn

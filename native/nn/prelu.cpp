@@ -223,4 +223,18 @@ torch::Tensor prelu(const torch::Tensor& x, const torch::Tensor& weight) {
   return PReLUFunction::apply(x, weight);
 }
 
+RPReLUImpl::RPReLUImpl(int64_t channels_) : channels(channels_) { reset(); }
+
+void RPReLUImpl::reset() {
+  shift_in = register_parameter("shift_in", torch::zeros({channels}));
+  weight = register_parameter("weight", torch::full({channels}, 0.25));
+  shift_out = register_parameter("shift_out", torch::zeros({channels}));
+}
+
+torch::Tensor RPReLUImpl::forward(const torch::Tensor& x) {
+  return nn::prelu(x - shift_in.view({1, -1, 1, 1}), weight) + shift_out.view({1, -1, 1, 1});
+}
+
+void RPReLUImpl::pretty_print(std::ostream& stream) const { stream << "bnn::RPReLU(num_parameters=" << channels << ")"; }
+
 }  // namespace bnn::nn

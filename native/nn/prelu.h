@@ -6,6 +6,8 @@
 // per-channel slope gradient come from one pass with per-thread partial sums. Other devices use
 // ATen's implementation.
 #include <torch/autograd.h>
+#include <torch/nn/cloneable.h>
+#include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
 namespace bnn::nn {
@@ -29,5 +31,24 @@ class PReLUAddFunction : public torch::autograd::Function<PReLUAddFunction> {
                                const torch::Tensor& weight);
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads);
 };
+
+// ReActNet's RPReLU (Liu et al. 2020): y = PReLU(x - shift_in[c]; weight[c]) + shift_out[c], the
+// paper's gamma and zeta as learnable per-channel shifts (initialised to 0, so a fresh RPReLU is a
+// PReLU), slopes initialised to 0.25 as torch.nn.PReLU's. Parameter names, in registration order:
+// shift_in, weight, shift_out. `weight` keeps torch.nn.PReLU's name for the slopes, and the module
+// is registered where the PReLU was (`prelu`, `prelu1`, `prelu2`), so the shifts read as what they
+// do (`layer1.0.prelu.shift_in`) and everything that treats PReLU slopes by name (noDecayOn
+// 'prelu') treats RPReLU's parameters the same way.
+class RPReLUImpl : public torch::nn::Cloneable<RPReLUImpl> {
+ public:
+  explicit RPReLUImpl(int64_t channels);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x);
+  void pretty_print(std::ostream& stream) const override;
+
+  int64_t channels;
+  torch::Tensor shift_in, weight, shift_out;
+};
+TORCH_MODULE(RPReLU);
 
 }  // namespace bnn::nn

@@ -31,8 +31,21 @@ void ResNetConfig::validate() const {
     fail(ErrorKind::InvalidArgument, std::string(name) + " must be one of " + list + ", got '" + v + "'");
   };
   one_of(block_order, "blockOrder", {"bn-sign-conv", "sign-conv-bn"});
-  one_of(block_activation, "blockActivation", {"prelu", "relu", "none"});
+  one_of(block_activation, "blockActivation", {"prelu", "relu", "none", "rprelu"});
   one_of(downsample, "downsample", {"avgpool", "strided", "binary"});
+  one_of(sign_gradient, "signGradient", {"ste", "approx-sign"});
+  // Both act on sign activations; without them (the ReLU baseline) they would silently do nothing.
+  if (!binary_activations && sign_gradient != "ste") {
+    fail(ErrorKind::InvalidArgument, "signGradient '" + sign_gradient + "' needs binaryActivations (a model with ReLU activations has no sign)");
+  }
+  if (!binary_activations && learnable_thresholds) {
+    fail(ErrorKind::InvalidArgument, "learnableThresholds needs binaryActivations (a model with ReLU activations has no sign)");
+  }
+  // The binary shortcut's sign sits in a Sequential with torchvision's child names and has no place
+  // for a threshold; a threshold on some signs but not others would be a third variant.
+  if (learnable_thresholds && downsample == "binary") {
+    fail(ErrorKind::InvalidArgument, "learnableThresholds is not supported with downsample 'binary' (the binary shortcut's sign has no threshold)");
+  }
   if (!(bn_momentum >= 0.0 && bn_momentum <= 1.0)) {
     fail(ErrorKind::InvalidArgument, "bnMomentum must be between 0 and 1, got " + std::to_string(bn_momentum));
   }
@@ -75,9 +88,12 @@ void ResNet18Impl::reset() {
             .binary_weights(config.binary_weights)
             .bn_momentum(config.bn_momentum)
             .order(config.block_order == "sign-conv-bn" ? BlockOrder::SignConvBn : BlockOrder::BnSignConv)
-            .activation(config.block_activation == "relu"   ? BlockActivation::ReLU
-                        : config.block_activation == "none" ? BlockActivation::None
-                                                            : BlockActivation::PReLU)
+            .activation(config.block_activation == "relu"     ? BlockActivation::ReLU
+                        : config.block_activation == "none"   ? BlockActivation::None
+                        : config.block_activation == "rprelu" ? BlockActivation::RPReLU
+                                                              : BlockActivation::PReLU)
+            .sign_gradient(config.sign_gradient == "approx-sign" ? SignGradient::ApproxSign : SignGradient::Ste)
+            .learnable_thresholds(config.learnable_thresholds)
             .downsample(config.downsample == "strided"  ? DownsampleKind::Strided
                         : config.downsample == "binary" ? DownsampleKind::Binary
                                                         : DownsampleKind::AvgPool);

@@ -28,8 +28,11 @@ struct ResNetConfig {
   double bn_momentum = 0.1;            // PyTorch convention
   // The tricks ablation's switches (the defaults are the recipe; names as in the TypeScript API):
   std::string block_order = "bn-sign-conv";   // or "sign-conv-bn" (Bi-Real Net)
-  std::string block_activation = "prelu";     // after the residual add: "prelu", "relu" or "none"
+  std::string block_activation = "prelu";     // after the residual add: "prelu", "relu", "none" or "rprelu" (ReActNet)
   std::string downsample = "avgpool";         // shortcut of shape-changing blocks: "avgpool", "strided" or "binary"
+  // Alternative binarisers (issue 16; additions, not the recipe's):
+  std::string sign_gradient = "ste";          // "ste" (clipped straight-through) or "approx-sign" (Bi-Real Net)
+  bool learnable_thresholds = false;          // ReActNet's RSign: sign(x - threshold[c]) before each block conv
 
   // Throws bnn::Error naming the first invalid field.
   void validate() const;

@@ -5,6 +5,7 @@
 #include <torch/autograd.h>
 #include <torch/torch.h>
 
+#include "binarize/approx_sign.h"
 #include "binarize/binary_activation.h"
 #include "core/vectorize.h"
 #ifdef BNN_WITH_CUDA
@@ -161,9 +162,47 @@ class SignConv2dFunction : public torch::autograd::Function<SignConv2dFunction> 
   }
 };
 
+// ApproxSign needs |x| in backward, which the one-byte code cannot give: this node keeps the float
+// input itself (4 bytes per element where the code keeps 1) and rebuilds the signs from it. Composed
+// from ATen ops, so it runs on any device and dtype; under autocast the convolution runs in
+// autocast's dtype as above.
+class ApproxSignConv2dFunction : public torch::autograd::Function<ApproxSignConv2dFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
+                               int64_t stride, int64_t padding) {
+    ctx->saved_data["stride"] = stride;
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["w_dtype"] = static_cast<int64_t>(weight.scalar_type());
+    const c10::ScalarType compute = compute_dtype(x);
+    const torch::Tensor w = weight.to(compute);
+    torch::Tensor y = torch::conv2d(approx_sign_signs(x).to(compute), w, /*bias=*/{}, stride, padding);
+    ctx->save_for_backward({x, w});
+    return y;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& x = saved[0];
+    const torch::Tensor& w = saved[1];
+    const int64_t stride = ctx->saved_data["stride"].toInt();
+    const int64_t padding = ctx->saved_data["padding"].toInt();
+    const auto w_dtype = static_cast<c10::ScalarType>(ctx->saved_data["w_dtype"].toInt());
+    torch::Tensor signs = approx_sign_signs(x).to(w.scalar_type());
+    auto [grad_signs, grad_weight, unused] = at::convolution_backward(
+        grads[0].to(w.scalar_type()), signs, w, std::nullopt, {stride, stride}, {padding, padding}, {1, 1}, false, {0, 0}, 1,
+        {ctx->needs_input_grad(0), ctx->needs_input_grad(1), false});
+    signs.reset();
+    torch::Tensor grad_x = grad_signs.defined() ? approx_sign_backward(grad_signs.to(x.scalar_type()), x) : torch::Tensor();
+    if (grad_weight.defined()) grad_weight = grad_weight.to(w_dtype);
+    return {grad_x, grad_weight, torch::Tensor(), torch::Tensor()};
+  }
+};
+
 }  // namespace
 
-torch::Tensor sign_conv2d(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t padding) {
+torch::Tensor sign_conv2d(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t padding,
+                          SignGradient gradient) {
+  if (gradient == SignGradient::ApproxSign) return ApproxSignConv2dFunction::apply(x, weight, stride, padding);
   return SignConv2dFunction::apply(x, weight, stride, padding);
 }
 

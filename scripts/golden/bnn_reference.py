@@ -23,6 +23,9 @@ __all__ = [
     "BinaryWeightF",
     "binary_activation",
     "binary_weight",
+    "approx_sign",
+    "approx_sign_polynomial",
+    "RPReLU",
     "BinaryConv2d",
     "BasicBlock",
     "ClassicBasicBlock",
@@ -32,6 +35,7 @@ __all__ = [
     "BLOCK_ORDERS",
     "BLOCK_ACTIVATIONS",
     "DOWNSAMPLES",
+    "SIGN_GRADIENTS",
 ]
 
 
@@ -84,6 +88,22 @@ def binary_weight(w: torch.Tensor) -> torch.Tensor:
     return BinaryWeightF.apply(w)
 
 
+def approx_sign_polynomial(x: torch.Tensor) -> torch.Tensor:
+    """Bi-Real Net's ApproxSign curve (Liu et al. 2018): -1 | x^2 + 2x | -x^2 + 2x | 1, breaks at -1, 0, 1."""
+    one = torch.ones((), dtype=x.dtype, device=x.device)
+    return torch.where(x < -1, -one, torch.where(x < 0, x * x + 2 * x, torch.where(x < 1, -x * x + 2 * x, one)))
+
+
+def approx_sign(x: torch.Tensor) -> torch.Tensor:
+    """The recipe's sign forward with the gradient autograd derives for the ApproxSign polynomial.
+
+    No hand-written backward: the value is the sign exactly (poly - poly.detach() is 0), the gradient
+    is d(poly)/dx, 2 - 2|x| inside (-1, 1) and 0 outside, which is what the native kernel must match.
+    """
+    poly = approx_sign_polynomial(x)
+    return _sign_plus(x).detach() + (poly - poly.detach())
+
+
 class BinaryConv2d(nn.Conv2d):
     """Conv2d (no bias) whose weight can be binarized with a per-output-channel scale.
 
@@ -95,7 +115,7 @@ class BinaryConv2d(nn.Conv2d):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=False,
-                 binary_weights=False, input_activation=None):
+                 binary_weights=False, input_activation=None, sign_gradient="ste"):
         if bias:
             raise ValueError("BinaryConv2d has no bias")
         if input_activation not in (None, "sign", "relu"):
@@ -103,6 +123,7 @@ class BinaryConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
         self.binary_weights = bool(binary_weights)
         self.input_activation = input_activation
+        self.sign_gradient = sign_gradient
 
     def effective_weight(self) -> torch.Tensor:
         if not self.binary_weights:
@@ -112,7 +133,7 @@ class BinaryConv2d(nn.Conv2d):
 
     def forward(self, x):
         if self.input_activation is not None:
-            x = _act(x, self.input_activation == "sign")
+            x = _act(x, self.input_activation == "sign", self.sign_gradient)
         return F.conv2d(x, self.effective_weight(), None, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
@@ -120,17 +141,37 @@ class BinaryConv2d(nn.Conv2d):
         return super().extra_repr() + f", binary_weights={self.binary_weights}{extra}"
 
 
-def _act(x: torch.Tensor, binary_activations: bool) -> torch.Tensor:
-    return binary_activation(x) if binary_activations else F.relu(x)
+def _act(x: torch.Tensor, binary_activations: bool, sign_gradient: str = "ste") -> torch.Tensor:
+    if not binary_activations:
+        return F.relu(x)
+    return approx_sign(x) if sign_gradient == "approx-sign" else binary_activation(x)
 
 
 BLOCK_ORDERS = ("bn-sign-conv", "sign-conv-bn")
-BLOCK_ACTIVATIONS = ("prelu", "relu", "none")
+BLOCK_ACTIVATIONS = ("prelu", "relu", "none", "rprelu")
 DOWNSAMPLES = ("avgpool", "strided", "binary")
+SIGN_GRADIENTS = ("ste", "approx-sign")
+
+
+class RPReLU(nn.Module):
+    """ReActNet's RPReLU (Liu et al. 2020): y = PReLU(x - shift_in[c]; weight[c]) + shift_out[c].
+
+    shift_in and shift_out are the paper's gamma and zeta (init 0, so a fresh RPReLU is a PReLU); weight
+    keeps nn.PReLU's name and init (0.25). Registered where the PReLU is (`prelu`, `prelu1`, `prelu2`).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.shift_in = nn.Parameter(torch.zeros(channels))
+        self.weight = nn.Parameter(torch.full((channels,), 0.25))
+        self.shift_out = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        return F.prelu(x - self.shift_in.view(1, -1, 1, 1), self.weight) + self.shift_out.view(1, -1, 1, 1)
 
 
 def make_downsample(inplanes: int, planes: int, stride: int, bn_momentum: float = 0.1, kind: str = "avgpool",
-                    binary_activations: bool = True):
+                    binary_activations: bool = True, sign_gradient: str = "ste"):
     """Shortcut of a block that changes shape; the children are always 0 (1x1 conv), 1 (BN), 2 (pool).
 
     avgpool (the recipe): full-precision 1x1 conv (stride 1) + BN, then a 2x2 average pool when stride is 2.
@@ -147,7 +188,8 @@ def make_downsample(inplanes: int, planes: int, stride: int, bn_momentum: float 
         return nn.Sequential(nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False),
                              nn.BatchNorm2d(planes, eps=1e-5, momentum=bn_momentum))
     if kind == "binary":
-        conv = BinaryConv2d(inplanes, planes, 1, input_activation="sign" if binary_activations else "relu")
+        conv = BinaryConv2d(inplanes, planes, 1, input_activation="sign" if binary_activations else "relu",
+                            sign_gradient=sign_gradient)
     else:
         conv = nn.Conv2d(inplanes, planes, kernel_size=1, stride=1, bias=False)
     mods = [conv, nn.BatchNorm2d(planes, eps=1e-5, momentum=bn_momentum)]
@@ -164,6 +206,8 @@ def _activation(planes: int, kind: str):
         return nn.ReLU()
     if kind == "none":
         return nn.Identity()
+    if kind == "rprelu":
+        return RPReLU(planes)
     raise ValueError(f"block_activation must be one of {BLOCK_ACTIVATIONS}, got {kind!r}")
 
 
@@ -181,9 +225,17 @@ class BasicBlock(nn.Module):
     """
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, binary_activations=True,
-                 bn_momentum=0.1, block_order="bn-sign-conv", block_activation="prelu"):
+                 bn_momentum=0.1, block_order="bn-sign-conv", block_activation="prelu", sign_gradient="ste",
+                 learnable_thresholds=False):
         super().__init__()
         self.bi_real = _check_order(block_order)
+        self.sign_gradient = sign_gradient
+        # RSign's threshold on the sign's input (in_planes channels in either order): a parameter of the
+        # block itself, so it comes first in the block's state_dict.
+        if learnable_thresholds:
+            self.sign_threshold = nn.Parameter(torch.zeros(inplanes))
+        else:
+            self.sign_threshold = None
         # Registration order (bn, conv, prelu, downsample; conv first in Bi-Real's order) fixes the
         # state_dict order.
         if not self.bi_real:
@@ -191,16 +243,19 @@ class BasicBlock(nn.Module):
         self.conv = BinaryConv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
         if self.bi_real:
             self.bn = nn.BatchNorm2d(planes, eps=1e-5, momentum=bn_momentum)
-        self.act_name = {"prelu": "prelu", "relu": "relu", "none": "act"}.get(block_activation, "act")
+        self.act_name = {"prelu": "prelu", "rprelu": "prelu", "relu": "relu", "none": "act"}.get(block_activation, "act")
         setattr(self, self.act_name, _activation(planes, block_activation))
         self.downsample = downsample
         self.binary_activations = bool(binary_activations)
 
+    def _sign_input(self, x):
+        return x if self.sign_threshold is None else x - self.sign_threshold.view(1, -1, 1, 1)
+
     def forward(self, x):
         if self.bi_real:
-            out = self.bn(self.conv(_act(x, self.binary_activations)))
+            out = self.bn(self.conv(_act(self._sign_input(x), self.binary_activations, self.sign_gradient)))
         else:
-            out = self.conv(_act(self.bn(x), self.binary_activations))
+            out = self.conv(_act(self._sign_input(self.bn(x)), self.binary_activations, self.sign_gradient))
         residual = self.downsample(x) if self.downsample is not None else x
         return getattr(self, self.act_name)(out + residual)
 
@@ -214,10 +269,18 @@ class ClassicBasicBlock(nn.Module):
     """
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, binary_activations=True,
-                 bn_momentum=0.1, block_order="bn-sign-conv", block_activation="prelu"):
+                 bn_momentum=0.1, block_order="bn-sign-conv", block_activation="prelu", sign_gradient="ste",
+                 learnable_thresholds=False):
         super().__init__()
         self.bi_real = _check_order(block_order)
-        names = {"prelu": ("prelu1", "prelu2"), "relu": ("relu1", "relu2"), "none": ("act1", "act2")}
+        self.sign_gradient = sign_gradient
+        if learnable_thresholds:
+            self.sign_threshold1 = nn.Parameter(torch.zeros(inplanes))
+            self.sign_threshold2 = nn.Parameter(torch.zeros(planes))
+        else:
+            self.sign_threshold1 = self.sign_threshold2 = None
+        names = {"prelu": ("prelu1", "prelu2"), "rprelu": ("prelu1", "prelu2"), "relu": ("relu1", "relu2"),
+                 "none": ("act1", "act2")}
         self.act_names = names.get(block_activation, ("act1", "act2"))
         if not self.bi_real:
             self.bn1 = nn.BatchNorm2d(inplanes, eps=1e-5, momentum=bn_momentum)
@@ -234,14 +297,17 @@ class ClassicBasicBlock(nn.Module):
         self.downsample = downsample
         self.binary_activations = bool(binary_activations)
 
-    def _unit(self, bn, conv, x):
+    def _unit(self, bn, conv, x, threshold):
+        def sign(v):
+            v = v if threshold is None else v - threshold.view(1, -1, 1, 1)
+            return _act(v, self.binary_activations, self.sign_gradient)
         if self.bi_real:
-            return bn(conv(_act(x, self.binary_activations)))
-        return conv(_act(bn(x), self.binary_activations))
+            return bn(conv(sign(x)))
+        return conv(sign(bn(x)))
 
     def forward(self, x):
-        out = getattr(self, self.act_names[0])(self._unit(self.bn1, self.conv1, x))
-        out = self._unit(self.bn2, self.conv2, out)
+        out = getattr(self, self.act_names[0])(self._unit(self.bn1, self.conv1, x, self.sign_threshold1))
+        out = self._unit(self.bn2, self.conv2, out, self.sign_threshold2)
         residual = self.downsample(x) if self.downsample is not None else x
         return getattr(self, self.act_names[1])(out + residual)
 
@@ -260,11 +326,14 @@ class ResNet18(nn.Module):
     Tricks-ablation switches (defaults are the recipe): block_order 'bn-sign-conv' | 'sign-conv-bn'
     (Bi-Real Net), block_activation 'prelu' | 'relu' | 'none' (after the residual add), downsample
     'avgpool' | 'strided' (ResNet's 1x1 stride-2 conv) | 'binary' (sign -> 1x1 binary conv -> BN -> pool).
+    Alternative binarisers (issue 16): sign_gradient 'ste' | 'approx-sign' (Bi-Real Net's gradient, every
+    sign), learnable_thresholds (ReActNet's RSign: blocks' signs see x - sign_threshold[c]), and
+    block_activation 'rprelu' (ReActNet's RPReLU, module `prelu*` with shift_in, weight, shift_out).
     """
 
     def __init__(self, num_classes=10, in_channels=3, width=64, stem="small", double_skip=True,
                  binary_activations=True, binary_weights=False, bn_momentum=0.1, block_order="bn-sign-conv",
-                 block_activation="prelu", downsample="avgpool"):
+                 block_activation="prelu", downsample="avgpool", sign_gradient="ste", learnable_thresholds=False):
         super().__init__()
         if stem not in ("small", "imagenet"):
             raise ValueError(f"stem must be 'small' or 'imagenet', got {stem!r}")
@@ -273,6 +342,12 @@ class ResNet18(nn.Module):
             raise ValueError(f"block_activation must be one of {BLOCK_ACTIVATIONS}, got {block_activation!r}")
         if downsample not in DOWNSAMPLES:
             raise ValueError(f"downsample must be one of {DOWNSAMPLES}, got {downsample!r}")
+        if sign_gradient not in SIGN_GRADIENTS:
+            raise ValueError(f"sign_gradient must be one of {SIGN_GRADIENTS}, got {sign_gradient!r}")
+        if learnable_thresholds and downsample == "binary":
+            raise ValueError("learnable_thresholds is not supported with downsample 'binary'")
+        self.sign_gradient = sign_gradient
+        self.learnable_thresholds = bool(learnable_thresholds)
         self.block_order = block_order
         self.block_activation = block_activation
         self.downsample_kind = downsample
@@ -303,8 +378,9 @@ class ResNet18(nn.Module):
 
     def _make_layer(self, planes, stride):
         ba, mom = self.binary_activations, self.bn_momentum
-        ds = make_downsample(self.inplanes, planes, stride, mom, self.downsample_kind, ba)
-        sw = dict(block_order=self.block_order, block_activation=self.block_activation)
+        ds = make_downsample(self.inplanes, planes, stride, mom, self.downsample_kind, ba, self.sign_gradient)
+        sw = dict(block_order=self.block_order, block_activation=self.block_activation,
+                  sign_gradient=self.sign_gradient, learnable_thresholds=self.learnable_thresholds)
         if self.double_skip:
             blocks = [BasicBlock(self.inplanes, planes, stride, ds, ba, mom, **sw)]
             blocks += [BasicBlock(planes, planes, 1, None, ba, mom, **sw) for _ in range(3)]
@@ -336,7 +412,8 @@ class ResNet18(nn.Module):
 # configs written before they existed still describe their network.
 CONFIG_KEYS = ("numClasses", "inChannels", "width", "stem", "doubleSkip", "binaryActivations",
                "binaryWeights", "bnMomentum")
-VARIANT_DEFAULTS = {"blockOrder": "bn-sign-conv", "blockActivation": "prelu", "downsample": "avgpool"}
+VARIANT_DEFAULTS = {"blockOrder": "bn-sign-conv", "blockActivation": "prelu", "downsample": "avgpool",
+                    "signGradient": "ste", "learnableThresholds": False}
 
 
 def config_dict(model: ResNet18) -> dict:
@@ -352,7 +429,8 @@ def config_dict(model: ResNet18) -> dict:
         "bnMomentum": model.bn_momentum,
     }
     variant = {"blockOrder": model.block_order, "blockActivation": model.block_activation,
-               "downsample": model.downsample_kind}
+               "downsample": model.downsample_kind, "signGradient": model.sign_gradient,
+               "learnableThresholds": model.learnable_thresholds}
     cfg.update({k: v for k, v in variant.items() if v != VARIANT_DEFAULTS[k]})
     return cfg
 
@@ -369,4 +447,5 @@ def build_from_config(cfg: dict) -> ResNet18:
                     stem=cfg["stem"], double_skip=cfg["doubleSkip"],
                     binary_activations=cfg["binaryActivations"], binary_weights=cfg["binaryWeights"],
                     bn_momentum=cfg["bnMomentum"], block_order=v["blockOrder"],
-                    block_activation=v["blockActivation"], downsample=v["downsample"])
+                    block_activation=v["blockActivation"], downsample=v["downsample"],
+                    sign_gradient=v["signGradient"], learnable_thresholds=v["learnableThresholds"])

@@ -771,6 +771,19 @@ and change only what exists and its order (weights and per-channel parameters of
   then the blocks' `layerL.B.conv.weight` (`conv1`/`conv2` in classic blocks) and
   {", ".join(f"`{n}`" for n in ds_binary)} (the same names with classic blocks: {", ".join(f"`{n}`" for n in ds_binary_classic)}).
 
+## The alternative binarisers (`signGradient`, `learnableThresholds`, `blockActivation='rprelu'`; issue 16)
+
+Fixtures: `scripts/golden/binarizers.py` (test/fixtures/binarizers/). All new parameters are per channel.
+
+- `signGradient='approx-sign'` (Bi-Real Net's ApproxSign gradient) changes the backward only: no new names.
+- `learnableThresholds=true` (ReActNet's RSign) adds one parameter to each block itself, the threshold its sign
+  subtracts (over the sign's input channels, so `in_planes`), first in the block's entries as PyTorch orders a
+  module's own parameters before its children's: {layer2_0(learnableThresholds=True)}; classic blocks have
+  `sign_threshold1` (input channels) and `sign_threshold2`: {layer2_0(learnableThresholds=True, doubleSkip=False)}.
+- `blockActivation='rprelu'` (ReActNet's RPReLU) keeps the module name `prelu` (`prelu1`, `prelu2`) and adds two
+  shifts around the slopes, in the order they apply (`shift_in` is the paper's gamma, `shift_out` its zeta):
+  {layer2_0(blockActivation="rprelu")}.
+
 ## Full list for `small-c1` (numClasses 10, inChannels 1, width 4, stem small, doubleSkip true)
 
 {len(lines)} entries, {n_params} trainable parameters.

@@ -40,6 +40,14 @@ export const ABLATION_VARIANTS: readonly AblationVariant[] = [
   },
   { name: 'cosine', change: 'cosine learning-rate schedule instead of step decay', flags: ['--lr-schedule', 'cosine'] },
   { name: 'label-smoothing', change: 'addition: label smoothing 0.1', flags: ['--label-smoothing', '0.1'], addition: true },
+  {
+    name: 'approx-sign',
+    change: "addition: Bi-Real Net's ApproxSign gradient (2 − 2|x| for |x| < 1) instead of the clipped straight-through estimator",
+    flags: ['--sign-gradient', 'approx-sign'],
+    addition: true,
+  },
+  { name: 'rsign', change: "addition: ReActNet's RSign, a learnable per-channel threshold before each sign", flags: ['--learnable-thresholds'], addition: true },
+  { name: 'rprelu', change: "addition: ReActNet's RPReLU (PReLU between learnable per-channel shifts) instead of PReLU", flags: ['--block-activation', 'rprelu'], addition: true },
 ];
 
 /** The variant named `name`, or a BNN_INVALID_ARGUMENT error listing the known ones. */

@@ -41,8 +41,10 @@ export interface NativeModelConfig {
   binaryWeights: boolean;
   bnMomentum: number;
   blockOrder: 'bn-sign-conv' | 'sign-conv-bn';
-  blockActivation: 'prelu' | 'relu' | 'none';
+  blockActivation: 'prelu' | 'relu' | 'none' | 'rprelu';
   downsample: 'avgpool' | 'strided' | 'binary';
+  signGradient: 'ste' | 'approx-sign';
+  learnableThresholds: boolean;
 }
 
 export interface ModelAddon {

@@ -25,3 +25,14 @@ export async function binaryActivationAsync(x: Tensor): Promise<Tensor> {
 export function binaryActivationReference(x: Tensor): Tensor {
   return new Tensor(native().binaryActivationReference(requireTensor(x, 'x').handle));
 }
+
+/**
+ * Bi-Real Net's ApproxSign (Liu et al. 2018): the same forward as {@link binaryActivation} (+1 where
+ * x >= 0, -1 where x < 0, NaN stays NaN) with the gradient of the piecewise polynomial
+ * -1 | x² + 2x | -x² + 2x | 1 (breaks at -1, 0, 1): the incoming gradient times 2 - 2|x| where
+ * |x| < 1, and 0 elsewhere. The model uses it with `signGradient: 'approx-sign'`. It keeps the float
+ * input for the backward pass (the straight-through estimator keeps a 1-byte mask).
+ */
+export function approxSign(x: Tensor): Tensor {
+  return new Tensor(native().approxSign(requireTensor(x, 'x').handle));
+}

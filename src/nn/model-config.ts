@@ -14,7 +14,13 @@ export type Stem = 'small' | 'imagenet';
 export type BlockOrder = 'bn-sign-conv' | 'sign-conv-bn';
 
 /** What follows a block's residual add (see {@link ModelConfig.blockActivation}). */
-export type BlockActivation = 'prelu' | 'relu' | 'none';
+export type BlockActivation = 'prelu' | 'relu' | 'none' | 'rprelu';
+
+/**
+ * The gradient the sign activations pass back (see {@link ModelConfig.signGradient}): `'ste'` (the
+ * recipe's clipped straight-through estimator) or `'approx-sign'` (Bi-Real Net, Liu et al. 2018).
+ */
+export type SignGradient = 'ste' | 'approx-sign';
 
 /** The shortcut of the blocks that change shape (see {@link ModelConfig.downsample}). */
 export type Downsample = 'avgpool' | 'strided' | 'binary';
@@ -22,7 +28,9 @@ export type Downsample = 'avgpool' | 'strided' | 'binary';
 /** The values each structural switch takes, the recipe's first. */
 export const BLOCK_ORDERS: readonly BlockOrder[] = Object.freeze(['bn-sign-conv', 'sign-conv-bn'] as const);
 /** @see {@link BLOCK_ORDERS} */
-export const BLOCK_ACTIVATIONS: readonly BlockActivation[] = Object.freeze(['prelu', 'relu', 'none'] as const);
+export const BLOCK_ACTIVATIONS: readonly BlockActivation[] = Object.freeze(['prelu', 'relu', 'none', 'rprelu'] as const);
+/** @see {@link BLOCK_ORDERS} */
+export const SIGN_GRADIENTS: readonly SignGradient[] = Object.freeze(['ste', 'approx-sign'] as const);
 /** @see {@link BLOCK_ORDERS} */
 export const DOWNSAMPLES: readonly Downsample[] = Object.freeze(['avgpool', 'strided', 'binary'] as const);
 
@@ -57,8 +65,12 @@ export interface ModelConfig {
   /**
    * What follows each block's residual add (in classic blocks, also the first conv):
    * `'prelu'` (the recipe; learnable per-channel slopes, as in ReActNet, Liu et al. 2020, and
-   * Real-to-Binary Net, Martinez et al. 2020), `'relu'` or `'none'` (the sum itself, as in Bi-Real
-   * Net). Only `'prelu'` has parameters. The packed export supports `'prelu'` only. Default `'prelu'`.
+   * Real-to-Binary Net, Martinez et al. 2020), `'relu'`, `'none'` (the sum itself, as in Bi-Real
+   * Net) or `'rprelu'` (ReActNet's RPReLU, an addition: y = PReLU(x - γ[c]) + ζ[c] with learnable
+   * per-channel shifts initialised to 0, so it starts as the recipe's PReLU). `'prelu'` has the
+   * parameters `prelu.weight` (slopes); `'rprelu'` has `prelu.shift_in` (γ), `prelu.weight` and
+   * `prelu.shift_out` (ζ) (in classic blocks `prelu1.*`, `prelu2.*`). The packed export supports
+   * `'prelu'` only. Default `'prelu'`.
    */
   blockActivation?: BlockActivation;
   /**
@@ -70,6 +82,26 @@ export interface ModelConfig {
    * (BatchNorm). The packed export supports `'avgpool'` only. Default `'avgpool'`.
    */
   downsample?: Downsample;
+  /**
+   * The sign activations' gradient (an addition; the forward is the same sign either way).
+   * `'ste'` (the recipe): the clipped straight-through estimator, the incoming gradient where
+   * |x| < 1, else 0. `'approx-sign'`: Bi-Real Net's ApproxSign (Liu et al. 2018), the incoming
+   * gradient times 2 - 2|x| where |x| < 1, else 0 (the derivative of the piecewise polynomial
+   * -1 | x² + 2x | -x² + 2x | 1); every sign of the network uses it, the binary shortcut's included.
+   * It keeps each sign's float input for the backward pass (4 bytes per element where the STE keeps
+   * 1), so training takes more memory. Needs `binaryActivations`. No parameters; the packed export
+   * accepts it (the forward is unchanged). Default `'ste'`.
+   */
+  signGradient?: SignGradient;
+  /**
+   * ReActNet's RSign (Liu et al. 2020, an addition): each block's sign becomes sign(x - β[c]) with a
+   * learnable per-channel threshold β initialised to 0 (its gradient: minus the sum of the sign's
+   * straight-through gradient over batch and space). Parameters: `layerL.B.sign_threshold`
+   * [input channels] in double-skip blocks, `layerL.B.sign_threshold1` and `sign_threshold2` in
+   * classic blocks. Needs `binaryActivations`; not with `downsample: 'binary'` (that shortcut's sign
+   * has no threshold). The packed export refuses it. Default false.
+   */
+  learnableThresholds?: boolean;
 }
 
 /** A config with every field filled in. */
@@ -88,6 +120,8 @@ export const DEFAULT_MODEL_CONFIG: ResolvedModelConfig = Object.freeze({
   blockOrder: 'bn-sign-conv',
   blockActivation: 'prelu',
   downsample: 'avgpool',
+  signGradient: 'ste',
+  learnableThresholds: false,
 });
 
 /** Fills defaults and checks every field, naming the first bad one. */
@@ -116,5 +150,7 @@ export function resolveModelConfig(config: ModelConfig = {}): ResolvedModelConfi
     blockOrder: checkOneOf(c.blockOrder, 'blockOrder', BLOCK_ORDERS),
     blockActivation: checkOneOf(c.blockActivation, 'blockActivation', BLOCK_ACTIVATIONS),
     downsample: checkOneOf(c.downsample, 'downsample', DOWNSAMPLES),
+    signGradient: checkOneOf(c.signGradient, 'signGradient', SIGN_GRADIENTS),
+    learnableThresholds: checkBoolean(c.learnableThresholds, 'learnableThresholds'),
   };
 }

@@ -110,13 +110,16 @@ export function summarize(config: ResolvedModelConfig, options: SummaryOptions =
   const block = (prefix: string, cin: number, planes: number, stride: number, suffix: string) => {
     const [hi, wi] = [h, w];
     if (!biReal) simple(`${prefix}.bn${suffix}`, 'BatchNorm2d', 2 * cin, [cin, hi, wi]);
+    // RSign's per-channel threshold, a parameter of the block itself (first in its state dict).
+    if (config.learnableThresholds) simple(`${prefix}.sign_threshold${suffix}`, 'RSign', cin, [cin, hi, wi]);
     [c, h, w] = conv(`${prefix}.conv${suffix}`, cin, planes, 3, stride, 1, true, inBits);
     if (biReal) simple(`${prefix}.bn${suffix}`, 'BatchNorm2d', 2 * planes, [c, h, w]);
     return [hi, wi] as const;
   };
-  // Only PReLU has parameters (and so a module and a row); ReLU and 'none' are stateless.
+  // Only PReLU and RPReLU have parameters (and so a module and a row); ReLU and 'none' are stateless.
   const activation = (name: string) => {
     if (config.blockActivation === 'prelu') simple(name, 'PReLU', c, [c, h, w]);
+    if (config.blockActivation === 'rprelu') simple(name, 'RPReLU', 3 * c, [c, h, w]); // slopes and two shifts
   };
   const shortcut = (prefix: string, cin: number, planes: number, stride: number, hi: number, wi: number) => {
     if (stride === 1 && cin === planes) return;
@@ -217,6 +220,8 @@ function formatSummary(s: Omit<ModelSummary, 'text'>): string {
     c.blockOrder !== 'bn-sign-conv' ? `${c.blockOrder} blocks` : '',
     c.blockActivation !== 'prelu' ? `${c.blockActivation === 'none' ? 'no activation' : c.blockActivation} after the add` : '',
     c.downsample !== 'avgpool' ? `${c.downsample} downsample` : '',
+    c.signGradient !== 'ste' ? `${c.signGradient} gradient` : '',
+    c.learnableThresholds ? 'learnable sign thresholds' : '',
   ].filter(Boolean).map((v) => `${v}, `).join('');
   return [
     `bnn-torch ${c.arch}: width ${c.width}, ${c.doubleSkip ? 'double skip' : 'classic blocks'}, ${variant}` +

@@ -1,13 +1,13 @@
 // `bnn summary`: the model summary table for a config or a saved model.
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
-import { BLOCK_ACTIVATIONS, BLOCK_ORDERS, DOWNSAMPLES, resolveModelConfig, type BlockActivation, type BlockOrder, type Downsample } from '../../nn/model-config.js';
+import { BLOCK_ACTIVATIONS, BLOCK_ORDERS, DOWNSAMPLES, resolveModelConfig, SIGN_GRADIENTS, type BlockActivation, type BlockOrder, type Downsample, type SignGradient } from '../../nn/model-config.js';
 import { summarize } from '../../nn/summary.js';
 import { getPreset, PRESETS, type PresetName } from '../../train/presets.js';
 import { loadImages } from '../common.js';
 import { readModelConfig } from './model-file.js';
 
-interface SummaryArgs { checkpoint?: string; numClasses: number; inChannels: number; width: number; stem: 'small' | 'imagenet'; doubleSkip: boolean; blockOrder: BlockOrder; blockActivation: BlockActivation; downsample: Downsample; binaryActivations: boolean; binaryWeights: boolean; height?: number; data?: string; preset: PresetName; imageSize?: number; json: boolean }
+interface SummaryArgs { checkpoint?: string; numClasses: number; inChannels: number; width: number; stem: 'small' | 'imagenet'; doubleSkip: boolean; blockOrder: BlockOrder; blockActivation: BlockActivation; downsample: Downsample; signGradient: SignGradient; learnableThresholds: boolean; binaryActivations: boolean; binaryWeights: boolean; height?: number; data?: string; preset: PresetName; imageSize?: number; json: boolean }
 
 export const command = 'summary';
 export const describe = 'Print the model summary (1-bit/32-bit parameters, MACs, size) for a config or a saved model';
@@ -23,6 +23,8 @@ export function builder(y: Argv): Argv<SummaryArgs> {
     .option('block-order', { type: 'string', choices: BLOCK_ORDERS, default: 'bn-sign-conv' as BlockOrder })
     .option('block-activation', { type: 'string', choices: BLOCK_ACTIVATIONS, default: 'prelu' as BlockActivation })
     .option('downsample', { type: 'string', choices: DOWNSAMPLES, default: 'avgpool' as Downsample })
+    .option('sign-gradient', { type: 'string', choices: SIGN_GRADIENTS, default: 'ste' as SignGradient })
+    .option('learnable-thresholds', { type: 'boolean', default: false, describe: "ReActNet's RSign thresholds (one parameter per sign input channel)" })
     .option('binary-activations', { type: 'boolean', default: true })
     .option('binary-weights', { type: 'boolean', default: true, describe: 'summarize the stage-2 model (--no-binary-weights: stage 1)' })
     .option('height', { type: 'number', describe: 'input size (default 28 for 1 channel, 32 otherwise, 224 for the imagenet stem)' })
@@ -50,6 +52,8 @@ export async function handler(a: ArgumentsCamelCase<SummaryArgs>): Promise<void>
         blockOrder: a.blockOrder,
         blockActivation: a.blockActivation,
         downsample: a.downsample,
+        signGradient: a.signGradient,
+        learnableThresholds: a.learnableThresholds,
         binaryActivations: a.binaryActivations,
         binaryWeights: a.binaryWeights,
       });

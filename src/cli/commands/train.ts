@@ -8,7 +8,7 @@ import yargs, { type Argv, type ArgumentsCamelCase } from 'yargs';
 import { DataLoader } from '../../data/loader.js';
 import { Tensor } from '../../core/tensor.js';
 import { distributedBackends, ProcessGroup, rendezvousFromEnv } from '../../distributed/process-group.js';
-import { checkInteger, checkNumber, checkOneOf } from '../../core/check.js';
+import { checkBoolean, checkInteger, checkNumber, checkOneOf } from '../../core/check.js';
 import type { Device } from '../../core/device.js';
 import type { Dataset, DatasetName } from '../../data/datasets.js';
 import { isBnnError } from '../../errors.js';
@@ -22,9 +22,11 @@ import {
   BLOCK_ORDERS,
   DOWNSAMPLES,
   resolveModelConfig,
+  SIGN_GRADIENTS,
   type BlockActivation,
   type BlockOrder,
   type Downsample,
+  type SignGradient,
 } from '../../nn/model-config.js';
 import { checkStage } from '../../train/trainer.js';
 import { oneStageOptions, trainTwoStage } from '../../train/two-stage.js';
@@ -69,6 +71,8 @@ export interface TrainArgs {
   blockOrder: BlockOrder;
   blockActivation: BlockActivation;
   downsample: Downsample;
+  signGradient: SignGradient;
+  learnableThresholds: boolean;
   imageSize?: number;
   channels?: number;
   skipBad: boolean;
@@ -150,7 +154,23 @@ export function builder(y: Argv): Argv<TrainArgs> {
       default: 'bn-sign-conv' as BlockOrder,
       describe: "order inside a binary block: the recipe's BatchNorm -> sign -> conv, or Bi-Real Net's sign -> conv -> BatchNorm",
     })
-    .option('block-activation', { type: 'string', choices: BLOCK_ACTIVATIONS, default: 'prelu' as BlockActivation, describe: "what follows a block's residual add" })
+    .option('block-activation', {
+      type: 'string',
+      choices: BLOCK_ACTIVATIONS,
+      default: 'prelu' as BlockActivation,
+      describe: "what follows a block's residual add (rprelu: ReActNet's PReLU between two learnable per-channel shifts)",
+    })
+    .option('sign-gradient', {
+      type: 'string',
+      choices: SIGN_GRADIENTS,
+      default: 'ste' as SignGradient,
+      describe: "the sign activations' gradient: the recipe's clipped straight-through estimator, or Bi-Real Net's ApproxSign (2 - 2|x| for |x| < 1)",
+    })
+    .option('learnable-thresholds', {
+      type: 'boolean',
+      default: false,
+      describe: "ReActNet's RSign: a learnable per-channel threshold before each block's sign (sign(x - beta), beta from 0)",
+    })
     .option('downsample', {
       type: 'string',
       choices: DOWNSAMPLES,
@@ -416,6 +436,8 @@ function resolveSettings(a: TrainArgs, world: number): Settings {
   usage('--block-order', () => checkOneOf(a.blockOrder, 'block order', BLOCK_ORDERS));
   usage('--block-activation', () => checkOneOf(a.blockActivation, 'block activation', BLOCK_ACTIVATIONS));
   usage('--downsample', () => checkOneOf(a.downsample, 'downsample', DOWNSAMPLES));
+  usage('--sign-gradient', () => checkOneOf(a.signGradient, 'sign gradient', SIGN_GRADIENTS));
+  usage('--learnable-thresholds', () => checkBoolean(a.learnableThresholds, 'learnable thresholds'));
   if (!(a.distTimeout > 0)) throw new UsageError(`--dist-timeout must be positive, got ${a.distTimeout}`, 2);
   if (!(Number.isInteger(a.tensorboardInterval) && a.tensorboardInterval >= 1)) throw new UsageError(`--tensorboard-interval must be a whole number >= 1, got ${a.tensorboardInterval}`, 2);
   if (a.syncInterval !== undefined && !(Number.isInteger(a.syncInterval) && a.syncInterval >= 1)) {
@@ -470,6 +492,8 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     blockOrder: a.blockOrder,
     blockActivation: a.blockActivation,
     downsample: a.downsample,
+    signGradient: a.signGradient,
+    learnableThresholds: a.learnableThresholds,
   });
 
   // The run folder is named by rank 0 (a default name holds the time) and shared with the others.
