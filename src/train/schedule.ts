@@ -178,11 +178,7 @@ export class CosineSchedule implements LrSchedule {
 /** A schedule's epoch rate times the warm-up factor; exactly `lrAt(epoch)` once the warm-up is over. */
 function stepRate(s: LrSchedule, epoch: number, step: number, steps: number): number {
   const lr = s.lrAt(epoch);
-  // Past the warm-up, lrAt itself: a stage without warm-up keeps its rates bit for bit.
-  if (epoch >= s.warmupEpochs) {
-    checkInteger(steps, 'steps', 1);
-    checkInteger(step, 'step', 0, steps - 1);
-    return lr;
-  }
-  return lr * warmupFactor(s.warmupEpochs, epoch, step, steps);
+  // Past the warm-up, lrAt itself: a stage without warm-up keeps its rates bit for bit (and an
+  // epoch with no batches still gets its rate).
+  return epoch >= s.warmupEpochs ? lr : lr * warmupFactor(s.warmupEpochs, epoch, step, steps);
 }
