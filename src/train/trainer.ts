@@ -237,7 +237,7 @@ export class Trainer {
     for (let epoch = startEpoch; epoch < epochs; epoch++) {
       const batches = Math.min(this.#options.stepsPerEpoch ?? Infinity, this.#train.batchesPerEpoch);
       // The rate of the epoch's first step; a warm-up epoch sets each step's below.
-      const lr = this.schedule.step(epoch, this.optimizer, batches);
+      const lr = this.schedule.step(epoch, this.optimizer, Math.max(1, batches));
       const warming = epoch < this.schedule.warmupEpochs;
       await cb.onEpochBegin?.({ stage: this.stage, epoch, epochs, lr });
       this.model.train();
