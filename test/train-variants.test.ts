@@ -21,6 +21,7 @@ import {
   SGD,
   StepMetrics,
   Tensor,
+  Trainer,
   trainStep,
   trainTwoStage,
   type BatchEndInfo,
@@ -316,6 +317,45 @@ test("mixup in both stages: the first step learns the mixed loss of the seeded m
   }
   assert.ok(Math.abs(want - plain) > 1e-3, `mixing changes the loss (${want} vs ${plain})`);
   assert.ok(Math.abs(steps[0]!.loss - want) <= 1e-5 * want, `first step's loss ${steps[0]!.loss} vs ${want}`);
+  // Every step draws its own mixing: at a negligible learning rate each step's loss is the initial
+  // model's mixed loss under drawMixup(alpha, batch, mixupSeed(seed, stage, epoch, step)).
+  manualSeed(SEED);
+  using still = createModel(MODEL);
+  const perStep: number[] = [];
+  let last = { loss: 0, seen: 0 };
+  const trainer = new Trainer({
+    model: still,
+    stage: 1,
+    options: { ...STAGE1, epochs: 1, lr: 1e-12, mixup: alpha },
+    train: trainSource(),
+    seed: SEED,
+    callbacks: {
+      onBatchEnd: (b) => {
+        const seen = last.seen + b.batchSize;
+        perStep.push(b.loss * seen - last.loss * last.seen);
+        last = { loss: b.loss, seen };
+      },
+    },
+  });
+  try {
+    await trainer.fit();
+  } finally {
+    trainer.dispose();
+  }
+  manualSeed(SEED);
+  using initial = createModel(MODEL);
+  let k = 0;
+  for await (const batch of trainSource().epoch(0)) {
+    const n = batch.labels.shape[0]!;
+    const expected = scope(() => {
+      const draw = drawMixup(alpha, n, mixupSeed(SEED, 1, 0, k));
+      return mixupCrossEntropy(initial.train().forward(mixImages(batch.images, draw)), batch.labels, draw).item();
+    });
+    batch.dispose();
+    assert.ok(Math.abs(perStep[k]! / n - expected) <= 1e-4 * expected, `step ${k}: ${perStep[k]! / n} vs ${expected}`);
+    k++;
+  }
+  assert.equal(k, perStep.length);
   // Mixup trains another network than the plain run.
   const a = tmpDir();
   const b = tmpDir();
