@@ -37,6 +37,7 @@ export {
 } from './nn/model-config.js';
 export type { ModelSummary, LayerSummary, SummaryOptions } from './nn/summary.js';
 export { crossEntropy, type CrossEntropyOptions } from './train/loss.js';
+export { drawMixup, mixImages, mixupCrossEntropy, mixupSeed, type Mixing, type StepMixup } from './train/mixup.js';
 export { Adam, type AdamOptions, type NoDecayKind, Optimizer, OPTIMIZER_KINDS, type OptimizerKind, SGD, type SGDOptions } from './train/optim.js';
 export {
   CosineSchedule,
@@ -47,6 +48,7 @@ export {
   MultiStepSchedule,
   type MultiStepScheduleOptions,
   type HasLearningRate,
+  warmupFactor,
 } from './train/schedule.js';
 export { PRESETS, getPreset, scaleStage, type Preset, type PresetName, type StageSchedule } from './train/presets.js';
 export { InMemoryBatches, epochOrder, type Batch, type BatchSource, type InMemoryBatchesOptions } from './data/batches.js';

@@ -112,7 +112,7 @@ test('one seed has no spread and no interval; identical seeds a zero-width one',
   close(summarize([1, 2, 3, 4]).sd!, Math.sqrt(5 / 3), 1e-15, 'sample sd');
 });
 
-test('the plan: recipe first, every variant once per seed, seed by seed, variant flags over the common ones', () => {
+test('the plan: recipe first, every variant once per seed, seed by seed, variant flags over the common ones', async () => {
   const plan = planAblation({
     out: '/tmp/abl',
     seeds: [3, 5],
@@ -142,6 +142,21 @@ test('the plan: recipe first, every variant once per seed, seed by seed, variant
   assert.deepEqual(all.variants.map((v) => v.name), ABLATION_VARIANTS.filter((v) => !v.addition).map((v) => v.name));
   assert.equal(all.variants.find((v) => v.name === 'sgd')!.flags.join(' '), '--optimizer sgd --momentum 0.9 --lr1 0.1 --lr2 0.01');
   assert.deepEqual(mergeFlags(['--lr1', '0.1', '--lr2=0.01', '--gammas1', '0.1', '-1'], ['--lr2', '0.5', '--lr1=2']), ['--gammas1', '0.1', '-1', '--lr2', '0.5', '--lr1=2']);
+  // The additions of issue #16: each is bnn train's own flags, checked as bnn train checks them.
+  const tricks = planAblation({ out: '/tmp/abl', seeds: [0], variants: [], additions: ['mixup', 'warmup', 'one-stage-warmup'], trainArgs: ['--width', '4', '--warmup-epochs', '2'] });
+  assert.deepEqual(tricks.variants.map((v) => [v.name, v.flags.join(' ')]), [
+    ['recipe', ''],
+    ['mixup', '--mixup 0.2'],
+    ['warmup', '--warmup-epochs 1'],
+    ['one-stage-warmup', '--one-stage --warmup-epochs 1'],
+  ]);
+  const trick = (v: string): string[] => tricks.runs.find((r) => r.variant === v)!.args;
+  assert.deepEqual(trick('one-stage-warmup').slice(0, 5), ['--width', '4', '--one-stage', '--warmup-epochs', '1'], "the variant's warm-up replaces the common one");
+  for (const [v, want] of [['mixup', { mixup: 0.2, warmupEpochs: 2 }], ['warmup', { warmupEpochs: 1 }], ['one-stage-warmup', { oneStage: true, warmupEpochs: 1 }], ['recipe', { warmupEpochs: 2 }]] as const) {
+    const { args } = await checkTrainFlags(trick(v));
+    const got = { mixup: args.mixup, warmupEpochs: args.warmupEpochs, oneStage: args.oneStage };
+    assert.deepEqual(got, { ...{ mixup: undefined, oneStage: undefined }, ...want }, v);
+  }
   for (const [o, msg] of [
     [{ seeds: [] }, /at least one seed/],
     [{ seeds: [1, 1] }, /seeds repeat/],

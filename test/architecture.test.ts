@@ -93,6 +93,7 @@ test('only the binding and the concept facades call native()', () => {
     'nn/binarize.ts', // addon/binarize.cpp
     'nn/model.ts', // addon/model.cpp
     'train/loss.ts', // addon/loss.cpp
+    'train/mixup.ts', // addon/mixup.cpp
     'train/optim.ts', // addon/train.cpp
     'train/step.ts', // addon/train.cpp
     'data/datasets.ts', // addon/data.cpp

@@ -72,6 +72,9 @@ test('train checks every hyperparameter before it loads data, starts workers or 
     [['--epochs1', '0'], /stage1\.epochs must be .*\(--epochs1 or --epochs\)/],
     [['--schedule1', '3', '2'], /milestones must be strictly increasing.*\(--schedule1\)/],
     [['--label-smoothing', '1.5'], /labelSmoothing must be .*\(--label-smoothing\)/],
+    [['--mixup', '-0.5'], /stage1\.mixup must be a number >= 0, got -0\.5 \(--mixup\)/],
+    [['--warmup-epochs', '1.5'], /stage1: warmupEpochs must be an integer, got 1\.5 \(--warmup-epochs1 or --warmup-epochs\)/],
+    [['--warmup-epochs2', '3', '--epochs2', '2'], /stage2\.warmupEpochs must be at most the stage's epochs \(2\), got 3 \(--warmup-epochs2 or --warmup-epochs\)/],
     [['--epochs-scale', '0'], /--epochs-scale: the scale must be/],
     [['--batch-size', '0'], /--batch-size: the batch size must be/],
     [['--batch-size', '100', '--nproc', '3'], /the batch size 100 must divide evenly among 3 processes/],
@@ -361,7 +364,9 @@ test('train: the ablation switches are checked up front, naming the flag', () =>
   const data = fakeFashionMnist(64, 16);
   const root = tempDir('bnn-cli-ablate');
   const help = bnn(['train', '--help']).stdout;
-  for (const flag of ['--optimizer', '--momentum', '--nesterov', '--lr-schedule', '--one-stage']) assert.ok(help.includes(flag), `--help lists ${flag}`);
+  for (const flag of ['--optimizer', '--momentum', '--nesterov', '--lr-schedule', '--one-stage', '--mixup', '--warmup-epochs', '--warmup-epochs1', '--warmup-epochs2']) {
+    assert.ok(help.includes(flag), `--help lists ${flag}`);
+  }
   const cases: [string[], RegExp][] = [
     [['--momentum', '0.9'], /stage1\.momentum and stage1\.nesterov are SGD's: set stage1\.optimizer to 'sgd' \(--momentum/],
     [['--optimizer', 'sgd', '--momentum', '1.5'], /stage1\.momentum must be a number in \[0, 1\), got 1\.5 \(--momentum/],
@@ -377,6 +382,19 @@ test('train: the ablation switches are checked up front, naming the flag', () =>
     assert.match(r.stderr, msg, flags.join(' '));
     assert.equal(fs.existsSync(out), false, `${flags.join(' ')}: the run folder must not be written`);
   }
+});
+
+test('train --mixup --warmup-epochs with a per-stage override: the stage options in config.json, the rates in metrics.jsonl', () => {
+  const data = fakeFashionMnist();
+  const out = path.join(tempDir('bnn-cli-tricks'), 'run');
+  const r = bnn(['train', '--data', data, '--out', out, ...QUICK, '--no-tensorboard', '--mixup', '0.3', '--warmup-epochs', '1', '--warmup-epochs2', '0', '--lr1', '0.004']);
+  assert.equal(r.status, 0, r.stderr);
+  const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+  assert.deepEqual([config.stage1!.mixup, config.stage1!.warmupEpochs, config.stage2!.mixup, config.stage2!.warmupEpochs], [0.3, 1, 0.3, 0]);
+  const epochs = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; stage?: number; lr?: number }).filter((l) => l.type === 'epoch');
+  // Stage 1's first epoch starts at 1/T of its rate (T = its batches); stage 2 has no warm-up.
+  assert.ok(epochs[0]!.lr! < 0.004 / 2, `stage 1 warms up from ${epochs[0]!.lr}`);
+  assert.equal(epochs.find((l) => l.stage === 2)!.lr, config.stage2!.lr);
 });
 
 test('train --one-stage --optimizer sgd --lr-schedule cosine: one stage of 1-bit weights, the options in config.json and the report', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CosineSchedule, getPreset, MultiStepSchedule, oneStageOptions, PRESETS, scaleStage, type StageOptions, type StageSchedule } from '../src/index.js';
+import { CosineSchedule, getPreset, MultiStepSchedule, oneStageOptions, PRESETS, scaleStage, type StageOptions, type StageSchedule, warmupFactor } from '../src/index.js';
 import { checkStage, createSchedule } from '../src/train/trainer.js';
 import { loadFixture } from './support/fixtures.js';
 
@@ -37,9 +37,46 @@ test('the recipe preset is the recipe as written', () => {
   assert.deepEqual([getPreset('imagenet').stage2.milestones, getPreset('cifar100').stage1.milestones], [[40, 60, 70], [150, 250, 320]]);
 });
 
-test('warm-up ramps linearly, then the steps apply', () => {
+test('warm-up ramps every step, then the steps apply; milestones count from epoch 0', () => {
   const s = new MultiStepSchedule({ baseLr: 1, milestones: [3], gammas: [0.5], warmupEpochs: 2 });
-  assert.deepEqual([0, 1, 2, 3].map((e) => s.lrAt(e)), [0.5, 1, 1, 0.5]);
+  // lrAt is the epoch's scheduled rate; the warm-up is per step: T = 2 x 4 steps, 1/8 + (7/8) i / 8.
+  assert.deepEqual([0, 1, 2, 3].map((e) => s.lrAt(e)), [1, 1, 1, 0.5]);
+  const steps = [0, 1].flatMap((e) => [0, 1, 2, 3].map((b) => s.lrAtStep(e, b, 4)));
+  steps.forEach((lr, i) => assert.ok(Math.abs(lr - (1 / 8 + ((7 / 8) * i) / 8)) < 1e-15, `step ${i}: ${lr}`));
+  assert.equal(s.lrAtStep(2, 0, 4), 1, 'full rate from the first step after the warm-up');
+  assert.equal(s.lrAtStep(3, 3, 4), 0.5, "the milestone at epoch 3 counts from the stage's epoch 0");
+  assert.equal(s.step(0, { lr: 0 }, 4), 1 / 8, "step() sets the epoch's first step's rate");
+  assert.equal(warmupFactor(0, 0, 0, 5), 1, 'no warm-up: factor 1');
+  assert.throws(() => s.lrAtStep(0, 4, 4), /step must be between 0 and 3, got 4/);
+  assert.throws(() => s.lrAtStep(0, 0, 0), /steps must be at least 1, got 0/);
+});
+
+test("warm-up: PyTorch's LinearLR(start_factor=1/T, total_iters=T) per step times MultiStepLR or CosineAnnealingLR per epoch (golden)", () => {
+  const fx = loadFixture('lr-warmup');
+  type Case = { lr: number; epochs: number; steps: number; warmupEpochs: number; schedule: 'step' | 'cosine'; milestones?: number[]; gamma?: number; lrs: number[] };
+  const cases = (JSON.parse(fx.metadata.config!) as { warmup: Case[] }).warmup;
+  fx.tensors.forEach((t) => t.dispose());
+  assert.ok(cases.length >= 4 && cases.some((c) => c.schedule === 'cosine') && cases.some((c) => c.schedule === 'step'));
+  for (const c of cases) {
+    const stage: StageOptions = {
+      epochs: c.epochs,
+      lr: c.lr,
+      weightDecay: 0,
+      milestones: c.milestones ?? [],
+      gammas: (c.milestones ?? []).map(() => c.gamma!),
+      warmupEpochs: c.warmupEpochs,
+      lrSchedule: c.schedule,
+    };
+    const s = createSchedule(stage);
+    assert.equal(c.lrs.length, c.epochs * c.steps);
+    c.lrs.forEach((want, i) => {
+      const got = s.lrAtStep(Math.floor(i / c.steps), i % c.steps, c.steps);
+      assert.ok(Math.abs(got - want) <= 1e-12 * c.lr, `${JSON.stringify({ ...c, lrs: undefined })} step ${i}: ${got} vs PyTorch ${want}`);
+    });
+    // Past the warm-up, exactly the schedule without one (a stage without warm-up keeps its rates bit for bit).
+    const plain = createSchedule({ ...stage, warmupEpochs: 0 });
+    for (let e = c.warmupEpochs; e < c.epochs; e++) assert.equal(s.lrAtStep(e, c.steps - 1, c.steps), plain.lrAt(e));
+  }
 });
 
 test('step(epoch) applies the rate to an optimizer', () => {
@@ -87,7 +124,8 @@ test("cosine: PyTorch's CosineAnnealingLR(T_max = epochs, eta_min = 0) stepped p
   }
   const w = new CosineSchedule({ baseLr: 1, epochs: 4, warmupEpochs: 2 });
   const plain = new CosineSchedule({ baseLr: 1, epochs: 4 });
-  assert.deepEqual([0, 1, 2, 3].map((e) => w.lrAt(e)), [plain.lrAt(0) / 2, plain.lrAt(1), plain.lrAt(2), plain.lrAt(3)]);
+  // One step per epoch: T = 2, factors 1/2 then 3/4, then the cosine's own rates.
+  assert.deepEqual([0, 1, 2, 3].map((e) => w.lrAtStep(e, 0, 1)), [plain.lrAt(0) / 2, plain.lrAt(1) * 0.75, plain.lrAt(2), plain.lrAt(3)]);
   assert.throws(() => new CosineSchedule({ baseLr: 1, epochs: 0 }), /epochs must be at least 1, got 0/);
   assert.throws(() => new CosineSchedule({ baseLr: -1, epochs: 3 }), /baseLr must be a positive number/);
 });
@@ -105,15 +143,22 @@ test('a stage picks its schedule and optimizer by name; bad names and misplaced 
     [{ optimizer: 'sgd', momentum: 1.5 }, /stage1\.momentum must be a number in \[0, 1\), got 1\.5/],
     [{ optimizer: 'sgd', momentum: 0, nesterov: true }, /stage1\.nesterov needs a stage1\.momentum > 0/],
     [{ optimizer: 'sgd', decoupled: true }, /stage1\.decoupled is AdamW's/],
+    [{ warmupEpochs: 6 }, /stage1\.warmupEpochs must be at most the stage's epochs \(5\), got 6/],
+    [{ warmupEpochs: -1 }, /stage1: warmupEpochs must be at least 0, got -1/],
+    [{ warmupEpochs: 0.5 }, /stage1: warmupEpochs must be an integer, got 0\.5/],
+    [{ mixup: -0.2 }, /stage1\.mixup must be a number >= 0, got -0\.2/],
+    [{ mixup: Infinity }, /stage1\.mixup must be a number >= 0, got Infinity/],
+    [{ mixup: '0.2' as never }, /stage1\.mixup must be a number, got/],
   ];
   for (const [extra, msg] of bad) assert.throws(() => checkStage({ ...base, ...extra }, 'stage1'), msg, JSON.stringify(extra));
   checkStage({ ...base, optimizer: 'sgd', momentum: 0.5, nesterov: true, lrSchedule: 'cosine' }, 'stage1');
+  checkStage({ ...base, warmupEpochs: 5, mixup: 0 }, 'stage1');
 });
 
 test('one stage: the learning rate of every epoch is the two-stage run\'s, laid end to end', () => {
   for (const preset of Object.values(PRESETS)) {
     const s1: StageOptions = preset.stage1;
-    const s2: StageOptions = { ...preset.stage2, warmupEpochs: 3, clipLatentWeights: true };
+    const s2: StageOptions = { ...preset.stage2, warmupEpochs: 1, clipLatentWeights: true };
     const one = oneStageOptions(s1, s2);
     assert.equal(one.epochs, s1.epochs + s2.epochs);
     assert.equal(one.weightDecay, s1.weightDecay, "stage 1's weight decay throughout");

@@ -1,5 +1,6 @@
 // The tricks ablation's training switches, end to end on a toy task: SGD, the cosine schedule,
-// one stage (1-bit weights from scratch), label smoothing in both stages; each resumes exactly.
+// one stage (1-bit weights from scratch), label smoothing, mixup and the warm-up in both stages;
+// each resumes exactly.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,14 +10,21 @@ import { test } from 'node:test';
 import {
   createModel,
   crossEntropy,
+  drawMixup,
   InMemoryBatches,
   manualSeed,
+  mixImages,
+  mixupCrossEntropy,
+  mixupSeed,
+  oneStageOptions,
   scope,
   SGD,
   StepMetrics,
   Tensor,
+  Trainer,
   trainStep,
   trainTwoStage,
+  type BatchEndInfo,
   type EpochLog,
   type Model,
   type StageOptions,
@@ -25,6 +33,7 @@ import {
 import { mulberry32 } from '../src/data/batches.js';
 import { TOY_CLASSES, TOY_SHAPE, toyData } from './support/toy-task.js';
 import { readSafetensorsSync } from '../src/io/safetensors.js';
+import { createSchedule } from '../src/train/trainer.js';
 
 const CLASSES = TOY_CLASSES;
 const SHAPE = TOY_SHAPE;
@@ -252,4 +261,128 @@ test('one stage under a time budget: the plan sizes the one stage, the run train
   const again = await trainTwoStage(config(out, { oneStage: true, timeBudget: 6, resume: true }));
   again.model.dispose();
   assert.equal(again.history.length, first.history.length, 'nothing left to train; no refusal');
+});
+
+/**
+ * Runs a config whole, then again interrupted (Ctrl-C style) after batch `at.batch` of `at.epoch`
+ * in `at.stage` and resumed; checks that the resumed run ends with the same weights and that every
+ * step after the interruption trained at the rate the whole run used. Returns the whole run's steps.
+ */
+async function assertResumesMidEpoch(extra: Partial<TwoStageConfig>, at: { stage: 1 | 2; epoch: number; batch: number }): Promise<BatchEndInfo[]> {
+  const steps = (into: BatchEndInfo[]) => ({ onBatchEnd: (b: BatchEndInfo) => void into.push(b) });
+  const wholeSteps: BatchEndInfo[] = [];
+  const whole = tmpDir();
+  (await trainTwoStage(config(whole, { ...extra, callbacks: steps(wholeSteps) }))).model.dispose();
+  const broken = tmpDir();
+  const controller = new AbortController();
+  await assert.rejects(
+    trainTwoStage(config(broken, {
+      ...extra,
+      signal: controller.signal,
+      callbacks: { onBatchEnd: (b) => { if (b.stage === at.stage && b.epoch === at.epoch && b.batch === at.batch) controller.abort(); } },
+    })),
+    (e: Error & { code?: string }) => e.code === 'BNN_INTERRUPTED',
+  );
+  const resumedSteps: BatchEndInfo[] = [];
+  (await trainTwoStage(config(broken, { ...extra, resume: true, callbacks: steps(resumedSteps) }))).model.dispose();
+  const key = (b: BatchEndInfo) => [b.stage, b.epoch, b.batch, b.lr];
+  const from = wholeSteps.findIndex((b) => b.stage === at.stage && b.epoch === at.epoch && b.batch === at.batch + 1);
+  assert.ok(from > 0);
+  assert.deepEqual(resumedSteps.map(key), wholeSteps.slice(from).map(key), 'the resumed steps, at the same rates');
+  assert.deepEqual(weightsOf(path.join(broken, 'final.safetensors')), weightsOf(path.join(whole, 'final.safetensors')), 'resumed mid-epoch = never stopped');
+  return wholeSteps;
+}
+
+test("mixup in both stages: the first step learns the mixed loss of the seeded model with the step's draw; resumes exactly after 1 or 3 epochs and mid-epoch", async () => {
+  const alpha = 0.4;
+  const stage1 = { ...STAGE1, mixup: alpha };
+  const stage2 = { ...STAGE2, mixup: alpha };
+  const steps = await assertResumesMidEpoch({ stage1, stage2 }, { stage: 1, epoch: 1, batch: 3 });
+  assert.ok(steps.every((b) => Number.isFinite(b.loss)));
+  for (const stopAfter of [1, 3]) await assertResumesExactly({ stage1, stage2 }, stopAfter, 4);
+  // The Trainer's draw for stage 1, epoch 0, step 0 is drawMixup(alpha, batch, mixupSeed(run seed, 1, 0, 0)).
+  manualSeed(SEED);
+  using model = createModel(MODEL);
+  let want = NaN;
+  let plain = NaN;
+  for await (const batch of trainSource().epoch(0)) {
+    scope(() => {
+      const draw = drawMixup(alpha, batch.labels.shape[0]!, mixupSeed(SEED, 1, 0, 0));
+      assert.ok(draw.lambda > 0.05 && draw.lambda < 0.95, `a draw that mixes visibly (lambda ${draw.lambda})`);
+      want = mixupCrossEntropy(model.train().forward(mixImages(batch.images, draw)), batch.labels, draw).item();
+      plain = crossEntropy(model.train().forward(batch.images), batch.labels).item();
+    });
+    batch.dispose();
+    break;
+  }
+  assert.ok(Math.abs(want - plain) > 1e-3, `mixing changes the loss (${want} vs ${plain})`);
+  assert.ok(Math.abs(steps[0]!.loss - want) <= 1e-5 * want, `first step's loss ${steps[0]!.loss} vs ${want}`);
+  // Every step draws its own mixing: at a negligible learning rate each step's loss is the initial
+  // model's mixed loss under drawMixup(alpha, batch, mixupSeed(seed, stage, epoch, step)).
+  manualSeed(SEED);
+  using still = createModel(MODEL);
+  const perStep: number[] = [];
+  let last = { loss: 0, seen: 0 };
+  const trainer = new Trainer({
+    model: still,
+    stage: 1,
+    options: { ...STAGE1, epochs: 1, lr: 1e-12, mixup: alpha },
+    train: trainSource(),
+    seed: SEED,
+    callbacks: {
+      onBatchEnd: (b) => {
+        const seen = last.seen + b.batchSize;
+        perStep.push(b.loss * seen - last.loss * last.seen);
+        last = { loss: b.loss, seen };
+      },
+    },
+  });
+  try {
+    await trainer.fit();
+  } finally {
+    trainer.dispose();
+  }
+  manualSeed(SEED);
+  using initial = createModel(MODEL);
+  let k = 0;
+  for await (const batch of trainSource().epoch(0)) {
+    const n = batch.labels.shape[0]!;
+    const expected = scope(() => {
+      const draw = drawMixup(alpha, n, mixupSeed(SEED, 1, 0, k));
+      return mixupCrossEntropy(initial.train().forward(mixImages(batch.images, draw)), batch.labels, draw).item();
+    });
+    batch.dispose();
+    assert.ok(Math.abs(perStep[k]! / n - expected) <= 1e-4 * expected, `step ${k}: ${perStep[k]! / n} vs ${expected}`);
+    k++;
+  }
+  assert.equal(k, perStep.length);
+  // Mixup trains another network than the plain run.
+  const a = tmpDir();
+  const b = tmpDir();
+  (await trainTwoStage(config(a, { stage1: { ...STAGE1, epochs: 1 }, stages: 1 }))).model.dispose();
+  (await trainTwoStage(config(b, { stage1: { ...STAGE1, epochs: 1, mixup: alpha }, stages: 1 }))).model.dispose();
+  assert.notDeepEqual(weightsOf(path.join(a, 'stage1.safetensors')), weightsOf(path.join(b, 'stage1.safetensors')));
+});
+
+test("warm-up: every step's rate is the schedule's lrAtStep (LinearLR x the stage's schedule), in both stages and in one stage; a resume mid-warm-up continues the ramp", async () => {
+  const stage1 = { ...STAGE1, warmupEpochs: 1 };
+  const stage2 = { ...STAGE2, warmupEpochs: 1 };
+  const batches = 256 / 32;
+  const steps = await assertResumesMidEpoch({ stage1, stage2 }, { stage: 1, epoch: 0, batch: 3 });
+  assert.equal(steps.length, 4 * batches);
+  for (const b of steps) {
+    const s = createSchedule(b.stage === 1 ? stage1 : stage2);
+    assert.equal(b.lr, s.lrAtStep(b.epoch, b.batch - 1, batches), `stage ${b.stage} epoch ${b.epoch} batch ${b.batch}`);
+  }
+  // Stage 1 ramps from 5e-3 / 8 to 5e-3 x (1/8 + 7/8 x 7/8) over its first epoch, then 5e-4 (milestone 1); stage 2 ramps again.
+  assert.equal(steps[0]!.lr, 5e-3 / 8);
+  assert.ok(steps.slice(1, batches).every((b, i) => b.lr > steps[i]!.lr), 'rising through the warm-up epoch');
+  assert.ok(Math.abs(steps[batches]!.lr - 5e-4) < 1e-18, 'epoch 1: the milestone (counted from epoch 0)');
+  assert.equal(steps[2 * batches]!.lr, 1e-3 / 8, "stage 2's own warm-up");
+  // One stage: the laid-out schedule with stage 1's warm-up; resumed mid-warm-up.
+  const one = await assertResumesMidEpoch({ stage1, stage2, oneStage: true }, { stage: 2, epoch: 0, batch: 5 });
+  const laidOut = createSchedule(oneStageOptions(stage1, stage2));
+  assert.equal(laidOut.warmupEpochs, 1);
+  for (const b of one) assert.equal(b.lr, laidOut.lrAtStep(b.epoch, b.batch - 1, batches));
+  assert.equal(one[0]!.lr, 5e-3 / 8);
 });

@@ -7,6 +7,7 @@
 #include "addon/distributed.h"
 #include "addon/image.h"
 #include "addon/loss.h"
+#include "addon/mixup.h"
 #include "addon/model.h"
 #include "addon/runtime.h"
 #include "addon/tensor.h"
@@ -28,6 +29,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_model(env, exports);
   init_loss(env, exports);
   init_train(env, exports);
+  init_mixup(env, exports);
   init_data(env, exports);
   init_distributed(env, exports);
   init_image(env, exports);

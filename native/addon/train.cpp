@@ -8,6 +8,7 @@
 #include "addon/convert.h"
 #include "addon/distributed.h"
 #include "addon/errors.h"
+#include "addon/mixup.h"
 #include "addon/model.h"
 #include "addon/tensor.h"
 #include "core/device.h"
@@ -234,6 +235,7 @@ Napi::Value train_step(const Napi::CallbackInfo& info) {
       Napi::Value dp = o.Get("dataParallel");
       if (!dp.IsUndefined() && !dp.IsNull()) options.hooks = unwrap_data_parallel(env, dp);
       options.precision = parse_precision(o);
+      options.mixup = parse_mixup(env, o.Get("mixup"), images.dim() > 0 ? images.size(0) : 0);
       Napi::Value metrics = o.Get("metrics");
       if (!metrics.IsUndefined() && !metrics.IsNull()) {
         options.metrics = unwrap_instance<StepMetricsHandle>(env, metrics, addon_data(env).step_metrics_constructor, "metrics",

@@ -18,6 +18,7 @@
 #include "core/errors.h"
 #include "nn/binary_conv2d.h"
 #include "train/loss.h"
+#include "train/mixup.h"
 
 namespace bnn::train {
 
@@ -99,13 +100,17 @@ StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const
     y = y.clamp(0, classes - 1);
   }
   optimizer.zero_grad();
+  const Mixup& mixup = options.mixup;
+  const torch::Tensor y_b = mixup.active() ? y.index_select(0, mixup.index.to(device)) : torch::Tensor();
   torch::Tensor logits;
   {
     AutocastScope autocast(options.precision, device);
-    logits = model->forward(images);
+    logits = model->forward(mixup.active() ? mix_images(images, mixup) : images);
   }
-  const torch::Tensor loss = torch::nn::functional::cross_entropy(
-      logits.to(torch::kFloat), y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing));
+  const auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing);
+  const torch::Tensor loss = mixup.active() ? torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y, ce) * mixup.lambda +
+                                                  torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y_b, ce) * (1.0 - mixup.lambda)
+                                            : torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y, ce);
   torch::NoGradGuard no_grad_outer;  // the bookkeeping below builds no graph
   const torch::Tensor finite = loss.isfinite();
   const torch::Tensor loss_bad = finite.logical_not();
@@ -148,7 +153,7 @@ StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const
   }
   const int64_t n = images.size(0);
   m.loss_sum.add_(at::where(finite, loss.to(torch::kDouble), 0.0) * static_cast<double>(n));
-  m.correct.add_(logits.argmax(1).eq(y).sum());
+  m.correct.add_(logits.argmax(1).eq(mixup.active() && mixup.lambda < 0.5 ? y_b : y).sum());
   m.count += n;
   m.steps += 1;
   StepResult r;
@@ -228,6 +233,7 @@ StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
     profile = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(trace));
   }
   check_precision(model, options.precision);
+  if (options.mixup.active()) check_mixup(options.mixup, images.size(0));
   if (options.metrics) return train_step_on_device(model, optimizer, images, labels, options);
   if (options.precision == Precision::Float16) {
     fail(ErrorKind::InvalidArgument, "float16 training needs device-side step metrics (its loss scaling never syncs)");
@@ -235,12 +241,14 @@ StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   optimizer.zero_grad();
   StepHooks* hooks = options.hooks.get();
   if (hooks) hooks->before_forward();
+  const Mixup& mixup = options.mixup;
   torch::Tensor logits;
   {
     AutocastScope autocast(options.precision, model->conv1->weight.device());
-    logits = model->forward(images);
+    logits = model->forward(mixup.active() ? mix_images(images, mixup) : images);
   }
-  const torch::Tensor loss = cross_entropy(logits.to(torch::kFloat), labels, options.label_smoothing);
+  const torch::Tensor loss = mixup.active() ? mixup_cross_entropy(logits.to(torch::kFloat), labels, mixup, options.label_smoothing)
+                                            : cross_entropy(logits.to(torch::kFloat), labels, options.label_smoothing);
   double loss_value = loss.item<double>();
   bool stop = options.stop_requested;
   if (hooks) {
@@ -269,7 +277,8 @@ StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   r.stop = stop;
   {
     torch::NoGradGuard no_grad;
-    r.correct = logits.argmax(1).eq(labels.to(logits.device())).sum().item<int64_t>();
+    const torch::Tensor scored = mixup.active() ? mixup_dominant_labels(labels, mixup) : labels;
+    r.correct = logits.argmax(1).eq(scored.to(logits.device())).sum().item<int64_t>();
   }
   r.count = images.size(0);
   return r;

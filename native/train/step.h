@@ -8,6 +8,7 @@
 
 #include "core/errors.h"
 #include "nn/resnet.h"
+#include "train/mixup.h"
 #include "train/optimizer.h"
 
 namespace bnn::train {
@@ -85,6 +86,9 @@ struct TrainStepOptions {
   std::shared_ptr<StepMetrics> metrics;
   // float16 only: the loss scale carried from step to step (made on first use when null).
   std::shared_ptr<LossScaler> scaler;
+  // Mixup of this batch (train/mixup.h), inactive by default. The model sees the mixed images on
+  // the device; the loss is mixup_cross_entropy; `correct` counts hits on the dominant label.
+  Mixup mixup;
 };
 
 struct StepResult {

@@ -411,6 +411,31 @@ def check_schedules(path):
     print(f"{path.name}: {len(cfg['cosine'])} CosineAnnealingLR cases rerun identical, closed form within 1e-12")
 
 
+def check_warmup(path):
+    import math
+
+    from generate import warmup_lrs
+
+    _, meta = load(path)
+    cfg = json.loads(meta["config"])
+    for case in cfg["warmup"]:
+        want = case["lrs"]
+        if warmup_lrs(case) != want:
+            fail(f"{path.name}: LinearLR x {case['schedule']} rerun differs for {case}")
+        # The closed form the Trainer uses: the epoch's rate times 1/T + (1 - 1/T) i / T during the warm-up.
+        total = case["warmupEpochs"] * case["steps"]
+        for i, lr in enumerate(want):
+            e = i // case["steps"]
+            if case["schedule"] == "cosine":
+                base = case["lr"] * (1 + math.cos(math.pi * e / case["epochs"])) / 2
+            else:
+                base = case["lr"] * case["gamma"] ** sum(e >= m for m in case["milestones"])
+            factor = 1 / total + (1 - 1 / total) * i / total if i < total else 1.0
+            if abs(base * factor - lr) > 1e-12 * case["lr"]:
+                fail(f"{path.name}: closed form {base * factor} vs {lr} at step {i} of {case}")
+    print(f"{path.name}: {len(cfg['warmup'])} LinearLR warm-up cases rerun identical, closed form within 1e-12")
+
+
 def check_ste(path):
     t, _ = load(path)
     x, go = t["input"], t["grad_output"]
@@ -447,13 +472,15 @@ def main():
             check_sgd(path)
         elif path.name == "lr-schedules.safetensors":
             check_schedules(path)
+        elif path.name == "lr-warmup.safetensors":
+            check_warmup(path)
         elif path.name == "ste.safetensors":
             check_ste(path)
         else:
             fail(f"unknown fixture {path.name}")
     expected = {f"model-{c}-stage{s}.safetensors" for c, case in CASES.items() for s in case["stages"]}
     expected |= {"adam-coupled.safetensors", "adam-decoupled.safetensors", "sgd.safetensors", "lr-schedules.safetensors",
-                 "ste.safetensors"}
+                 "lr-warmup.safetensors", "ste.safetensors"}
     if {p.name for p in files} != expected:
         fail(f"fixture set differs: missing {sorted(expected - {p.name for p in files})}")
     std = ResNet18(num_classes=10, in_channels=3, width=64)

@@ -674,6 +674,48 @@ def write_schedule_fixture():
     print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
 
 
+# A linear warm-up stepped every batch on top of the stage's schedule stepped every epoch: LinearLR
+# (start_factor=1/T, end_factor=1, total_iters=T, T = warmup epochs x batches per epoch) and
+# MultiStepLR or CosineAnnealingLR on one optimizer. Their chainable forms multiply the current
+# rate, so the rate is the product of the two (milestones count from epoch 0, warm-up included).
+WARMUP_CASES = [
+    dict(lr=2e-3, epochs=6, steps=5, warmupEpochs=1, schedule="step", milestones=[3, 5], gamma=0.1),
+    dict(lr=0.1, epochs=4, steps=3, warmupEpochs=2, schedule="step", milestones=[1, 3], gamma=0.5),
+    dict(lr=1e-3, epochs=5, steps=4, warmupEpochs=2, schedule="cosine"),
+    dict(lr=5e-4, epochs=3, steps=7, warmupEpochs=3, schedule="cosine"),
+    dict(lr=0.05, epochs=3, steps=1, warmupEpochs=1, schedule="step", milestones=[2], gamma=0.2),
+]
+
+
+def warmup_lrs(case):
+    p = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=case["lr"])
+    total = case["warmupEpochs"] * case["steps"]
+    if case["schedule"] == "cosine":
+        main = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=case["epochs"], eta_min=0)
+    else:
+        main = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=case["milestones"], gamma=case["gamma"])
+    warm = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / total, end_factor=1.0, total_iters=total)
+    out = []
+    for _ in range(case["epochs"]):
+        for _ in range(case["steps"]):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            warm.step()
+        main.step()
+    return out
+
+
+def write_warmup_fixture():
+    cases = [dict(c, lrs=warmup_lrs(c)) for c in WARMUP_CASES]
+    tensors = {"warmup/steps": torch.tensor([c["steps"] for c in WARMUP_CASES], dtype=torch.int64)}
+    meta = {"config": json.dumps({"scheduler": "LinearLR per batch x MultiStepLR/CosineAnnealingLR per epoch", "warmup": cases}),
+            "torch": torch.__version__, "generator": "scripts/golden/generate.py"}
+    path = FIXTURES / "lr-warmup.safetensors"
+    save(tensors, path, meta)
+    print(f"  wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
+
+
 # ----------------------------------------------------------------------------------------------
 # Straight-through estimator edge cases (the model fixtures keep away from these on purpose)
 
@@ -808,6 +850,7 @@ def main():
         write_adam_fixtures()
         write_sgd_fixture()
         write_schedule_fixture()
+        write_warmup_fixture()
         write_ste_fixture()
         write_names()
     total = sum(p.stat().st_size for p in FIXTURES.glob("*.safetensors"))

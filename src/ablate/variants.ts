@@ -48,6 +48,20 @@ export const ABLATION_VARIANTS: readonly AblationVariant[] = [
   },
   { name: 'rsign', change: "addition: ReActNet's RSign, a learnable per-channel threshold before each sign", flags: ['--learnable-thresholds'], addition: true },
   { name: 'rprelu', change: "addition: ReActNet's RPReLU (PReLU between learnable per-channel shifts) instead of PReLU", flags: ['--block-activation', 'rprelu'], addition: true },
+  {
+    name: 'mixup',
+    change: 'addition: mixup with alpha 0.2 in both stages',
+    flags: ['--mixup', '0.2'],
+    addition: true,
+    note: "mixup: alpha 0.2 (lambda ~ Beta(0.2, 0.2)); its training accuracy counts the label with the larger weight, so compare test accuracies; change alpha with --variant-flags 'mixup=--mixup <alpha>'",
+  },
+  { name: 'warmup', change: 'addition: one epoch of linear learning-rate warm-up at the start of each stage', flags: ['--warmup-epochs', '1'], addition: true },
+  {
+    name: 'one-stage-warmup',
+    change: 'addition: one stage (1-bit weights from the start) with one epoch of linear learning-rate warm-up',
+    flags: ['--one-stage', '--warmup-epochs', '1'],
+    addition: true,
+  },
 ];
 
 /** The variant named `name`, or a BNN_INVALID_ARGUMENT error listing the known ones. */

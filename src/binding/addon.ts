@@ -6,6 +6,7 @@ import type { DataAddon } from './data.js';
 import type { DistributedAddon } from './distributed.js';
 import type { ImageAddon } from './image.js';
 import type { LossAddon } from './loss.js';
+import type { MixupAddon } from './mixup.js';
 import type { ModelAddon } from './model.js';
 import type { RuntimeAddon } from './runtime.js';
 import type { TensorAddon } from './tensor.js';
@@ -16,10 +17,11 @@ export type * from './data.js';
 export type * from './distributed.js';
 export type * from './image.js';
 export type * from './loss.js';
+export type * from './mixup.js';
 export type * from './model.js';
 export type * from './runtime.js';
 export type * from './tensor.js';
 export type * from './train.js';
 
 /** Everything the addon exports. */
-export interface Addon extends TensorAddon, RuntimeAddon, BinarizeAddon, LossAddon, ModelAddon, TrainAddon, DataAddon, DistributedAddon, ImageAddon {}
+export interface Addon extends TensorAddon, RuntimeAddon, BinarizeAddon, LossAddon, MixupAddon, ModelAddon, TrainAddon, DataAddon, DistributedAddon, ImageAddon {}

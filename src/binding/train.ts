@@ -86,6 +86,7 @@ export interface TrainAddon {
       dataParallel?: DataParallelHandle | null;
       precision?: NativePrecision;
       metrics?: StepMetricsHandle | null;
+      mixup?: { alpha: number; seed: number } | { lambda: number; index: TensorHandle } | null;
     },
   ): Promise<NativeStepResult>;
   evalStep(model: ModelHandle, images: TensorHandle, labels: TensorHandle, options?: { precision?: NativePrecision }): Promise<NativeEvalResult>;

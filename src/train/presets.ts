@@ -10,7 +10,12 @@ export interface StageSchedule {
   weightDecay: number;
   milestones: number[];
   gammas: number[];
-  /** Linear warm-up epochs. Default 0. */
+  /**
+   * Linear learning-rate warm-up over the stage's first k epochs (at most its epochs), ramped every
+   * step as PyTorch's `LinearLR(start_factor=1/T, total_iters=T)`, T = k x batches per epoch, and
+   * multiplying the step or cosine schedule, whose milestones count from epoch 0 (see
+   * `warmupFactor`). Default 0: none.
+   */
   warmupEpochs?: number;
 }
 

@@ -7,6 +7,7 @@ import type { Model } from '../nn/model.js';
 import type { Optimizer } from './optim.js';
 import { rangeError } from '../errors.js';
 import { requireTensor, type Tensor } from '../core/tensor.js';
+import { checkStepMixup, type StepMixup } from './mixup.js';
 
 /** Result of one training step. */
 export interface StepResult {
@@ -113,6 +114,14 @@ export interface TrainStepOptions {
    * works on the CPU as well. Needed by 'float16'. Not with `dataParallel`.
    */
   metrics?: StepMetrics;
+  /**
+   * Mixup for this batch (see {@link drawMixup}): `{ alpha, seed }` draws lambda and the
+   * permutation natively, `{ lambda, index }` gives them. The model then sees lambda x images +
+   * (1 - lambda) x images[index] and the loss is {@link mixupCrossEntropy} (with `labelSmoothing`);
+   * `correct` counts hits on the label with the larger weight (labels where lambda >= 0.5, else
+   * labels[index]). Default: none.
+   */
+  mixup?: StepMixup;
 }
 
 /**
@@ -132,6 +141,8 @@ export async function trainStep(model: Model, optimizer: Optimizer, images: Tens
   checkPrecision(precision, 'precision');
   if (options.metrics !== undefined && !(options.metrics instanceof StepMetrics)) throw new TypeError('metrics must be a StepMetrics');
   const metrics = options.metrics?.handle ?? null;
+  const m = options.mixup === undefined ? null : checkStepMixup(options.mixup);
+  const mixup = m === null ? null : 'index' in m ? { lambda: m.lambda, index: m.index.handle } : m;
   return model.exclusive((h) =>
     native().trainStep(h, optimizer.handle, x, y, {
       labelSmoothing,
@@ -140,6 +151,7 @@ export async function trainStep(model: Model, optimizer: Optimizer, images: Tens
       dataParallel,
       precision,
       metrics,
+      mixup,
     }),
   );
 }

@@ -8,6 +8,7 @@ import { bnnError, isBnnError, rangeError, typeError } from '../errors.js';
 import type { Model } from '../nn/model.js';
 import { Adam, OPTIMIZER_KINDS, type Optimizer, SGD } from './optim.js';
 import { CosineSchedule, LR_SCHEDULE_KINDS, type LrSchedule, MultiStepSchedule } from './schedule.js';
+import { mixupSeed } from './mixup.js';
 import { checkPrecision, evalStep, type Precision, resolvePrecision, StepMetrics, type StepResult, trainStep } from './step.js';
 import type { EpochLog, EvalMetrics, PartialEpoch, StageOptions, TrainerCallbacks } from './types.js';
 
@@ -18,6 +19,7 @@ export function checkStage(s: StageOptions, name: string): void {
   checkNumber(s.weightDecay, `${name}.weightDecay`, { min: 0 });
   if (s.stepsPerEpoch !== undefined) checkInteger(s.stepsPerEpoch, `${name}.stepsPerEpoch`, 1);
   if (s.labelSmoothing !== undefined) checkNumber(s.labelSmoothing, `${name}.labelSmoothing`, { min: 0, below: 1 });
+  if (s.mixup !== undefined) checkNumber(s.mixup, `${name}.mixup`, { min: 0 });
   const kind = s.optimizer === undefined ? 'adam' : checkOneOf(s.optimizer, `${name}.optimizer`, OPTIMIZER_KINDS);
   if (s.momentum !== undefined) checkNumber(s.momentum, `${name}.momentum`, { min: 0, below: 1 });
   if (s.nesterov !== undefined) checkBoolean(s.nesterov, `${name}.nesterov`);
@@ -27,8 +29,11 @@ export function checkStage(s: StageOptions, name: string): void {
   if (s.nesterov === true && s.momentum === 0) throw rangeError(`${name}.nesterov needs a ${name}.momentum > 0`);
   if (kind === 'sgd' && s.decoupled === true) throw rangeError(`${name}.decoupled is AdamW's: SGD's weight decay is coupled`);
   if (s.lrSchedule !== undefined) checkOneOf(s.lrSchedule, `${name}.lrSchedule`, LR_SCHEDULE_KINDS);
+  if (s.warmupEpochs !== undefined && Number.isInteger(s.warmupEpochs) && s.warmupEpochs > s.epochs) {
+    throw rangeError(`${name}.warmupEpochs must be at most the stage's epochs (${s.epochs}), got ${s.warmupEpochs}`);
+  }
   try {
-    // Validates lr, milestones and gammas with the schedule's own rules.
+    // Validates lr, milestones, gammas and warmupEpochs with the schedule's own rules.
     new MultiStepSchedule({ baseLr: s.lr, milestones: s.milestones, gammas: s.gammas, warmupEpochs: s.warmupEpochs ?? 0 });
   } catch (e) {
     if (e instanceof Error) e.message = `${name}: ${e.message}`;
@@ -133,6 +138,13 @@ export interface TrainerOptions {
    * the loss before each update).
    */
   syncInterval?: number;
+  /**
+   * The seed of the stage's mixup draws (`options.mixup`): each step's lambda and permutation come
+   * from ({@link mixupSeed} of this seed, the stage, the epoch and the step), so a resumed run
+   * draws what the uninterrupted one did. Default 0. Data-parallel, every rank draws the same
+   * lambda and the same permutation of its own part of the batch.
+   */
+  seed?: number;
 }
 
 /**
@@ -157,6 +169,7 @@ export class Trainer {
   readonly #dataParallel: DataParallel | undefined;
   readonly #precision: Precision | 'auto';
   readonly #syncInterval: number | undefined;
+  readonly #seed: number;
 
   constructor(o: TrainerOptions) {
     checkStage(o.options, `stage${o.stage}`);
@@ -164,6 +177,7 @@ export class Trainer {
     checkPrecision(this.#precision, 'precision', true);
     if (o.syncInterval !== undefined) checkInteger(o.syncInterval, 'syncInterval', 1);
     this.#syncInterval = o.syncInterval;
+    this.#seed = o.seed === undefined ? 0 : checkInteger(o.seed, 'seed', 0);
     this.model = o.model;
     this.stage = o.stage;
     this.#options = { ...o.options };
@@ -214,6 +228,7 @@ export class Trainer {
       ...(this.#dataParallel ? { dataParallel: this.#dataParallel } : {}),
     };
     const precision = resolvePrecision(this.#precision, this.model.device);
+    const mixup = this.options.mixup ?? 0;
     // Sync-free steps: CUDA, one process (the data-parallel hooks agree on the loss every step).
     const onDevice = (this.model.device.startsWith('cuda') || this.#syncInterval !== undefined) && this.#dataParallel === undefined;
     const syncInterval = this.#syncInterval ?? 50;
@@ -221,7 +236,9 @@ export class Trainer {
     using metrics = onDevice ? new StepMetrics() : undefined;
     for (let epoch = startEpoch; epoch < epochs; epoch++) {
       const batches = Math.min(this.#options.stepsPerEpoch ?? Infinity, this.#train.batchesPerEpoch);
-      const lr = this.schedule.step(epoch, this.optimizer);
+      // The rate of the epoch's first step; a warm-up epoch sets each step's below.
+      const lr = this.schedule.step(epoch, this.optimizer, Math.max(1, batches));
+      const warming = epoch < this.schedule.warmupEpochs;
       await cb.onEpochBegin?.({ stage: this.stage, epoch, epochs, lr });
       this.model.train();
       const partial = resume && resume.epoch === epoch ? resume : undefined;
@@ -256,12 +273,15 @@ export class Trainer {
       };
       for await (const batch of this.#train.epoch(epoch, { startBatch: batchIndex })) {
         let r: StepResult;
+        const stepLr = warming ? this.schedule.lrAtStep(epoch, batchIndex, batches) : lr;
+        if (warming) this.optimizer.lr = stepLr;
         try {
           r = await trainStep(this.model, this.optimizer, batch.images, batch.labels, {
             ...stepOptions,
             stop: this.#signal?.aborted ?? false,
             precision,
             ...(metrics ? { metrics } : {}),
+            ...(mixup > 0 ? { mixup: { alpha: mixup, seed: mixupSeed(this.#seed, this.stage, epoch, batchIndex) } } : {}),
           });
         } catch (e) {
           if (isBnnError(e) && e.code === 'BNN_NON_FINITE_LOSS') throw diverged(batchIndex, e.message);
@@ -286,7 +306,7 @@ export class Trainer {
           batchSize: r.count,
           loss: count ? lossSum / count : NaN,
           accuracy: count ? correct / count : NaN,
-          lr,
+          lr: stepLr,
           imagesPerSecond: (count + pending) / ((performance.now() - started) / 1000),
         });
         // Distributed, only the agreed vote counts: every rank must stop after the same batch.

@@ -97,7 +97,7 @@ export interface TwoStageResult {
 /**
  * The single stage a one-stage run ({@link TwoStageConfig.oneStage}) trains: 1-bit weights from
  * scratch for `stage1.epochs + stage2.epochs` epochs, with stage 1's optimizer, weight decay, label
- * smoothing, warm-up and steps per epoch (stage 2's `clipLatentWeights`, a setting of binary weights,
+ * smoothing, mixup, warm-up and steps per epoch (stage 2's `clipLatentWeights`, a setting of binary weights,
  * when it has one), and one optimizer throughout. The learning rate is the two-stage run's, epoch
  * for epoch, as the fairest "same schedule in one stage":
  *
@@ -279,6 +279,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       ...(dataParallel ? { dataParallel } : {}),
       ...(config.precision !== undefined ? { precision: config.precision } : {}),
       ...(config.syncInterval !== undefined ? { syncInterval: config.syncInterval } : {}),
+      seed,
       afterEpoch: async (log, t) => {
         history.push(log);
         measured.push({ stage, seconds: log.seconds, steps: stepsOf(t.options) });

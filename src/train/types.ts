@@ -36,6 +36,15 @@ export interface StageOptions extends StageSchedule {
   /** Cross-entropy label smoothing. Default 0. */
   labelSmoothing?: number;
   /**
+   * Mixup's alpha (Zhang et al. 2018): every training step draws lambda ~ Beta(alpha, alpha) and a
+   * permutation of the batch, trains on lambda x images + (1 - lambda) x the permuted images, and
+   * learns lambda x CE(labels) + (1 - lambda) x CE(permuted labels), each term with the label
+   * smoothing. The draws follow from the run's seed, the stage, the epoch and the step (see the
+   * Trainer's `seed`). Training accuracy counts a hit on the label with the larger weight.
+   * 0: off (default). The tricks' CIFAR-100 recipe uses mixup; 0.2 is a common alpha.
+   */
+  mixup?: number;
+  /**
    * Training batches per epoch (Keras's `steps_per_epoch`): each epoch takes the first this many
    * batches of that epoch's shuffle, so successive epochs see different images. Default: the whole
    * training set. The time budget uses it to shorten epochs without moving the schedule's
@@ -50,7 +59,7 @@ export interface EpochLog {
   stage: 1 | 2;
   /** 0-based epoch within the stage. */
   epoch: number;
-  /** Learning rate used during the epoch. */
+  /** Learning rate of the epoch's first step (every step's, outside a warm-up). */
   lr: number;
   /** Mean training loss over the epoch. */
   trainLoss: number;
@@ -84,6 +93,7 @@ export interface BatchEndInfo {
   batchSize: number;
   loss: number;
   accuracy: number;
+  /** The learning rate this step trained at. */
   lr: number;
   imagesPerSecond: number;
 }

@@ -64,6 +64,10 @@ export interface TrainArgs {
   gammas1?: string[];
   gammas2?: string[];
   warmup?: number;
+  warmupEpochs?: number;
+  warmupEpochs1?: number;
+  warmupEpochs2?: number;
+  mixup?: number;
   batchSize?: number;
   width?: number;
   stem?: 'small' | 'imagenet';
@@ -143,7 +147,14 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('gammas', { type: 'array', string: true, describe: 'lr factors at the milestones of the stage selected by --stage 1|2' })
     .option('gammas1', { type: 'array', string: true, describe: 'stage-1 lr factors, one per milestone' })
     .option('gammas2', { type: 'array', string: true, describe: 'stage-2 lr factors' })
-    .option('warmup', { type: 'number', describe: 'linear warm-up epochs at the start of each stage' })
+    .option('warmup-epochs', {
+      type: 'number',
+      alias: 'warmup',
+      describe:
+        "linear learning-rate warm-up over the first k epochs of every stage that runs (with --one-stage: of the one stage), ramped every step as PyTorch's LinearLR(start_factor=1/T, total_iters=T), T = k x batches per epoch; it multiplies the step or cosine schedule, whose milestones count from the stage's epoch 0 (default 0: none)",
+    })
+    .option('warmup-epochs1', { type: 'number', describe: 'stage-1 warm-up epochs (overrides --warmup-epochs)' })
+    .option('warmup-epochs2', { type: 'number', describe: 'stage-2 warm-up epochs (overrides --warmup-epochs)' })
     .option('batch-size', { type: 'number', describe: 'batch size (default: the preset\'s)' })
     .option('width', { type: 'number', describe: 'base channels of the ResNet (default: the preset\'s)' })
     .option('stem', { type: 'string', choices: ['small', 'imagenet'] as const, describe: "the network's stem (default: the preset's; imagenet for 224 px images)" })
@@ -182,6 +193,11 @@ export function builder(y: Argv): Argv<TrainArgs> {
     .option('hflip', { type: 'boolean', describe: 'random horizontal flips (default: the preset\'s)' })
     .option('rotation', { type: 'number', describe: 'random rotation by up to this many degrees (default: the preset\'s; cifar100: 15)' })
     .option('label-smoothing', { type: 'number', default: 0 })
+    .option('mixup', {
+      type: 'number',
+      describe:
+        'mixup alpha, both stages: each step trains on lambda x images + (1 - lambda) x a permutation of them, lambda ~ Beta(alpha, alpha), with the same mix of the two labels\' cross-entropies; training accuracy counts the label with the larger weight (default 0: off; 0.2 is usual)',
+    })
     .option('clip-latent-weights', { type: 'boolean', default: false, describe: 'clamp latent weights to [-1, 1] in stage 2' })
     .option('no-decay-on', { type: 'array', string: true, choices: ['bn', 'prelu', 'bias'], describe: 'parameters without weight decay' })
     .option('optimizer', { type: 'string', choices: ['adam', 'sgd'] as const, describe: 'optimizer of both stages: adam (the recipe, default) or sgd (torch.optim.SGD with momentum, coupled weight decay)' })
@@ -265,9 +281,12 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
   if (milestones && !gammas && milestones.length !== s.gammas.length) {
     s.gammas = milestones.map(() => s.gammas[0] ?? 0.1); // the preset's factor at every new milestone
   }
-  if (a.warmup !== undefined) s.warmupEpochs = a.warmup;
+  const warmup = (stage === 1 ? a.warmupEpochs1 : a.warmupEpochs2) ?? a.warmupEpochs ?? a.warmup;
+  if (warmup !== undefined) s.warmupEpochs = warmup;
   if (a.stepsPerEpoch !== undefined) s.stepsPerEpoch = a.stepsPerEpoch;
   if (a.labelSmoothing) s.labelSmoothing = a.labelSmoothing;
+  // Only when on: a run without mixup keeps the stage options (and checkpoints) it always had.
+  if (a.mixup !== undefined && a.mixup !== 0) s.mixup = a.mixup;
   if (stage === 2 && a.clipLatentWeights) s.clipLatentWeights = true;
   if (a.noDecayOn?.length) s.noDecayOn = a.noDecayOn as StageOptions['noDecayOn'];
   if (a.optimizer !== undefined) s.optimizer = a.optimizer;
@@ -379,15 +398,17 @@ interface Settings {
 
 // Stage option -> the flag that sets it, for error messages.
 const STAGE_FLAGS: Record<string, (stage: 1 | 2) => string> = {
+  // Before epochs: its messages name the stage's epochs too.
+  warmupEpochs: (n) => `--warmup-epochs${n} or --warmup-epochs`,
   epochs: (n) => `--epochs${n} or --epochs`,
   weightDecay: (n) => `--weight-decay${n}`,
   labelSmoothing: () => '--label-smoothing',
+  mixup: () => '--mixup',
   momentum: () => '--momentum (with --optimizer sgd)',
   nesterov: () => '--nesterov (with --optimizer sgd)',
   optimizer: () => '--optimizer',
   lrSchedule: () => '--lr-schedule',
   baseLr: (n) => `--lr${n}`,
-  warmupEpochs: () => '--warmup',
   milestones: (n) => `--schedule${n}`,
   gammas: (n) => `--gammas${n}`,
 };
