@@ -338,6 +338,14 @@ test('bnn ablate: a tiny ablation, interrupted in its second run, continues wher
   assert.doesNotMatch(html, /<script|https?:\/\//);
   assert.match(again.stdout, /^\| variant \|/, 'the table on stdout');
 
+  // A run recorded by an older bnn-torch, before some flags existed, counts those as their
+  // defaults and is reused.
+  const recipeConfig = path.join(out, 'runs', 'recipe', 'seed0', 'config.json');
+  const record = JSON.parse(fs.readFileSync(recipeConfig, 'utf8')) as { cli: Record<string, unknown> };
+  assert.equal(record.cli.signGradient, 'ste');
+  delete record.cli.signGradient;
+  delete record.cli.learnableThresholds;
+  fs.writeFileSync(recipeConfig, JSON.stringify(record, null, 2));
   // A third time there is nothing to run; other train flags in the same folder are refused.
   const all = snapshot(path.join(out, 'runs'));
   const third = bnn(args);

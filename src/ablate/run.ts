@@ -67,8 +67,12 @@ function runState(dir: string): RunState {
   return fs.existsSync(path.join(dir, 'config.json')) ? { kind: 'started' } : { kind: 'new' };
 }
 
-/** Differences between the flags a run folder was trained with and the ones planned for it. */
-function flagDifferences(dir: string, planned: Partial<Record<string, unknown>>): string[] {
+/**
+ * Differences between the flags a run folder was trained with and the ones planned for it. A flag
+ * the folder's record lacks (written by an older bnn-torch, before the flag existed) counts as its
+ * default, `defaults` being what `bnn train` records for no flags at all.
+ */
+function flagDifferences(dir: string, planned: Partial<Record<string, unknown>>, defaults: Partial<Record<string, unknown>>): string[] {
   let saved: Record<string, unknown> | undefined;
   try {
     saved = (JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { cli?: Record<string, unknown> }).cli;
@@ -77,8 +81,9 @@ function flagDifferences(dir: string, planned: Partial<Record<string, unknown>>)
   }
   if (saved === undefined) return ['its config.json has no record of its flags'];
   const norm = (v: unknown): string => JSON.stringify(v ?? null);
+  const was = (k: string): unknown => (Object.hasOwn(saved, k) ? saved[k] : defaults[k]);
   const keys = [...new Set([...Object.keys(saved), ...Object.keys(planned)])].sort();
-  return keys.filter((k) => norm(saved[k]) !== norm(planned[k])).map((k) => `${k}: ${norm(saved[k])} there, ${norm(planned[k])} now`);
+  return keys.filter((k) => norm(was(k)) !== norm(planned[k])).map((k) => `${k}: ${norm(was(k))} there, ${norm(planned[k])} now`);
 }
 
 /** A token as a POSIX shell reads it back. */
@@ -165,10 +170,11 @@ export async function runAblation(options: AblationOptions): Promise<AblationOut
   }
 
   // Run folders from an earlier invocation must be of this ablation.
+  const defaults = (await checkTrainFlags([])).trained as Partial<Record<string, unknown>>;
   const states = new Map(plan.runs.map((r) => [r, runState(r.dir)] as const));
   const mismatched = plan.runs.flatMap((r) => {
     if (states.get(r)!.kind === 'new') return [];
-    const diffs = flagDifferences(r.dir, trained.get(r)!);
+    const diffs = flagDifferences(r.dir, trained.get(r)!, defaults);
     return diffs.length > 0 ? [`${relativeRunPath(out, r.dir)} was trained with other flags (${diffs.join('; ')})`] : [];
   });
   if (mismatched.length > 0) {
