@@ -294,28 +294,42 @@ for (const [name, option] of OPTIONS) {
 
 // ---- deployment ----------------------------------------------------------------------------------
 
-test('the packed export refuses RSign and RPReLU naming the option, and packs ApproxSign (same forward) exactly', async () => {
+test('the packed export refuses RPReLU naming the option, and packs ApproxSign (same forward) and RSign (thresholds folded) exactly', async () => {
   await scope(async () => {
     const base = { numClasses: 3, inChannels: 1, width: 4, binaryWeights: true } as const;
-    for (const [option, message] of [
-      [{ learnableThresholds: true }, /the model has learnableThresholds/],
-      [{ blockActivation: 'rprelu' }, /the model has blockActivation 'rprelu'/],
-    ] as const) {
-      using model = createModel({ ...base, ...option });
+    {
+      using model = createModel({ ...base, blockActivation: 'rprelu' });
       const out = path.join(tmpDir(), 'model.packed.safetensors');
-      await assert.rejects(model.exportPacked(out), (e: Error) => isBnnError(e) && e.code === 'BNN_INVALID_ARGUMENT' && message.test(e.message));
+      await assert.rejects(model.exportPacked(out), (e: Error) => isBnnError(e) && e.code === 'BNN_INVALID_ARGUMENT' && /the model has blockActivation 'rprelu'/.test(e.message));
       assert.equal(fs.existsSync(out), false, 'nothing written');
     }
-    // ApproxSign: the engine's logits are LibTorch's eval logits.
-    manualSeed(12);
-    using model = createModel({ ...base, signGradient: 'approx-sign' });
-    model.train().forward(Tensor.randn([8, 1, 8, 8])); // running statistics away from their initial values
-    const out = path.join(tmpDir(), 'approx.packed.safetensors');
-    await model.exportPacked(out);
-    const x = Tensor.randn([4, 1, 8, 8]);
-    const want = model.eval().forward(x).toFloat32Array();
-    using engine = await InferenceModel.load(out);
-    const got = await engine.predict({ data: x.toFloat32Array(), shape: [4, 1, 8, 8] });
-    assertCloseScaled(got.logits, want, 'packed ApproxSign logits', 1e-4, 1e-4);
+    // The engine's logits are LibTorch's eval logits: ApproxSign, and RSign with learned thresholds
+    // (random, of the size of the BatchNorm outputs) in double-skip and classic blocks.
+    for (const [name, option] of [
+      ['ApproxSign', { signGradient: 'approx-sign' }],
+      ['RSign', { learnableThresholds: true }],
+      ['RSign, classic blocks', { learnableThresholds: true, doubleSkip: false }],
+    ] as const) {
+      manualSeed(12);
+      using model = createModel({ ...base, ...option });
+      model.train().forward(Tensor.randn([8, 1, 8, 8])); // running statistics away from their initial values
+      const state = new Map(model.stateDict());
+      let thresholds = 0;
+      for (const [key, t] of state) {
+        if (/sign_threshold\d?$/.test(key)) {
+          state.set(key, Tensor.randn(t.shape).mul(0.5));
+          thresholds++;
+        }
+      }
+      assert.equal(thresholds > 0, 'learnableThresholds' in option, `${name}: thresholds in the state`);
+      model.loadStateDict(state);
+      const out = path.join(tmpDir(), 'packed.safetensors');
+      await model.exportPacked(out);
+      const x = Tensor.randn([4, 1, 8, 8]);
+      const want = model.eval().forward(x).toFloat32Array();
+      using engine = await InferenceModel.load(out);
+      const got = await engine.predict({ data: x.toFloat32Array(), shape: [4, 1, 8, 8] });
+      assertCloseScaled(got.logits, want, `packed ${name} logits`, 1e-4, 1e-4);
+    }
   });
 });

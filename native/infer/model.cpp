@@ -74,6 +74,7 @@ Config Config::parse(const std::string& text, const std::string& where) {
   }
   c.stem = stem->string;
   c.double_skip = boolean("doubleSkip", true);
+  c.learnable_thresholds = boolean("learnableThresholds", false);
   c.binary_activations = boolean("binaryActivations", true);
   c.binary_weights = boolean("binaryWeights", true);
   if (const json::Value* m = v.find("bnMomentum"); m && m->type == json::Value::Type::Number) c.bn_momentum = m->number;
@@ -138,16 +139,18 @@ float float_from_order(int64_t k) {
 
 }  // namespace
 
-SignFold fold_sign(double weight, double bias, double mean, double var, double eps) {
+SignFold fold_sign(double weight, double bias, double mean, double var, double eps, float shift) {
   if (!(var + eps > 0) || !std::isfinite(weight) || !std::isfinite(bias) || !std::isfinite(mean) || !std::isfinite(var)) {
     fail(ErrorKind::InvalidArgument, "BatchNorm has a non-finite parameter or a negative running_var");
   }
   // LibTorch's eval BatchNorm in float32 (ATen batch_norm_cpu_collect_linear_and_constant_terms
   // and the CPU kernels): invstd = 1 / sqrt(var + eps), a = invstd * weight, b = bias - mean * a,
-  // y = x * a + b as a multiply then an add. The sign of y is what training saw, so the threshold
-  // is taken from that float computation, not from exact arithmetic: volatile keeps each step
-  // rounded to float (no FMA contraction), and y >= 0 <=> fl(x * a) >= -b because the rounding of
-  // the final add keeps the sign.
+  // y = x * a + b as a multiply then an add. The sign of y - shift is what training saw, so the
+  // threshold is taken from that float computation, not from exact arithmetic: volatile keeps each
+  // step rounded to float (no FMA contraction). fl(y - shift) >= 0 <=> y >= shift, because the
+  // difference of two floats is 0 only when they are equal and its rounding keeps its sign; for the
+  // recipe's shift 0 the test reads fl(x * a) >= -b, as the rounding of the add keeps the sign too.
+  if (!std::isfinite(shift)) fail(ErrorKind::InvalidArgument, "a learned sign threshold is not finite");
   const float wf = static_cast<float>(weight), bf = static_cast<float>(bias), mf = static_cast<float>(mean);
   const float vf = static_cast<float>(var);
   volatile float invstd = 1.f / std::sqrt(vf + static_cast<float>(eps));
@@ -157,12 +160,15 @@ SignFold fold_sign(double weight, double bias, double mean, double var, double e
   const float af = a, nb = -b;
   SignFold f;
   if (af == 0.f) {
-    f.mode = b >= 0.f ? 2 : 3;
+    f.mode = b >= shift ? 2 : 3;
     return f;
   }
+  const float bb = b;
   auto positive = [&](float x) {
     volatile float p = x * af;
-    return p >= nb;
+    if (shift == 0.f) return p >= nb;
+    volatile float y = p + bb;
+    return y >= shift;
   };
   // fl(x * a) is monotone in x (non-decreasing for a > 0, non-increasing for a < 0): binary search
   // over the floats in order for the boundary of {x : y >= 0}.
@@ -256,13 +262,21 @@ ExportResult export_packed(const std::string& float_path, const std::string& pac
     out.push_back(make_f32("conv1.weight", {W, C, k, k}, w));
     out.push_back(make_f32("conv1.bias", {W}, bias));
   }
-  auto sign_layer = [&](const std::string& bn_prefix, int64_t n) {
+  // `shift_name`: the block's RSign thresholds (sign(BN(x) - beta)), folded in as well.
+  auto sign_layer = [&](const std::string& bn_prefix, int64_t n, const std::string& shift_name) {
     auto bn = bn_params(bn_prefix, n);
+    std::vector<float> shift(static_cast<size_t>(n), 0.f);
+    if (cfg.learnable_thresholds) {
+      shift = st.floats(shift_name, {n});
+      for (int64_t i = 0; i < n; ++i) {
+        if (!std::isfinite(shift[static_cast<size_t>(i)])) io(float_path, "tensor '" + shift_name + "' is not finite at channel " + std::to_string(i));
+      }
+    }
     std::vector<float> thr(static_cast<size_t>(n));
     std::vector<uint8_t> mode(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
       const size_t s = static_cast<size_t>(i);
-      const SignFold f = fold_sign(bn.w[s], bn.b[s], bn.m[s], bn.v[s]);
+      const SignFold f = fold_sign(bn.w[s], bn.b[s], bn.m[s], bn.v[s], 1e-5, shift[s]);
       thr[s] = f.threshold;
       mode[s] = f.mode;
     }
@@ -291,14 +305,14 @@ ExportResult export_packed(const std::string& float_path, const std::string& pac
   };
   for (const BlockSpec& b : block_specs(cfg)) {
     if (cfg.double_skip) {
-      sign_layer(b.prefix + ".bn", b.in);
+      sign_layer(b.prefix + ".bn", b.in, b.prefix + ".sign_threshold");
       binary_conv(b.prefix + ".conv", b.in, b.out);
       out.push_back(make_f32(b.prefix + ".prelu.weight", {b.out}, st.floats(b.prefix + ".prelu.weight", {b.out})));
     } else {
-      sign_layer(b.prefix + ".bn1", b.in);
+      sign_layer(b.prefix + ".bn1", b.in, b.prefix + ".sign_threshold1");
       binary_conv(b.prefix + ".conv1", b.in, b.out);
       out.push_back(make_f32(b.prefix + ".prelu1.weight", {b.out}, st.floats(b.prefix + ".prelu1.weight", {b.out})));
-      sign_layer(b.prefix + ".bn2", b.out);
+      sign_layer(b.prefix + ".bn2", b.out, b.prefix + ".sign_threshold2");
       binary_conv(b.prefix + ".conv2", b.out, b.out);
       out.push_back(make_f32(b.prefix + ".prelu2.weight", {b.out}, st.floats(b.prefix + ".prelu2.weight", {b.out})));
     }

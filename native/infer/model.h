@@ -28,12 +28,16 @@ struct Config {
   // The tricks-ablation switches of the float model (absent in older files: the recipe's). The
   // engine runs the recipe's structure only, so export_packed refuses any other value.
   std::string block_order = "bn-sign-conv", block_activation = "prelu", downsample = "avgpool";
+  // ReActNet's RSign: sign(BN(x) - beta) with a learned beta per channel (<block>.sign_threshold*),
+  // folded into the packed thresholds, so the packed model needs nothing more at run time.
+  bool learnable_thresholds = false;
 
   static Config parse(const std::string& json_text, const std::string& where);
   std::string to_json() const;
 };
 
-// The sign after a BatchNorm, folded: +1 iff BN(x) >= 0 (0 maps to +1, as in training).
+// The sign after a BatchNorm, folded: +1 iff BN(x) - shift >= 0 (0 maps to +1, as in training;
+// shift is RSign's learned threshold, 0 for the recipe's sign).
 //   mode 0: +1 iff x >= threshold (BN scale > 0)   mode 1: +1 iff x <= threshold (scale < 0)
 //   mode 2: always +1 (scale 0, bias >= 0)         mode 3: always -1 (scale 0, bias < 0)
 // BN(x) is evaluated as LibTorch evaluates it in float32 (see model.cpp), and the threshold is the
@@ -42,7 +46,7 @@ struct SignFold {
   uint8_t mode = 0;
   float threshold = 0;
 };
-SignFold fold_sign(double weight, double bias, double mean, double var, double eps = 1e-5);
+SignFold fold_sign(double weight, double bias, double mean, double var, double eps = 1e-5, float shift = 0.f);
 // The engine's branch-free form: bit (-1) = sgn * x < t.
 void sign_compare_form(const SignFold& f, float* sgn, float* t);
 

@@ -175,14 +175,16 @@ void test_conv(Isa isa, int cases) {
 
 // ---- BN fold ----------------------------------------------------------------------------------
 // LibTorch's float32 eval BatchNorm, as ATen computes it (a multiply, then an add).
-bool torch_bn_nonneg(float x, float w, float b, float m, float v) {
+// With RSign's learned threshold: sign(BN(x) - shift), the subtraction rounded to float as well.
+bool torch_bn_nonneg(float x, float w, float b, float m, float v, float shift = 0.f) {
   volatile float invstd = 1.f / std::sqrt(v + 1e-5f);
   volatile float a = invstd * w;
   volatile float ma = m * a;
   volatile float beta = b - ma;
   volatile float p = x * a;
   volatile float y = p + beta;
-  return y >= 0.f;
+  volatile float d = y - shift;
+  return d >= 0.f;
 }
 
 void test_fold() {
@@ -191,7 +193,9 @@ void test_fold() {
     const int kind = t % 4;
     const float weight = static_cast<float>(kind == 3 ? 0.0 : (kind == 1 ? -1 : 1) * std::exp(normal()));
     const float bias = static_cast<float>(normal()), mean = static_cast<float>(normal()), var = static_cast<float>(std::exp(normal()));
-    const SignFold f = fold_sign(weight, bias, mean, var);
+    // Every other case carries an RSign threshold (tiny ones too, where y - shift rounds hardest).
+    const float shift = t % 2 == 0 ? 0.f : static_cast<float>((t % 8 == 1 ? 1e-6 : 0.5) * normal());
+    const SignFold f = fold_sign(weight, bias, mean, var, 1e-5, shift);
     float s, th;
     sign_compare_form(f, &s, &th);
     auto folded = [&](float x) { return !(s * x < th); };  // +1
@@ -205,20 +209,23 @@ void test_fold() {
       for (int i = 0; i < 9; ++i, x = std::nextafter(x, INFINITY)) xs.push_back(x);  // around the boundary
     }
     for (float x : xs) {
-      if (folded(x) != torch_bn_nonneg(x, weight, bias, mean, var)) ++bad;
+      if (folded(x) != torch_bn_nonneg(x, weight, bias, mean, var, shift)) ++bad;
       // And against exact arithmetic, away from float rounding of the crossing itself.
       const double scale = weight / std::sqrt(static_cast<double>(var) + 1e-5);
-      const double exact = (static_cast<double>(x) - mean) * scale + bias;
-      if (std::fabs(exact) > 1e-5 * (std::fabs(bias) + std::fabs(scale * x) + std::fabs(scale * mean)) && folded(x) != (exact >= 0)) ++bad_exact;
+      const double exact = (static_cast<double>(x) - mean) * scale + bias - shift;
+      if (std::fabs(exact) > 1e-5 * (std::fabs(bias) + std::fabs(scale * x) + std::fabs(scale * mean) + std::fabs(shift)) && folded(x) != (exact >= 0)) ++bad_exact;
     }
-    if (kind == 3) check(f.mode == (bias >= 0 ? 2 : 3), "fold of a zero scale is a constant");
+    if (kind == 3) check(f.mode == (bias >= shift ? 2 : 3), "fold of a zero scale is a constant");
     if (kind == 1) check(f.mode == 1, "fold of a negative scale flips");
     if (kind == 0) check(f.mode == 0, "fold of a positive scale");
   }
-  check(bad == 0, "fold: x >= threshold <=> LibTorch's float BN(x) >= 0 (" + std::to_string(bad) + " mismatches)");
+  check(bad == 0, "fold: x >= threshold <=> LibTorch's float BN(x) - shift >= 0 (" + std::to_string(bad) + " mismatches)");
   check(bad_exact == 0, "fold agrees with exact BN away from the crossing (" + std::to_string(bad_exact) + " mismatches)");
   const SignFold f = fold_sign(2.0, -1.0, 0.0, 1.0 - 1e-5);  // BN(x) = 2x - 1: crossing at 0.5
   check(f.mode == 0 && f.threshold == 0.5f, "fold threshold of 2x - 1 is 0.5");
+  const SignFold g = fold_sign(2.0, -1.0, 0.0, 1.0 - 1e-5, 1e-5, 1.f);  // 2x - 1 >= 1: x >= 1
+  check(g.mode == 0 && g.threshold == 1.f, "fold threshold of 2x - 1 with RSign threshold 1 is 1");
+  expect_error("non-finite RSign threshold", "not finite", [] { fold_sign(1.0, 0.0, 0.0, 1.0, 1e-5, NAN); });
 }
 
 // ---- a naive float reference of the network (NCHW, double) -------------------------------------
