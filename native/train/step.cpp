@@ -100,8 +100,11 @@ StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const
     y = y.clamp(0, classes - 1);
   }
   optimizer.zero_grad();
-  const Mixup& mixup = options.mixup;
-  const torch::Tensor y_b = mixup.active() ? y.index_select(0, mixup.index.to(device)) : torch::Tensor();
+  // The mixing's permutation goes to the device once and without a blocking copy (a blocking one
+  // synchronises the stream), as the labels above.
+  Mixup mixup = options.mixup;
+  if (mixup.active() && mixup.index.device() != device) mixup.index = mixup.index.to(device, /*non_blocking=*/true);
+  const torch::Tensor y_b = mixup.active() ? y.index_select(0, mixup.index) : torch::Tensor();
   torch::Tensor logits;
   {
     AutocastScope autocast(options.precision, device);
