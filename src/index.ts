@@ -35,7 +35,17 @@ export {
   type Downsample,
 } from './nn/model-config.js';
 export type { ModelSummary, LayerSummary, SummaryOptions } from './nn/summary.js';
-export { crossEntropy, type CrossEntropyOptions } from './train/loss.js';
+export { crossEntropy, type CrossEntropyOptions, distillationLoss, type DistillationLossOptions } from './train/loss.js';
+export {
+  DEFAULT_DISTILL_TEMPERATURE,
+  DEFAULT_DISTILL_WEIGHT,
+  checkTeacherConfig,
+  loadTeacher,
+  teacherConfig,
+  teacherStageOptions,
+  type DistillOptions,
+  type TeacherTraining,
+} from './train/distill.js';
 export { Adam, type AdamOptions, type NoDecayKind, Optimizer, OPTIMIZER_KINDS, type OptimizerKind, SGD, type SGDOptions } from './train/optim.js';
 export {
   CosineSchedule,
@@ -66,6 +76,7 @@ export {
   type StepTotals,
   type StepResult,
   type TrainStepOptions,
+  type StepDistillation,
   type EvalStepResult,
 } from './train/step.js';
 export {

@@ -133,6 +133,13 @@ test('the plan: recipe first, every variant once per seed, seed by seed, variant
   assert.deepEqual(all.variants.map((v) => v.name), ABLATION_VARIANTS.filter((v) => !v.addition).map((v) => v.name));
   assert.equal(all.variants.find((v) => v.name === 'sgd')!.flags.join(' '), '--optimizer sgd --momentum 0.9 --lr1 0.1 --lr2 0.01');
   assert.deepEqual(mergeFlags(['--lr1', '0.1', '--lr2=0.01', '--gammas1', '0.1', '-1'], ['--lr2', '0.5', '--lr1=2']), ['--gammas1', '0.1', '-1', '--lr2', '0.5', '--lr1=2']);
+  // The distillation addition: each seed's run trains its own teacher (its flags, checked by bnn
+  // train as ablate checks them; the teacher's settings overridable per variant).
+  const kd = planAblation({ out: '/tmp/abl', seeds: [0, 1], variants: [], additions: ['distill'], trainArgs: ['--epochs1', '2'], variantFlags: { distill: ['--teacher-epochs', '3'] } });
+  assert.deepEqual(kd.runs.map((r) => `${r.variant}@${r.seed}`), ['recipe@0', 'distill@0', 'recipe@1', 'distill@1']);
+  assert.deepEqual(kd.runs[1]!.args, ['--epochs1', '2', '--teacher', 'train', '--teacher-epochs', '3', '--seed', '0', '--out', '/tmp/abl/runs/distill/seed0']);
+  assert.ok(ABLATION_VARIANTS.find((v) => v.name === 'distill')!.addition);
+  assert.throws(() => planAblation({ out: 'x', seeds: [0], variants: ['distill'] }), /'distill' is an addition/);
   for (const [o, msg] of [
     [{ seeds: [] }, /at least one seed/],
     [{ seeds: [1, 1] }, /seeds repeat/],

@@ -67,6 +67,16 @@ struct LossScaler {
   void ensure(const c10::Device& device);
 };
 
+// Knowledge distillation from a teacher network (train/loss.h's distillation_loss): the step runs
+// the teacher forward in eval mode without autograd on the same batch, so its logits get no
+// gradient and its BatchNorm statistics never move. The teacher must not be trained concurrently:
+// the step switches it to eval mode (and leaves it there).
+struct Distillation {
+  std::shared_ptr<nn::ResNet18> teacher;
+  double temperature = 1.0;
+  double weight = 0.5;
+};
+
 struct TrainStepOptions {
   double label_smoothing = 0.0;
   // Clamp the latent weights of binary convolutions to [-1, 1] after the update. Useful in the
@@ -85,6 +95,8 @@ struct TrainStepOptions {
   std::shared_ptr<StepMetrics> metrics;
   // float16 only: the loss scale carried from step to step (made on first use when null).
   std::shared_ptr<LossScaler> scaler;
+  // Given, the loss is distillation_loss with this teacher instead of the cross-entropy alone.
+  std::shared_ptr<const Distillation> distill;
 };
 
 struct StepResult {

@@ -86,6 +86,8 @@ export interface TrainAddon {
       dataParallel?: DataParallelHandle | null;
       precision?: NativePrecision;
       metrics?: StepMetricsHandle | null;
+      /** Knowledge distillation: the teacher's forward runs in the step (eval mode, no autograd). */
+      distill?: { teacher: ModelHandle; temperature: number; weight: number } | null;
     },
   ): Promise<NativeStepResult>;
   evalStep(model: ModelHandle, images: TensorHandle, labels: TensorHandle, options?: { precision?: NativePrecision }): Promise<NativeEvalResult>;

@@ -5,10 +5,11 @@ import type { BatchSource } from '../data/batches.js';
 import type { DataParallel } from '../distributed/data-parallel.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
 import { bnnError, isBnnError, rangeError, typeError } from '../errors.js';
-import type { Model } from '../nn/model.js';
+import { Model } from '../nn/model.js';
+import { checkDistillSettings } from './distill.js';
 import { Adam, OPTIMIZER_KINDS, type Optimizer, SGD } from './optim.js';
 import { CosineSchedule, LR_SCHEDULE_KINDS, type LrSchedule, MultiStepSchedule } from './schedule.js';
-import { checkPrecision, evalStep, type Precision, resolvePrecision, StepMetrics, type StepResult, trainStep } from './step.js';
+import { checkPrecision, evalStep, type Precision, resolvePrecision, type StepDistillation, StepMetrics, type StepResult, trainStep } from './step.js';
 import type { EpochLog, EvalMetrics, PartialEpoch, StageOptions, TrainerCallbacks } from './types.js';
 
 /** @internal Checks one stage's options, naming the stage in the error. */
@@ -133,6 +134,11 @@ export interface TrainerOptions {
    * the loss before each update).
    */
   syncInterval?: number;
+  /**
+   * Knowledge distillation from a teacher in every step (see {@link StepDistillation}); the
+   * teacher's weights and BatchNorm statistics never change. Default: none.
+   */
+  distill?: StepDistillation;
 }
 
 /**
@@ -157,6 +163,7 @@ export class Trainer {
   readonly #dataParallel: DataParallel | undefined;
   readonly #precision: Precision | 'auto';
   readonly #syncInterval: number | undefined;
+  readonly #distill: StepDistillation | undefined;
 
   constructor(o: TrainerOptions) {
     checkStage(o.options, `stage${o.stage}`);
@@ -177,6 +184,11 @@ export class Trainer {
     this.#onInterrupt = o.onInterrupt;
     if (o.dataParallel !== undefined && o.dataParallel.model !== o.model) throw rangeError('dataParallel wraps another model');
     this.#dataParallel = o.dataParallel;
+    if (o.distill !== undefined) {
+      if (typeof o.distill !== 'object' || o.distill === null || !(o.distill.teacher instanceof Model)) throw typeError('distill.teacher must be a Model');
+      if (o.distill.teacher === o.model) throw rangeError('distill.teacher must be another model than the student');
+      this.#distill = { teacher: o.distill.teacher, ...checkDistillSettings(o.distill.temperature, o.distill.weight) };
+    }
   }
 
   /** The stage's options (a copy of those given, with any later {@link setStepsPerEpoch}). */
@@ -212,6 +224,7 @@ export class Trainer {
       labelSmoothing: this.options.labelSmoothing ?? 0,
       clipLatentWeights: this.options.clipLatentWeights ?? false,
       ...(this.#dataParallel ? { dataParallel: this.#dataParallel } : {}),
+      ...(this.#distill ? { distill: this.#distill } : {}),
     };
     const precision = resolvePrecision(this.#precision, this.model.device);
     // Sync-free steps: CUDA, one process (the data-parallel hooks agree on the loss every step).
