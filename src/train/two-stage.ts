@@ -201,6 +201,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   let teacher: Model | undefined;
   let ownTeacher = false;
   let teacherResult: TwoStageResult['teacher'];
+  let teacherSeconds = 0;
   if (distill) {
     const t = config.distill!.teacher;
     if (typeof t === 'string') {
@@ -235,12 +236,13 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       });
       teacher = r.model;
       ownTeacher = true;
+      teacherSeconds = (performance.now() - budgetStart) / 1000;
       teacherResult = { ...(r.test ? { test: r.test } : {}), ...(r.stage1WeightsPath ? { weightsPath: r.stage1WeightsPath } : {}) };
     }
     teacher.eval();
   }
   try {
-    return await trainStudent(config, { stage1, stage2, oneStage, run, stages, device, seed, outDir, group, writes, checkpointPath, resuming, budgetStart }, distill && teacher ? { teacher, ...distill } : undefined, teacherResult);
+    return await trainStudent(config, { stage1, stage2, oneStage, run, stages, device, seed, outDir, group, writes, checkpointPath, resuming, budgetStart, teacherSeconds }, distill && teacher ? { teacher, ...distill } : undefined, teacherResult);
   } finally {
     if (ownTeacher) teacher?.dispose();
   }
@@ -271,6 +273,8 @@ interface StudentPlan {
   checkpointPath: string | undefined;
   resuming: boolean;
   budgetStart: number;
+  /** Seconds a teacher trained first took (0 without one). */
+  teacherSeconds: number;
 }
 
 /** Stages 1 and 2 (the recipe's run), after any teacher is ready. */
@@ -281,7 +285,7 @@ async function trainStudent(
   teacherResult: TwoStageResult['teacher'],
 ): Promise<TwoStageResult> {
   let { stage1, stage2 } = p;
-  const { oneStage, run, stages, device, seed, outDir, group, writes, checkpointPath, resuming, budgetStart } = p;
+  const { oneStage, run, stages, device, seed, outDir, group, writes, checkpointPath, resuming, budgetStart, teacherSeconds } = p;
   let budgetPlan: TimeBudgetPlan | undefined;
   if (config.timeBudget !== undefined && !resuming) {
     // Before seeding: the measurement's throwaway model must not shift the run's random numbers.
@@ -293,8 +297,8 @@ async function trainStudent(
       ...(config.test ? { test: config.test } : {}),
       device,
       precision: config.precision ?? 'auto',
-      // A teacher trained first has spent part of the budget.
-      budgetSeconds: Math.max(1, config.timeBudget - (performance.now() - budgetStart) / 1000),
+      // A teacher trained first has spent part of the budget (without one, the budget as given).
+      budgetSeconds: teacherSeconds > 0 ? Math.max(1, config.timeBudget - teacherSeconds) : config.timeBudget,
       stages: run,
       ...(group ? { group } : {}),
       ...(distill ? { distill: { teacher: distill.teacher, temperature: distill.temperature, weight: distill.weight } } : {}),
