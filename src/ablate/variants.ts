@@ -46,7 +46,7 @@ export const ABLATION_VARIANTS: readonly AblationVariant[] = [
     flags: ['--teacher', 'train'],
     addition: true,
     note:
-      "distill: each seed's run trains its own full-precision teacher first (runs/distill/seed<k>/teacher, stage 1's epochs and schedule, the same seed), resumed with the run, so the addition costs about one more stage 1 per seed; change it with --variant-flags 'distill=--teacher-epochs <n> --distill-temperature <T> --distill-weight <w>'",
+      "distill: each seed's run trains its own full-precision teacher first (runs/distill/seed<k>/teacher, stage 1's epochs and schedule, the same seed), resumed with the run; the addition costs about one more stage 1 per seed, plus the teacher's forward pass in every student step; change it with --variant-flags 'distill=--teacher-epochs <n> --distill-temperature <T> --distill-weight <w>'",
   },
 ];
 
