@@ -358,8 +358,11 @@ function resolveRun(argv: TrainArgs): TrainArgs {
       if (v !== undefined) throw new UsageError(`${flag} applies to knowledge distillation: give --teacher <file> or --teacher train`, 2);
     }
   } else if (a.teacher !== 'train') {
+    // Absolute in config.json, so that --resume finds the file from any folder.
+    const file = path.resolve(a.teacher);
+    a = { ...a, teacher: file };
     if (a.teacherEpochs !== undefined) throw new UsageError("--teacher-epochs is for a teacher the run trains: --teacher train (the teacher here is a file)", 2);
-    if (!fs.existsSync(a.teacher)) throw new UsageError(`--teacher: the weights file ${a.teacher} does not exist (give a .safetensors file, or 'train' to train a teacher first)`, 2);
+    if (!fs.existsSync(file)) throw new UsageError(`--teacher: the weights file ${a.teacher} does not exist (give a .safetensors file, or 'train' to train a teacher first)`, 2);
   }
   if (!Number.isInteger(a.nproc) || a.nproc < 1) throw new UsageError(`--nproc must be a positive integer, got ${a.nproc}`, 2);
   getPreset(a.preset);
