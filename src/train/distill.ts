@@ -13,11 +13,12 @@ import type { StageOptions, TrainerCallbacks } from './types.js';
 
 /**
  * Default softening temperature T of the distillation loss: 1, the teacher's own probabilities.
- * This is the standard soft-target loss (Hinton et al. 2015) as binary networks use it with a
+ * The loss is the standard soft-target loss (Hinton et al. 2015), which binary networks use with a
  * real-valued teacher of the same architecture (Real-to-Binary's strong baseline, Martinez et al.
- * 2020; ReActNet's "distributional loss", Liu et al. 2020, is this KL at T = 1). A 10-class teacher
- * that is confident on most training images makes higher temperatures worth trying; the T²
- * factor keeps the gradient's scale comparable between temperatures.
+ * 2020); at T = 1 its KL term is ReActNet's "distributional loss" (Liu et al. 2020), the setting
+ * known to work for binary students without tuning. A teacher that is confident on most training
+ * images makes higher temperatures worth trying; the T² factor keeps the gradient's scale
+ * comparable between temperatures.
  */
 export const DEFAULT_DISTILL_TEMPERATURE = 1;
 
