@@ -36,8 +36,18 @@ export {
   type SignGradient,
 } from './nn/model-config.js';
 export type { ModelSummary, LayerSummary, SummaryOptions } from './nn/summary.js';
-export { crossEntropy, type CrossEntropyOptions } from './train/loss.js';
 export { drawMixup, mixImages, mixupCrossEntropy, mixupSeed, type Mixing, type StepMixup } from './train/mixup.js';
+export { crossEntropy, type CrossEntropyOptions, distillationLoss, type DistillationLossOptions } from './train/loss.js';
+export {
+  DEFAULT_DISTILL_TEMPERATURE,
+  DEFAULT_DISTILL_WEIGHT,
+  checkTeacherConfig,
+  loadTeacher,
+  teacherConfig,
+  teacherStageOptions,
+  type DistillOptions,
+  type TeacherTraining,
+} from './train/distill.js';
 export { Adam, type AdamOptions, type NoDecayKind, Optimizer, OPTIMIZER_KINDS, type OptimizerKind, SGD, type SGDOptions } from './train/optim.js';
 export {
   CosineSchedule,
@@ -69,6 +79,7 @@ export {
   type StepTotals,
   type StepResult,
   type TrainStepOptions,
+  type StepDistillation,
   type EvalStepResult,
 } from './train/step.js';
 export {

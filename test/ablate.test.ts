@@ -157,6 +157,13 @@ test('the plan: recipe first, every variant once per seed, seed by seed, variant
     const got = { mixup: args.mixup, warmupEpochs: args.warmupEpochs, oneStage: args.oneStage };
     assert.deepEqual(got, { ...{ mixup: undefined, oneStage: undefined }, ...want }, v);
   }
+  // The distillation addition: each seed's run trains its own teacher (its flags, checked by bnn
+  // train as ablate checks them; the teacher's settings overridable per variant).
+  const kd = planAblation({ out: '/tmp/abl', seeds: [0, 1], variants: [], additions: ['distill'], trainArgs: ['--epochs1', '2'], variantFlags: { distill: ['--teacher-epochs', '3'] } });
+  assert.deepEqual(kd.runs.map((r) => `${r.variant}@${r.seed}`), ['recipe@0', 'distill@0', 'recipe@1', 'distill@1']);
+  assert.deepEqual(kd.runs[1]!.args, ['--epochs1', '2', '--teacher', 'train', '--teacher-epochs', '3', '--seed', '0', '--out', '/tmp/abl/runs/distill/seed0']);
+  assert.ok(ABLATION_VARIANTS.find((v) => v.name === 'distill')!.addition);
+  assert.throws(() => planAblation({ out: 'x', seeds: [0], variants: ['distill'] }), /'distill' is an addition/);
   for (const [o, msg] of [
     [{ seeds: [] }, /at least one seed/],
     [{ seeds: [1, 1] }, /seeds repeat/],

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import {
   createModel,
   crossEntropy,
+  distillationLoss,
   drawMixup,
   manualSeed,
   mixImages,
@@ -262,8 +263,50 @@ test('a mixup step: lambda = 1 is the plain step bit for bit; accuracy counts th
     const worst = Math.max(...params(e).map((p, i) => maxDiff(p, params(c)[i]!)));
     assert.ok(worst < 1e-6, `sync-free update differs by ${worst}`);
 
+    // lambda < 0.5 (the draw above is 0.59): the device-side hit count scores labels[index] too.
+    const low: Mixing = { lambda: 0.3, index: int64([3, 0, 6, 1, 7, 2, 5, 4]) };
+    using f = seededModel();
+    using g = seededModel();
+    using optF = new SGD(f, { lr: 0.05, momentum: 0.9 });
+    using optG = new SGD(g, { lr: 0.05, momentum: 0.9 });
+    const rf = await trainStep(f, optF, x, y, { mixup: low });
+    using lowMetrics = new StepMetrics();
+    await trainStep(g, optG, x, y, { mixup: low, metrics: lowMetrics });
+    const tl = await lowMetrics.read();
+    assert.ok(Math.abs(tl.lossSum / tl.count - rf.loss) <= 1e-6 * rf.loss, `lambda 0.3: device-side loss ${tl.lossSum / tl.count} vs ${rf.loss}`);
+    assert.equal(tl.correct, rf.correct, 'lambda 0.3: the same hits on the dominant labels');
+
     await assert.rejects(trainStep(c, optC, x, y, { mixup: { lambda: 0.5, index: int64([0, 1]) } }), /mixup: index must be \[N\] with N = 8/);
     await assert.rejects(trainStep(c, optC, x, y, { mixup: { alpha: -1, seed: 0 } }), /mixup\.alpha must be a positive number, got -1/);
     await assert.rejects(trainStep(c, optC, x, y, { mixup: 0.2 as never }), /mixup must be an object/);
+  });
+});
+
+test('mixup with distillation: the teacher sees the mixed images, and the loss is (1 - w) x the mixup loss + w x T^2 x KL, on both step paths', async () => {
+  await scope(async () => {
+    const { x, y } = batch();
+    const mixing: Mixing = { lambda: 0.35, index: int64([5, 2, 7, 0, 1, 3, 6, 4]) };
+    const temperature = 2, weight = 0.7;
+    manualSeed(9);
+    using teacher = createModel({ ...MODEL, binaryActivations: false });
+    teacher.eval();
+    using ref = seededModel();
+    ref.train();
+    const mixed = mixImages(x, mixing);
+    const studentLogits = ref.forward(mixed);
+    const teacherLogits = teacher.forward(mixed);
+    // distillationLoss with weight 1 is the KL term alone (T^2 x batchmean KL).
+    const kl = distillationLoss(studentLogits, teacherLogits, y, { temperature, weight: 1 }).item();
+    const want = (1 - weight) * mixupCrossEntropy(studentLogits, y, mixing).item() + weight * kl;
+    using a = seededModel();
+    using optA = new SGD(a, { lr: 0.05, momentum: 0 });
+    const r = await trainStep(a, optA, x, y, { mixup: mixing, distill: { teacher, temperature, weight } });
+    assert.ok(Math.abs(r.loss - want) <= 1e-6 * Math.abs(want), `step loss ${r.loss} vs composed ${want}`);
+    using b = seededModel();
+    using optB = new SGD(b, { lr: 0.05, momentum: 0 });
+    using metrics = new StepMetrics();
+    await trainStep(b, optB, x, y, { mixup: mixing, distill: { teacher, temperature, weight }, metrics });
+    const t = await metrics.read();
+    assert.ok(Math.abs(t.lossSum / t.count - want) <= 1e-6 * Math.abs(want), `device-side loss ${t.lossSum / t.count} vs composed ${want}`);
   });
 });

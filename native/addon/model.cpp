@@ -235,4 +235,8 @@ std::shared_ptr<nn::ResNet18> unwrap_model(const Napi::CallbackInfo& info, size_
   return unwrap_instance<ModelHandle>(env, arg(info, index), addon_data(env).model_constructor, "model", "a Model")->model();
 }
 
+std::shared_ptr<nn::ResNet18> unwrap_model_value(Napi::Env env, const Napi::Value& value, const std::string& what) {
+  return unwrap_instance<ModelHandle>(env, value, addon_data(env).model_constructor, what, "a Model")->model();
+}
+
 }  // namespace bnn::addon

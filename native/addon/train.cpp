@@ -213,7 +213,7 @@ OptimizerHandle* unwrap_optimizer(const Napi::CallbackInfo& info, size_t index) 
   return unwrap_instance<OptimizerHandle>(info.Env(), arg(info, index), addon_data(info.Env()).optimizer_constructor, "optimizer", "an optimizer (Adam or SGD)");
 }
 
-// trainStep(model, optimizer, images, labels, { labelSmoothing, clipLatentWeights }) -> Promise
+// trainStep(model, optimizer, images, labels, { labelSmoothing, clipLatentWeights, ..., distill }) -> Promise
 Napi::Value train_step(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -236,6 +236,16 @@ Napi::Value train_step(const Napi::CallbackInfo& info) {
       if (!dp.IsUndefined() && !dp.IsNull()) options.hooks = unwrap_data_parallel(env, dp);
       options.precision = parse_precision(o);
       options.mixup = parse_mixup(env, o.Get("mixup"), images.dim() > 0 ? images.size(0) : 0);
+      Napi::Value distill = o.Get("distill");
+      if (!distill.IsUndefined() && !distill.IsNull()) {
+        if (!distill.IsObject()) throw_type_error(env, "distill must be an object { teacher, temperature, weight }");
+        auto dobj = distill.As<Napi::Object>();
+        auto d = std::make_shared<train::Distillation>();
+        d->teacher = unwrap_model_value(env, dobj.Get("teacher"), "distill.teacher");
+        d->temperature = optional_number(dobj, "temperature", d->temperature);
+        d->weight = optional_number(dobj, "weight", d->weight);
+        options.distill = d;
+      }
       Napi::Value metrics = o.Get("metrics");
       if (!metrics.IsUndefined() && !metrics.IsNull()) {
         options.metrics = unwrap_instance<StepMetricsHandle>(env, metrics, addon_data(env).step_metrics_constructor, "metrics",

@@ -62,6 +62,33 @@ class AutocastScope {
   at::ScalarType was_dtype_ = at::kHalf;
 };
 
+void check_teacher(const nn::ResNet18& model, const Distillation& d, const torch::Tensor& images) {
+  if (!d.teacher) fail(ErrorKind::InvalidArgument, "distillation needs a teacher model");
+  if (d.teacher->get() == model.get()) fail(ErrorKind::InvalidArgument, "distillation: the teacher must be another model than the student");
+  check_distillation(d.temperature, d.weight);
+  const nn::ResNet18& teacher = *d.teacher;
+  if (teacher->config.num_classes != model->config.num_classes) {
+    fail(ErrorKind::InvalidArgument, "distillation: the teacher has " + std::to_string(teacher->config.num_classes) + " classes, the student " +
+                                         std::to_string(model->config.num_classes));
+  }
+  const c10::Device device = model->conv1->weight.device();
+  if (teacher->conv1->weight.device() != device) {
+    fail(ErrorKind::InvalidArgument, "distillation: the teacher is on " + teacher->conv1->weight.device().str() + ", the student on " + device.str());
+  }
+  teacher->check_input(images);
+}
+
+// The teacher's logits for the batch: eval mode (running statistics, which it therefore never
+// updates), no autograd (its weights get no gradient and nothing of it is kept for backward),
+// float32 for the loss. Under the step's autocast, as the student's forward.
+torch::Tensor teacher_logits(const Distillation& d, const torch::Tensor& images, Precision precision) {
+  nn::ResNet18 teacher = *d.teacher;
+  teacher->eval();
+  torch::NoGradGuard no_grad;
+  AutocastScope autocast(precision, teacher->conv1->weight.device());
+  return teacher->forward(images).to(torch::kFloat);
+}
+
 void check_precision(const nn::ResNet18& model, Precision precision) {
   if (precision == Precision::Float32) return;
   const c10::Device device = model->conv1->weight.device();
@@ -105,15 +132,21 @@ StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const
   Mixup mixup = options.mixup;
   if (mixup.active() && mixup.index.device() != device) mixup.index = mixup.index.to(device, /*non_blocking=*/true);
   const torch::Tensor y_b = mixup.active() ? y.index_select(0, mixup.index) : torch::Tensor();
+  const torch::Tensor inputs = mixup.active() ? mix_images(images, mixup) : images;
   torch::Tensor logits;
   {
     AutocastScope autocast(options.precision, device);
-    logits = model->forward(mixup.active() ? mix_images(images, mixup) : images);
+    logits = model->forward(inputs);
   }
   const auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing);
-  const torch::Tensor loss = mixup.active() ? torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y, ce) * mixup.lambda +
-                                                  torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y_b, ce) * (1.0 - mixup.lambda)
-                                            : torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y, ce);
+  torch::Tensor loss = mixup.active() ? torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y, ce) * mixup.lambda +
+                                            torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y_b, ce) * (1.0 - mixup.lambda)
+                                      : torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y, ce);
+  if (options.distill) {
+    // With mixup the teacher sees the same mixed images as the student.
+    const Distillation& d = *options.distill;
+    loss = loss * (1.0 - d.weight) + soft_target_kl(logits.to(torch::kFloat), teacher_logits(d, inputs, options.precision), d.temperature) * d.weight;
+  }
   torch::NoGradGuard no_grad_outer;  // the bookkeeping below builds no graph
   const torch::Tensor finite = loss.isfinite();
   const torch::Tensor loss_bad = finite.logical_not();
@@ -237,6 +270,7 @@ StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   }
   check_precision(model, options.precision);
   if (options.mixup.active()) check_mixup(options.mixup, images.size(0));
+  if (options.distill) check_teacher(model, *options.distill, images);
   if (options.metrics) return train_step_on_device(model, optimizer, images, labels, options);
   if (options.precision == Precision::Float16) {
     fail(ErrorKind::InvalidArgument, "float16 training needs device-side step metrics (its loss scaling never syncs)");
@@ -245,13 +279,20 @@ StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   StepHooks* hooks = options.hooks.get();
   if (hooks) hooks->before_forward();
   const Mixup& mixup = options.mixup;
+  const torch::Tensor inputs = mixup.active() ? mix_images(images, mixup) : images;
   torch::Tensor logits;
   {
     AutocastScope autocast(options.precision, model->conv1->weight.device());
-    logits = model->forward(mixup.active() ? mix_images(images, mixup) : images);
+    logits = model->forward(inputs);
   }
-  const torch::Tensor loss = mixup.active() ? mixup_cross_entropy(logits.to(torch::kFloat), labels, mixup, options.label_smoothing)
-                                            : cross_entropy(logits.to(torch::kFloat), labels, options.label_smoothing);
+  torch::Tensor loss = mixup.active() ? mixup_cross_entropy(logits.to(torch::kFloat), labels, mixup, options.label_smoothing)
+                                      : cross_entropy(logits.to(torch::kFloat), labels, options.label_smoothing);
+  if (options.distill) {
+    // (1 - w) * CE + w * T^2 * KL, as distillation_loss; with mixup the CE is mixup's and the
+    // teacher sees the same mixed images as the student.
+    const Distillation& d = *options.distill;
+    loss = loss * (1.0 - d.weight) + soft_target_kl(logits.to(torch::kFloat), teacher_logits(d, inputs, options.precision), d.temperature) * d.weight;
+  }
   double loss_value = loss.item<double>();
   bool stop = options.stop_requested;
   if (hooks) {

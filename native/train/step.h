@@ -68,6 +68,16 @@ struct LossScaler {
   void ensure(const c10::Device& device);
 };
 
+// Knowledge distillation from a teacher network (train/loss.h's distillation_loss): the step runs
+// the teacher forward in eval mode without autograd on the same batch, so its logits get no
+// gradient and its BatchNorm statistics never move. The teacher must not be trained concurrently:
+// the step switches it to eval mode (and leaves it there).
+struct Distillation {
+  std::shared_ptr<nn::ResNet18> teacher;
+  double temperature = 1.0;
+  double weight = 0.5;
+};
+
 struct TrainStepOptions {
   double label_smoothing = 0.0;
   // Clamp the latent weights of binary convolutions to [-1, 1] after the update. Useful in the
@@ -89,6 +99,8 @@ struct TrainStepOptions {
   // Mixup of this batch (train/mixup.h), inactive by default. The model sees the mixed images on
   // the device; the loss is mixup_cross_entropy; `correct` counts hits on the dominant label.
   Mixup mixup;
+  // Given, the loss is distillation_loss with this teacher instead of the cross-entropy alone.
+  std::shared_ptr<const Distillation> distill;
 };
 
 struct StepResult {

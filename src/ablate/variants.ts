@@ -62,6 +62,14 @@ export const ABLATION_VARIANTS: readonly AblationVariant[] = [
     flags: ['--one-stage', '--warmup-epochs', '1'],
     addition: true,
   },
+  {
+    name: 'distill',
+    change: 'addition: knowledge distillation (T 1, weight 0.5) from a full-precision teacher trained first',
+    flags: ['--teacher', 'train'],
+    addition: true,
+    note:
+      "distill: each seed's run trains its own full-precision teacher first (runs/distill/seed<k>/teacher, stage 1's epochs and schedule, the same seed), resumed with the run; the addition costs about one more stage 1 per seed, plus the teacher's forward pass in every student step; change it with --variant-flags 'distill=--teacher-epochs <n> --distill-temperature <T> --distill-weight <w>'",
+  },
 ];
 
 /** The variant named `name`, or a BNN_INVALID_ARGUMENT error listing the known ones. */

@@ -3,4 +3,5 @@ import type { TensorHandle } from './tensor.js';
 
 export interface LossAddon {
   crossEntropy(logits: TensorHandle, labels: TensorHandle, labelSmoothing?: number): TensorHandle;
+  distillationLoss(student: TensorHandle, teacher: TensorHandle, labels: TensorHandle, temperature: number, weight: number, labelSmoothing?: number): TensorHandle;
 }

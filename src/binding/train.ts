@@ -87,6 +87,8 @@ export interface TrainAddon {
       precision?: NativePrecision;
       metrics?: StepMetricsHandle | null;
       mixup?: { alpha: number; seed: number } | { lambda: number; index: TensorHandle } | null;
+      /** Knowledge distillation: the teacher's forward runs in the step (eval mode, no autograd). */
+      distill?: { teacher: ModelHandle; temperature: number; weight: number } | null;
     },
   ): Promise<NativeStepResult>;
   evalStep(model: ModelHandle, images: TensorHandle, labels: TensorHandle, options?: { precision?: NativePrecision }): Promise<NativeEvalResult>;

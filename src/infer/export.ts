@@ -3,7 +3,6 @@
 // weights file training writes, so it needs no LibTorch either. The engine refuses what it cannot
 // run (other block structures, RPReLU) with an error naming the field; ApproxSign changes only the
 // gradient, so its models pack as they are.
-import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { inferNative } from '../binding/infer.js';

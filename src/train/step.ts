@@ -3,9 +3,10 @@ import type { StepMetricsHandle } from '../binding/train.js';
 import { NativeResource } from '../core/handle.js';
 import type { DataParallel } from '../distributed/data-parallel.js';
 import type { Device } from '../core/device.js';
-import type { Model } from '../nn/model.js';
+import { Model } from '../nn/model.js';
 import type { Optimizer } from './optim.js';
-import { rangeError } from '../errors.js';
+import { rangeError, typeError } from '../errors.js';
+import { checkDistillSettings } from './distill.js';
 import { requireTensor, type Tensor } from '../core/tensor.js';
 import { checkStepMixup, type StepMixup } from './mixup.js';
 
@@ -122,11 +123,28 @@ export interface TrainStepOptions {
    * labels[index]). Default: none.
    */
   mixup?: StepMixup;
+  /**
+   * Knowledge distillation: the step also runs `teacher` on the batch, in eval mode (the step puts
+   * it there) and without autograd, and the loss becomes `(1 - weight) * CE + weight * T² * KL`
+   * (see {@link distillationLoss}). The teacher must have the student's classes and device.
+   * Default: none (the cross-entropy alone).
+   */
+  distill?: StepDistillation;
+}
+
+/** The teacher and settings of a distilling {@link trainStep}. */
+export interface StepDistillation {
+  /** A model on the student's device with its classes, normally its full-precision twin; never updated. */
+  teacher: Model;
+  /** Softening temperature T > 0. Default 1. */
+  temperature?: number;
+  /** Weight w in [0, 1] of the distillation term. Default 0.5. */
+  weight?: number;
 }
 
 /**
- * One training step in one native call on a worker thread: forward, cross-entropy, backward and
- * the optimizer update. A NaN or infinite loss rejects with code BNN_NON_FINITE_LOSS before the
+ * One training step in one native call on a worker thread: forward, cross-entropy (or the
+ * distillation loss, with `distill`), backward and the optimizer update. A NaN or infinite loss rejects with code BNN_NON_FINITE_LOSS before the
  * update, leaving the weights unchanged (on every rank, when data-parallel).
  */
 export async function trainStep(model: Model, optimizer: Optimizer, images: Tensor, labels: Tensor, options: TrainStepOptions = {}): Promise<StepResult> {
@@ -143,16 +161,37 @@ export async function trainStep(model: Model, optimizer: Optimizer, images: Tens
   const metrics = options.metrics?.handle ?? null;
   const m = options.mixup === undefined ? null : checkStepMixup(options.mixup);
   const mixup = m === null ? null : 'index' in m ? { lambda: m.lambda, index: m.index.handle } : m;
+  const d = options.distill;
+  if (d === undefined) {
+    return model.exclusive((h) =>
+      native().trainStep(h, optimizer.handle, x, y, {
+        labelSmoothing,
+        clipLatentWeights: options.clipLatentWeights ?? false,
+        stop: options.stop ?? false,
+        dataParallel,
+        precision,
+        metrics,
+        mixup,
+      }),
+    );
+  }
+  if (typeof d !== 'object' || d === null || !(d.teacher instanceof Model)) throw typeError('distill.teacher must be a Model');
+  if (d.teacher === model) throw rangeError('distill.teacher must be another model than the student');
+  const { temperature, weight } = checkDistillSettings(d.temperature, d.weight);
+  // Both models are in use on the worker thread: neither may be touched until the step settles.
   return model.exclusive((h) =>
-    native().trainStep(h, optimizer.handle, x, y, {
-      labelSmoothing,
-      clipLatentWeights: options.clipLatentWeights ?? false,
-      stop: options.stop ?? false,
-      dataParallel,
-      precision,
-      metrics,
-      mixup,
-    }),
+    d.teacher.exclusive((teacher) =>
+      native().trainStep(h, optimizer.handle, x, y, {
+        labelSmoothing,
+        clipLatentWeights: options.clipLatentWeights ?? false,
+        stop: options.stop ?? false,
+        dataParallel,
+        precision,
+        metrics,
+        mixup,
+        distill: { teacher, temperature, weight },
+      }),
+    ),
   );
 }
 

@@ -9,7 +9,7 @@ import type { ProcessGroup } from '../distributed/process-group.js';
 import { createModel } from '../nn/model.js';
 import type { ModelConfig } from '../nn/model-config.js';
 import { scaleStage } from './presets.js';
-import { evalStep, type Precision, resolvePrecision, StepMetrics, trainStep } from './step.js';
+import { evalStep, type Precision, resolvePrecision, type StepDistillation, StepMetrics, trainStep } from './step.js';
 import { createOptimizer } from './trainer.js';
 import type { StageOptions } from './types.js';
 
@@ -57,6 +57,8 @@ export interface TimeBudgetOptions {
   fill?: number;
   /** Data-parallel: every rank measures, and all adopt the mean (so they agree on the plan). */
   group?: ProcessGroup;
+  /** Knowledge distillation: the measured steps run the teacher too, as the run's will. */
+  distill?: StepDistillation;
 }
 
 /**
@@ -111,7 +113,7 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
   const finish = async (): Promise<void> => {
     if (metrics) await metrics.read();
   };
-  const train = (b: Batch) => trainStep(model, optimizer, b.images, b.labels, { precision, ...(metrics ? { metrics } : {}) });
+  const train = (b: Batch) => trainStep(model, optimizer, b.images, b.labels, { precision, ...(metrics ? { metrics } : {}), ...(o.distill ? { distill: o.distill } : {}) });
   model.train();
   const stage1 = await timeSteps(o.train, steps, train, finish);
   model.setBinaryWeights(true);

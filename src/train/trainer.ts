@@ -5,11 +5,12 @@ import type { BatchSource } from '../data/batches.js';
 import type { DataParallel } from '../distributed/data-parallel.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
 import { bnnError, isBnnError, rangeError, typeError } from '../errors.js';
-import type { Model } from '../nn/model.js';
+import { Model } from '../nn/model.js';
+import { checkDistillSettings } from './distill.js';
 import { Adam, OPTIMIZER_KINDS, type Optimizer, SGD } from './optim.js';
 import { CosineSchedule, LR_SCHEDULE_KINDS, type LrSchedule, MultiStepSchedule } from './schedule.js';
 import { mixupSeed } from './mixup.js';
-import { checkPrecision, evalStep, type Precision, resolvePrecision, StepMetrics, type StepResult, trainStep } from './step.js';
+import { checkPrecision, evalStep, type Precision, resolvePrecision, type StepDistillation, StepMetrics, type StepResult, trainStep } from './step.js';
 import type { EpochLog, EvalMetrics, PartialEpoch, StageOptions, TrainerCallbacks } from './types.js';
 
 /** @internal Checks one stage's options, naming the stage in the error. */
@@ -145,6 +146,11 @@ export interface TrainerOptions {
    * lambda and the same permutation of its own part of the batch.
    */
   seed?: number;
+  /**
+   * Knowledge distillation from a teacher in every step (see {@link StepDistillation}); the
+   * teacher's weights and BatchNorm statistics never change. Default: none.
+   */
+  distill?: StepDistillation;
 }
 
 /**
@@ -170,6 +176,7 @@ export class Trainer {
   readonly #precision: Precision | 'auto';
   readonly #syncInterval: number | undefined;
   readonly #seed: number;
+  readonly #distill: StepDistillation | undefined;
 
   constructor(o: TrainerOptions) {
     checkStage(o.options, `stage${o.stage}`);
@@ -191,6 +198,11 @@ export class Trainer {
     this.#onInterrupt = o.onInterrupt;
     if (o.dataParallel !== undefined && o.dataParallel.model !== o.model) throw rangeError('dataParallel wraps another model');
     this.#dataParallel = o.dataParallel;
+    if (o.distill !== undefined) {
+      if (typeof o.distill !== 'object' || o.distill === null || !(o.distill.teacher instanceof Model)) throw typeError('distill.teacher must be a Model');
+      if (o.distill.teacher === o.model) throw rangeError('distill.teacher must be another model than the student');
+      this.#distill = { teacher: o.distill.teacher, ...checkDistillSettings(o.distill.temperature, o.distill.weight) };
+    }
   }
 
   /** The stage's options (a copy of those given, with any later {@link setStepsPerEpoch}). */
@@ -226,6 +238,7 @@ export class Trainer {
       labelSmoothing: this.options.labelSmoothing ?? 0,
       clipLatentWeights: this.options.clipLatentWeights ?? false,
       ...(this.#dataParallel ? { dataParallel: this.#dataParallel } : {}),
+      ...(this.#distill ? { distill: this.#distill } : {}),
     };
     const precision = resolvePrecision(this.#precision, this.model.device);
     const mixup = this.options.mixup ?? 0;

@@ -12,10 +12,11 @@ import { VERSION } from '../core/version.js';
 import type { BatchSource } from '../data/batches.js';
 import { DataParallel, type DataParallelOptions } from '../distributed/data-parallel.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
-import { bnnError, rangeError } from '../errors.js';
-import { createModel, type Model } from '../nn/model.js';
+import { bnnError, isBnnError, rangeError, typeError } from '../errors.js';
+import { createModel, Model } from '../nn/model.js';
 import { resolveModelConfig, type ModelConfig } from '../nn/model-config.js';
 import { CHECKPOINT_FORMAT, configDifferences, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkDistillSettings, checkTeacherConfig, distillIdentity, loadTeacher, teacherConfig, type DistillOptions } from './distill.js';
 import { checkPrecision, type Precision } from './step.js';
 import { planTimeBudget, type TimeBudgetPlan } from './time-budget.js';
 import { checkStage, evaluate, Trainer } from './trainer.js';
@@ -81,6 +82,17 @@ export interface TwoStageConfig {
    * is shortened because stage 1's epochs took longer than measured.
    */
   onTimeBudget?(plan: TimeBudgetPlan): void | Promise<void>;
+  /**
+   * Knowledge distillation from a full-precision teacher in every training step (see
+   * {@link DistillOptions}). A teacher to train (`{ train }`) is stage 0 of the run: it trains
+   * first, in `<outDir>/teacher/` (its own `checkpoint.safetensors`, and `stage1.safetensors`: the
+   * teacher's weights), from the same seed, data and precision; with `resume` it continues from its
+   * checkpoint, so an interrupted run never retrains a finished teacher (it is only evaluated
+   * again). Its time counts against `timeBudget`, which then sizes the student's stages to the time
+   * left. The teacher is part of the run's identity: a checkpoint resumes only with the same
+   * teacher (file path or training options), temperature and weight. Default: none.
+   */
+  distill?: DistillOptions;
 }
 
 export interface TwoStageResult {
@@ -92,6 +104,8 @@ export interface TwoStageResult {
   finalWeightsPath?: string;
   /** The schedule the time budget chose (when `timeBudget` was given and the run did not resume). */
   timeBudget?: TimeBudgetPlan;
+  /** With `distill`: the teacher's test metrics and, for a teacher the run trained, its weights file. */
+  teacher?: { test?: EvalMetrics; weightsPath?: string };
 }
 
 /**
@@ -176,11 +190,103 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   const writes = group === undefined || group.isMain;
   if (outDir && writes) fs.mkdirSync(outDir, { recursive: true });
   const checkpointPath = outDir ? path.join(outDir, 'checkpoint.safetensors') : undefined;
-  let stage1 = config.stage1;
-  let stage2 = oneStage ? oneStageOptions(config.stage1, config.stage2) : config.stage2;
-  let budgetPlan: TimeBudgetPlan | undefined;
+  const stage1 = config.stage1;
+  const stage2 = oneStage ? oneStageOptions(config.stage1, config.stage2) : config.stage2;
   const budgetStart = performance.now();
   const resuming = config.resume === true && checkpointPath !== undefined && fs.existsSync(checkpointPath);
+  const distill = config.distill === undefined ? undefined : checkDistill(config.distill, config.model);
+  // Stage 0: the teacher, loaded or trained, before the student's budget is planned (its training
+  // time is the budget's too) and before the student's seed is set (its own random numbers then
+  // leave the student's initialisation as it would be without a teacher).
+  let teacher: Model | undefined;
+  let ownTeacher = false;
+  let teacherResult: TwoStageResult['teacher'];
+  let teacherSeconds = 0;
+  if (distill) {
+    const t = config.distill!.teacher;
+    if (typeof t === 'string') {
+      teacher = await loadTeacher(t, config.model, device);
+      ownTeacher = true;
+    } else if (t instanceof Model) {
+      if (t.device !== device) throw rangeError(`distill.teacher is on ${t.device}, the run on ${device}`);
+      teacher = t;
+    } else {
+      const r = await trainTwoStage({
+        model: teacherConfig(config.model),
+        stage1: t.train,
+        stage2: t.train,
+        stages: 1,
+        train: config.train,
+        ...(config.test ? { test: config.test } : {}),
+        device,
+        seed,
+        ...(outDir ? { outDir: path.join(outDir, 'teacher') } : {}),
+        resume: config.resume === true,
+        ...(config.runInfo ? { runInfo: config.runInfo } : {}),
+        ...(t.callbacks ? { callbacks: t.callbacks } : {}),
+        ...(config.signal ? { signal: config.signal } : {}),
+        ...(group ? { group } : {}),
+        ...(config.dataParallel ? { dataParallel: config.dataParallel } : {}),
+        ...(config.precision !== undefined ? { precision: config.precision } : {}),
+        ...(config.syncInterval !== undefined ? { syncInterval: config.syncInterval } : {}),
+      }).catch((e: unknown) => {
+        // Said of the teacher, not of the student's stage 1.
+        if (e instanceof Error && isBnnError(e) && (e.code === 'BNN_INTERRUPTED' || e.code === 'BNN_NON_FINITE_LOSS')) e.message = `the teacher: ${e.message}`;
+        throw e;
+      });
+      teacher = r.model;
+      ownTeacher = true;
+      teacherSeconds = (performance.now() - budgetStart) / 1000;
+      teacherResult = { ...(r.test ? { test: r.test } : {}), ...(r.stage1WeightsPath ? { weightsPath: r.stage1WeightsPath } : {}) };
+    }
+    teacher.eval();
+  }
+  try {
+    return await trainStudent(config, { stage1, stage2, oneStage, run, stages, device, seed, outDir, group, writes, checkpointPath, resuming, budgetStart, teacherSeconds }, distill && teacher ? { teacher, ...distill } : undefined, teacherResult);
+  } finally {
+    if (ownTeacher) teacher?.dispose();
+  }
+}
+
+/** The validated distillation settings and the teacher's identity in the run's config. */
+function checkDistill(d: DistillOptions, student: ModelConfig): { temperature: number; weight: number; identity: Record<string, unknown> } {
+  if (typeof d !== 'object' || d === null) throw typeError('distill must be an object { teacher, temperature, weight }');
+  const settings = checkDistillSettings(d.temperature, d.weight);
+  const t = d.teacher;
+  if (t instanceof Model) checkTeacherConfig(t.config, student, 'distill.teacher');
+  else if (typeof t === 'object' && t !== null) checkStage(t.train, 'distill.teacher.train');
+  else if (typeof t !== 'string' || t === '') throw typeError('distill.teacher must be a weights file path, a Model or { train: StageOptions }');
+  return { ...settings, identity: distillIdentity(d, settings) };
+}
+
+interface StudentPlan {
+  stage1: StageOptions;
+  stage2: StageOptions;
+  oneStage: boolean;
+  run: 'both' | 1 | 2;
+  stages: 'both' | 1 | 2;
+  device: Device;
+  seed: number;
+  outDir: string | undefined;
+  group: ProcessGroup | undefined;
+  writes: boolean;
+  checkpointPath: string | undefined;
+  resuming: boolean;
+  budgetStart: number;
+  /** Seconds a teacher trained first took (0 without one). */
+  teacherSeconds: number;
+}
+
+/** Stages 1 and 2 (the recipe's run), after any teacher is ready. */
+async function trainStudent(
+  config: TwoStageConfig,
+  p: StudentPlan,
+  distill: { teacher: Model; temperature: number; weight: number; identity: Record<string, unknown> } | undefined,
+  teacherResult: TwoStageResult['teacher'],
+): Promise<TwoStageResult> {
+  let { stage1, stage2 } = p;
+  const { oneStage, run, stages, device, seed, outDir, group, writes, checkpointPath, resuming, budgetStart, teacherSeconds } = p;
+  let budgetPlan: TimeBudgetPlan | undefined;
   if (config.timeBudget !== undefined && !resuming) {
     // Before seeding: the measurement's throwaway model must not shift the run's random numbers.
     const plan = await planTimeBudget({
@@ -191,9 +297,11 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       ...(config.test ? { test: config.test } : {}),
       device,
       precision: config.precision ?? 'auto',
-      budgetSeconds: config.timeBudget,
+      // A teacher trained first has spent part of the budget (without one, the budget as given).
+      budgetSeconds: teacherSeconds > 0 ? Math.max(1, config.timeBudget - teacherSeconds) : config.timeBudget,
       stages: run,
       ...(group ? { group } : {}),
+      ...(distill ? { distill: { teacher: distill.teacher, temperature: distill.temperature, weight: distill.weight } } : {}),
     });
     stage1 = plan.stage1;
     stage2 = plan.stage2;
@@ -206,6 +314,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
     stage2,
     stages,
     ...(oneStage ? { oneStage: true } : {}),
+    ...(distill ? { distill: distill.identity } : {}),
     seed,
     ...(config.runInfo ?? {}),
   };
@@ -252,7 +361,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
     }
   }
 
-  const result: TwoStageResult = { model, history, ...(budgetPlan ? { timeBudget: budgetPlan } : {}) };
+  const result: TwoStageResult = { model, history, ...(budgetPlan ? { timeBudget: budgetPlan } : {}), ...(distill ? { teacher: teacherResult ?? {} } : {}) };
   let dataParallel: DataParallel | undefined;
   const runStage = async (stage: 1 | 2): Promise<void> => {
     const options = stage === 1 ? stage1 : stage2;
@@ -280,6 +389,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       ...(config.precision !== undefined ? { precision: config.precision } : {}),
       ...(config.syncInterval !== undefined ? { syncInterval: config.syncInterval } : {}),
       seed,
+      ...(distill ? { distill: { teacher: distill.teacher, temperature: distill.temperature, weight: distill.weight } } : {}),
       afterEpoch: async (log, t) => {
         history.push(log);
         measured.push({ stage, seconds: log.seconds, steps: stepsOf(t.options) });

@@ -29,6 +29,7 @@ import {
   type SignGradient,
 } from '../../nn/model-config.js';
 import { checkStage } from '../../train/trainer.js';
+import { DEFAULT_DISTILL_TEMPERATURE, DEFAULT_DISTILL_WEIGHT, teacherStageOptions } from '../../train/distill.js';
 import { oneStageOptions, trainTwoStage } from '../../train/two-stage.js';
 import { parseDuration, type TimeBudgetPlan } from '../../train/time-budget.js';
 import type { EpochLog, StageOptions, TrainerCallbacks } from '../../train/types.js';
@@ -93,6 +94,10 @@ export interface TrainArgs {
   nesterov?: boolean;
   lrSchedule?: 'step' | 'cosine';
   oneStage?: boolean;
+  teacher?: string;
+  teacherEpochs?: number;
+  distillTemperature?: number;
+  distillWeight?: number;
   device: string;
   precision: 'auto' | 'float32' | 'bfloat16' | 'float16';
   syncInterval?: number;
@@ -212,6 +217,14 @@ export function builder(y: Argv): Argv<TrainArgs> {
       type: 'boolean',
       describe: "ablation: one run with 1-bit weights from scratch for stage 1 + stage 2 epochs (stage 1's optimizer and weight decay; each epoch at the two-stage run's learning rate), instead of the two stages",
     })
+    .option('teacher', {
+      type: 'string',
+      describe:
+        "knowledge distillation from a full-precision teacher (the student's network with real activations and float weights): a weights file (.safetensors: teacher/stage1.safetensors of an earlier --teacher train run, or Model.saveWeights of a binaryActivations: false model), or 'train' to train one first in <run dir>/teacher (resumable; its time counts in the time budget)",
+    })
+    .option('teacher-epochs', { type: 'number', describe: "with --teacher train: the teacher's epochs (default: stage 1's; stage 1's optimizer and learning rate, milestones scaled)" })
+    .option('distill-temperature', { type: 'number', describe: 'with --teacher: softening temperature T > 0 of the distillation loss (default 1)' })
+    .option('distill-weight', { type: 'number', describe: 'with --teacher: weight w in [0, 1] of T²·KL(teacher || student) against (1 - w)·cross-entropy (default 0.5)' })
     .option('device', { type: 'string', default: 'cpu', describe: "'cpu', 'cuda' or 'cuda:N'" })
     .option('precision', {
       type: 'string',
@@ -379,6 +392,17 @@ function resolveRun(argv: TrainArgs): TrainArgs {
   if (a.oneStage && a.stage !== 'both') throw new UsageError(`--one-stage trains both stages' epochs in one run: leave out --stage ${a.stage}`, 2);
   if (a.oneStage && a.init) throw new UsageError('--one-stage trains 1-bit weights from scratch: leave out --init', 2);
   if (a.stage === '2' && !a.init && !a.resume) throw new UsageError('--stage 2 needs --init <stage-1 weights> (stage1.safetensors of a stage-1 run)', 2);
+  if (a.teacher === undefined) {
+    for (const [flag, v] of [['--teacher-epochs', a.teacherEpochs], ['--distill-temperature', a.distillTemperature], ['--distill-weight', a.distillWeight]] as const) {
+      if (v !== undefined) throw new UsageError(`${flag} applies to knowledge distillation: give --teacher <file> or --teacher train`, 2);
+    }
+  } else if (a.teacher !== 'train') {
+    // Absolute in config.json, so that --resume finds the file from any folder.
+    const file = path.resolve(a.teacher);
+    a = { ...a, teacher: file };
+    if (a.teacherEpochs !== undefined) throw new UsageError("--teacher-epochs is for a teacher the run trains: --teacher train (the teacher here is a file)", 2);
+    if (!fs.existsSync(file)) throw new UsageError(`--teacher: the weights file ${a.teacher} does not exist (give a .safetensors file, or 'train' to train a teacher first)`, 2);
+  }
   if (!Number.isInteger(a.nproc) || a.nproc < 1) throw new UsageError(`--nproc must be a positive integer, got ${a.nproc}`, 2);
   getPreset(a.preset);
   return a;
@@ -394,6 +418,8 @@ interface Settings {
   augment: { cropPadding: number; hflip: boolean; rotation?: number };
   /** --time-budget (or the preset's) in seconds; undefined when off. */
   budgetSeconds: number | undefined;
+  /** --teacher: the distillation's teacher (a file, or the options of one to train) and settings. */
+  distill: { teacher: string | { train: StageOptions }; temperature: number; weight: number } | undefined;
 }
 
 // Stage option -> the flag that sets it, for error messages.
@@ -468,7 +494,14 @@ function resolveSettings(a: TrainArgs, world: number): Settings {
     throw new UsageError(`--precision ${a.precision} needs a CUDA device (--device cuda); on the CPU training runs in float32`, 2);
   }
   const budgetSeconds = timeBudgetOf(a, preset);
-  return { stage1, stage2, batchSize, width, augment: { cropPadding, hflip: a.hflip ?? preset.augment.hflip, ...(rotation ? { rotation } : {}) }, budgetSeconds };
+  let distill: Settings['distill'];
+  if (a.teacher !== undefined) {
+    const temperature = usage('--distill-temperature', () => checkNumber(a.distillTemperature ?? DEFAULT_DISTILL_TEMPERATURE, 'the temperature', { above: 0 }));
+    const weight = usage('--distill-weight', () => checkNumber(a.distillWeight ?? DEFAULT_DISTILL_WEIGHT, 'the weight', { min: 0, max: 1 }));
+    const epochs = usage('--teacher-epochs', () => checkInteger(a.teacherEpochs ?? stage1.epochs, "the teacher's epochs", 1));
+    distill = { teacher: a.teacher === 'train' ? { train: teacherStageOptions(stage1, epochs) } : a.teacher, temperature, weight };
+  }
+  return { stage1, stage2, batchSize, width, augment: { cropPadding, hflip: a.hflip ?? preset.augment.hflip, ...(rotation ? { rotation } : {}) }, budgetSeconds, distill };
 }
 
 /** --nproc N: starts N workers running this same command and waits for them; the exit code. */
@@ -497,7 +530,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   const main = group === undefined || group.isMain;
   const world = group?.worldSize ?? 1;
   // The budget counts from the process's start (performance.now()'s origin): data loading is in it.
-  const { stage1, stage2, batchSize, augment, budgetSeconds } = settings;
+  const { stage1, stage2, batchSize, augment, budgetSeconds, distill } = settings;
 
   const images = { imageSize: a.imageSize, channels: a.channels, skipBad: a.skipBad, workers: a.workers };
   const train = await loadData(a.dataset, a.data, 'train', preset, images, a.limit);
@@ -527,7 +560,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   const one = (plan?: TimeBudgetPlan): { stage1?: StageOptions; stage2?: StageOptions; oneStage?: StageOptions } =>
     a.oneStage ? { stage1, stage2, oneStage: plan ? plan.stage2 : oneStageOptions(stage1, stage2) } : {};
   const writeConfig = (s1: StageOptions, s2: StageOptions, plan?: TimeBudgetPlan): void =>
-    run?.writeJson('config.json', { bnnTorch: VERSION, dataset: dataName, ...(a.data ? { data: path.resolve(a.data) } : {}), ...(skipped.length ? { skipped } : {}), trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1: s1, stage2: s2, ...one(plan), stages: a.stage, cli, ...(plan ? { timeBudget: plan } : {}), ...(group ? { processes: world, backend: group.backend } : {}) });
+    run?.writeJson('config.json', { bnnTorch: VERSION, dataset: dataName, ...(a.data ? { data: path.resolve(a.data) } : {}), ...(skipped.length ? { skipped } : {}), trainSamples: train.size, testSamples: test.size, batchSize, augment, device, seed: a.seed, model, stage1: s1, stage2: s2, ...one(plan), stages: a.stage, ...(distill ? { distill } : {}), cli, ...(plan ? { timeBudget: plan } : {}), ...(group ? { processes: world, backend: group.backend } : {}) });
   if (!(a.resume && budgetSeconds !== undefined)) writeConfig(stage1, stage2);
   run?.writeText('summary.txt', summarize({ ...model, binaryWeights: a.stage !== '1' }, { height: train.shape[1], width: train.shape[2] }).text);
   if (a.resume && run) {
@@ -624,6 +657,29 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
       stages: a.stage === 'both' ? 'both' : (Number(a.stage) as 1 | 2),
       ...(a.oneStage ? { oneStage: true } : {}),
       ...(a.init ? { init: a.init } : {}),
+      ...(distill
+        ? {
+            distill: {
+              teacher:
+                typeof distill.teacher === 'string'
+                  ? distill.teacher
+                  : {
+                      train: distill.teacher.train,
+                      callbacks: main
+                        ? {
+                            onTrainBegin: ({ epochs, startEpoch }) =>
+                              say(`teacher: training a full-precision teacher for ${epochs} epochs${startEpoch > 0 ? ` from epoch ${startEpoch + 1}` : ''} in ${path.join(outDir, 'teacher')}`),
+                            onStageEnd: ({ weightsPath }) => say(`teacher ready${weightsPath ? `: ${weightsPath}` : ''}; distilling into the binary network`),
+                            onEpochEnd: (log) =>
+                              say(`teacher epoch ${log.epoch + 1}: train ${(100 * log.trainAccuracy).toFixed(2)}%${log.testAccuracy !== undefined ? `, test ${(100 * log.testAccuracy).toFixed(2)}%` : ''} (${log.seconds.toFixed(1)} s)`),
+                          }
+                        : {},
+                    },
+              temperature: distill.temperature,
+              weight: distill.weight,
+            },
+          }
+        : {}),
       // A checkpoint resumes only under the same BatchNorm mode (the key is absent without it, so
       // earlier runs still resume).
       runInfo: { dataset: dataName, trainSamples: train.size, batchSize, augment, ...(a.syncBn && world > 1 ? { syncBatchNorm: true } : {}) },
@@ -679,6 +735,8 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
       progress.message(`skipped ${allSkipped.length} unreadable file${allSkipped.length === 1 ? '' : 's'} in all (${allSkipped.length - skipped.length} found corrupt while decoding; listed in skipped.json)`);
     }
     const report = await writeReport(run.dir);
+    const teacherTest = result.teacher?.test;
+    if (teacherTest) progress.message(`teacher (full precision) test accuracy ${(100 * teacherTest.accuracy).toFixed(2)}%`);
     progress.message(
       `final test accuracy ${(100 * m.accuracy).toFixed(2)}% (loss ${m.loss.toFixed(4)}), 1-bit weights and activations, ` +
         `${(totalSeconds / 60).toFixed(1)} min\nweights: ${result.finalWeightsPath ?? '-'}\nreport: ${report}`,
