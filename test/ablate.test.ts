@@ -197,6 +197,10 @@ test("the binariser additions' flags are bnn train's own and set the model optio
     assert.deepEqual(await model(v.flags), { ...recipe, ...option }, name);
   }
   await assert.rejects(checkTrainFlags(['--sign-gradient', 'bireal']), /sign-gradient/);
+  // Impossible combinations of model switches stop at the flags, before data loads (a variant
+  // given them fails before any run starts).
+  await assert.rejects(checkTrainFlags(['--learnable-thresholds', '--downsample', 'binary']), /the model switches: learnableThresholds is not supported with downsample 'binary'/);
+
 });
 
 test('the table: n, mean ± sd, Δ with Welch interval, one seed without one, unfinished runs counted', () => {
@@ -236,6 +240,11 @@ test('runAblation checks every variant with bnn train’s own parser before anyt
     (e: Error & { code?: string }) => e.code === 'BNN_INVALID_ARGUMENT' && /refuses the flags of one variant, so nothing ran:\ndouble-skip \(--no-double-skip --frobnicate 1\): Unknown argument/.test(e.message),
   );
   await assert.rejects(runAblation({ out, seeds: [0], variants: [], trainArgs: ['--epochs1', '0'] }), /recipe: stage1\.epochs must be/);
+  // An addition impossible with the common flags is refused before anything runs, too.
+  await assert.rejects(
+    runAblation({ out, seeds: [0], variants: [], additions: ['rsign'], trainArgs: ['--downsample', 'binary'] }),
+    /rsign \(--learnable-thresholds\): the model switches: learnableThresholds is not supported with downsample 'binary'/,
+  );
   assert.equal(fs.existsSync(out), false, 'nothing written');
 });
 

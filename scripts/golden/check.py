@@ -455,6 +455,23 @@ def check_ste(path):
           f"weight grad mask {((t['weight/grad_input'] != 0).int()).tolist()} over {x.tolist()}")
 
 
+def check_distill(path):
+    """distill.py's loss cases, recomputed from their stored logits with F.cross_entropy and F.kl_div."""
+    t, meta = load(path)
+    cases = json.loads(meta["cases"])
+    worst = 0.0
+    for i, c in enumerate(cases):
+        s = t[f"loss/{i}/student"].clone().requires_grad_(True)
+        temp, w, e = c["temperature"], c["weight"], c["labelSmoothing"]
+        loss = (1 - w) * F.cross_entropy(s, t[f"loss/{i}/labels"], label_smoothing=e) + w * F.kl_div(
+            F.log_softmax(s / temp, 1), F.softmax(t[f"loss/{i}/teacher"] / temp, 1), reduction="batchmean") * temp * temp
+        loss.backward()
+        worst = max(worst, (loss.detach() - t[f"loss/{i}/loss"]).abs().max().item(), (s.grad - t[f"loss/{i}/grad"]).abs().max().item())
+    if worst > 1e-6:
+        fail(f"distill: the loss cases differ from F.cross_entropy + F.kl_div by {worst:.1e}")
+    print(f"{path.name}: {len(cases)} loss cases recomputed, max abs diff {worst:.1e} (the step part: test/distill.test.ts)")
+
+
 def main():
     setup_torch()
     files = sorted(FIXTURES.glob("*.safetensors"))
@@ -476,11 +493,13 @@ def main():
             check_warmup(path)
         elif path.name == "ste.safetensors":
             check_ste(path)
+        elif path.name == "distill.safetensors":
+            check_distill(path)
         else:
             fail(f"unknown fixture {path.name}")
     expected = {f"model-{c}-stage{s}.safetensors" for c, case in CASES.items() for s in case["stages"]}
     expected |= {"adam-coupled.safetensors", "adam-decoupled.safetensors", "sgd.safetensors", "lr-schedules.safetensors",
-                 "lr-warmup.safetensors", "ste.safetensors"}
+                 "lr-warmup.safetensors", "ste.safetensors", "distill.safetensors"}
     if {p.name for p in files} != expected:
         fail(f"fixture set differs: missing {sorted(expected - {p.name for p in files})}")
     std = ResNet18(num_classes=10, in_channels=3, width=64)

@@ -46,7 +46,13 @@ export const ABLATION_VARIANTS: readonly AblationVariant[] = [
     flags: ['--sign-gradient', 'approx-sign'],
     addition: true,
   },
-  { name: 'rsign', change: "addition: ReActNet's RSign, a learnable per-channel threshold before each sign", flags: ['--learnable-thresholds'], addition: true },
+  {
+    name: 'rsign',
+    change: "addition: ReActNet's RSign, a learnable per-channel threshold before each sign",
+    flags: ['--learnable-thresholds'],
+    addition: true,
+    note: "rsign: in the recipe's order (BatchNorm -> sign) the threshold duplicates the BatchNorm's bias, so this row measures a re-parametrisation (two Adam-normalised parameters moving one threshold); RSign proper acts with Bi-Real's order: --variant-flags 'rsign=--learnable-thresholds --block-order sign-conv-bn' against the block-order row",
+  },
   { name: 'rprelu', change: "addition: ReActNet's RPReLU (PReLU between learnable per-channel shifts) instead of PReLU", flags: ['--block-activation', 'rprelu'], addition: true },
   {
     name: 'mixup',

@@ -99,7 +99,12 @@ export interface ModelConfig {
    * straight-through gradient over batch and space). Parameters: `layerL.B.sign_threshold`
    * [input channels] in double-skip blocks, `layerL.B.sign_threshold1` and `sign_threshold2` in
    * classic blocks. Needs `binaryActivations`; not with `downsample: 'binary'` (that shortcut's sign
-   * has no threshold). The packed export refuses it. Default false.
+   * has no threshold). The packed export folds β into its sign thresholds. In the recipe's block
+   * order (BatchNorm → sign) β duplicates the BatchNorm's bias channel for channel (the BN output
+   * feeds only the sign), so it re-parametrises the threshold rather than adding freedom: Adam
+   * then moves the threshold with two normalised parameters instead of one, and β takes weight
+   * decay. ReActNet's RSign acts on a block input that no BatchNorm precedes: with
+   * `blockOrder: 'sign-conv-bn'` it does. Default false.
    */
   learnableThresholds?: boolean;
 }
@@ -137,7 +142,7 @@ export function resolveModelConfig(config: ModelConfig = {}): ResolvedModelConfi
   if (typeof c.bnMomentum !== 'number' || !(c.bnMomentum >= 0 && c.bnMomentum <= 1)) {
     throw rangeError(`bnMomentum must be a number between 0 and 1, got ${JSON.stringify(c.bnMomentum)}`);
   }
-  return {
+  const r: ResolvedModelConfig = {
     arch: 'resnet18',
     numClasses: checkInteger(c.numClasses, 'numClasses', 1, 1 << 20),
     inChannels: checkInteger(c.inChannels, 'inChannels', 1, 4096),
@@ -153,4 +158,14 @@ export function resolveModelConfig(config: ModelConfig = {}): ResolvedModelConfi
     signGradient: checkOneOf(c.signGradient, 'signGradient', SIGN_GRADIENTS),
     learnableThresholds: checkBoolean(c.learnableThresholds, 'learnableThresholds'),
   };
+  // The combinations the native model refuses, refused here too, so that `bnn train`, `bnn ablate`
+  // and `bnn summary` refuse them before data loads or a run folder is written (same messages).
+  if (!r.binaryActivations && r.signGradient !== 'ste') {
+    throw rangeError(`signGradient '${r.signGradient}' needs binaryActivations (a model with ReLU activations has no sign)`);
+  }
+  if (!r.binaryActivations && r.learnableThresholds) throw rangeError('learnableThresholds needs binaryActivations (a model with ReLU activations has no sign)');
+  if (r.learnableThresholds && r.downsample === 'binary') {
+    throw rangeError("learnableThresholds is not supported with downsample 'binary' (the binary shortcut's sign has no threshold)");
+  }
+  return r;
 }

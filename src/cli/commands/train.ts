@@ -485,6 +485,20 @@ function resolveSettings(a: TrainArgs, world: number): Settings {
   usage('--downsample', () => checkOneOf(a.downsample, 'downsample', DOWNSAMPLES));
   usage('--sign-gradient', () => checkOneOf(a.signGradient, 'sign gradient', SIGN_GRADIENTS));
   usage('--learnable-thresholds', () => checkBoolean(a.learnableThresholds, 'learnable thresholds'));
+  // The model switches together (the data's classes and channels are not known yet: any will do),
+  // so that an impossible combination stops before data loads or a run folder is written.
+  usage('the model switches', () =>
+    resolveModelConfig({
+      numClasses: 2,
+      inChannels: 1,
+      doubleSkip: a.doubleSkip,
+      blockOrder: a.blockOrder,
+      blockActivation: a.blockActivation,
+      downsample: a.downsample,
+      signGradient: a.signGradient,
+      learnableThresholds: a.learnableThresholds,
+    }),
+  );
   if (!(a.distTimeout > 0)) throw new UsageError(`--dist-timeout must be positive, got ${a.distTimeout}`, 2);
   if (!(Number.isInteger(a.tensorboardInterval) && a.tensorboardInterval >= 1)) throw new UsageError(`--tensorboard-interval must be a whole number >= 1, got ${a.tensorboardInterval}`, 2);
   if (a.syncInterval !== undefined && !(Number.isInteger(a.syncInterval) && a.syncInterval >= 1)) {
