@@ -286,7 +286,8 @@ export class Trainer {
       };
       for await (const batch of this.#train.epoch(epoch, { startBatch: batchIndex })) {
         let r: StepResult;
-        const stepLr = warming ? this.schedule.lrAtStep(epoch, batchIndex, batches) : lr;
+        // A resume may start past a since-shortened epoch (stepsPerEpoch): its steps take the last step's rate.
+        const stepLr = warming ? this.schedule.lrAtStep(epoch, Math.min(batchIndex, batches - 1), batches) : lr;
         if (warming) this.optimizer.lr = stepLr;
         try {
           r = await trainStep(this.model, this.optimizer, batch.images, batch.labels, {
