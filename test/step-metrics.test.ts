@@ -260,6 +260,24 @@ test('CUDA: the sync-free step never waits for the GPU (sync debug mode), in bfl
     const t = await metrics.read();
     assert.equal(t.steps, 4);
     assert.equal(t.firstNonFinite, -1);
+    // Mixup (drawn on the host, its permutation copied from pinned memory) and distillation (the
+    // teacher's forward in the step) keep the step sync-free too.
+    using teacher = createModel({ inChannels: 3, width: 16, numClasses: 10, binaryActivations: false }).to('cuda');
+    await trainStep(m, opt, x, y, { precision, metrics, mixup: { alpha: 0.2, seed: 7 }, distill: { teacher } });
+    await metrics.read();
+    metrics.reset();
+    setCudaSyncDebugMode('error');
+    try {
+      await trainStep(m, opt, x, y, { precision, metrics, mixup: { alpha: 0.2, seed: 8 } });
+      await trainStep(m, opt, x, y, { precision, metrics, distill: { teacher } });
+      await trainStep(m, opt, x, y, { precision, metrics, mixup: { alpha: 0.2, seed: 9 }, distill: { teacher, temperature: 2, weight: 0.7 } });
+    } finally {
+      setCudaSyncDebugMode('off');
+    }
+    const tricks = await metrics.read();
+    assert.equal(tricks.steps, 3);
+    assert.equal(tricks.firstNonFinite, -1);
+    metrics.reset();
     // The same batch over and over: the model memorises it, in every precision.
     assert.ok(t.lossSum / t.count < first.loss, `${precision}: ${t.lossSum / t.count} vs ${first.loss} at the start`);
   }

@@ -127,10 +127,14 @@ StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const
     y = y.clamp(0, classes - 1);
   }
   optimizer.zero_grad();
-  // The mixing's permutation goes to the device once and without a blocking copy (a blocking one
-  // synchronises the stream), as the labels above.
+  // The mixing's permutation (drawn on the host) goes to the device once, from pinned memory and
+  // without a blocking copy: a blocking copy, or an asynchronous one from pageable memory, waits
+  // for the stream.
   Mixup mixup = options.mixup;
-  if (mixup.active() && mixup.index.device() != device) mixup.index = mixup.index.to(device, /*non_blocking=*/true);
+  if (mixup.active() && mixup.index.device() != device) {
+    const torch::Tensor host = device.is_cuda() && mixup.index.device().is_cpu() ? mixup.index.pin_memory() : mixup.index;
+    mixup.index = host.to(device, /*non_blocking=*/true);
+  }
   const torch::Tensor y_b = mixup.active() ? y.index_select(0, mixup.index) : torch::Tensor();
   const torch::Tensor inputs = mixup.active() ? mix_images(images, mixup) : images;
   torch::Tensor logits;
