@@ -19,8 +19,11 @@ namespace bnn::infer::detail {
 // ---- AVX-512 with VPOPCNTDQ -----------------------------------------------------------------
 // One activation word is broadcast against 16 output channels' words (two zmm of 8 x 64 bits);
 // kP pixels at a time share the two weight loads: 2 * kP accumulators of 64-bit lane counts
-// (4 measured as fast as 6 or 8 at 64-512 channels).
-BNN_AVX512 void bgemm_avx512(const Windows& win, int64_t P, const uint64_t* w, int32_t* pop, int64_t ldo) {
+// (4 measured as fast as 6 or 8 at 64-512 channels). `finish(acc0, acc1, p)` receives pixel p's
+// two accumulators: stored as int32 counts (bgemm) or turned into the layer's float output
+// (bgemm_epilogue).
+template <class Finish>
+BNN_AVX512 inline void bgemm_avx512_core(const Windows& win, int64_t P, const uint64_t* w, const Finish& finish) {
   constexpr int kP = 4;
   const int64_t ps = win.pixel_stride, rw = win.row_words;
   int64_t p = 0;
@@ -40,10 +43,7 @@ BNN_AVX512 void bgemm_avx512(const Windows& win, int64_t P, const uint64_t* w, i
         }
       }
     }
-    for (int i = 0; i < kP; ++i) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(pop + (p + i) * ldo), _mm512_cvtepi64_epi32(acc[i][0]));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(pop + (p + i) * ldo + 8), _mm512_cvtepi64_epi32(acc[i][1]));
-    }
+    for (int i = 0; i < kP; ++i) finish(acc[i][0], acc[i][1], p + i);
   }
   for (; p < P; ++p) {
     __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
@@ -56,59 +56,43 @@ BNN_AVX512 void bgemm_avx512(const Windows& win, int64_t P, const uint64_t* w, i
         acc1 = _mm512_add_epi64(acc1, _mm512_popcnt_epi64(_mm512_xor_si512(bc, _mm512_loadu_si512(wk + 8))));
       }
     }
+    finish(acc0, acc1, p);
+  }
+}
+
+// Functors rather than lambdas: a lambda's body does not inherit its enclosing function's target
+// attribute, so it could not use AVX-512 intrinsics.
+struct StoreCounts {
+  int32_t* pop;
+  int64_t ldo;
+  BNN_AVX512 void operator()(__m512i acc0, __m512i acc1, int64_t p) const {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(pop + p * ldo), _mm512_cvtepi64_epi32(acc0));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(pop + p * ldo + 8), _mm512_cvtepi64_epi32(acc1));
   }
+};
+
+struct FloatOutput {
+  const BlockEpilogue& e;
+  __mmask16 m;
+  BNN_AVX512 void operator()(__m512i acc0, __m512i acc1, int64_t i) const {
+    const __m512i pop = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(acc0)), _mm512_cvtepi64_epi32(acc1), 1);
+    __m512i s = _mm512_sub_epi32(_mm512_set1_epi32(e.full), _mm512_add_epi32(pop, pop));
+    if (const int32_t* c = e.corr[i]) s = _mm512_sub_epi32(s, _mm512_maskz_loadu_epi32(m, c));
+    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, e.alpha), _mm512_cvtepi32_ps(s));
+    if (e.add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, e.add + i * e.lda));
+    const __m512 sv = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, e.slope), v);
+    const __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+    _mm512_mask_storeu_ps(e.out + i * e.ldo, m, _mm512_mask_blend_ps(pos, sv, v));
+  }
+};
+
+BNN_AVX512 void bgemm_avx512(const Windows& win, int64_t P, const uint64_t* w, int32_t* pop, int64_t ldo) {
+  bgemm_avx512_core(win, P, w, StoreCounts{pop, ldo});
 }
 
-BNN_AVX512 static inline void finish_pixel(__m512i acc0, __m512i acc1, int64_t i, const BlockEpilogue& e, __mmask16 m) {
-  const __m512i pop = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(acc0)), _mm512_cvtepi64_epi32(acc1), 1);
-  __m512i s = _mm512_sub_epi32(_mm512_set1_epi32(e.full), _mm512_add_epi32(pop, pop));
-  if (const int32_t* c = e.corr[i]) s = _mm512_sub_epi32(s, _mm512_maskz_loadu_epi32(m, c));
-  __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, e.alpha), _mm512_cvtepi32_ps(s));
-  if (e.add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, e.add + i * e.lda));
-  const __m512 sv = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, e.slope), v);
-  const __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
-  _mm512_mask_storeu_ps(e.out + i * e.ldo, m, _mm512_mask_blend_ps(pos, sv, v));
-}
-
-// bgemm_avx512 with the float epilogue of BlockEpilogue applied to the accumulators in registers.
 BNN_AVX512 void bgemm_epilogue_avx512(const Windows& win, int64_t P, const uint64_t* w, const BlockEpilogue& e) {
-  constexpr int kP = 4;
-  const int64_t ps = win.pixel_stride, rw = win.row_words;
   const __mmask16 m = e.nch >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << e.nch) - 1);
-  int64_t p = 0;
-  for (; p + kP <= P; p += kP) {
-    __m512i acc[kP][2];
-    for (int i = 0; i < kP; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
-    const uint64_t* wk = w;
-    for (int kh = 0; kh < 3; ++kh) {
-      const uint64_t* a = win.base + p * ps + kh * win.row_stride;
-      for (int64_t q = 0; q < rw; ++q, wk += kBlock) {
-        const __m512i w0 = _mm512_loadu_si512(wk);
-        const __m512i w1 = _mm512_loadu_si512(wk + 8);
-        for (int i = 0; i < kP; ++i) {
-          const __m512i bc = _mm512_set1_epi64(static_cast<long long>(a[i * ps + q]));
-          acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(bc, w0)));
-          acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_xor_si512(bc, w1)));
-        }
-      }
-    }
-    for (int i = 0; i < kP; ++i) finish_pixel(acc[i][0], acc[i][1], p + i, e, m);
-  }
-  for (; p < P; ++p) {
-    __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
-    const uint64_t* wk = w;
-    for (int kh = 0; kh < 3; ++kh) {
-      const uint64_t* a = win.base + p * ps + kh * win.row_stride;
-      for (int64_t q = 0; q < rw; ++q, wk += kBlock) {
-        const __m512i bc = _mm512_set1_epi64(static_cast<long long>(a[q]));
-        acc0 = _mm512_add_epi64(acc0, _mm512_popcnt_epi64(_mm512_xor_si512(bc, _mm512_loadu_si512(wk))));
-        acc1 = _mm512_add_epi64(acc1, _mm512_popcnt_epi64(_mm512_xor_si512(bc, _mm512_loadu_si512(wk + 8))));
-      }
-    }
-    finish_pixel(acc0, acc1, p, e, m);
-  }
+  bgemm_avx512_core(win, P, w, FloatOutput{e, m});
 }
 
 // 16 channels per compare; a masked load covers a channel count that is not a multiple of 16.
