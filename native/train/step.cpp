@@ -143,13 +143,14 @@ StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const
     logits = model->forward(inputs);
   }
   const auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing);
-  torch::Tensor loss = mixup.active() ? torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y, ce) * mixup.lambda +
-                                            torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y_b, ce) * (1.0 - mixup.lambda)
-                                      : torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y, ce);
+  const torch::Tensor logits_f = logits.to(torch::kFloat);  // once: under autocast each .to is a copy
+  torch::Tensor loss = mixup.active() ? torch::nn::functional::cross_entropy(logits_f, y, ce) * mixup.lambda +
+                                            torch::nn::functional::cross_entropy(logits_f, y_b, ce) * (1.0 - mixup.lambda)
+                                      : torch::nn::functional::cross_entropy(logits_f, y, ce);
   if (options.distill) {
     // With mixup the teacher sees the same mixed images as the student.
     const Distillation& d = *options.distill;
-    loss = loss * (1.0 - d.weight) + soft_target_kl(logits.to(torch::kFloat), teacher_logits(d, inputs, options.precision), d.temperature) * d.weight;
+    loss = loss * (1.0 - d.weight) + soft_target_kl(logits_f, teacher_logits(d, inputs, options.precision), d.temperature) * d.weight;
   }
   torch::NoGradGuard no_grad_outer;  // the bookkeeping below builds no graph
   const torch::Tensor finite = loss.isfinite();
@@ -289,13 +290,14 @@ StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
     AutocastScope autocast(options.precision, model->conv1->weight.device());
     logits = model->forward(inputs);
   }
-  torch::Tensor loss = mixup.active() ? mixup_cross_entropy(logits.to(torch::kFloat), labels, mixup, options.label_smoothing)
-                                      : cross_entropy(logits.to(torch::kFloat), labels, options.label_smoothing);
+  const torch::Tensor logits_f = logits.to(torch::kFloat);
+  torch::Tensor loss = mixup.active() ? mixup_cross_entropy(logits_f, labels, mixup, options.label_smoothing)
+                                      : cross_entropy(logits_f, labels, options.label_smoothing);
   if (options.distill) {
     // (1 - w) * CE + w * T^2 * KL, as distillation_loss; with mixup the CE is mixup's and the
     // teacher sees the same mixed images as the student.
     const Distillation& d = *options.distill;
-    loss = loss * (1.0 - d.weight) + soft_target_kl(logits.to(torch::kFloat), teacher_logits(d, inputs, options.precision), d.temperature) * d.weight;
+    loss = loss * (1.0 - d.weight) + soft_target_kl(logits_f, teacher_logits(d, inputs, options.precision), d.temperature) * d.weight;
   }
   double loss_value = loss.item<double>();
   bool stop = options.stop_requested;

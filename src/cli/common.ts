@@ -7,6 +7,7 @@ import type { Device } from '../core/device.js';
 import { checkDevice } from '../core/check.js';
 import { cudaAvailable, setNumThreads } from '../core/runtime.js';
 import { imageInfo } from '../image/decode.js';
+import type { ModelConfig } from '../nn/model-config.js';
 import type { Preset } from '../train/presets.js';
 
 /** An error the CLI reports as one line (no stack) with a non-zero exit code. */
@@ -143,4 +144,19 @@ export async function loadImages(source: string, split: DatasetSplit, preset: Pr
 export async function loadData(name: DatasetName, root: string | undefined, split: DatasetSplit, preset: Preset, flags: ImageFlags, limit?: number): Promise<Dataset> {
   if (root !== undefined && isImageData(root)) return loadImages(root, split, preset, flags, limit);
   return loadSplit(name, root, split, limit);
+}
+
+/** The ablation switches of the model, as `bnn train` and `bnn summary` both take them. */
+export type ModelSwitches = Pick<ModelConfig, 'doubleSkip' | 'blockOrder' | 'blockActivation' | 'downsample' | 'signGradient' | 'learnableThresholds'>;
+
+/** The model switches of a command's parsed flags (one list, so a new switch reaches every command). */
+export function modelSwitches(a: ModelSwitches): ModelSwitches {
+  return {
+    doubleSkip: a.doubleSkip,
+    blockOrder: a.blockOrder,
+    blockActivation: a.blockActivation,
+    downsample: a.downsample,
+    signGradient: a.signGradient,
+    learnableThresholds: a.learnableThresholds,
+  };
 }

@@ -161,37 +161,23 @@ export async function trainStep(model: Model, optimizer: Optimizer, images: Tens
   const metrics = options.metrics?.handle ?? null;
   const m = options.mixup === undefined ? null : checkStepMixup(options.mixup);
   const mixup = m === null ? null : 'index' in m ? { lambda: m.lambda, index: m.index.handle } : m;
+  const common = {
+    labelSmoothing,
+    clipLatentWeights: options.clipLatentWeights ?? false,
+    stop: options.stop ?? false,
+    dataParallel,
+    precision,
+    metrics,
+    mixup,
+  };
   const d = options.distill;
-  if (d === undefined) {
-    return model.exclusive((h) =>
-      native().trainStep(h, optimizer.handle, x, y, {
-        labelSmoothing,
-        clipLatentWeights: options.clipLatentWeights ?? false,
-        stop: options.stop ?? false,
-        dataParallel,
-        precision,
-        metrics,
-        mixup,
-      }),
-    );
-  }
+  if (d === undefined) return model.exclusive((h) => native().trainStep(h, optimizer.handle, x, y, common));
   if (typeof d !== 'object' || d === null || !(d.teacher instanceof Model)) throw typeError('distill.teacher must be a Model');
   if (d.teacher === model) throw rangeError('distill.teacher must be another model than the student');
   const { temperature, weight } = checkDistillSettings(d.temperature, d.weight);
   // Both models are in use on the worker thread: neither may be touched until the step settles.
   return model.exclusive((h) =>
-    d.teacher.exclusive((teacher) =>
-      native().trainStep(h, optimizer.handle, x, y, {
-        labelSmoothing,
-        clipLatentWeights: options.clipLatentWeights ?? false,
-        stop: options.stop ?? false,
-        dataParallel,
-        precision,
-        metrics,
-        mixup,
-        distill: { teacher, temperature, weight },
-      }),
-    ),
+    d.teacher.exclusive((teacher) => native().trainStep(h, optimizer.handle, x, y, { ...common, distill: { teacher, temperature, weight } })),
   );
 }
 

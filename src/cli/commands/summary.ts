@@ -4,7 +4,7 @@ import type { Argv, ArgumentsCamelCase } from 'yargs';
 import { BLOCK_ACTIVATIONS, BLOCK_ORDERS, DOWNSAMPLES, resolveModelConfig, SIGN_GRADIENTS, type BlockActivation, type BlockOrder, type Downsample, type SignGradient } from '../../nn/model-config.js';
 import { summarize } from '../../nn/summary.js';
 import { getPreset, PRESETS, type PresetName } from '../../train/presets.js';
-import { loadImages } from '../common.js';
+import { loadImages, modelSwitches } from '../common.js';
 import { readModelConfig } from './model-file.js';
 
 interface SummaryArgs { checkpoint?: string; numClasses: number; inChannels: number; width: number; stem: 'small' | 'imagenet'; doubleSkip: boolean; blockOrder: BlockOrder; blockActivation: BlockActivation; downsample: Downsample; signGradient: SignGradient; learnableThresholds: boolean; binaryActivations: boolean; binaryWeights: boolean; height?: number; data?: string; preset: PresetName; imageSize?: number; json: boolean }
@@ -48,12 +48,7 @@ export async function handler(a: ArgumentsCamelCase<SummaryArgs>): Promise<void>
         inChannels: fromData?.inChannels ?? a.inChannels,
         width: a.width,
         stem: fromData?.stem ?? a.stem,
-        doubleSkip: a.doubleSkip,
-        blockOrder: a.blockOrder,
-        blockActivation: a.blockActivation,
-        downsample: a.downsample,
-        signGradient: a.signGradient,
-        learnableThresholds: a.learnableThresholds,
+        ...modelSwitches(a),
         binaryActivations: a.binaryActivations,
         binaryWeights: a.binaryWeights,
       });

@@ -36,7 +36,7 @@ import type { EpochLog, StageOptions, TrainerCallbacks } from '../../train/types
 import { VERSION } from '../../core/version.js';
 import { TensorBoardWriter } from '../../io/tensorboard.js';
 import { checkpointWeights, tensorBoardCallbacks, WeightDiagnostics, type LayerDiagnostics } from '../../train/diagnostics.js';
-import { applyThreads, DATASETS, isImageData, loadData, numberList, resolveDevice, UsageError } from '../common.js';
+import { applyThreads, DATASETS, isImageData, loadData, modelSwitches, numberList, resolveDevice, UsageError } from '../common.js';
 import { cpuThreadsPerWorker, launchWorkers, WORKER_ENV } from '../launcher.js';
 import { Progress } from '../progress.js';
 import { defaultRunDir, RunDirectory } from '../run-dir.js';
@@ -491,12 +491,7 @@ function resolveSettings(a: TrainArgs, world: number): Settings {
     resolveModelConfig({
       numClasses: 2,
       inChannels: 1,
-      doubleSkip: a.doubleSkip,
-      blockOrder: a.blockOrder,
-      blockActivation: a.blockActivation,
-      downsample: a.downsample,
-      signGradient: a.signGradient,
-      learnableThresholds: a.learnableThresholds,
+      ...modelSwitches(a),
     }),
   );
   if (!(a.distTimeout > 0)) throw new UsageError(`--dist-timeout must be positive, got ${a.distTimeout}`, 2);
@@ -556,12 +551,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     inChannels: train.shape[0],
     width: settings.width,
     stem: a.stem ?? (train.streamed ? preset.stem : 'small'),
-    doubleSkip: a.doubleSkip,
-    blockOrder: a.blockOrder,
-    blockActivation: a.blockActivation,
-    downsample: a.downsample,
-    signGradient: a.signGradient,
-    learnableThresholds: a.learnableThresholds,
+    ...modelSwitches(a),
   });
 
   // The run folder is named by rank 0 (a default name holds the time) and shared with the others.
