@@ -57,7 +57,7 @@ async function runGroup(dir: string, worldSize: number, job: Omit<WorkerJob, 'ra
 
 /** Epoch logs without their wall-clock fields. */
 function metrics(history: unknown): unknown {
-  return (history as Record<string, unknown>[]).map(({ seconds: _s, trainImagesPerSecond: _i, ...rest }) => rest);
+  return (history as Record<string, unknown>[]).map(({ seconds: _s, trainImagesPerSecond: _i, dataWaitSeconds: _w, ...rest }) => rest);
 }
 
 function weights(file: string): Map<string, Float32Array> {

@@ -5,11 +5,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
+  createModel,
   InMemoryBatches,
   loadCheckpoint,
   saveCheckpoint,
   scope,
   Tensor,
+  Trainer,
   trainTwoStage,
   type Batch,
   type BatchSource,
@@ -250,6 +252,8 @@ test(`Ctrl-C style abort mid-epoch (stage ${at.stage}) saves a checkpoint; resum
     assert.equal(ckpt.meta.stage, at.ckptStage);
     assert.equal(ckpt.meta.epochsDone, 0);
     assert.equal(ckpt.meta.partial?.batchesDone, 3);
+    const wait = ckpt.meta.partial?.dataWaitSeconds;
+    assert.ok(typeof wait === 'number' && wait >= 0 && wait <= ckpt.meta.partial!.seconds, `the partial epoch's data wait is carried: ${wait}`);
   });
   const batches: number[] = [];
   const resumed = await trainTwoStage(config(broken, { resume: true, callbacks: { onBatchEnd: ({ batch }) => void batches.push(batch) } }));
@@ -258,3 +262,35 @@ test(`Ctrl-C style abort mid-epoch (stage ${at.stage}) saves a checkpoint; resum
   assert.deepEqual(weightsOf(path.join(broken, 'final.safetensors')), weightsOf(path.join(whole, 'final.safetensors')));
 });
 }
+
+test("an epoch's data wait is the time the loop waited for batches (a slow source shows it, a fast one does not)", async () => {
+  const { train } = sources();
+  const delayMs = 40;
+  const slow: BatchSource = {
+    size: train.size,
+    batchesPerEpoch: train.batchesPerEpoch,
+    numClasses: train.numClasses,
+    async *epoch(epoch: number): AsyncIterable<Batch> {
+      for await (const b of train.epoch(epoch)) {
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        yield b;
+      }
+    },
+  };
+  const fit = async (source: BatchSource): Promise<EpochLog> => {
+    using model = createModel({ inChannels: 1, width: 4, numClasses: CLASSES });
+    const trainer = new Trainer({ model, stage: 1, options: { ...STAGE1, epochs: 1 }, train: source });
+    try {
+      const [log] = await trainer.fit();
+      return log!;
+    } finally {
+      trainer.dispose();
+    }
+  };
+  const slowLog = await fit(slow);
+  const fastLog = await fit(train);
+  const batches = train.batchesPerEpoch;
+  assert.ok(slowLog.dataWaitSeconds! >= (batches * delayMs * 0.9) / 1000, `slow source: ${slowLog.dataWaitSeconds} s over ${batches} batches`);
+  assert.ok(slowLog.dataWaitSeconds! <= slowLog.seconds, `${slowLog.dataWaitSeconds} s within the epoch's ${slowLog.seconds} s`);
+  assert.ok(fastLog.dataWaitSeconds! >= 0 && fastLog.dataWaitSeconds! < (batches * delayMs * 0.5) / 1000, `in-memory source: ${fastLog.dataWaitSeconds} s`);
+});

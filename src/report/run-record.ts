@@ -119,6 +119,8 @@ export function parseEpochLine(obj: Json): EpochRecord | undefined {
   const record: EpochRecord = { stage, epoch, lr, trainLoss, trainAccuracy, seconds, trainImagesPerSecond };
   if (testLoss !== undefined) record.testLoss = testLoss;
   if (testAccuracy !== undefined) record.testAccuracy = testAccuracy;
+  const dataWait = optionalNumber(obj, 'dataWaitSeconds');
+  if (dataWait !== undefined && dataWait !== 'invalid' && dataWait >= 0) record.dataWaitSeconds = dataWait;
   return record;
 }
 

@@ -22,7 +22,7 @@ export interface CheckpointMeta {
   /** Free-form record of the run so far (per-epoch logs, timings). */
   history: unknown[];
   /** Set when the run was interrupted mid-epoch: where epoch `epochsDone` stopped and its running totals. */
-  partial?: { epoch: number; batchesDone: number; lossSum: number; correct: number; count: number; seconds: number };
+  partial?: { epoch: number; batchesDone: number; lossSum: number; correct: number; count: number; seconds: number; dataWaitSeconds?: number };
 }
 
 export interface Checkpoint {

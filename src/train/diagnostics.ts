@@ -232,6 +232,7 @@ export function tensorBoardCallbacks(options: TensorBoardCallbackOptions): Train
       if (log.testAccuracy !== undefined) writer.addScalar('test/accuracy', log.testAccuracy, step);
       writer.addScalar('train/epoch_learning_rate', log.lr, step);
       writer.addScalar('train/epoch_seconds', log.seconds, step);
+      if (log.dataWaitSeconds !== undefined) writer.addScalar('train/epoch_data_wait_seconds', log.dataWaitSeconds, step);
       if (options.activationBatch && !(context?.model instanceof Model)) {
         throw typeError('activationBatch needs the model: call onEpochEnd(log, { model }) as the Trainer does');
       }

@@ -262,6 +262,10 @@ export class Trainer {
       let correct = carry?.correct ?? 0;
       let count = carry?.count ?? 0;
       let batchIndex = partial?.batchesDone ?? 0;
+      // Time between asking the source for a batch and having it, summed (the input pipeline's stall).
+      const carriedWait = partial?.dataWaitSeconds;
+      let dataWait = typeof carriedWait === 'number' && carriedWait >= 0 && Number.isFinite(carriedWait) ? carriedWait * 1000 : 0;
+      let asked = performance.now();
       const diverged = (step: number, why: string) =>
         Object.assign(
           bnnError(`training diverged in stage ${this.stage}, epoch ${epoch + 1}, step ${step + 1}: ${why}; the last checkpoint is left as it was`, 'BNN_NON_FINITE_LOSS'),
@@ -285,6 +289,7 @@ export class Trainer {
         readAt = batchIndex;
       };
       for await (const batch of this.#train.epoch(epoch, { startBatch: batchIndex })) {
+        dataWait += performance.now() - asked;
         let r: StepResult;
         // A resume may start past a since-shortened epoch (stepsPerEpoch): its steps take the last step's rate.
         const stepLr = warming ? this.schedule.lrAtStep(epoch, Math.min(batchIndex, batches - 1), batches) : lr;
@@ -328,7 +333,7 @@ export class Trainer {
         if (stop && batchIndex < batches) {
           await drain();
           const totals = group ? await group.sumNumbers([lossSum, correct, count]) : [lossSum, correct, count];
-          const position = { epoch, batchesDone: batchIndex, lossSum: totals[0]!, correct: totals[1]!, count: totals[2]!, seconds: (performance.now() - started) / 1000 };
+          const position = { epoch, batchesDone: batchIndex, lossSum: totals[0]!, correct: totals[1]!, count: totals[2]!, seconds: (performance.now() - started) / 1000, dataWaitSeconds: dataWait / 1000 };
           await this.#onInterrupt?.(position, this);
           throw Object.assign(bnnError(`training was interrupted in stage ${this.stage}, epoch ${epoch + 1}, after batch ${batchIndex}`, 'BNN_INTERRUPTED'), {
             stage: this.stage,
@@ -337,6 +342,7 @@ export class Trainer {
           });
         }
         if (batchIndex >= batches) break;
+        asked = performance.now();
       }
       await drain();
       if (group) {
@@ -353,6 +359,7 @@ export class Trainer {
         trainAccuracy: correct / count,
         seconds: 0,
         trainImagesPerSecond: count / trainSeconds,
+        dataWaitSeconds: dataWait / 1000,
       };
       if (this.#test) {
         const m = await evaluate(this.model, this.#test, group, precision);

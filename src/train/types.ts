@@ -73,6 +73,14 @@ export interface EpochLog {
   seconds: number;
   /** Training throughput of the epoch, images per second. */
   trainImagesPerSecond: number;
+  /**
+   * Seconds of the epoch's training spent waiting for the next batch from the data source: the
+   * input pipeline's stall (PyTorch Lightning's and timm's "data time"). Near 0 when loading keeps
+   * ahead. On CUDA the steps are queued without waiting for the GPU, so a wait while the GPU still
+   * works through queued steps does not idle it: this is the host's view, an upper bound on the
+   * GPU's idle time due to input.
+   */
+  dataWaitSeconds?: number;
 }
 
 /** Result of an evaluation pass. */
@@ -129,4 +137,6 @@ export interface PartialEpoch {
   correct: number;
   count: number;
   seconds: number;
+  /** The data wait so far (see {@link EpochLog.dataWaitSeconds}); absent in checkpoints of older versions. */
+  dataWaitSeconds?: number;
 }
