@@ -374,6 +374,34 @@ test('bnn ablate: a tiny ablation, interrupted in its second run, continues wher
   assert.match(other.stderr, /holds runs of another ablation; use another --out, or remove those runs:\n\s+runs\/recipe\/seed0 was trained with other flags \(width: 4 there, 8 now\)/);
 });
 
+test('bnn ablate --jobs 2: two runs at once, the cores shared out, each line prefixed with its run', { timeout: 240_000 }, async () => {
+  const data = fakeData();
+  const out = path.join(tempDir('bnn-ablate-jobs'), 'abl');
+  const train = ['--data', data, '--epochs1', '1', '--epochs2', '1', '--width', '4', '--batch-size', '32', '--no-tensorboard'];
+  const r = await new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', BNN, 'ablate', '--out', out, '--seeds', '1', '--variants', 'double-skip', '--jobs', '2', '--threads', '2', '--', ...train], { cwd: packageRoot });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
+    child.on('exit', (code) => resolve({ code, stderr, stdout }));
+  });
+  assert.equal(r.code, 0, r.stderr);
+  // Both runs start before either finishes.
+  const firstDone = r.stderr.search(/(recipe|double-skip), seed 0: \d+\.\d\d%/);
+  assert.ok(firstDone > 0, r.stderr);
+  assert.ok(r.stderr.indexOf('run 1/2: ') >= 0 && r.stderr.indexOf('run 2/2: ') >= 0 && r.stderr.indexOf('run 2/2: ') < firstDone, `runs overlap:\n${r.stderr}`);
+  // Every line of a run is prefixed with its name; the two threads are split one each.
+  for (const name of ['recipe', 'double-skip']) assert.match(r.stderr, new RegExp(`^\\[${name} seed 0\\] stage 2 epoch 1/1: `, 'm'));
+  const result = readResult(out);
+  assert.equal(result.complete, true);
+  for (const run of result.runs) {
+    assert.equal(run.status, 'finished');
+    const lines = fs.readFileSync(path.join(out, run.dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; threads?: number });
+    assert.equal(lines.find((l) => l.type === 'final')!.threads, 1, `${run.dir} trained on one of the two threads`);
+  }
+});
+
 test('bnn ablate: bad options exit 2 with a one-line reason before anything runs', () => {
   const out = path.join(tempDir('bnn-ablate-bad'), 'abl');
   const cases: [string[], RegExp][] = [
