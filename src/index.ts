@@ -114,6 +114,7 @@ export {
 export {
   InferenceModel,
   inferenceIsas,
+  INFER_ISAS,
   benchBinaryConv,
   exportPacked,
   INPUT_METADATA_KEY,

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { packageRoot } from '../src/binding/native.js';
-import { createModel, exportPacked, InferenceModel, inferenceIsas, isBnnError, manualSeed, renderImage, scope, Tensor, type ModelConfig } from '../src/index.js';
+import { createModel, exportPacked, INFER_ISAS, InferenceModel, inferenceIsas, isBnnError, manualSeed, renderImage, scope, Tensor, type ModelConfig } from '../src/index.js';
 import { checkInputSpec, normalizationTable } from '../src/infer/inference-model.js';
 import { inferNative } from '../src/binding/infer.js';
 import { readIdx } from '../src/io/idx.js';
@@ -244,7 +244,7 @@ test('bad packed files and bad input are clear errors', async () => {
   await assert.rejects(engine.predict({ data: new Float64Array(784) as unknown as Float32Array, shape: [1, 1, 28, 28] }), TypeError);
   await assert.rejects(engine.predict({ data: new Uint8Array(784), shape: [1, 28, 28, 1] }), /normalisation/, 'uint8 needs the stored normalisation');
   await assert.rejects(engine.predict({ data: new Float32Array(784), shape: [1, 1, 28, 28] }, { topK: 11 }), RangeError);
-  const unsupported = (['avx512', 'avx2', 'baseline', 'neon'] as const).find((i) => !inferenceIsas().supported.includes(i));
+  const unsupported = INFER_ISAS.find((i) => !inferenceIsas().supported.includes(i));
   if (unsupported) await assert.rejects(engine.predict({ data: new Float32Array(784), shape: [1, 1, 28, 28] }, { isa: unsupported }), /isa|instruction/i);
   engine.dispose();
   await assert.rejects(engine.predict({ data: new Float32Array(784), shape: [1, 1, 28, 28] }), (e: unknown) => isBnnError(e) && e.code === 'BNN_DISPOSED');

@@ -27,8 +27,10 @@ CpuIsa cpu_isa() {
       CpuIsa cap = isa;
       if (std::strcmp(want, "avx2") == 0) cap = CpuIsa::Avx2;
       else if (std::strcmp(want, "baseline") == 0) cap = CpuIsa::Baseline;
-      else if (std::strcmp(want, "avx512") != 0 && want[0] != '\0') {
-        std::fprintf(stderr, "bnn-torch: BNN_CPU_ISA=%s is not one of avx512, avx2, baseline; ignored\n", want);
+      // avx512bw is the inference engine's AVX-512 tier without VPOPCNTDQ; these kernels need no
+      // popcount, so it is their avx512.
+      else if (std::strcmp(want, "avx512") != 0 && std::strcmp(want, "avx512bw") != 0 && want[0] != '\0') {
+        std::fprintf(stderr, "bnn-torch: BNN_CPU_ISA=%s is not one of avx512, avx512bw, avx2, baseline; ignored\n", want);
       }
       if (static_cast<int>(cap) < static_cast<int>(isa)) isa = cap;
     }

@@ -109,7 +109,7 @@ void run_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, int64_t
       win = {s.patches.data(), K, row_words, row_words};
     }
     const int64_t nblocks = (no + detail::kBlock - 1) / detail::kBlock;
-    if (fe && isa == Isa::Avx512) {
+    if (fe && (isa == Isa::Avx512 || isa == Isa::Avx512Bw)) {
 #if defined(__x86_64__)
       const int32_t* corr_rows[kPixelChunk];
       int64_t oy = p0 / ow, ox = p0 % ow;
@@ -135,7 +135,8 @@ void run_conv(const BinaryConv& conv, const uint64_t* padded, int64_t n, int64_t
         e.out = fe->out + base + ob;
         e.ldo = fe->ld;
         e.nch = static_cast<int>(std::min<int64_t>(detail::kBlock, no - ob));
-        detail::bgemm_epilogue_avx512(win, np, wb, e);
+        if (isa == Isa::Avx512) detail::bgemm_epilogue_avx512(win, np, wb, e);
+        else detail::bgemm_epilogue_avx512bw(win, np, wb, e);
       }
       return;
 #endif

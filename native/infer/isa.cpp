@@ -11,6 +11,7 @@ namespace bnn::infer {
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Avx512: return "avx512";
+    case Isa::Avx512Bw: return "avx512bw";
     case Isa::Avx2: return "avx2";
     case Isa::Neon: return "neon";
     case Isa::Baseline: return "baseline";
@@ -21,10 +22,11 @@ const char* isa_name(Isa isa) {
 Isa parse_isa(const std::string& name) {
   if (name.empty() || name == "auto") return Isa::Auto;
   if (name == "avx512") return Isa::Avx512;
+  if (name == "avx512bw") return Isa::Avx512Bw;
   if (name == "avx2") return Isa::Avx2;
   if (name == "baseline") return Isa::Baseline;
   if (name == "neon") return Isa::Neon;
-  fail(ErrorKind::InvalidArgument, "isa must be one of avx512, avx2, neon, baseline, got '" + name + "'");
+  fail(ErrorKind::InvalidArgument, "isa must be one of avx512, avx512bw, avx2, neon, baseline, got '" + name + "'");
 }
 
 bool isa_supported(Isa isa) {
@@ -38,12 +40,20 @@ bool isa_supported(Isa isa) {
       }();
       return ok;
     }
+    case Isa::Avx512Bw: {
+      static const bool ok = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+      }();
+      return ok;
+    }
     case Isa::Avx512: {
       // libgcc's feature bits already account for the OS saving the AVX-512 state (XCR0).
       static const bool ok = [] {
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vpopcntdq") &&
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vpopcntdq") &&
                __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
       }();
       return ok;
@@ -58,7 +68,7 @@ bool isa_supported(Isa isa) {
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Baseline}) {
+  for (Isa isa : {Isa::Avx512, Isa::Avx512Bw, Isa::Avx2, Isa::Neon, Isa::Baseline}) {
     if (isa_supported(isa)) out.push_back(isa);
   }
   return out;
@@ -70,22 +80,30 @@ Isa best_isa() {
     Isa isa = all.front();
     if (const char* want = std::getenv("BNN_CPU_ISA"); want && want[0] != '\0') {
       // A cap, never a raise: the best supported ISA no better than the one asked for.
-      int cap = -1;
-      if (!std::strcmp(want, "avx512")) cap = 2;
-      else if (!std::strcmp(want, "avx2")) cap = 1;
-      else if (!std::strcmp(want, "neon")) cap = 3;
-      else if (!std::strcmp(want, "baseline")) cap = 0;
-      if (cap < 0) {
-        std::fprintf(stderr, "bnn-torch: BNN_CPU_ISA=%s is not one of avx512, avx2, neon, baseline; ignored\n", want);
+      Isa cap = Isa::Auto;
+      if (!std::strcmp(want, "avx512")) cap = Isa::Avx512;
+      else if (!std::strcmp(want, "avx512bw")) cap = Isa::Avx512Bw;
+      else if (!std::strcmp(want, "avx2")) cap = Isa::Avx2;
+      else if (!std::strcmp(want, "neon")) cap = Isa::Neon;
+      else if (!std::strcmp(want, "baseline")) cap = Isa::Baseline;
+      if (cap == Isa::Auto) {
+        std::fprintf(stderr, "bnn-torch: BNN_CPU_ISA=%s is not one of avx512, avx512bw, avx2, neon, baseline; ignored\n", want);
       } else {
-        // Order of capability: baseline < avx2 < avx512 on x86; baseline < neon on ARM. A cap from
-        // the other architecture (avx2 on ARM, neon on x86) leaves the SIMD choice unchanged.
-        auto rank = [](Isa i) { return i == Isa::Baseline ? 0 : (i == Isa::Avx2 ? 1 : 2); };
-        const int cap_rank = cap == 0 ? 0 : (cap == 1 ? 1 : 2);
-        const bool same_arch = cap == 0 || (cap == 3) == (isa == Isa::Neon);
+        // Order of capability: baseline < avx2 < avx512bw < avx512 on x86; baseline < neon on ARM.
+        // A cap from the other architecture (avx2 on ARM, neon on x86) leaves the SIMD choice unchanged.
+        auto rank = [](Isa i) {
+          switch (i) {
+            case Isa::Baseline: return 0;
+            case Isa::Avx2:
+            case Isa::Neon: return 1;
+            case Isa::Avx512Bw: return 2;
+            default: return 3;
+          }
+        };
+        const bool same_arch = cap == Isa::Baseline || (cap == Isa::Neon) == (isa == Isa::Neon);
         if (same_arch) {
           for (Isa i : all) {
-            if (rank(i) <= cap_rank) { isa = i; break; }
+            if (rank(i) <= rank(cap)) { isa = i; break; }
           }
         }
       }

@@ -8,7 +8,7 @@ namespace bnn::infer::detail {
 void pack_rows(Isa isa, const float* x, int64_t pixels, int64_t C, const float* sgn, const float* thr, uint64_t* out,
                int64_t words, int64_t out_stride) {
 #if defined(__x86_64__)
-  if (isa == Isa::Avx512) return pack_rows_avx512(x, pixels, C, sgn, thr, out, words, out_stride);
+  if (isa == Isa::Avx512 || isa == Isa::Avx512Bw) return pack_rows_avx512(x, pixels, C, sgn, thr, out, words, out_stride);
   if (isa == Isa::Avx2) return pack_rows_avx2(x, pixels, C, sgn, thr, out, words, out_stride);
 #endif
   pack_rows_baseline(x, pixels, C, sgn, thr, out, words, out_stride);
@@ -17,6 +17,7 @@ void pack_rows(Isa isa, const float* x, int64_t pixels, int64_t C, const float* 
 void bgemm(Isa isa, const Windows& a, int64_t P, const uint64_t* w, int32_t* pop, int64_t ldo) {
 #if defined(__x86_64__)
   if (isa == Isa::Avx512) return bgemm_avx512(a, P, w, pop, ldo);
+  if (isa == Isa::Avx512Bw) return bgemm_avx512bw(a, P, w, pop, ldo);
   if (isa == Isa::Avx2) return bgemm_avx2(a, P, w, pop, ldo);
 #endif
 #if defined(__aarch64__)
@@ -28,7 +29,7 @@ void bgemm(Isa isa, const Windows& a, int64_t P, const uint64_t* w, int32_t* pop
 void gemm_acc(Isa isa, const float* v, int64_t ldv, int64_t P, int64_t K, const float* wt, int64_t ldw, int64_t O, float* acc,
               int64_t lda) {
 #if defined(__x86_64__)
-  if (isa == Isa::Avx512) return gemm_acc_avx512(v, ldv, P, K, wt, ldw, O, acc, lda);
+  if (isa == Isa::Avx512 || isa == Isa::Avx512Bw) return gemm_acc_avx512(v, ldv, P, K, wt, ldw, O, acc, lda);
   if (isa == Isa::Avx2) return gemm_acc_avx2(v, ldv, P, K, wt, ldw, O, acc, lda);
 #endif
   // On aarch64 the baseline is compiled with Advanced SIMD (always present), so it vectorises.
@@ -38,7 +39,7 @@ void gemm_acc(Isa isa, const float* v, int64_t ldv, int64_t P, int64_t K, const 
 void conv_epilogue(Isa isa, const int32_t* sums, int64_t lds, int64_t P, int64_t O, const float* alpha, const float* slope,
                    const float* add, int64_t lda, float* out, int64_t ldo) {
 #if defined(__x86_64__)
-  if (isa == Isa::Avx512) return conv_epilogue_avx512(sums, lds, P, O, alpha, slope, add, lda, out, ldo);
+  if (isa == Isa::Avx512 || isa == Isa::Avx512Bw) return conv_epilogue_avx512(sums, lds, P, O, alpha, slope, add, lda, out, ldo);
   if (isa == Isa::Avx2) return conv_epilogue_avx2(sums, lds, P, O, alpha, slope, add, lda, out, ldo);
 #endif
   conv_epilogue_baseline(sums, lds, P, O, alpha, slope, add, lda, out, ldo);

@@ -46,7 +46,9 @@ struct BlockEpilogue {
   int nch = kBlock;
 };
 #if defined(__x86_64__)
+// The fused popcount + epilogue of the two AVX-512 tiers (with and without VPOPCNTDQ).
 void bgemm_epilogue_avx512(const Windows& a, int64_t P, const uint64_t* w, const BlockEpilogue& e);
+void bgemm_epilogue_avx512bw(const Windows& a, int64_t P, const uint64_t* w, const BlockEpilogue& e);
 #endif
 
 // acc[p * lda + o] += sum over k < K of v[p * ldv + k] * wt[k * ldw + o], for p < P, o < O.
@@ -71,6 +73,7 @@ void bgemm_avx2(const Windows&, int64_t, const uint64_t*, int32_t*, int64_t);
 void gemm_acc_avx2(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t);
 void pack_rows_avx512(const float*, int64_t, int64_t, const float*, const float*, uint64_t*, int64_t, int64_t);
 void bgemm_avx512(const Windows&, int64_t, const uint64_t*, int32_t*, int64_t);
+void bgemm_avx512bw(const Windows&, int64_t, const uint64_t*, int32_t*, int64_t);
 void gemm_acc_avx512(const float*, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, float*, int64_t);
 #endif
 #if defined(__aarch64__)

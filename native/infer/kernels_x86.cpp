@@ -5,6 +5,7 @@
 
 // GCC 12 warns inside _mm512_cvtepi64_epi32 itself (its undefined-vector idiom), not in this code.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <algorithm>
 #include <type_traits>
@@ -14,6 +15,10 @@
 namespace bnn::infer::detail {
 
 #define BNN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx2,fma,popcnt")))
+// AVX-512 without VPOPCNTDQ (Skylake-SP, Cascade Lake, Cooper Lake): everything but the popcount
+// loop is shared with the tier above, compiled for this subset so that both tiers can run it
+// (GCC inlines a function into one whose target is a superset of its own).
+#define BNN_AVX512BW __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,popcnt")))
 #define BNN_AVX2 __attribute__((target("avx2,fma,popcnt")))
 
 // ---- AVX-512 with VPOPCNTDQ -----------------------------------------------------------------
@@ -65,7 +70,7 @@ BNN_AVX512 inline void bgemm_avx512_core(const Windows& win, int64_t P, const ui
 struct StoreCounts {
   int32_t* pop;
   int64_t ldo;
-  BNN_AVX512 void operator()(__m512i acc0, __m512i acc1, int64_t p) const {
+  BNN_AVX512BW void operator()(__m512i acc0, __m512i acc1, int64_t p) const {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(pop + p * ldo), _mm512_cvtepi64_epi32(acc0));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(pop + p * ldo + 8), _mm512_cvtepi64_epi32(acc1));
   }
@@ -74,7 +79,7 @@ struct StoreCounts {
 struct FloatOutput {
   const BlockEpilogue& e;
   __mmask16 m;
-  BNN_AVX512 void operator()(__m512i acc0, __m512i acc1, int64_t i) const {
+  BNN_AVX512BW void operator()(__m512i acc0, __m512i acc1, int64_t i) const {
     const __m512i pop = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(acc0)), _mm512_cvtepi64_epi32(acc1), 1);
     __m512i s = _mm512_sub_epi32(_mm512_set1_epi32(e.full), _mm512_add_epi32(pop, pop));
     if (const int32_t* c = e.corr[i]) s = _mm512_sub_epi32(s, _mm512_maskz_loadu_epi32(m, c));
@@ -95,8 +100,72 @@ BNN_AVX512 void bgemm_epilogue_avx512(const Windows& win, int64_t P, const uint6
   bgemm_avx512_core(win, P, w, FloatOutput{e, m});
 }
 
+// ---- AVX-512 without VPOPCNTDQ --------------------------------------------------------------
+// The AVX2 kernel's byte counting at twice the width: a nibble table through vpshufb gives each
+// byte's count, summed in byte lanes for up to 31 words (31 * 8 = 248 < 256), then widened to the
+// 64-bit lanes the finishing functors take with vpsadbw. The layout and the kP pixels sharing the
+// weight loads are bgemm_avx512_core's; 4 pixels keep 8 byte and 8 total accumulators, the table,
+// the mask and the two weight vectors in the 32 zmm registers.
+BNN_AVX512BW static inline __m512i popcount_bytes512(__m512i x, __m512i lut, __m512i low) {
+  return _mm512_add_epi8(_mm512_shuffle_epi8(lut, _mm512_and_si512(x, low)), _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(x, 4), low)));
+}
+
+template <int kP, class Finish>
+BNN_AVX512BW inline void bgemm_avx512bw_pixels(const Windows& win, int64_t p, const uint64_t* w, const Finish& finish) {
+  // Popcounts of 0..15 in every 16-byte lane (the bytes 0 1 1 2 1 2 2 3 | 1 2 2 3 2 3 3 4).
+  constexpr long long kLo = 0x0302020102010100LL, kHi = 0x0403030203020201LL;
+  const __m512i lut = _mm512_set_epi64(kHi, kLo, kHi, kLo, kHi, kLo, kHi, kLo);
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  const __m512i zero = _mm512_setzero_si512();
+  const int64_t ps = win.pixel_stride, rw = win.row_words;
+  __m512i bytes[kP][2], total[kP][2];
+  for (int i = 0; i < kP; ++i) bytes[i][0] = bytes[i][1] = total[i][0] = total[i][1] = zero;
+  int run = 0;
+  const uint64_t* wk = w;
+  for (int kh = 0; kh < 3; ++kh) {
+    const uint64_t* a = win.base + p * ps + kh * win.row_stride;
+    for (int64_t q = 0; q < rw; ++q, wk += kBlock) {
+      const __m512i w0 = _mm512_loadu_si512(wk);
+      const __m512i w1 = _mm512_loadu_si512(wk + 8);
+      for (int i = 0; i < kP; ++i) {
+        const __m512i bc = _mm512_set1_epi64(static_cast<long long>(a[i * ps + q]));
+        bytes[i][0] = _mm512_add_epi8(bytes[i][0], popcount_bytes512(_mm512_xor_si512(bc, w0), lut, low));
+        bytes[i][1] = _mm512_add_epi8(bytes[i][1], popcount_bytes512(_mm512_xor_si512(bc, w1), lut, low));
+      }
+      if (++run == 31) {
+        for (int i = 0; i < kP; ++i) {
+          for (int j = 0; j < 2; ++j) {
+            total[i][j] = _mm512_add_epi64(total[i][j], _mm512_sad_epu8(bytes[i][j], zero));
+            bytes[i][j] = zero;
+          }
+        }
+        run = 0;
+      }
+    }
+  }
+  for (int i = 0; i < kP; ++i) {
+    finish(_mm512_add_epi64(total[i][0], _mm512_sad_epu8(bytes[i][0], zero)), _mm512_add_epi64(total[i][1], _mm512_sad_epu8(bytes[i][1], zero)), p + i);
+  }
+}
+
+template <class Finish>
+BNN_AVX512BW inline void bgemm_avx512bw_core(const Windows& win, int64_t P, const uint64_t* w, const Finish& finish) {
+  int64_t p = 0;
+  for (; p + 4 <= P; p += 4) bgemm_avx512bw_pixels<4>(win, p, w, finish);
+  for (; p < P; ++p) bgemm_avx512bw_pixels<1>(win, p, w, finish);
+}
+
+BNN_AVX512BW void bgemm_avx512bw(const Windows& win, int64_t P, const uint64_t* w, int32_t* pop, int64_t ldo) {
+  bgemm_avx512bw_core(win, P, w, StoreCounts{pop, ldo});
+}
+
+BNN_AVX512BW void bgemm_epilogue_avx512bw(const Windows& win, int64_t P, const uint64_t* w, const BlockEpilogue& e) {
+  const __mmask16 m = e.nch >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << e.nch) - 1);
+  bgemm_avx512bw_core(win, P, w, FloatOutput{e, m});
+}
+
 // 16 channels per compare; a masked load covers a channel count that is not a multiple of 16.
-BNN_AVX512 void pack_rows_avx512(const float* x, int64_t pixels, int64_t C, const float* sgn, const float* thr, uint64_t* out,
+BNN_AVX512BW void pack_rows_avx512(const float* x, int64_t pixels, int64_t C, const float* sgn, const float* thr, uint64_t* out,
                                  int64_t words, int64_t out_stride) {
   for (int64_t p = 0; p < pixels; ++p, x += C, out += out_stride) {
     for (int64_t wd = 0; wd < words; ++wd) {
@@ -117,7 +186,7 @@ BNN_AVX512 void pack_rows_avx512(const float* x, int64_t pixels, int64_t C, cons
   }
 }
 
-BNN_AVX512 __attribute__((optimize("O3"))) void gemm_acc_avx512(const float* v, int64_t ldv, int64_t P, int64_t K,
+BNN_AVX512BW __attribute__((optimize("O3"))) void gemm_acc_avx512(const float* v, int64_t ldv, int64_t P, int64_t K,
                                                                 const float* wt, int64_t ldw, int64_t O, float* acc,
                                                                 int64_t lda) {
   BNN_GEMM_ACC_BODY
@@ -192,7 +261,7 @@ BNN_AVX2 __attribute__((optimize("O3"))) void gemm_acc_avx2(const float* v, int6
   BNN_GEMM_ACC_BODY
 }
 
-BNN_AVX512 __attribute__((optimize("O3", "no-trapping-math", "fp-contract=off"))) void conv_epilogue_avx512(
+BNN_AVX512BW __attribute__((optimize("O3", "no-trapping-math", "fp-contract=off"))) void conv_epilogue_avx512(
     const int32_t* sums, int64_t lds, int64_t P, int64_t O, const float* alpha, const float* slope, const float* add, int64_t lda,
     float* out, int64_t ldo) {
   BNN_EPILOGUE_BODY

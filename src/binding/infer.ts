@@ -5,7 +5,7 @@ import { bnnError } from '../errors.js';
 import { loadAddonFile } from './native.js';
 
 /** Instruction sets the engine's kernels are compiled for. */
-export type NativeInferIsa = 'avx512' | 'avx2' | 'baseline' | 'neon';
+export type NativeInferIsa = 'avx512' | 'avx512bw' | 'avx2' | 'baseline' | 'neon';
 
 export interface NativeInferModelInfo {
   formatVersion: number;

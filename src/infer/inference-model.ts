@@ -9,8 +9,14 @@ import { checkInteger, checkNumber } from '../core/check.js';
 import { NativeResource } from '../core/handle.js';
 import { rangeError, typeError } from '../errors.js';
 
-/** The instruction sets the engine's kernels exist for. `baseline` is portable C++. */
-export type InferIsa = 'avx512' | 'avx2' | 'baseline' | 'neon';
+/**
+ * The instruction sets the engine's kernels exist for: `avx512` (with VPOPCNTDQ: Ice Lake, Zen 4
+ * and later), `avx512bw` (AVX-512 without it: Skylake-SP, Cascade Lake), `avx2`, `neon` (AArch64)
+ * and `baseline` (portable C++).
+ */
+export const INFER_ISAS = ['avx512', 'avx512bw', 'avx2', 'baseline', 'neon'] as const;
+/** One of {@link INFER_ISAS}. */
+export type InferIsa = (typeof INFER_ISAS)[number];
 
 /** Metadata keys the exporter writes beside the engine's own. */
 export const INPUT_METADATA_KEY = 'bnn_torch.input';
@@ -217,8 +223,8 @@ export class InferenceModel extends NativeResource<NativeInferModel> {
     const topK = options.topK === undefined ? Math.min(5, numClasses) : checkInteger(options.topK, 'topK', 1, numClasses);
     const threads = options.threads === undefined ? this.#threads : checkInteger(options.threads, 'threads', 1, 1024);
     const chunk = options.batchSize === undefined ? 64 : checkInteger(options.batchSize, 'batchSize', 1);
-    if (options.isa !== undefined && !['avx512', 'avx2', 'baseline', 'neon'].includes(options.isa)) {
-      throw rangeError(`isa must be 'avx512', 'avx2', 'baseline' or 'neon', got ${JSON.stringify(options.isa)}`);
+    if (options.isa !== undefined && !(INFER_ISAS as readonly string[]).includes(options.isa)) {
+      throw rangeError(`isa must be one of ${INFER_ISAS.map((i) => `'${i}'`).join(', ')}, got ${JSON.stringify(options.isa)}`);
     }
     if (typeof input !== 'object' || input === null || !Array.isArray(input.shape) || input.shape.length !== 4) {
       throw typeError('images must be { data, shape: [n, c, h, w] } (Float32Array) or { data, shape: [n, h, w, c] } (Uint8Array)');

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
-import { benchBinaryConv, InferenceModel, inferenceIsas, type InferIsa } from '../../infer/inference-model.js';
+import { benchBinaryConv, INFER_ISAS, InferenceModel, inferenceIsas, type InferIsa } from '../../infer/inference-model.js';
 import { numberList, UsageError } from '../common.js';
 
 interface BenchInferArgs { model?: string; batch: string; threads: number; size?: number; seconds: number; isa?: InferIsa }
@@ -21,7 +21,7 @@ export function builder(y: Argv): Argv<BenchInferArgs> {
     .option('size', { type: 'number', describe: "input side in pixels (default: the model's, else 224)" })
     .option('threads', { type: 'number', default: availableParallelism(), defaultDescription: 'the cores this process may use' })
     .option('seconds', { type: 'number', default: 1, describe: 'time spent per measurement' })
-    .option('isa', { type: 'string', choices: ['avx512', 'avx2', 'baseline', 'neon'] as const, describe: 'one instruction set only (default: every one this CPU has)' }) as unknown as Argv<BenchInferArgs>;
+    .option('isa', { type: 'string', choices: INFER_ISAS, describe: 'one instruction set only (default: every one this CPU has)' }) as unknown as Argv<BenchInferArgs>;
 }
 
 export async function handler(a: ArgumentsCamelCase<BenchInferArgs>): Promise<void> {

@@ -6,7 +6,7 @@ import path from 'node:path';
 
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 
-import { InferenceModel, type InferIsa, type PredictResult } from '../../infer/inference-model.js';
+import { INFER_ISAS, InferenceModel, type InferIsa, type PredictResult } from '../../infer/inference-model.js';
 import { readIdx } from '../../io/idx.js';
 import { writeFileAtomicSync } from '../../io/atomic-file.js';
 import { UsageError } from '../common.js';
@@ -36,7 +36,7 @@ export function builder(y: Argv): Argv<PredictArgs> {
     .option('limit', { type: 'number', describe: 'the first N images only' })
     .option('top', { type: 'number', default: 3, describe: 'best classes listed per image' })
     .option('threads', { type: 'number', default: availableParallelism(), defaultDescription: 'the cores this process may use', describe: 'engine threads' })
-    .option('isa', { type: 'string', choices: ['avx512', 'avx2', 'baseline', 'neon'] as const, describe: 'force an instruction set (default: the best this CPU has)' })
+    .option('isa', { type: 'string', choices: INFER_ISAS, describe: 'force an instruction set (default: the best this CPU has)' })
     .option('batch-size', { type: 'number', default: 64, describe: 'images per engine call' })
     .option('json', { type: 'string', describe: 'also write every prediction to this JSON file' })
     .example('$0 predict --model runs/main/final.packed.safetensors --data /usr/share/datasets/fashion-mnist', 'accuracy on the Fashion-MNIST test set')
