@@ -85,9 +85,9 @@ function listPhotos(dir: string): [string, number][] {
   return out;
 }
 
-async function makeStore(): Promise<{ store: string; photos: number; prepareSeconds: number }> {
+async function makeStore(): Promise<{ store: string; photos: number; prepareSeconds: number; cleanup(): void }> {
   const given = flag('store');
-  if (given !== undefined) return { store: given, photos: 0, prepareSeconds: 0 };
+  if (given !== undefined) return { store: given, photos: 0, prepareSeconds: 0, cleanup: () => undefined };
   let photos = flag('photos') ?? path.join(repo, '.carry', 'photos');
   if (!fs.existsSync(photos)) {
     photos = path.join(os.tmpdir(), 'bnn-gpu-epoch-photos');
@@ -110,7 +110,7 @@ async function makeStore(): Promise<{ store: string; photos: number; prepareSeco
   const store = path.join(work, 'train.bnnstore');
   const r = await prepareStore(list, store, { workers });
   log(`store: ${r.written} records from ${files.length} photographs in ${r.seconds.toFixed(1)} s`);
-  return { store, photos: files.length, prepareSeconds: r.seconds };
+  return { store, photos: files.length, prepareSeconds: r.seconds, cleanup: () => fs.rmSync(work, { recursive: true, force: true }) };
 }
 
 /** nvidia-smi's utilisation samples (percent) while running; none without CUDA or nvidia-smi. */
@@ -138,7 +138,8 @@ function sampleGpu(): { stop(): number[] } {
   };
 }
 
-const { store, photos, prepareSeconds } = await makeStore();
+const { store, photos, prepareSeconds, cleanup } = await makeStore();
+process.on('exit', cleanup);
 const train = await Dataset.fromImages(store, { split: 'train', transform: { ...preset.images, size, mode: 'train' }, workers });
 const classes = train.numClasses;
 const stageOptions = stage === 1
@@ -175,7 +176,9 @@ let residentStepSeconds: number;
   first.dispose();
 }
 
-// The epoch, as bnn train runs it.
+// The epoch, as bnn train runs it. Its model is fresh, so its first steps pay the warm-up the
+// resident timing left out (cuDNN's algorithm search, the caching allocator): the busy share below
+// errs low, never high.
 using loader = new DataLoader(train, { batchSize: batch, seed: 0, device: device as 'cpu', workers });
 using model = newModel();
 const trainer = new Trainer({ model, stage, options: stageOptions, train: loader, precision });
@@ -208,7 +211,7 @@ const result = {
   residentStepSeconds,
   residentImagesPerSecond: batch / residentStepSeconds,
   epochSeconds,
-  epochImagesPerSecond: (steps * batch) / epochSeconds,
+  epochImagesPerSecond: epoch!.trainImagesPerSecond,
   dataWaitSeconds: epoch!.dataWaitSeconds,
   busyShare: busy,
   loaderShare,

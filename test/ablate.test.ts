@@ -384,7 +384,7 @@ test('bnn ablate --jobs 2: two runs at once, the cores shared out, each line pre
     let stdout = '';
     child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
     child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
-    child.on('exit', (code) => resolve({ code, stderr, stdout }));
+    child.on('close', (code) => resolve({ code, stderr, stdout }));
   });
   assert.equal(r.code, 0, r.stderr);
   // Both runs start before either finishes.

@@ -98,7 +98,7 @@ test('bad schedules are clear errors', () => {
   // A fraction where an integer is needed is a wrong type (src/core/check.ts).
   assert.throws(() => new MultiStepSchedule({ baseLr: 1, milestones: [1.5], gammas: [0.1] }), (e: Error) => e instanceof TypeError && /milestones\[0\] must be an integer, got 1.5/.test(e.message));
   assert.throws(() => new MultiStepSchedule({ baseLr: 1, milestones: [], gammas: [] }).lrAt(-1), RangeError);
-  assert.throws(() => getPreset('nope'), /unknown preset 'nope' \(known: recipe, imagenet, cifar100, fashion-mnist-cpu\)/);
+  assert.throws(() => getPreset('nope'), /unknown preset 'nope' \(known: recipe, imagenet, cifar100, fashion-mnist-cpu, fashion-mnist\)/);
 });
 
 test('epochsScale keeps the shape: rounded, distinct, >= 1', () => {

@@ -3,7 +3,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-// GCC 12 warns inside _mm512_cvtepi64_epi32 itself (its undefined-vector idiom), not in this code.
+// GCC 12 warns inside _mm512_cvtepi64_epi32 itself (its undefined-vector idiom), not in this code:
+// as -Wmaybe-uninitialized, or as -Wuninitialized where it is inlined into the avx512bw kernels.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 

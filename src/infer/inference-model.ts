@@ -14,9 +14,9 @@ import { rangeError, typeError } from '../errors.js';
  * and later), `avx512bw` (AVX-512 without it: Skylake-SP, Cascade Lake), `avx2`, `neon` (AArch64)
  * and `baseline` (portable C++).
  */
-export const INFER_ISAS = ['avx512', 'avx512bw', 'avx2', 'baseline', 'neon'] as const;
-/** One of {@link INFER_ISAS}. */
-export type InferIsa = (typeof INFER_ISAS)[number];
+export type InferIsa = 'avx512' | 'avx512bw' | 'avx2' | 'baseline' | 'neon';
+/** Every {@link InferIsa}, best first (frozen: validation reads it). */
+export const INFER_ISAS: readonly InferIsa[] = Object.freeze(['avx512', 'avx512bw', 'avx2', 'baseline', 'neon'] as const satisfies readonly InferIsa[]);
 
 /** Metadata keys the exporter writes beside the engine's own. */
 export const INPUT_METADATA_KEY = 'bnn_torch.input';

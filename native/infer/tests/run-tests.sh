@@ -21,8 +21,10 @@ $CXX $flags "$out"/*.o -o "$out/test_infer" -pthread
 # The environment cap first (quick), then every ISA forced one by one.
 BNN_CPU_ISA=baseline ${RUNNER:-} "$out/test_infer" --cap-check > /dev/null || {
   BNN_CPU_ISA=baseline ${RUNNER:-} "$out/test_infer" --cap-check; exit 1; }
-# On an AVX-512 CPU with VPOPCNTDQ, the avx512bw cap must pick the tier without it.
-if [ -z "${RUNNER:-}" ] && grep -qw avx512_vpopcntdq /proc/cpuinfo 2>/dev/null && grep -qw avx512dq /proc/cpuinfo; then
+# On an AVX-512 CPU the avx512bw cap picks the tier without VPOPCNTDQ (and on one without
+# VPOPCNTDQ, the avx512 cap can only give avx512bw).
+if [ -z "${RUNNER:-}" ] && grep -qw avx512bw /proc/cpuinfo 2>/dev/null && grep -qw avx512dq /proc/cpuinfo; then
   BNN_CPU_ISA=avx512bw "$out/test_infer" --cap-check || exit 1
+  grep -qw avx512_vpopcntdq /proc/cpuinfo || BNN_CPU_ISA=avx512 "$out/test_infer" --cap-check avx512bw || exit 1
 fi
 ${RUNNER:-} "$out/test_infer" "$@"

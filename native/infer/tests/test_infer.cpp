@@ -93,19 +93,24 @@ void test_packing(Isa isa) {
 // ---- binary conv ------------------------------------------------------------------------------
 void test_conv(Isa isa, int cases) {
   const int64_t channel_counts[] = {1, 3, 63, 64, 65, 127, 128, 130, 191, 257};
-  for (int t = 0; t < cases; ++t) {
+  for (int t = 0; t < cases + 4; ++t) {
     // A third of the cases are wide (up to 53 columns): outputs at least 16 wide read their windows
     // straight from the padded input, in one or two 48-output segments per row; narrower ones go
     // through the im2col copy. Both must give the same exact sums.
     const bool wide = t % 3 == 0;
-    const int64_t C = channel_counts[uniform(0, wide ? 7 : 9)], O = uniform(1, 3) == 1 ? uniform(1, 40) : 16 * uniform(1, wide ? 2 : 5);
-    const int64_t n = uniform(1, 2), h = wide ? uniform(1, 5) : uniform(1, 11), w = wide ? uniform(16, 53) : uniform(1, 11);
+    // The last four saturate the byte counters of the AVX2 and avx512bw kernels: every activation
+    // -1 and every weight +1, so each word's XOR has all its bits set (8 per byte), over 63 to 99
+    // window words, past one and two of the flushes every 31 words.
+    const bool saturate = t >= cases;
+    int64_t C = channel_counts[uniform(0, wide ? 7 : 9)], O = uniform(1, 3) == 1 ? uniform(1, 40) : 16 * uniform(1, wide ? 2 : 5);
+    int64_t n = uniform(1, 2), h = wide ? uniform(1, 5) : uniform(1, 11), w = wide ? uniform(16, 53) : uniform(1, 11);
+    if (saturate) C = t % 2 ? 1344 : 2100, O = 16 * (1 + t % 2), n = 1, h = 3, w = wide ? 17 : 4;
     const int stride = static_cast<int>(uniform(1, 2));
     const int threads = static_cast<int>(uniform(1, 3));
     const int64_t words = words_for(C);
     std::vector<int8_t> a(static_cast<size_t>(n * h * w * C)), wt(static_cast<size_t>(O * 9 * C));
-    for (auto& v : a) v = (rng() & 1) ? -1 : 1;
-    for (auto& v : wt) v = (rng() % 3 == 0) ? -1 : 1;
+    for (auto& v : a) v = saturate ? -1 : ((rng() & 1) ? -1 : 1);
+    for (auto& v : wt) v = saturate ? 1 : ((rng() % 3 == 0) ? -1 : 1);
     std::vector<uint64_t> ap(static_cast<size_t>(n * h * w * words), 0), wp(static_cast<size_t>(O * 9 * words), 0);
     for (int64_t p = 0; p < n * h * w; ++p)
       for (int64_t c = 0; c < C; ++c)
