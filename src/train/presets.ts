@@ -102,7 +102,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
   'fashion-mnist': {
     name: 'fashion-mnist',
     description:
-      'Fashion-MNIST for accuracy: width 32, horizontal flips, stage 1 ten epochs at 2e-3 (x0.1 at 6 and 8), stage 2 six epochs at 5e-4 (x0.2 at 3 and 5); measured: see README',
+      'Fashion-MNIST for accuracy: width 32, horizontal flips, stage 1 ten epochs at 2e-3 (x0.1 at 6 and 8), stage 2 six epochs at 5e-4 (x0.2 at 3 and 5); measured 93.08% in 91 min on a 2-core CPU (README)',
     stage1: { epochs: 10, lr: 2e-3, weightDecay: 1e-5, milestones: [6, 8], gammas: [0.1, 0.1] },
     stage2: { epochs: 6, lr: 5e-4, weightDecay: 0, milestones: [3, 5], gammas: [0.2, 0.2] },
     batchSize: 128,
