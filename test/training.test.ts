@@ -56,6 +56,19 @@ function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'bnn-train-'));
 }
 
+/** `source` with its epochs passed through `each(batch, i, epoch)`, which yields the batch to train on. */
+function mapBatches(source: BatchSource, each: (b: Batch, i: number, epoch: number) => Promise<Batch> | Batch): BatchSource {
+  return {
+    size: source.size,
+    batchesPerEpoch: source.batchesPerEpoch,
+    numClasses: source.numClasses,
+    async *epoch(epoch: number): AsyncIterable<Batch> {
+      let i = 0;
+      for await (const b of source.epoch(epoch)) yield await each(b, i++, epoch);
+    },
+  };
+}
+
 function weightsOf(file: string): Map<string, Uint8Array> {
   return new Map([...readSafetensorsSync(file).tensors].map(([k, t]) => [k, t.data]));
 }
@@ -126,29 +139,18 @@ for (const stopAfter of [1, 3, 4]) {
 test('a NaN loss stops training with the epoch and step, and leaves the last checkpoint intact', async () => {
   const { train, test } = sources();
   let poisoned = false;
-  const poison: BatchSource = {
-    size: train.size,
-    batchesPerEpoch: train.batchesPerEpoch,
-    numClasses: train.numClasses,
-    async *epoch(epoch: number): AsyncIterable<Batch> {
-      let i = 0;
-      for await (const b of train.epoch(epoch)) {
-        if (epoch === 1 && i++ === 2) {
-          poisoned = true;
-          const n = b.images.shape[0]!;
-          b.images.dispose();
-          const images = Tensor.fromArray(new Float32Array(n * 64).fill(NaN), [n, ...SHAPE]);
-          const dispose = (): void => {
-            images.dispose();
-            b.labels.dispose();
-          };
-          yield { images, labels: b.labels, index: b.index, dispose, [Symbol.dispose]: dispose };
-        } else {
-          yield b;
-        }
-      }
-    },
-  };
+  const poison = mapBatches(train, (b, i, epoch) => {
+    if (epoch !== 1 || i !== 2) return b;
+    poisoned = true;
+    const n = b.images.shape[0]!;
+    b.images.dispose();
+    const images = Tensor.fromArray(new Float32Array(n * 64).fill(NaN), [n, ...SHAPE]);
+    const dispose = (): void => {
+      images.dispose();
+      b.labels.dispose();
+    };
+    return { images, labels: b.labels, index: b.index, dispose, [Symbol.dispose]: dispose };
+  });
   const out = tmpDir();
   await assert.rejects(trainTwoStage({ ...config(out), train: poison, test }), (e: Error & { code?: string; epoch?: number; step?: number }) => {
     assert.equal(e.code, 'BNN_NON_FINITE_LOSS');
@@ -266,19 +268,12 @@ test(`Ctrl-C style abort mid-epoch (stage ${at.stage}) saves a checkpoint; resum
 test("an epoch's data wait is the time the loop waited for batches: a slow source, a slow first batch, never the step or callbacks", async () => {
   const { train } = sources();
   const delayMs = 40;
-  const delayed = (delay: (i: number) => number): BatchSource => ({
-    size: train.size,
-    batchesPerEpoch: train.batchesPerEpoch,
-    numClasses: train.numClasses,
-    async *epoch(epoch: number): AsyncIterable<Batch> {
-      let i = 0;
-      for await (const b of train.epoch(epoch)) {
-        const ms = delay(i++);
-        if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
-        yield b;
-      }
-    },
-  });
+  const delayed = (delay: (i: number) => number): BatchSource =>
+    mapBatches(train, async (b, i) => {
+      const ms = delay(i);
+      if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+      return b;
+    });
   const fit = async (source: BatchSource, onBatchEnd?: () => Promise<void>): Promise<EpochLog> => {
     using model = createModel({ inChannels: 1, width: 4, numClasses: CLASSES });
     const trainer = new Trainer({ model, stage: 1, options: { ...STAGE1, epochs: 1 }, train: source, ...(onBatchEnd ? { callbacks: { onBatchEnd } } : {}) });

@@ -41,6 +41,7 @@ bool isa_supported(Isa isa) {
       return ok;
     }
     case Isa::Avx512Bw: {
+      // libgcc's feature bits already account for the OS saving the AVX-512 state (XCR0).
       static const bool ok = [] {
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
@@ -48,16 +49,8 @@ bool isa_supported(Isa isa) {
       }();
       return ok;
     }
-    case Isa::Avx512: {
-      // libgcc's feature bits already account for the OS saving the AVX-512 state (XCR0).
-      static const bool ok = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vpopcntdq") &&
-               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
-      }();
-      return ok;
-    }
+    case Isa::Avx512:
+      return isa_supported(Isa::Avx512Bw) && __builtin_cpu_supports("avx512vpopcntdq");
 #endif
 #if defined(__aarch64__)
     case Isa::Neon: return true;  // Advanced SIMD is mandatory on AArch64

@@ -28,42 +28,32 @@ namespace bnn::infer::detail {
 // (4 measured as fast as 6 or 8 at 64-512 channels). `finish(acc0, acc1, p)` receives pixel p's
 // two accumulators: stored as int32 counts (bgemm) or turned into the layer's float output
 // (bgemm_epilogue).
+template <int kP, class Finish>
+BNN_AVX512 inline void bgemm_avx512_pixels(const Windows& win, int64_t p, const uint64_t* w, const Finish& finish) {
+  const int64_t ps = win.pixel_stride, rw = win.row_words;
+  __m512i acc[kP][2];
+  for (int i = 0; i < kP; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+  const uint64_t* wk = w;
+  for (int kh = 0; kh < 3; ++kh) {
+    const uint64_t* a = win.base + p * ps + kh * win.row_stride;
+    for (int64_t q = 0; q < rw; ++q, wk += kBlock) {
+      const __m512i w0 = _mm512_loadu_si512(wk);
+      const __m512i w1 = _mm512_loadu_si512(wk + 8);
+      for (int i = 0; i < kP; ++i) {
+        const __m512i bc = _mm512_set1_epi64(static_cast<long long>(a[i * ps + q]));
+        acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(bc, w0)));
+        acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_xor_si512(bc, w1)));
+      }
+    }
+  }
+  for (int i = 0; i < kP; ++i) finish(acc[i][0], acc[i][1], p + i);
+}
+
 template <class Finish>
 BNN_AVX512 inline void bgemm_avx512_core(const Windows& win, int64_t P, const uint64_t* w, const Finish& finish) {
-  constexpr int kP = 4;
-  const int64_t ps = win.pixel_stride, rw = win.row_words;
   int64_t p = 0;
-  for (; p + kP <= P; p += kP) {
-    __m512i acc[kP][2];
-    for (int i = 0; i < kP; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
-    const uint64_t* wk = w;
-    for (int kh = 0; kh < 3; ++kh) {
-      const uint64_t* a = win.base + p * ps + kh * win.row_stride;
-      for (int64_t q = 0; q < rw; ++q, wk += kBlock) {
-        const __m512i w0 = _mm512_loadu_si512(wk);
-        const __m512i w1 = _mm512_loadu_si512(wk + 8);
-        for (int i = 0; i < kP; ++i) {
-          const __m512i bc = _mm512_set1_epi64(static_cast<long long>(a[i * ps + q]));
-          acc[i][0] = _mm512_add_epi64(acc[i][0], _mm512_popcnt_epi64(_mm512_xor_si512(bc, w0)));
-          acc[i][1] = _mm512_add_epi64(acc[i][1], _mm512_popcnt_epi64(_mm512_xor_si512(bc, w1)));
-        }
-      }
-    }
-    for (int i = 0; i < kP; ++i) finish(acc[i][0], acc[i][1], p + i);
-  }
-  for (; p < P; ++p) {
-    __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
-    const uint64_t* wk = w;
-    for (int kh = 0; kh < 3; ++kh) {
-      const uint64_t* a = win.base + p * ps + kh * win.row_stride;
-      for (int64_t q = 0; q < rw; ++q, wk += kBlock) {
-        const __m512i bc = _mm512_set1_epi64(static_cast<long long>(a[q]));
-        acc0 = _mm512_add_epi64(acc0, _mm512_popcnt_epi64(_mm512_xor_si512(bc, _mm512_loadu_si512(wk))));
-        acc1 = _mm512_add_epi64(acc1, _mm512_popcnt_epi64(_mm512_xor_si512(bc, _mm512_loadu_si512(wk + 8))));
-      }
-    }
-    finish(acc0, acc1, p);
-  }
+  for (; p + 4 <= P; p += 4) bgemm_avx512_pixels<4>(win, p, w, finish);
+  for (; p < P; ++p) bgemm_avx512_pixels<1>(win, p, w, finish);
 }
 
 // Functors rather than lambdas: a lambda's body does not inherit its enclosing function's target
@@ -105,8 +95,9 @@ BNN_AVX512 void bgemm_epilogue_avx512(const Windows& win, int64_t P, const uint6
 // The AVX2 kernel's byte counting at twice the width: a nibble table through vpshufb gives each
 // byte's count, summed in byte lanes for up to 31 words (31 * 8 = 248 < 256), then widened to the
 // 64-bit lanes the finishing functors take with vpsadbw. The layout and the kP pixels sharing the
-// weight loads are bgemm_avx512_core's; 4 pixels keep 8 byte and 8 total accumulators, the table,
-// the mask and the two weight vectors in the 32 zmm registers.
+// weight loads are bgemm_avx512_pixels'; 4 pixels keep 8 byte and 8 total accumulators, the table,
+// the mask and the two weight vectors in the 32 zmm registers. Its own loop, not a policy of that
+// template: the VPOPCNTDQ target attribute belongs to the template, not to an instantiation.
 BNN_AVX512BW static inline __m512i popcount_bytes512(__m512i x, __m512i lut, __m512i low) {
   return _mm512_add_epi8(_mm512_shuffle_epi8(lut, _mm512_and_si512(x, low)), _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(x, 4), low)));
 }

@@ -6,6 +6,7 @@ import type { Tensor } from '../core/tensor.js';
 import { SafetensorsError } from '../io/safetensors.js';
 import { readStateFile, writeStateFile } from '../io/state-file.js';
 import { VERSION } from '../core/version.js';
+import type { PartialEpoch } from './types.js';
 
 export const CHECKPOINT_FORMAT = 1;
 const META_KEY = 'bnn_torch.checkpoint';
@@ -22,7 +23,7 @@ export interface CheckpointMeta {
   /** Free-form record of the run so far (per-epoch logs, timings). */
   history: unknown[];
   /** Set when the run was interrupted mid-epoch: where epoch `epochsDone` stopped and its running totals. */
-  partial?: { epoch: number; batchesDone: number; lossSum: number; correct: number; count: number; seconds: number; dataWaitSeconds?: number };
+  partial?: PartialEpoch;
 }
 
 export interface Checkpoint {
