@@ -16,10 +16,12 @@ export {
   liveTensorCount,
   setAllowTF32,
   setCudnnOptions,
+  setFusionOptions,
   cudaMemoryStats,
   resetCudaPeakMemory,
   setCudaSyncDebugMode,
   type CudnnOptions,
+  type FusionOptions,
   type CudaMemoryStats,
   type LibTorchInfo,
 } from './core/runtime.js';

@@ -65,6 +65,24 @@ Napi::Value set_cudnn_flags(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value set_fusion_flags(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    if (!arg(info, 0).IsObject()) throw_type_error(info.Env(), "setFusionFlags(options) must be an object");
+    const Napi::Object o = info[0].As<Napi::Object>();
+    bnn::FusionFlags flags = bnn::fusion_flags();
+    if (!o.Get("cuda").IsUndefined()) flags.cuda = bool_field(o, "cuda");
+    if (!o.Get("cpuReference").IsUndefined()) flags.cpu_reference = bool_field(o, "cpuReference");
+    bnn::set_fusion_flags(flags);
+    auto out = Napi::Object::New(info.Env());
+    out.Set("cuda", flags.cuda);
+    out.Set("cpuReference", flags.cpu_reference);
+    const bnn::FusionCounts counts = bnn::fusion_counts();
+    out.Set("bnSignNodes", static_cast<double>(counts.bn_sign));
+    out.Set("preluNodes", static_cast<double>(counts.prelu));
+    return out;
+  });
+}
+
 Napi::Value cuda_memory_stats(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     const CudaMemoryStats s = bnn::cuda_memory_stats(static_cast<int>(integer_arg(info, 0, "device", 0, 1 << 16)));
@@ -125,6 +143,7 @@ void init_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("manualSeed", Napi::Function::New<manual_seed>(env, "manualSeed"));
   exports.Set("setAllowTF32", Napi::Function::New<set_allow_tf32>(env, "setAllowTF32"));
   exports.Set("setCudnnFlags", Napi::Function::New<set_cudnn_flags>(env, "setCudnnFlags"));
+  exports.Set("setFusionFlags", Napi::Function::New<set_fusion_flags>(env, "setFusionFlags"));
   exports.Set("cudaMemoryStats", Napi::Function::New<cuda_memory_stats>(env, "cudaMemoryStats"));
   exports.Set("resetCudaPeakMemory", Napi::Function::New<reset_cuda_peak_memory>(env, "resetCudaPeakMemory"));
   exports.Set("setCudaSyncDebugMode", Napi::Function::New<set_cuda_sync_debug_mode>(env, "setCudaSyncDebugMode"));

@@ -1,5 +1,6 @@
 #include "core/runtime.h"
 
+#include <atomic>
 #include <mutex>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -51,6 +52,24 @@ void set_deterministic(bool on) {
 
 bool cudnn_benchmark() { return at::globalContext().benchmarkCuDNN(); }
 bool deterministic() { return at::globalContext().deterministicCuDNN(); }
+
+namespace {
+std::atomic<bool> g_fused_cuda{true};
+std::atomic<bool> g_fused_cpu_reference{false};
+std::atomic<uint64_t> g_fused_bn_sign{0};
+std::atomic<uint64_t> g_fused_prelu{0};
+}  // namespace
+
+FusionCounts fusion_counts() { return {g_fused_bn_sign.load(), g_fused_prelu.load()}; }
+void count_fused_bn_sign() { g_fused_bn_sign.fetch_add(1, std::memory_order_relaxed); }
+void count_fused_prelu() { g_fused_prelu.fetch_add(1, std::memory_order_relaxed); }
+
+FusionFlags fusion_flags() { return {g_fused_cuda.load(std::memory_order_relaxed), g_fused_cpu_reference.load(std::memory_order_relaxed)}; }
+
+void set_fusion_flags(const FusionFlags& flags) {
+  g_fused_cuda.store(flags.cuda, std::memory_order_relaxed);
+  g_fused_cpu_reference.store(flags.cpu_reference, std::memory_order_relaxed);
+}
 
 namespace {
 

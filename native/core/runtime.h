@@ -34,6 +34,27 @@ void set_deterministic(bool on);
 bool cudnn_benchmark();
 bool deterministic();
 
+// bnn-torch's fused kernels for the block's memory-bound chains (nn/fused_cuda.h: BatchNorm then
+// sign, residual add then PReLU). `cuda`: used on CUDA tensors (the default); off runs ATen's
+// separate ops, for A/B timing or to rule the kernels out. `cpu_reference`: the same fused autograd
+// nodes also run on the CPU, with ATen ops standing in for the kernels: a test hook that checks
+// their formulas (statistics, masks, gradients) where no GPU is. Process-wide.
+struct FusionFlags {
+  bool cuda = true;
+  bool cpu_reference = false;
+};
+FusionFlags fusion_flags();
+void set_fusion_flags(const FusionFlags& flags);
+// How many fused nodes ran since the process started (forward calls), so tests and benchmarks can
+// tell that a fused path was taken rather than silently skipped.
+struct FusionCounts {
+  uint64_t bn_sign = 0;
+  uint64_t prelu = 0;
+};
+FusionCounts fusion_counts();
+void count_fused_bn_sign();
+void count_fused_prelu();
+
 // The CUDA caching allocator's counters for one device, in bytes (zeros when CUDA is absent), so
 // benchmarks and reports can compare peak memory with PyTorch's torch.cuda.max_memory_allocated.
 struct CudaMemoryStats {

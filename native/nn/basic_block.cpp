@@ -1,5 +1,7 @@
 #include "nn/basic_block.h"
 
+#include <optional>
+
 #include "nn/downsample.h"
 #include "nn/prelu.h"
 #include "nn/sign_conv2d.h"
@@ -32,6 +34,16 @@ torch::nn::Sequential make_block_downsample(const BlockOptions& o) {
 torch::Tensor activation_conv(const torch::Tensor& x, BinaryConv2d& conv, bool binary, SignGradient gradient) {
   if (!binary) return conv(torch::relu(x));
   return sign_conv2d(x, conv->effective_weight(), conv->options.stride(), conv->options.padding(), gradient);
+}
+
+// The recipe's BN -> sign -> conv: one fused node (nn::bn_sign_conv2d) where it applies and nothing
+// needs BN's output itself (a probe records it, RSign shifts it, ApproxSign keeps it); otherwise
+// the modules one after another.
+std::optional<torch::Tensor> fused_bn_sign_conv(const torch::Tensor& x, BatchNorm2d& bn, BinaryConv2d& conv, bool binary,
+                                                SignGradient gradient, const torch::Tensor& threshold, bool probed) {
+  if (!binary || gradient != SignGradient::Ste || threshold.defined() || probed) return std::nullopt;
+  if (!bn_sign_fusable(x, *bn, bn->sync != nullptr)) return std::nullopt;
+  return bn_sign_conv2d(x, *bn, conv->effective_weight(), conv->options.stride(), conv->options.padding());
 }
 
 // RSign's shift before the sign (a plain sign without thresholds: no extra node).
@@ -85,10 +97,17 @@ void BasicBlockImpl::reset() {
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   const bool bi_real = options.order() == BlockOrder::SignConvBn;
-  // The tensor the sign binarises: BN's output in the recipe's order, the block's input in Bi-Real's.
-  const torch::Tensor signed_input = shift(bi_real ? x : bn(x), sign_threshold);
-  if (probe) probe->record(name + ".conv", signed_input);
-  torch::Tensor out = activation_conv(signed_input, conv, options.binary_activations(), options.sign_gradient());
+  torch::Tensor out;
+  if (auto fused = bi_real ? std::nullopt
+                           : fused_bn_sign_conv(x, bn, conv, options.binary_activations(), options.sign_gradient(), sign_threshold,
+                                                probe != nullptr)) {
+    out = *fused;
+  } else {
+    // The tensor the sign binarises: BN's output in the recipe's order, the block's input in Bi-Real's.
+    const torch::Tensor signed_input = shift(bi_real ? x : bn(x), sign_threshold);
+    if (probe) probe->record(name + ".conv", signed_input);
+    out = activation_conv(signed_input, conv, options.binary_activations(), options.sign_gradient());
+  }
   if (bi_real) out = bn(out);
   return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu, rprelu);
 }
@@ -122,14 +141,24 @@ torch::Tensor ClassicBasicBlockImpl::forward(const torch::Tensor& x) {
   const bool binary = options.binary_activations();
   // Each conv's sign input: its BN's output in the recipe's order, the conv's own input in Bi-Real's.
   const SignGradient gradient = options.sign_gradient();
-  const torch::Tensor signed_input1 = shift(bi_real ? x : bn1(x), sign_threshold1);
-  if (probe) probe->record(name + ".conv1", signed_input1);
-  torch::Tensor out = activation_conv(signed_input1, conv1, binary, gradient);
+  const bool probed = probe != nullptr;
+  torch::Tensor out;
+  if (auto fused = bi_real ? std::nullopt : fused_bn_sign_conv(x, bn1, conv1, binary, gradient, sign_threshold1, probed)) {
+    out = *fused;
+  } else {
+    const torch::Tensor signed_input1 = shift(bi_real ? x : bn1(x), sign_threshold1);
+    if (probe) probe->record(name + ".conv1", signed_input1);
+    out = activation_conv(signed_input1, conv1, binary, gradient);
+  }
   if (bi_real) out = bn1(out);
   out = activate(out, options.activation(), prelu1, rprelu1);
-  const torch::Tensor signed_input2 = shift(bi_real ? out : bn2(out), sign_threshold2);
-  if (probe) probe->record(name + ".conv2", signed_input2);
-  out = activation_conv(signed_input2, conv2, binary, gradient);
+  if (auto fused = bi_real ? std::nullopt : fused_bn_sign_conv(out, bn2, conv2, binary, gradient, sign_threshold2, probed)) {
+    out = *fused;
+  } else {
+    const torch::Tensor signed_input2 = shift(bi_real ? out : bn2(out), sign_threshold2);
+    if (probe) probe->record(name + ".conv2", signed_input2);
+    out = activation_conv(signed_input2, conv2, binary, gradient);
+  }
   if (bi_real) out = bn2(out);
   return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu2, rprelu2);
 }

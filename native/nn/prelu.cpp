@@ -1,5 +1,9 @@
 #include "nn/prelu.h"
+#include "core/runtime.h"
 #include "core/vectorize.h"
+#ifdef BNN_WITH_CUDA
+#include "nn/fused_cuda.h"
+#endif
 
 #include <algorithm>
 #include <limits>
@@ -206,15 +210,84 @@ torch::autograd::tensor_list PReLUAddFunction::backward(torch::autograd::Autogra
   return {gx, gx, gw};  // d(u + v)/du = d(u + v)/dv = 1, as aten::add's backward (which also shares the tensor)
 }
 
+#ifdef BNN_WITH_CUDA
+namespace {
+
+// CUDA (nn/fused_cuda.h): one pass forward, and backward's input and slope gradients in one pass
+// with per-block sums (ATen's prelu backward writes a full-size per-element slope gradient and
+// reduces it afterwards). The pre-activation s is saved, in the activation's dtype, as ATen's
+// prelu saves its input: no sync to check the slopes' signs, which working from y would need.
+bool cuda_fusable(const torch::Tensor& u, const torch::Tensor* v, const torch::Tensor& weight) {
+  if (!u.is_cuda() || !fusion_flags().cuda) return false;
+  const auto t = u.scalar_type();
+  if (u.dim() != 4 || !(t == torch::kFloat || t == torch::kHalf || t == torch::kBFloat16) ||
+      !u.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    return false;
+  }
+  if (v && (v->sizes() != u.sizes() || v->scalar_type() != t || v->device() != u.device() ||
+            !v->is_contiguous(at::MemoryFormat::ChannelsLast))) {
+    return false;
+  }
+  return weight.dim() == 1 && weight.size(0) == u.size(1) && weight.scalar_type() == torch::kFloat && weight.device() == u.device();
+}
+
+torch::Tensor grad_like(const torch::Tensor& grad, const torch::Tensor& s) {
+  return grad.to(s.scalar_type()).contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+class PReLUCudaFunction : public torch::autograd::Function<PReLUCudaFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight) {
+    auto [y, s] = cuda::prelu_forward(x, torch::Tensor(), weight.contiguous());
+    ctx->save_for_backward({s, weight});
+    return y;
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    auto [gx, gw] = cuda::prelu_backward(grad_like(grads[0], saved[0]), saved[0], saved[1].contiguous());
+    return {gx, gw};
+  }
+};
+
+class PReLUAddCudaFunction : public torch::autograd::Function<PReLUAddCudaFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& u, const torch::Tensor& v,
+                               const torch::Tensor& weight) {
+    auto [y, s] = cuda::prelu_forward(u, v, weight.contiguous());
+    ctx->save_for_backward({s, weight});
+    return y;
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    auto [gx, gw] = cuda::prelu_backward(grad_like(grads[0], saved[0]), saved[0], saved[1].contiguous());
+    return {gx, gx, gw};
+  }
+};
+
+}  // namespace
+#endif
+
 torch::Tensor prelu_add(const torch::Tensor& u, const torch::Tensor& v, const torch::Tensor& weight) {
+#ifdef BNN_WITH_CUDA
+  if (cuda_fusable(u, &v, weight)) {
+    count_fused_prelu();
+    return PReLUAddCudaFunction::apply(u, v, weight);
+  }
+#endif
   const bool fused = layout_of(u) == Layout::Nhwc && layout_of(v) == Layout::Nhwc && u.sizes() == v.sizes() && weight.dim() == 1 &&
                      weight.size(0) == u.size(1) && weight.scalar_type() == torch::kFloat && weight.device().is_cpu() &&
                      all_slopes_positive(weight.contiguous());
-  if (!fused) return bnn::nn::prelu(u + v, weight);  // (not fused: CUDA, other dtypes or layouts)
+  if (!fused) return bnn::nn::prelu(u + v, weight);  // (not fused: other dtypes, layouts or devices)
   return PReLUAddFunction::apply(u, v, weight);
 }
 
 torch::Tensor prelu(const torch::Tensor& x, const torch::Tensor& weight) {
+#ifdef BNN_WITH_CUDA
+  if (cuda_fusable(x, nullptr, weight)) {
+    count_fused_prelu();
+    return PReLUCudaFunction::apply(x, weight);
+  }
+#endif
   if (layout_of(x) == Layout::Other || weight.dim() != 1 || weight.size(0) != x.size(1) || weight.scalar_type() != torch::kFloat) {
     // In x's dtype: under autocast x is bfloat16 or float16 while the slopes stay float32, and
     // prelu does not promote (the cast is differentiable, so the slopes' gradient comes back float32).

@@ -3,8 +3,9 @@
 //
 // On the CPU this is a fused kernel: ATen's PReLU backward goes through a generic broadcasting
 // reduction that cost ~10% of a binary ResNet training step; here the input gradient and the
-// per-channel slope gradient come from one pass with per-thread partial sums. Other devices use
-// ATen's implementation.
+// per-channel slope gradient come from one pass with per-thread partial sums. On CUDA (channels-last,
+// float32 / bfloat16 / float16 activations, float32 slopes) the kernels of nn/fused_cuda.h do the
+// same with per-block sums, unless FusionFlags::cuda is off. Elsewhere ATen's implementation.
 #include <torch/autograd.h>
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
@@ -15,8 +16,8 @@ namespace bnn::nn {
 torch::Tensor prelu(const torch::Tensor& x, const torch::Tensor& weight);
 
 // prelu(u + v, weight): on the CPU (channels-last float32, every slope positive) the residual sum
-// and the activation are one pass and one autograd node that keeps only the output; otherwise the
-// two separate ops.
+// and the activation are one pass and one autograd node that keeps only the output; on CUDA one
+// pass and one node that keeps the sum (as prelu alone would); otherwise the two separate ops.
 torch::Tensor prelu_add(const torch::Tensor& u, const torch::Tensor& v, const torch::Tensor& weight);
 
 class PReLUFunction : public torch::autograd::Function<PReLUFunction> {

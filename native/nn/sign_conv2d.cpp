@@ -7,8 +7,10 @@
 
 #include "binarize/approx_sign.h"
 #include "binarize/binary_activation.h"
+#include "core/runtime.h"
 #include "core/vectorize.h"
 #ifdef BNN_WITH_CUDA
+#include "nn/fused_cuda.h"
 #include "nn/sign_conv2d_cuda.h"
 #endif
 
@@ -198,7 +200,158 @@ class ApproxSignConv2dFunction : public torch::autograd::Function<ApproxSignConv
   }
 };
 
+// BatchNorm -> sign -> conv (bn_sign_conv2d): the kernels of nn/fused_cuda.h on CUDA, and the same
+// contracts in ATen ops on the CPU (FusionFlags::cpu_reference), which tests compare with the
+// unfused modules where no GPU is.
+namespace fused {
+
+torch::Tensor per_channel(const torch::Tensor& t) { return t.view({1, -1, 1, 1}); }
+
+// {mean, biased variance, 1 / sqrt(variance + eps)} per channel, float32.
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> batch_stats(const torch::Tensor& x, double eps) {
+#ifdef BNN_WITH_CUDA
+  if (x.is_cuda()) {
+    // ATen's Welford pass (the one SyncBatchNorm uses), float32 statistics for any input dtype;
+    // the variance comes back from invstd as SyncBatchNorm's running-statistics update takes it.
+    auto [mean, invstd] = at::batch_norm_stats(x, eps);
+    return {mean, invstd.pow(-2).sub_(eps), invstd};
+  }
+#endif
+  auto [var, mean] = at::var_mean(x.to(torch::kFloat), {0, 2, 3}, /*correction=*/0, /*keepdim=*/false);
+  return {mean, var, (var + eps).rsqrt()};
+}
+
+std::pair<torch::Tensor, torch::Tensor> sign_forward(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& scale,
+                                                     const torch::Tensor& bias, c10::ScalarType dtype) {
+#ifdef BNN_WITH_CUDA
+  if (x.is_cuda()) return cuda::bn_sign_forward(x, mean, scale, bias, dtype);
+#endif
+  const torch::Tensor v = (x.to(torch::kFloat) - per_channel(mean)) * per_channel(scale) + per_channel(bias);
+  const torch::Tensor positive = v.ge(0);
+  torch::Tensor signs = torch::where(v.isnan(), v, positive.to(torch::kFloat).mul(2).sub(1)).to(dtype);
+  torch::Tensor code = (v.gt(-1) & v.lt(1)).to(torch::kByte).bitwise_or(positive.to(torch::kByte).mul(kPositive));
+  return {signs, code};
+}
+
+torch::Tensor signs_of(const torch::Tensor& code, c10::ScalarType dtype) {
+#ifdef BNN_WITH_CUDA
+  if (code.is_cuda()) return cuda::signs_from_code(code, dtype);
+#endif
+  return code.bitwise_and(kPositive).ne(0).to(torch::kFloat).mul(2).sub(1).to(dtype);
+}
+
+torch::Tensor masked(const torch::Tensor& grad, const torch::Tensor& code) {
+  return torch::where(code.bitwise_and(kKeep).ne(0), grad.to(torch::kFloat), torch::zeros({}, grad.options().dtype(torch::kFloat)));
+}
+
+std::pair<torch::Tensor, torch::Tensor> grad_sums(const torch::Tensor& grad, const torch::Tensor& code, const torch::Tensor& x,
+                                                  const torch::Tensor& mean) {
+#ifdef BNN_WITH_CUDA
+  if (x.is_cuda()) return cuda::bn_sign_grad_sums(grad, code, x, mean);
+#endif
+  const torch::Tensor dy = masked(grad, code);
+  return {dy.sum({0, 2, 3}), (dy * (x.to(torch::kFloat) - per_channel(mean))).sum({0, 2, 3})};
+}
+
+torch::Tensor grad_input(const torch::Tensor& grad, const torch::Tensor& code, const torch::Tensor& x, const torch::Tensor& mean,
+                         const torch::Tensor& scale, const torch::Tensor& mean_dy, const torch::Tensor& coef) {
+#ifdef BNN_WITH_CUDA
+  if (x.is_cuda()) return cuda::bn_sign_grad_input(grad, code, x, mean, scale, mean_dy, coef);
+#endif
+  const torch::Tensor dy = masked(grad, code);
+  return ((dy - per_channel(mean_dy) - (x.to(torch::kFloat) - per_channel(mean)) * per_channel(coef)) * per_channel(scale))
+      .to(x.scalar_type());
+}
+
+}  // namespace fused
+
+// x, BatchNorm's weight and bias, the conv weight; mean and invstd are the batch statistics (no
+// gradient flows into them: backward's formula already accounts for them, as BatchNorm's does).
+class BnSignConv2dFunction : public torch::autograd::Function<BnSignConv2dFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& bn_weight,
+                               const torch::Tensor& bn_bias, const torch::Tensor& weight, const torch::Tensor& mean,
+                               const torch::Tensor& invstd, int64_t stride, int64_t padding) {
+    ctx->saved_data["stride"] = stride;
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["w_dtype"] = static_cast<int64_t>(weight.scalar_type());
+    const c10::ScalarType compute = compute_dtype(x);
+    const torch::Tensor w = weight.to(compute);
+    auto [signs, code] = fused::sign_forward(x, mean, invstd * bn_weight, bn_bias, compute);
+    torch::Tensor y = torch::conv2d(signs, w, /*bias=*/{}, stride, padding);
+    ctx->save_for_backward({x, bn_weight, mean, invstd, code, w});
+    return y;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& x = saved[0];
+    const torch::Tensor& bn_weight = saved[1];
+    const torch::Tensor& mean = saved[2];
+    const torch::Tensor& invstd = saved[3];
+    const torch::Tensor& code = saved[4];
+    const torch::Tensor& w = saved[5];
+    const int64_t stride = ctx->saved_data["stride"].toInt();
+    const int64_t padding = ctx->saved_data["padding"].toInt();
+    const auto w_dtype = static_cast<c10::ScalarType>(ctx->saved_data["w_dtype"].toInt());
+    const bool need_x = ctx->needs_input_grad(0), need_gamma = ctx->needs_input_grad(1), need_beta = ctx->needs_input_grad(2);
+    torch::Tensor signs = fused::signs_of(code, w.scalar_type());
+    auto [grad_signs, grad_weight, unused] = at::convolution_backward(
+        grads[0].to(w.scalar_type()), signs, w, std::nullopt, {stride, stride}, {padding, padding}, {1, 1}, false, {0, 0}, 1,
+        {need_x || need_gamma || need_beta, ctx->needs_input_grad(3), false});
+    signs.reset();
+    torch::Tensor grad_x, grad_gamma, grad_beta;
+    if (grad_signs.defined()) {
+      const torch::Tensor g = grad_signs.contiguous(x.suggest_memory_format());
+      auto [sum_dy, sum_dy_xmu] = fused::grad_sums(g, code, x, mean);
+      if (need_gamma) grad_gamma = sum_dy_xmu * invstd;
+      if (need_beta) grad_beta = sum_dy;
+      if (need_x) {
+        const double n = static_cast<double>(x.numel() / x.size(1));
+        grad_x = fused::grad_input(g, code, x, mean, invstd * bn_weight, sum_dy / n, invstd * invstd * sum_dy_xmu / n);
+      }
+    }
+    if (grad_weight.defined()) grad_weight = grad_weight.to(w_dtype);
+    return {grad_x, grad_gamma, grad_beta, grad_weight, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 }  // namespace
+
+bool bn_sign_fusable(const torch::Tensor& x, const torch::nn::BatchNorm2dImpl& bn, bool synced) {
+  const FusionFlags flags = fusion_flags();
+  const bool device_ok = x.is_cuda() ? flags.cuda : (x.device().is_cpu() && flags.cpu_reference);
+  if (!device_ok || synced || !bn.is_training()) return false;
+  const auto& o = bn.options;
+  if (!o.affine() || !o.track_running_stats() || !o.momentum().has_value()) return false;
+  const auto t = x.scalar_type();
+  if (x.dim() != 4 || !(t == torch::kFloat || t == torch::kHalf || t == torch::kBFloat16)) return false;
+  if (!x.is_contiguous(at::MemoryFormat::ChannelsLast) || x.size(1) != bn.weight.size(0)) return false;
+  // One value per channel is BatchNorm's own error: the unfused module raises it.
+  if (x.numel() / x.size(1) <= 1) return false;
+  return bn.weight.scalar_type() == torch::kFloat && bn.running_mean.scalar_type() == torch::kFloat &&
+         bn.running_var.scalar_type() == torch::kFloat && bn.weight.device() == x.device();
+}
+
+torch::Tensor bn_sign_conv2d(const torch::Tensor& x, torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& weight, int64_t stride,
+                             int64_t padding) {
+  const double eps = bn.options.eps();
+  const double momentum = bn.options.momentum().value();
+  torch::Tensor mean, invstd;
+  {
+    // What torch::nn::BatchNorm2d's training forward does to its buffers, on the device (no sync):
+    // count the batch, and blend the batch statistics in with the unbiased variance.
+    const torch::NoGradGuard no_grad;
+    torch::Tensor var;
+    std::tie(mean, var, invstd) = fused::batch_stats(x, eps);
+    const double n = static_cast<double>(x.numel() / x.size(1));
+    bn.num_batches_tracked.add_(1);
+    bn.running_mean.mul_(1 - momentum).add_(mean, momentum);
+    bn.running_var.mul_(1 - momentum).add_(var, momentum * n / (n - 1));
+  }
+  count_fused_bn_sign();
+  return BnSignConv2dFunction::apply(x, bn.weight, bn.bias, weight, mean, invstd, stride, padding);
+}
 
 torch::Tensor sign_conv2d(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t padding,
                           SignGradient gradient) {

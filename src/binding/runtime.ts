@@ -20,6 +20,8 @@ export interface RuntimeAddon {
   setAllowTF32(on: boolean): void;
   /** Sets the given cuDNN flags (deterministic first) and returns both as they now are. */
   setCudnnFlags(options: { benchmark?: boolean; deterministic?: boolean }): { benchmark: boolean; deterministic: boolean };
+  /** Sets the given fused-kernel flags; returns both as they now are, and how many fused nodes ran so far. */
+  setFusionFlags(options: { cuda?: boolean; cpuReference?: boolean }): { cuda: boolean; cpuReference: boolean; bnSignNodes: number; preluNodes: number };
   /** The CUDA caching allocator's counters for one device (zeros without CUDA). */
   cudaMemoryStats(device: number): { allocatedBytes: number; peakAllocatedBytes: number; reservedBytes: number; peakReservedBytes: number };
   resetCudaPeakMemory(device: number): void;

@@ -102,6 +102,32 @@ export function setCudnnOptions(options: CudnnOptions = {}): Required<CudnnOptio
   return native().setCudnnFlags(options);
 }
 
+/** Which of bnn-torch's fused kernels run (see {@link setFusionOptions}). */
+export interface FusionOptions {
+  /**
+   * bnn-torch's fused CUDA kernels for the block's memory-bound chains: training-mode BatchNorm and
+   * the sign in one node that never writes BatchNorm's output, and the residual add with PReLU in
+   * one pass whose slope gradient needs no full-size temporary. On by default; off runs ATen's
+   * separate ops (the same results up to float rounding), for A/B timing or to rule them out.
+   */
+  cuda?: boolean;
+  /**
+   * A test hook: the same fused autograd nodes also run on the CPU, with ATen ops standing in for
+   * the CUDA kernels, so their statistics, masks and gradients can be checked against the unfused
+   * path where no GPU is. Slower than the CPU's own kernels; off by default.
+   */
+  cpuReference?: boolean;
+}
+
+/** Sets which fused kernels run, process-wide, and returns both flags as they now are. */
+export function setFusionOptions(options: FusionOptions = {}): Required<FusionOptions> {
+  if (typeof options !== 'object' || options === null) throw new TypeError('setFusionOptions(options) must be an object');
+  if (options.cuda !== undefined) checkBoolean(options.cuda, 'cuda');
+  if (options.cpuReference !== undefined) checkBoolean(options.cpuReference, 'cpuReference');
+  const { cuda, cpuReference } = native().setFusionFlags(options);
+  return { cuda, cpuReference };
+}
+
 /** The CUDA caching allocator's counters for one device, in bytes (all zero without CUDA). */
 export interface CudaMemoryStats {
   /** Held by live tensors now. */

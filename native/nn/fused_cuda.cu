@@ -1,0 +1,305 @@
+#include "nn/fused_cuda.h"
+
+#include <algorithm>
+
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros_like.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+namespace bnn::nn::cuda {
+
+namespace {
+
+// A block is kCols channels by kRows rows; each thread walks about kRowsPerThread rows (more when
+// the grid's row dimension would pass CUDA's 65535). The grid depends only on the shape, so the
+// order of every float sum, and with it the result, is the same on every run.
+constexpr int kCols = 32;
+constexpr int kRows = 8;
+constexpr int64_t kRowsPerThread = 16;
+constexpr uint8_t kKeep = 1;
+
+struct Launch {
+  dim3 grid;
+  dim3 block;
+  int64_t row_blocks;
+};
+
+Launch launch_for(int64_t rows, int64_t C) {
+  const int64_t col_blocks = (C + kCols - 1) / kCols;
+  const int64_t row_blocks = std::clamp<int64_t>((rows + kRows * kRowsPerThread - 1) / (kRows * kRowsPerThread), 1, 65535);
+  return {dim3(static_cast<unsigned>(col_blocks), static_cast<unsigned>(row_blocks)), dim3(kCols, kRows), row_blocks};
+}
+
+void check_rows(const torch::Tensor& t, const char* what) {
+  TORCH_CHECK(t.is_cuda() && t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast), "fused CUDA kernels: ", what,
+              " must be a channels-last 4-D CUDA tensor, got ", t.sizes(), " with strides ", t.strides());
+}
+
+void check_channels(const torch::Tensor& t, int64_t C, const char* what) {
+  TORCH_CHECK(t.is_cuda() && t.dim() == 1 && t.size(0) == C && t.scalar_type() == at::kFloat && t.is_contiguous(),
+              "fused CUDA kernels: ", what, " must be a contiguous float32 CUDA vector of ", C, " channels");
+}
+
+// The block's kRows partial sums of one channel, added in a fixed order; the result is valid in
+// the threads of row 0. Every thread of the block must call it (it synchronises).
+__device__ float block_rows_sum(float v, float (*shared)[kCols + 1]) {
+  shared[threadIdx.y][threadIdx.x] = v;
+  __syncthreads();
+  float total = 0.f;
+  if (threadIdx.y == 0) {
+    for (int r = 0; r < kRows; ++r) total += shared[r][threadIdx.x];
+  }
+  __syncthreads();
+  return total;
+}
+
+#define BNN_ROWS_LOOP(r) \
+  for (int64_t r = static_cast<int64_t>(blockIdx.y) * kRows + threadIdx.y; r < rows; r += static_cast<int64_t>(gridDim.y) * kRows)
+
+template <typename T, bool kAdd>
+__global__ void prelu_forward_kernel(const T* __restrict__ u, const T* __restrict__ v, const float* __restrict__ slopes,
+                                     T* __restrict__ y, T* __restrict__ s, int64_t rows, int64_t C) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kCols + threadIdx.x;
+  if (c >= C) return;
+  const float a = slopes[c];
+  BNN_ROWS_LOOP(r) {
+    const int64_t i = r * C + c;
+    // The sum rounded to T first, as aten::add then aten::prelu would see it, so backward (which
+    // reads the stored s) and forward agree about its sign.
+    const T st = kAdd ? static_cast<T>(static_cast<float>(u[i]) + static_cast<float>(v[i])) : u[i];
+    const float sf = static_cast<float>(st);
+    y[i] = static_cast<T>(sf > 0.f ? sf : a * sf);
+    if (kAdd) s[i] = st;
+  }
+}
+
+template <typename T>
+__global__ void prelu_backward_kernel(const T* __restrict__ g, const T* __restrict__ s, const float* __restrict__ slopes,
+                                      T* __restrict__ dx, float* __restrict__ partial, int64_t rows, int64_t C) {
+  __shared__ float shared[kRows][kCols + 1];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kCols + threadIdx.x;
+  const bool valid = c < C;
+  float acc = 0.f;
+  if (valid) {
+    const float a = slopes[c];
+    BNN_ROWS_LOOP(r) {
+      const int64_t i = r * C + c;
+      const float gi = static_cast<float>(g[i]);
+      const float si = static_cast<float>(s[i]);
+      const bool positive = si > 0.f;  // PReLU takes the slope at 0, as torch.prelu
+      dx[i] = static_cast<T>(positive ? gi : a * gi);
+      acc += positive ? 0.f : gi * si;
+    }
+  }
+  const float total = block_rows_sum(acc, shared);
+  if (valid && threadIdx.y == 0) partial[static_cast<int64_t>(blockIdx.y) * C + c] = total;
+}
+
+template <typename in_t, typename out_t>
+__global__ void bn_sign_forward_kernel(const in_t* __restrict__ x, const float* __restrict__ mean, const float* __restrict__ scale,
+                                       const float* __restrict__ bias, out_t* __restrict__ signs, uint8_t* __restrict__ code,
+                                       int64_t rows, int64_t C) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kCols + threadIdx.x;
+  if (c >= C) return;
+  const float m = mean[c], k = scale[c], b = bias[c];
+  BNN_ROWS_LOOP(r) {
+    const int64_t i = r * C + c;
+    const float v = (static_cast<float>(x[i]) - m) * k + b;
+    const bool positive = v >= 0.f;
+    signs[i] = static_cast<out_t>(v != v ? v : (positive ? 1.f : -1.f));  // NaN stays NaN, as sign_code
+    code[i] = static_cast<uint8_t>(((v > -1.f) & (v < 1.f)) | (positive << 1));
+  }
+}
+
+template <typename grad_t, typename in_t>
+__global__ void bn_sign_grad_sums_kernel(const grad_t* __restrict__ g, const uint8_t* __restrict__ code, const in_t* __restrict__ x,
+                                         const float* __restrict__ mean, float* __restrict__ partial_dy,
+                                         float* __restrict__ partial_dy_xmu, int64_t rows, int64_t C) {
+  __shared__ float shared[kRows][kCols + 1];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kCols + threadIdx.x;
+  const bool valid = c < C;
+  float sum_dy = 0.f, sum_dy_xmu = 0.f;
+  if (valid) {
+    const float m = mean[c];
+    BNN_ROWS_LOOP(r) {
+      const int64_t i = r * C + c;
+      // A select, not a multiply: an inf or NaN gradient the mask cuts becomes exactly 0.
+      const float dy = (code[i] & kKeep) ? static_cast<float>(g[i]) : 0.f;
+      sum_dy += dy;
+      sum_dy_xmu += dy * (static_cast<float>(x[i]) - m);
+    }
+  }
+  const float total_dy = block_rows_sum(sum_dy, shared);
+  const float total_dy_xmu = block_rows_sum(sum_dy_xmu, shared);
+  if (valid && threadIdx.y == 0) {
+    partial_dy[static_cast<int64_t>(blockIdx.y) * C + c] = total_dy;
+    partial_dy_xmu[static_cast<int64_t>(blockIdx.y) * C + c] = total_dy_xmu;
+  }
+}
+
+template <typename grad_t, typename in_t>
+__global__ void bn_sign_grad_input_kernel(const grad_t* __restrict__ g, const uint8_t* __restrict__ code, const in_t* __restrict__ x,
+                                          const float* __restrict__ mean, const float* __restrict__ scale,
+                                          const float* __restrict__ mean_dy, const float* __restrict__ coef,
+                                          in_t* __restrict__ dx, int64_t rows, int64_t C) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kCols + threadIdx.x;
+  if (c >= C) return;
+  const float m = mean[c], k = scale[c], mdy = mean_dy[c], q = coef[c];
+  BNN_ROWS_LOOP(r) {
+    const int64_t i = r * C + c;
+    const float dy = (code[i] & kKeep) ? static_cast<float>(g[i]) : 0.f;
+    dx[i] = static_cast<in_t>((dy - mdy - (static_cast<float>(x[i]) - m) * q) * k);
+  }
+}
+
+#undef BNN_ROWS_LOOP
+
+// Per-block partial sums [row_blocks, C] -> [C], in a fixed order.
+torch::Tensor finish(const torch::Tensor& partial, int64_t row_blocks, int64_t C) { return partial.view({row_blocks, C}).sum(0); }
+
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> prelu_forward(const torch::Tensor& u, const torch::Tensor& v, const torch::Tensor& slopes) {
+  check_rows(u, "the input");
+  const bool add = v.defined();
+  if (add) {
+    check_rows(v, "the residual");
+    TORCH_CHECK(v.sizes() == u.sizes() && v.scalar_type() == u.scalar_type() && v.device() == u.device(),
+                "fused CUDA kernels: the residual must match the input's shape, dtype and device");
+  }
+  const int64_t C = u.size(1);
+  check_channels(slopes, C, "the slopes");
+  const c10::cuda::CUDAGuard guard(u.device());
+  torch::Tensor y = at::empty_like(u);
+  torch::Tensor s = add ? at::empty_like(u) : u;
+  if (u.numel() == 0) return {y, s};
+  const int64_t rows = u.numel() / C;
+  const Launch l = launch_for(rows, C);
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, u.scalar_type(), "prelu_forward", [&] {
+    if (add) {
+      prelu_forward_kernel<scalar_t, true><<<l.grid, l.block, 0, stream>>>(
+          u.const_data_ptr<scalar_t>(), v.const_data_ptr<scalar_t>(), slopes.const_data_ptr<float>(), y.mutable_data_ptr<scalar_t>(),
+          s.mutable_data_ptr<scalar_t>(), rows, C);
+    } else {
+      prelu_forward_kernel<scalar_t, false><<<l.grid, l.block, 0, stream>>>(
+          u.const_data_ptr<scalar_t>(), nullptr, slopes.const_data_ptr<float>(), y.mutable_data_ptr<scalar_t>(), nullptr, rows, C);
+    }
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {y, s};
+}
+
+std::pair<torch::Tensor, torch::Tensor> prelu_backward(const torch::Tensor& grad, const torch::Tensor& s, const torch::Tensor& slopes) {
+  check_rows(s, "the saved pre-activation");
+  check_rows(grad, "the gradient");
+  TORCH_CHECK(grad.sizes() == s.sizes() && grad.scalar_type() == s.scalar_type(),
+              "fused CUDA kernels: the gradient must match the pre-activation's shape and dtype");
+  const int64_t C = s.size(1);
+  check_channels(slopes, C, "the slopes");
+  const c10::cuda::CUDAGuard guard(s.device());
+  torch::Tensor dx = at::empty_like(s);
+  if (s.numel() == 0) return {dx, at::zeros_like(slopes)};
+  const int64_t rows = s.numel() / C;
+  const Launch l = launch_for(rows, C);
+  torch::Tensor partial = at::empty({l.row_blocks * C}, slopes.options());
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.scalar_type(), "prelu_backward", [&] {
+    prelu_backward_kernel<scalar_t><<<l.grid, l.block, 0, stream>>>(grad.const_data_ptr<scalar_t>(), s.const_data_ptr<scalar_t>(),
+                                                                     slopes.const_data_ptr<float>(), dx.mutable_data_ptr<scalar_t>(),
+                                                                     partial.mutable_data_ptr<float>(), rows, C);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {dx, finish(partial, l.row_blocks, C)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> bn_sign_forward(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& scale,
+                                                        const torch::Tensor& bias, c10::ScalarType dtype) {
+  check_rows(x, "BatchNorm's input");
+  const int64_t C = x.size(1);
+  check_channels(mean, C, "the mean");
+  check_channels(scale, C, "the scale");
+  check_channels(bias, C, "the bias");
+  const c10::cuda::CUDAGuard guard(x.device());
+  torch::Tensor signs = at::empty_like(x, x.options().dtype(dtype));
+  torch::Tensor code = at::empty_like(x, x.options().dtype(at::kByte));
+  if (x.numel() == 0) return {signs, code};
+  const int64_t rows = x.numel() / C;
+  const Launch l = launch_for(rows, C);
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_sign_forward_in", [&] {
+    using in_t = scalar_t;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "bn_sign_forward_out", [&] {
+      bn_sign_forward_kernel<in_t, scalar_t><<<l.grid, l.block, 0, stream>>>(
+          x.const_data_ptr<in_t>(), mean.const_data_ptr<float>(), scale.const_data_ptr<float>(), bias.const_data_ptr<float>(),
+          signs.mutable_data_ptr<scalar_t>(), code.mutable_data_ptr<uint8_t>(), rows, C);
+    });
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {signs, code};
+}
+
+std::pair<torch::Tensor, torch::Tensor> bn_sign_grad_sums(const torch::Tensor& grad, const torch::Tensor& code, const torch::Tensor& x,
+                                                          const torch::Tensor& mean) {
+  check_rows(x, "BatchNorm's input");
+  check_rows(grad, "the gradient");
+  check_rows(code, "the code");
+  TORCH_CHECK(grad.sizes() == x.sizes() && code.sizes() == x.sizes() && code.scalar_type() == at::kByte,
+              "fused CUDA kernels: the gradient and code must match BatchNorm's input");
+  const int64_t C = x.size(1);
+  check_channels(mean, C, "the mean");
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (x.numel() == 0) return {at::zeros_like(mean), at::zeros_like(mean)};
+  const int64_t rows = x.numel() / C;
+  const Launch l = launch_for(rows, C);
+  torch::Tensor partial = at::empty({2, l.row_blocks * C}, mean.options());
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "bn_sign_grad_sums_g", [&] {
+    using grad_t = scalar_t;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_sign_grad_sums_x", [&] {
+      float* p = partial.mutable_data_ptr<float>();
+      bn_sign_grad_sums_kernel<grad_t, scalar_t><<<l.grid, l.block, 0, stream>>>(
+          grad.const_data_ptr<grad_t>(), code.const_data_ptr<uint8_t>(), x.const_data_ptr<scalar_t>(), mean.const_data_ptr<float>(), p,
+          p + l.row_blocks * C, rows, C);
+    });
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {finish(partial[0], l.row_blocks, C), finish(partial[1], l.row_blocks, C)};
+}
+
+torch::Tensor bn_sign_grad_input(const torch::Tensor& grad, const torch::Tensor& code, const torch::Tensor& x, const torch::Tensor& mean,
+                                 const torch::Tensor& scale, const torch::Tensor& mean_dy, const torch::Tensor& coef) {
+  check_rows(x, "BatchNorm's input");
+  check_rows(grad, "the gradient");
+  check_rows(code, "the code");
+  TORCH_CHECK(grad.sizes() == x.sizes() && code.sizes() == x.sizes() && code.scalar_type() == at::kByte,
+              "fused CUDA kernels: the gradient and code must match BatchNorm's input");
+  const int64_t C = x.size(1);
+  check_channels(mean, C, "the mean");
+  check_channels(scale, C, "the scale");
+  check_channels(mean_dy, C, "the mean gradient");
+  check_channels(coef, C, "the coefficient");
+  const c10::cuda::CUDAGuard guard(x.device());
+  torch::Tensor dx = at::empty_like(x);
+  if (x.numel() == 0) return dx;
+  const int64_t rows = x.numel() / C;
+  const Launch l = launch_for(rows, C);
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "bn_sign_grad_input_g", [&] {
+    using grad_t = scalar_t;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_sign_grad_input_x", [&] {
+      bn_sign_grad_input_kernel<grad_t, scalar_t><<<l.grid, l.block, 0, stream>>>(
+          grad.const_data_ptr<grad_t>(), code.const_data_ptr<uint8_t>(), x.const_data_ptr<scalar_t>(), mean.const_data_ptr<float>(),
+          scale.const_data_ptr<float>(), mean_dy.const_data_ptr<float>(), coef.const_data_ptr<float>(), dx.mutable_data_ptr<scalar_t>(),
+          rows, C);
+    });
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return dx;
+}
+
+}  // namespace bnn::nn::cuda
