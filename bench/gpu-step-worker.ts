@@ -1,22 +1,27 @@
-// bnn-torch's side of bench/gpu-step.ts: one process per case, measuring in turn bfloat16, float32
-// and float32 with a host read every step (the old way). Each variant builds its own model,
+// bnn-torch's side of bench/gpu-step.ts: one process per case, measuring in turn bfloat16, bfloat16
+// with the fused CUDA kernels off (ATen's separate ops: what the fusion gains), float32 and float32
+// with a host read every step (the old way). Each variant builds its own model,
 // optimizer and batch and frees them before the next, so each peak GPU memory (max allocated since
 // a reset) is that variant's own. The step is the Trainer's on CUDA: sync-free (StepMetrics read
 // at the end), fused Adam, channels-last, cuDNN benchmark mode. Prints one JSON line.
-import { Adam, createModel, cudaMemoryStats, libtorchInfo, manualSeed, resetCudaPeakMemory, StepMetrics, Tensor, trainStep, type Precision } from '../src/index.js';
+import { Adam, createModel, cudaMemoryStats, libtorchInfo, manualSeed, resetCudaPeakMemory, setFusionOptions, StepMetrics, Tensor, trainStep, type Precision } from '../src/index.js';
+import { native } from '../src/binding/native.js';
 
 interface Case { size: number; stem: 'small' | 'imagenet'; classes: number; stage: 1 | 2; batch: number; steps: number; warmup: number; width?: number }
-interface Variant { name: string; precision: Precision; sync: boolean }
+interface Variant { name: string; precision: Precision; sync: boolean; fused?: boolean }
 
 const cfg = JSON.parse(process.argv[2]!) as Case;
 const variants: Variant[] = [
   { name: 'bf16', precision: 'bfloat16', sync: false },
+  { name: 'bf16Unfused', precision: 'bfloat16', sync: false, fused: false },
   { name: 'fp32', precision: 'float32', sync: false },
   { name: 'fp32Synced', precision: 'float32', sync: true },
 ];
 const out: Record<string, unknown> = { torch: libtorchInfo().version };
 for (const v of variants) {
   manualSeed(0);
+  setFusionOptions({ cuda: v.fused ?? true });
+  const nodesBefore = native().setFusionFlags({});
   using model = createModel({ numClasses: cfg.classes, inChannels: 3, width: cfg.width ?? 64, stem: cfg.stem, binaryWeights: cfg.stage === 2 }).to('cuda');
   using adam = new Adam(model, { lr: 1e-3, weightDecay: cfg.stage === 1 ? 1e-5 : 0 });
   using x = Tensor.randn([cfg.batch, 3, cfg.size, cfg.size], { device: 'cuda' });
@@ -41,6 +46,13 @@ for (const v of variants) {
     peakMiB: cudaMemoryStats().peakAllocatedBytes / 2 ** 20,
     warmupSeconds,
     loss: v.sync ? last : totals.lossSum / totals.count,
+  };
+  // Fused nodes a step (0 with the fusion off): proof of which path was timed.
+  const nodesAfter = native().setFusionFlags({});
+  const stepsRun = cfg.warmup + cfg.steps;
+  (out[v.name] as Record<string, unknown>).fusedNodesPerStep = {
+    bnSign: (nodesAfter.bnSignNodes - nodesBefore.bnSignNodes) / stepsRun,
+    prelu: (nodesAfter.preluNodes - nodesBefore.preluNodes) / stepsRun,
   };
 }
 console.log(JSON.stringify(out));

@@ -2,8 +2,9 @@
 // the same network on the same GPU, in one run: (a) eager float32, (b) the best eager setup a
 // careful user writes (bf16 autocast + channels-last + fused Adam + cudnn.benchmark) and (c)
 // torch.compile of (b). Width 64, batch 256, 224x224x3 (ImageNet stem, 1000 classes) and 32x32x3
-// (CIFAR stem, 100 classes), both stages. bnn-torch runs bfloat16 (its CUDA default), float32, and
-// float32 reading the loss every step. Peak GPU memory is max-allocated per variant.
+// (CIFAR stem, 100 classes), both stages. bnn-torch runs bfloat16 (its CUDA default), bfloat16 with
+// its fused CUDA kernels off (the column "fusion" is the gain from them), float32, and float32
+// reading the loss every step. Peak GPU memory is max-allocated per variant.
 // Writes bench/results/gpu-step.json (and $OUT/gpu-step.json when OUT is set).
 //
 //   node --import tsx bench/gpu-step.ts      # scripts/gpu-check runs it
@@ -52,14 +53,15 @@ function report(): void {
   const lines = [
     `Training step on ${gpu || 'the GPU'} (PyTorch/LibTorch ${torchVersion}), width 64, batch 256: images/s, and peak GPU memory allocated`,
     '',
-    '| case | bnn bf16 | bnn fp32 | bnn fp32, read every step | (a) eager fp32 | (b) bf16+CL+fused Adam | (c) compile of (b) | bnn/(a) | bnn/(b) | bnn/(c) | peak bnn bf16 | peak (a) | peak (b) | memory bnn/(a) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| case | bnn bf16 | bnn bf16 unfused | fusion | bnn fp32 | bnn fp32, read every step | (a) eager fp32 | (b) bf16+CL+fused Adam | (c) compile of (b) | bnn/(a) | bnn/(b) | bnn/(c) | peak bnn bf16 | peak (a) | peak (b) | memory bnn/(a) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const o = pick(r.bnn, 'bf16');
       const a = pick(r.peer, 'eager');
       const b = pick(r.peer, 'tuned');
       const c = pick(r.compile, 'compile');
-      return `| ${r.case} | ${f(ips(o))} | ${f(ips(pick(r.bnn, 'fp32')))} | ${f(ips(pick(r.bnn, 'fp32Synced')))} | ${f(ips(a))} | ${f(ips(b))} | ${f(ips(c))} | ${f(ips(o) / ips(a), 2)}x | ${f(ips(o) / ips(b), 2)}x | ${f(ips(o) / ips(c), 2)}x | ${f(mem(o))} MiB | ${f(mem(a))} MiB | ${f(mem(b))} MiB | ${f(mem(o) / mem(a), 2)}x |`;
+      const u = pick(r.bnn, 'bf16Unfused');
+      return `| ${r.case} | ${f(ips(o))} | ${f(ips(u))} | ${f(ips(o) / ips(u), 2)}x | ${f(ips(pick(r.bnn, 'fp32')))} | ${f(ips(pick(r.bnn, 'fp32Synced')))} | ${f(ips(a))} | ${f(ips(b))} | ${f(ips(c))} | ${f(ips(o) / ips(a), 2)}x | ${f(ips(o) / ips(b), 2)}x | ${f(ips(o) / ips(c), 2)}x | ${f(mem(o))} MiB | ${f(mem(a))} MiB | ${f(mem(b))} MiB | ${f(mem(o) / mem(a), 2)}x |`;
     }),
   ];
   console.log(lines.join('\n'));

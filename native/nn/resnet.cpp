@@ -140,6 +140,9 @@ void ResNet18Impl::check_input(const torch::Tensor& x) const {
 torch::Tensor ResNet18Impl::forward(const torch::Tensor& x) {
   check_input(x);
   torch::Tensor out = torch::relu(bn1(conv1(channels_last_ ? x.contiguous(at::MemoryFormat::ChannelsLast) : x)));
+  // A one-channel input (Fashion-MNIST) is both layouts at once, and the stem conv then answers in
+  // NCHW: the first block would miss the channels-last kernels (fused PReLU, BatchNorm -> sign).
+  if (channels_last_) out = out.contiguous(at::MemoryFormat::ChannelsLast);
   if (config.stem == "imagenet") {
     out = torch::nn::functional::max_pool2d(out, torch::nn::functional::MaxPool2dFuncOptions(3).stride(2).padding(1));
   }
