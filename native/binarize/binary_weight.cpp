@@ -7,7 +7,11 @@
 #include <ATen/Parallel.h>
 
 #include "core/errors.h"
+#include "core/runtime.h"
 #include "core/vectorize.h"
+#ifdef BNN_WITH_CUDA
+#include "binarize/binary_weight_cuda.h"
+#endif
 
 namespace bnn {
 
@@ -49,6 +53,14 @@ BNN_KERNEL(void, grad_row, (const float* __restrict__ g, const uint8_t* __restri
 }  // namespace
 
 at::Tensor BinaryWeight::forward(torch::autograd::AutogradContext* ctx, const at::Tensor& weight) {
+#ifdef BNN_WITH_CUDA
+  if (weight.is_cuda() && weight.scalar_type() == at::kFloat && weight.is_non_overlapping_and_dense() && weight.size(0) > 0 &&
+      weight.stride(0) * weight.size(0) == weight.numel() && fusion_flags().cuda) {
+    auto [out, mask, alpha] = cuda::binarize_weight(weight);
+    ctx->save_for_backward({mask, alpha});
+    return out;
+  }
+#endif
   if (fast_path(weight)) {
     const int64_t rows = weight.size(0), n = weight.stride(0);
     at::Tensor out = at::empty_like(weight);
@@ -88,6 +100,9 @@ torch::autograd::tensor_list BinaryWeight::backward(torch::autograd::AutogradCon
   const at::Tensor& mask = saved[0];
   const at::Tensor& alpha = saved[1];
   const at::Tensor& grad = grad_outputs[0];
+#ifdef BNN_WITH_CUDA
+  if (mask.scalar_type() == at::kByte && mask.is_cuda()) return {cuda::binary_weight_grad(grad, mask, alpha)};
+#endif
   if (mask.scalar_type() == at::kByte) {  // the fast path's mask
     const at::Tensor g = grad.scalar_type() == at::kFloat && grad.strides() == mask.strides() && grad.is_non_overlapping_and_dense()
                              ? grad

@@ -4,6 +4,9 @@
 // sign maps 0 to +1 (as the activation does). alpha is detached: it scales the forward pass but is
 // not differentiated. The latent weight's gradient passes straight through where |W| <= 1 and is 0
 // elsewhere, so grad_W = alpha * 1{|W| <= 1} * grad_{W_b}: the chain rule through the scale.
+//
+// float32 weights with contiguous output channels take one fused pass (a CPU kernel, or on CUDA
+// binary_weight_cuda.h unless FusionFlags::cuda is off); others the generic ATen ops.
 #include <ATen/Tensor.h>
 #include <torch/autograd.h>
 

@@ -158,6 +158,12 @@ __global__ void bn_sign_grad_input_kernel(const grad_t* __restrict__ g, const ui
 
 #undef BNN_ROWS_LOOP
 
+// The three dtypes the callers admit (float32, and bfloat16 / float16 under autocast), so no
+// double instantiations are compiled.
+#define BNN_DISPATCH_FLOATS(TYPE, NAME, ...)                                                                 \
+  AT_DISPATCH_SWITCH(TYPE, NAME, AT_DISPATCH_CASE(at::kFloat, __VA_ARGS__) AT_DISPATCH_CASE(at::kHalf, __VA_ARGS__) \
+                         AT_DISPATCH_CASE(at::kBFloat16, __VA_ARGS__))
+
 // Per-block partial sums [row_blocks, C] -> [C], in a fixed order.
 torch::Tensor finish(const torch::Tensor& partial, int64_t row_blocks, int64_t C) { return partial.view({row_blocks, C}).sum(0); }
 
@@ -180,7 +186,7 @@ std::pair<torch::Tensor, torch::Tensor> prelu_forward(const torch::Tensor& u, co
   const int64_t rows = u.numel() / C;
   const Launch l = launch_for(rows, C);
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, u.scalar_type(), "prelu_forward", [&] {
+  BNN_DISPATCH_FLOATS(u.scalar_type(), "prelu_forward", [&] {
     if (add) {
       prelu_forward_kernel<scalar_t, true><<<l.grid, l.block, 0, stream>>>(
           u.const_data_ptr<scalar_t>(), v.const_data_ptr<scalar_t>(), slopes.const_data_ptr<float>(), y.mutable_data_ptr<scalar_t>(),
@@ -208,7 +214,7 @@ std::pair<torch::Tensor, torch::Tensor> prelu_backward(const torch::Tensor& grad
   const Launch l = launch_for(rows, C);
   torch::Tensor partial = at::empty({l.row_blocks * C}, slopes.options());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.scalar_type(), "prelu_backward", [&] {
+  BNN_DISPATCH_FLOATS(s.scalar_type(), "prelu_backward", [&] {
     prelu_backward_kernel<scalar_t><<<l.grid, l.block, 0, stream>>>(grad.const_data_ptr<scalar_t>(), s.const_data_ptr<scalar_t>(),
                                                                      slopes.const_data_ptr<float>(), dx.mutable_data_ptr<scalar_t>(),
                                                                      partial.mutable_data_ptr<float>(), rows, C);
@@ -231,9 +237,9 @@ std::pair<torch::Tensor, torch::Tensor> bn_sign_forward(const torch::Tensor& x, 
   const int64_t rows = x.numel() / C;
   const Launch l = launch_for(rows, C);
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_sign_forward_in", [&] {
+  BNN_DISPATCH_FLOATS(x.scalar_type(), "bn_sign_forward_in", [&] {
     using in_t = scalar_t;
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "bn_sign_forward_out", [&] {
+    BNN_DISPATCH_FLOATS(dtype, "bn_sign_forward_out", [&] {
       bn_sign_forward_kernel<in_t, scalar_t><<<l.grid, l.block, 0, stream>>>(
           x.const_data_ptr<in_t>(), mean.const_data_ptr<float>(), scale.const_data_ptr<float>(), bias.const_data_ptr<float>(),
           signs.mutable_data_ptr<scalar_t>(), code.mutable_data_ptr<uint8_t>(), rows, C);
@@ -258,9 +264,9 @@ std::pair<torch::Tensor, torch::Tensor> bn_sign_grad_sums(const torch::Tensor& g
   const Launch l = launch_for(rows, C);
   torch::Tensor partial = at::empty({2, l.row_blocks * C}, mean.options());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "bn_sign_grad_sums_g", [&] {
+  BNN_DISPATCH_FLOATS(grad.scalar_type(), "bn_sign_grad_sums_g", [&] {
     using grad_t = scalar_t;
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_sign_grad_sums_x", [&] {
+    BNN_DISPATCH_FLOATS(x.scalar_type(), "bn_sign_grad_sums_x", [&] {
       float* p = partial.mutable_data_ptr<float>();
       bn_sign_grad_sums_kernel<grad_t, scalar_t><<<l.grid, l.block, 0, stream>>>(
           grad.const_data_ptr<grad_t>(), code.const_data_ptr<uint8_t>(), x.const_data_ptr<scalar_t>(), mean.const_data_ptr<float>(), p,
@@ -289,9 +295,9 @@ torch::Tensor bn_sign_grad_input(const torch::Tensor& grad, const torch::Tensor&
   const int64_t rows = x.numel() / C;
   const Launch l = launch_for(rows, C);
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "bn_sign_grad_input_g", [&] {
+  BNN_DISPATCH_FLOATS(grad.scalar_type(), "bn_sign_grad_input_g", [&] {
     using grad_t = scalar_t;
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_sign_grad_input_x", [&] {
+    BNN_DISPATCH_FLOATS(x.scalar_type(), "bn_sign_grad_input_x", [&] {
       bn_sign_grad_input_kernel<grad_t, scalar_t><<<l.grid, l.block, 0, stream>>>(
           grad.const_data_ptr<grad_t>(), code.const_data_ptr<uint8_t>(), x.const_data_ptr<scalar_t>(), mean.const_data_ptr<float>(),
           scale.const_data_ptr<float>(), mean_dy.const_data_ptr<float>(), coef.const_data_ptr<float>(), dx.mutable_data_ptr<scalar_t>(),

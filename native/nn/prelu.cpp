@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 namespace bnn::nn {
@@ -220,6 +221,9 @@ namespace {
 bool cuda_fusable(const torch::Tensor& u, const torch::Tensor* v, const torch::Tensor& weight) {
   if (!u.is_cuda() || !fusion_flags().cuda) return false;
   const auto t = u.scalar_type();
+  // Under autocast torch::prelu runs in autocast's dtype: a float32 input there (RPReLU's shifted
+  // input) takes ATen's path, which casts it, rather than staying float32 here.
+  if (at::autocast::is_autocast_enabled(c10::DeviceType::CUDA) && t != at::autocast::get_autocast_dtype(c10::DeviceType::CUDA)) return false;
   if (u.dim() != 4 || !(t == torch::kFloat || t == torch::kHalf || t == torch::kBFloat16) ||
       !u.is_contiguous(at::MemoryFormat::ChannelsLast)) {
     return false;

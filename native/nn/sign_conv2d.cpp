@@ -207,18 +207,14 @@ namespace fused {
 
 torch::Tensor per_channel(const torch::Tensor& t) { return t.view({1, -1, 1, 1}); }
 
-// {mean, biased variance, 1 / sqrt(variance + eps)} per channel, float32.
-std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> batch_stats(const torch::Tensor& x, double eps) {
-#ifdef BNN_WITH_CUDA
-  if (x.is_cuda()) {
-    // ATen's Welford pass (the one SyncBatchNorm uses), float32 statistics for any input dtype;
-    // the variance comes back from invstd as SyncBatchNorm's running-statistics update takes it.
-    auto [mean, invstd] = at::batch_norm_stats(x, eps);
-    return {mean, invstd.pow(-2).sub_(eps), invstd};
-  }
-#endif
-  auto [var, mean] = at::var_mean(x.to(torch::kFloat), {0, 2, 3}, /*correction=*/0, /*keepdim=*/false);
-  return {mean, var, (var + eps).rsqrt()};
+// The batch's {mean, 1 / sqrt(biased variance + eps)} per channel (float32), blending them into the
+// running statistics (unbiased variance) as torch::nn::BatchNorm2d's training forward does: ATen's
+// batch_norm_update_stats, one Welford pass on CUDA (channels-last, any floating dtype), the same
+// update formula on the CPU.
+std::pair<torch::Tensor, torch::Tensor> batch_stats(const torch::Tensor& x, torch::nn::BatchNorm2dImpl& bn) {
+  auto [mean, var] = at::batch_norm_update_stats(x, bn.running_mean, bn.running_var, bn.options.momentum().value());
+  bn.num_batches_tracked.add_(1);
+  return {mean, var.add(bn.options.eps()).rsqrt_()};
 }
 
 std::pair<torch::Tensor, torch::Tensor> sign_forward(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& scale,
@@ -302,7 +298,7 @@ class BnSignConv2dFunction : public torch::autograd::Function<BnSignConv2dFuncti
     signs.reset();
     torch::Tensor grad_x, grad_gamma, grad_beta;
     if (grad_signs.defined()) {
-      const torch::Tensor g = grad_signs.contiguous(x.suggest_memory_format());
+      const torch::Tensor g = grad_signs.contiguous(at::MemoryFormat::ChannelsLast);
       auto [sum_dy, sum_dy_xmu] = fused::grad_sums(g, code, x, mean);
       if (need_gamma) grad_gamma = sum_dy_xmu * invstd;
       if (need_beta) grad_beta = sum_dy;
@@ -335,19 +331,10 @@ bool bn_sign_fusable(const torch::Tensor& x, const torch::nn::BatchNorm2dImpl& b
 
 torch::Tensor bn_sign_conv2d(const torch::Tensor& x, torch::nn::BatchNorm2dImpl& bn, const torch::Tensor& weight, int64_t stride,
                              int64_t padding) {
-  const double eps = bn.options.eps();
-  const double momentum = bn.options.momentum().value();
   torch::Tensor mean, invstd;
   {
-    // What torch::nn::BatchNorm2d's training forward does to its buffers, on the device (no sync):
-    // count the batch, and blend the batch statistics in with the unbiased variance.
     const torch::NoGradGuard no_grad;
-    torch::Tensor var;
-    std::tie(mean, var, invstd) = fused::batch_stats(x, eps);
-    const double n = static_cast<double>(x.numel() / x.size(1));
-    bn.num_batches_tracked.add_(1);
-    bn.running_mean.mul_(1 - momentum).add_(mean, momentum);
-    bn.running_var.mul_(1 - momentum).add_(var, momentum * n / (n - 1));
+    std::tie(mean, invstd) = fused::batch_stats(x, bn);
   }
   count_fused_bn_sign();
   return BnSignConv2dFunction::apply(x, bn.weight, bn.bias, weight, mean, invstd, stride, padding);
