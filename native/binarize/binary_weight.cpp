@@ -54,8 +54,9 @@ BNN_KERNEL(void, grad_row, (const float* __restrict__ g, const uint8_t* __restri
 
 at::Tensor BinaryWeight::forward(torch::autograd::AutogradContext* ctx, const at::Tensor& weight) {
 #ifdef BNN_WITH_CUDA
-  if (weight.is_cuda() && weight.scalar_type() == at::kFloat && weight.is_non_overlapping_and_dense() && weight.size(0) > 0 &&
-      weight.stride(0) * weight.size(0) == weight.numel() && fusion_flags().cuda) {
+  // (binary_weight_cuda.h's layout: dense, output channels contiguous blocks, one block each.)
+  if (weight.is_cuda() && weight.scalar_type() == at::kFloat && weight.dim() >= 2 && weight.is_non_overlapping_and_dense() &&
+      weight.size(0) > 0 && weight.size(0) <= 2147483647 && weight.stride(0) * weight.size(0) == weight.numel() && fusion_flags().cuda) {
     auto [out, mask, alpha] = cuda::binarize_weight(weight);
     ctx->save_for_backward({mask, alpha});
     return out;

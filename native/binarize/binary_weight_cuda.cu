@@ -61,8 +61,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> binarize_weight(const at::Tensor&
   std::vector<int64_t> shape(static_cast<size_t>(weight.dim()), 1);
   shape[0] = weight.size(0);
   at::Tensor alpha = at::empty(shape, weight.options());
+  // (A row of no weights gives alpha 0 / 0 = NaN, as the CPU paths' mean of nothing.)
   const int64_t n = weight.stride(0);
-  if (n == 0) return {out, mask, alpha.zero_()};
   binarize_rows_kernel<<<static_cast<unsigned>(weight.size(0)), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
       weight.const_data_ptr<float>(), out.mutable_data_ptr<float>(), mask.mutable_data_ptr<uint8_t>(), alpha.mutable_data_ptr<float>(), n);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -77,7 +77,6 @@ at::Tensor binary_weight_grad(const at::Tensor& grad, const at::Tensor& mask, co
                            : at::empty_like(mask, grad.options().dtype(at::kFloat)).copy_(grad);
   at::Tensor out = at::empty_like(g);
   const int64_t n = mask.stride(0);
-  if (n == 0) return out;
   grad_rows_kernel<<<static_cast<unsigned>(mask.size(0)), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
       g.const_data_ptr<float>(), mask.const_data_ptr<uint8_t>(), alpha.const_data_ptr<float>(), out.mutable_data_ptr<float>(), n);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
