@@ -1,6 +1,6 @@
 #include "nn/basic_block.h"
 
-#include <optional>
+#include <string>
 
 #include "nn/downsample.h"
 #include "nn/prelu.h"
@@ -36,19 +36,25 @@ torch::Tensor activation_conv(const torch::Tensor& x, BinaryConv2d& conv, bool b
   return sign_conv2d(x, conv->effective_weight(), conv->options.stride(), conv->options.padding(), gradient);
 }
 
-// The recipe's BN -> sign -> conv: one fused node (nn::bn_sign_conv2d) where it applies and nothing
-// needs BN's output itself (a probe records it, RSign shifts it, ApproxSign keeps it); otherwise
-// the modules one after another.
-std::optional<torch::Tensor> fused_bn_sign_conv(const torch::Tensor& x, BatchNorm2d& bn, BinaryConv2d& conv, bool binary,
-                                                SignGradient gradient, const torch::Tensor& threshold, bool probed) {
-  if (!binary || gradient != SignGradient::Ste || threshold.defined() || probed) return std::nullopt;
-  if (!bn_sign_fusable(x, *bn, bn->sync != nullptr)) return std::nullopt;
-  return bn_sign_conv2d(x, *bn, conv->effective_weight(), conv->options.stride(), conv->options.padding());
-}
-
 // RSign's shift before the sign (a plain sign without thresholds: no extra node).
 torch::Tensor shift(const torch::Tensor& x, const torch::Tensor& threshold) {
   return threshold.defined() ? x - threshold.view({1, -1, 1, 1}) : x;
+}
+
+// One conv with what feeds it: BN -> [RSign shift] -> activation -> conv in the recipe's order,
+// [shift] -> activation -> conv in Bi-Real's (whose BN follows the conv, at the caller). The recipe's
+// BN -> sign -> conv is one fused node (nn::bn_sign_conv2d) where it applies and nothing needs BN's
+// output itself (a probe records it, RSign shifts it, ApproxSign keeps it).
+torch::Tensor norm_activation_conv(const torch::Tensor& x, bool bi_real, BatchNorm2d& bn, const torch::Tensor& threshold,
+                                   BinaryConv2d& conv, bool binary, SignGradient gradient, ActivationProbe* probe,
+                                   const std::string& block_name, const char* conv_name) {
+  if (!bi_real && binary && gradient == SignGradient::Ste && !threshold.defined() && !probe &&
+      bn_sign_fusable(x, *bn, bn->sync != nullptr)) {
+    return bn_sign_conv2d(x, *bn, conv->effective_weight(), conv->options.stride(), conv->options.padding());
+  }
+  const torch::Tensor signed_input = shift(bi_real ? x : bn(x), threshold);
+  if (probe) probe->record(block_name + conv_name, signed_input);
+  return activation_conv(signed_input, conv, binary, gradient);
 }
 
 // The block's activation on its own (a classic block's first conv) ...
@@ -97,17 +103,8 @@ void BasicBlockImpl::reset() {
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   const bool bi_real = options.order() == BlockOrder::SignConvBn;
-  torch::Tensor out;
-  if (auto fused = bi_real ? std::nullopt
-                           : fused_bn_sign_conv(x, bn, conv, options.binary_activations(), options.sign_gradient(), sign_threshold,
-                                                probe != nullptr)) {
-    out = *fused;
-  } else {
-    // The tensor the sign binarises: BN's output in the recipe's order, the block's input in Bi-Real's.
-    const torch::Tensor signed_input = shift(bi_real ? x : bn(x), sign_threshold);
-    if (probe) probe->record(name + ".conv", signed_input);
-    out = activation_conv(signed_input, conv, options.binary_activations(), options.sign_gradient());
-  }
+  torch::Tensor out = norm_activation_conv(x, bi_real, bn, sign_threshold, conv, options.binary_activations(), options.sign_gradient(),
+                                           probe, name, ".conv");
   if (bi_real) out = bn(out);
   return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu, rprelu);
 }
@@ -141,24 +138,10 @@ torch::Tensor ClassicBasicBlockImpl::forward(const torch::Tensor& x) {
   const bool binary = options.binary_activations();
   // Each conv's sign input: its BN's output in the recipe's order, the conv's own input in Bi-Real's.
   const SignGradient gradient = options.sign_gradient();
-  const bool probed = probe != nullptr;
-  torch::Tensor out;
-  if (auto fused = bi_real ? std::nullopt : fused_bn_sign_conv(x, bn1, conv1, binary, gradient, sign_threshold1, probed)) {
-    out = *fused;
-  } else {
-    const torch::Tensor signed_input1 = shift(bi_real ? x : bn1(x), sign_threshold1);
-    if (probe) probe->record(name + ".conv1", signed_input1);
-    out = activation_conv(signed_input1, conv1, binary, gradient);
-  }
+  torch::Tensor out = norm_activation_conv(x, bi_real, bn1, sign_threshold1, conv1, binary, gradient, probe, name, ".conv1");
   if (bi_real) out = bn1(out);
   out = activate(out, options.activation(), prelu1, rprelu1);
-  if (auto fused = bi_real ? std::nullopt : fused_bn_sign_conv(out, bn2, conv2, binary, gradient, sign_threshold2, probed)) {
-    out = *fused;
-  } else {
-    const torch::Tensor signed_input2 = shift(bi_real ? out : bn2(out), sign_threshold2);
-    if (probe) probe->record(name + ".conv2", signed_input2);
-    out = activation_conv(signed_input2, conv2, binary, gradient);
-  }
+  out = norm_activation_conv(out, bi_real, bn2, sign_threshold2, conv2, binary, gradient, probe, name, ".conv2");
   if (bi_real) out = bn2(out);
   return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu2, rprelu2);
 }

@@ -44,6 +44,15 @@ void check_channels(const torch::Tensor& t, int64_t C, const char* what) {
               "fused CUDA kernels: ", what, " must be a contiguous float32 CUDA vector of ", C, " channels");
 }
 
+// BatchNorm -> sign's backward inputs: x, and the gradient of the signs and their code in its shape.
+void check_grad_code(const torch::Tensor& grad, const torch::Tensor& code, const torch::Tensor& x) {
+  check_rows(x, "BatchNorm's input");
+  check_rows(grad, "the gradient");
+  check_rows(code, "the code");
+  TORCH_CHECK(grad.sizes() == x.sizes() && code.sizes() == x.sizes() && code.scalar_type() == at::kByte,
+              "fused CUDA kernels: the gradient and code must match BatchNorm's input");
+}
+
 // The block's kRows partial sums of one channel, added in a fixed order; the result is valid in
 // the threads of row 0. Every thread of the block must call it (it synchronises).
 __device__ float block_rows_sum(float v, float (*shared)[kCols + 1]) {
@@ -251,11 +260,7 @@ std::pair<torch::Tensor, torch::Tensor> bn_sign_forward(const torch::Tensor& x, 
 
 std::pair<torch::Tensor, torch::Tensor> bn_sign_grad_sums(const torch::Tensor& grad, const torch::Tensor& code, const torch::Tensor& x,
                                                           const torch::Tensor& mean) {
-  check_rows(x, "BatchNorm's input");
-  check_rows(grad, "the gradient");
-  check_rows(code, "the code");
-  TORCH_CHECK(grad.sizes() == x.sizes() && code.sizes() == x.sizes() && code.scalar_type() == at::kByte,
-              "fused CUDA kernels: the gradient and code must match BatchNorm's input");
+  check_grad_code(grad, code, x);
   const int64_t C = x.size(1);
   check_channels(mean, C, "the mean");
   const c10::cuda::CUDAGuard guard(x.device());
@@ -279,11 +284,7 @@ std::pair<torch::Tensor, torch::Tensor> bn_sign_grad_sums(const torch::Tensor& g
 
 torch::Tensor bn_sign_grad_input(const torch::Tensor& grad, const torch::Tensor& code, const torch::Tensor& x, const torch::Tensor& mean,
                                  const torch::Tensor& scale, const torch::Tensor& mean_dy, const torch::Tensor& coef) {
-  check_rows(x, "BatchNorm's input");
-  check_rows(grad, "the gradient");
-  check_rows(code, "the code");
-  TORCH_CHECK(grad.sizes() == x.sizes() && code.sizes() == x.sizes() && code.scalar_type() == at::kByte,
-              "fused CUDA kernels: the gradient and code must match BatchNorm's input");
+  check_grad_code(grad, code, x);
   const int64_t C = x.size(1);
   check_channels(mean, C, "the mean");
   check_channels(scale, C, "the scale");
