@@ -2,6 +2,9 @@
 // checks. The arithmetic runs on the CPU here (ATen has the fused Adam for the CPU too); the CUDA
 // test at the end proves, with CUDA's sync debug mode, that the step never waits for the GPU.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 
 import {
@@ -23,6 +26,8 @@ import {
   type Model,
 } from '../src/index.js';
 import { mulberry32 } from '../src/data/batches.js';
+import { VERSION } from '../src/core/version.js';
+import { CHECKPOINT_FORMAT, loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.js';
 
 const CLASSES = 4;
 const SHAPE = [1, 8, 8] as const;
@@ -146,6 +151,55 @@ test('the fused optimizer state moves to and from the LibTorch Adam and through 
   await step(a, optA, data[4]!, metrics);
   await step(b, optB, data[4]!);
   assert.ok(maxDiff(weights(a), weights(b)) < 1e-5);
+});
+
+test('the float16 loss scale travels with the optimizer state (grad_scaler.*) through a checkpoint, and is checked on load', async (t) => {
+  const data = batches(1, 4);
+  using m = model();
+  using opt = new Adam(m, { lr: 1e-3 });
+  await step(m, opt, data[0]!);
+  const keys = () => scope(() => [...opt.stateDict().keys()].filter((k) => k.startsWith('grad_scaler.')));
+  assert.deepEqual(keys(), [], 'float32 steps keep no loss scale: their checkpoints are unchanged');
+  const adamOnly = () => [...opt.stateDict()].filter(([k]) => !k.startsWith('grad_scaler.'));
+  const withScale = (scale: Tensor, tracker: Tensor) => new Map([...adamOnly(), ['grad_scaler.scale', scale], ['grad_scaler._growth_tracker', tracker]]);
+  scope(() => opt.loadStateDict(withScale(Tensor.fromArray([1024], []), Tensor.fromArray([7], [], { dtype: 'int32' }))));
+  assert.deepEqual(keys(), ['grad_scaler.scale', 'grad_scaler._growth_tracker']);
+  // Through a checkpoint file and into a fresh optimizer, as a resumed run does.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bnn-scaler-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'ckpt.safetensors');
+  await scope(async () => {
+    const meta = { format: CHECKPOINT_FORMAT, version: VERSION, stage: 1 as const, epochsDone: 1, runConfig: {}, history: [] };
+    await saveCheckpoint(file, { meta, model: m.stateDict(), optimizer: opt.stateDict(), rng: Tensor.fromArray([0], [1], { dtype: 'uint8' }) });
+  });
+  const ckpt = await loadCheckpoint(file);
+  using fresh = new Adam(m, { lr: 1e-3 });
+  fresh.loadStateDict(ckpt.optimizer);
+  [...ckpt.model.values(), ...ckpt.optimizer.values(), ckpt.rng].forEach((x) => x.dispose());
+  scope(() => {
+    const state = fresh.stateDict();
+    assert.equal(state.get('grad_scaler.scale')!.dtype, 'float32');
+    assert.equal(state.get('grad_scaler.scale')!.item(), 1024);
+    assert.equal(state.get('grad_scaler._growth_tracker')!.dtype, 'int32');
+    assert.equal(state.get('grad_scaler._growth_tracker')!.item(), 7);
+    assert.equal(state.get('fc.weight.step')!.item(), 1, "Adam's own state came along");
+  });
+  // Refused clearly, and a refused load leaves the state as it was.
+  const bad: [() => Map<string, Tensor>, RegExp][] = [
+    [() => withScale(Tensor.fromArray([0], []), Tensor.fromArray([0], [], { dtype: 'int32' })), /grad_scaler\.scale must be finite and positive, got 0/],
+    [() => withScale(Tensor.fromArray([NaN], []), Tensor.fromArray([0], [], { dtype: 'int32' })), /grad_scaler\.scale must be finite and positive/],
+    [() => withScale(Tensor.fromArray([2, 4], [2]), Tensor.fromArray([0], [], { dtype: 'int32' })), /grad_scaler\.scale must be one floating-point number/],
+    [() => withScale(Tensor.fromArray([8], []), Tensor.fromArray([1.5], [])), /_growth_tracker must be one integer/],
+    [() => withScale(Tensor.fromArray([8], []), Tensor.fromArray([-1], [], { dtype: 'int32' })), /_growth_tracker must be a count of steps, got -1/],
+    [() => new Map([...adamOnly(), ['grad_scaler.scale', Tensor.fromArray([8], [])]]), /needs both grad_scaler\.scale and grad_scaler\._growth_tracker/],
+    [() => new Map([...adamOnly(), ['grad_scaler.scales', Tensor.fromArray([8], [])]]), /unknown loss-scaler state 'grad_scaler\.scales'/],
+  ];
+  for (const [make, message] of bad) {
+    scope(() => assert.throws(() => opt.loadStateDict(make()), (e: Error & { code?: string }) => e.code === 'BNN_INVALID_ARGUMENT' && message.test(e.message), `refused: ${message}`));
+    assert.equal(scope(() => opt.stateDict().get('grad_scaler.scale')!.item()), 1024, `kept after ${message}`);
+  }
+  scope(() => opt.loadStateDict(new Map()));
+  assert.deepEqual(keys(), [], 'an empty state resets the scale too');
 });
 
 test('precision: checked, resolved, and refused clearly where it cannot run', async () => {
@@ -315,6 +369,33 @@ test('CUDA: bfloat16 and float16 train like float32 (20 steps on one batch, from
     assert.ok(low[19]! < 0.7 * low[0]!, `${precision} learns: ${low[0]} -> ${low[19]}`);
     assert.ok(Math.abs(low[19]! - fp32[19]!) < 0.3 * fp32[0]!, `${precision} ends at ${low[19]}, float32 at ${fp32[19]}`);
   }
+});
+
+test('CUDA: a float16 run resumed from its optimizer state goes on with the same loss scale and update', { skip: !cudaAvailable() && 'no CUDA device' }, async () => {
+  manualSeed(3);
+  const make = () => createModel({ inChannels: 3, width: 8, numClasses: 10 }).to('cuda');
+  using a = make();
+  using optA = new Adam(a, { lr: 1e-3 });
+  using x = Tensor.randn([16, 3, 32, 32], { device: 'cuda' });
+  using y = Tensor.fromArray(Array.from({ length: 16 }, (_, i) => i % 10), [16], { dtype: 'int64', device: 'cuda' });
+  using metrics = new StepMetrics();
+  for (let i = 0; i < 3; i++) await trainStep(a, optA, x, y, { precision: 'float16', metrics });
+  const scaler = (o: Adam): [number, number] =>
+    scope(() => {
+      const s = o.stateDict();
+      return [s.get('grad_scaler.scale')!.item(), s.get('grad_scaler._growth_tracker')!.item()];
+    });
+  const [scale, tracker] = scaler(optA);
+  assert.ok(Number.isFinite(scale) && scale > 0 && scale <= 65536, `scale ${scale}`);
+  assert.ok(tracker > 0 || scale < 65536, 'three steps moved the scaler off its first-step state');
+  using b = make();
+  scope(() => b.loadStateDict(a.stateDict()));
+  using optB = new Adam(b, { lr: 1e-3 });
+  scope(() => optB.loadStateDict(optA.stateDict()));
+  await trainStep(a, optA, x, y, { precision: 'float16', metrics });
+  await trainStep(b, optB, x, y, { precision: 'float16', metrics });
+  assert.deepEqual(scaler(optB), scaler(optA), 'the resumed optimizer scales like the one that kept going');
+  assert.ok(maxDiff(params(a), params(b)) < 1e-4, 'and takes the same update');
 });
 
 test('a CPU build refuses the sync debug mode clearly', { skip: libtorchInfo().cudaBuild && 'a CUDA build' }, () => {

@@ -126,11 +126,25 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
     });
   }
   Napi::Value state(const Napi::CallbackInfo& info) {
-    return guard(info.Env(), [&]() -> Napi::Value { return named_tensors_to_js(info.Env(), optimizer()->state()); });
+    return guard(info.Env(), [&]() -> Napi::Value {
+      train::NamedParameters out = optimizer()->state();
+      for (auto& entry : scaler->state()) out.push_back(std::move(entry));
+      return named_tensors_to_js(info.Env(), out);
+    });
   }
+  // The loss scaler's entries (train::LossScaler::kPrefix) go to it, the rest to the optimizer;
+  // both are checked before either changes.
   Napi::Value load_state(const Napi::CallbackInfo& info) {
     return guard(info.Env(), [&]() -> Napi::Value {
-      optimizer()->load_state(named_tensors_from_js(info.Length() > 0 ? info[0] : info.Env().Undefined(), "loadState"));
+      const train::NamedParameters all = named_tensors_from_js(info.Length() > 0 ? info[0] : info.Env().Undefined(), "loadState");
+      train::NamedParameters own, scaled;
+      const std::string prefix = train::LossScaler::kPrefix;
+      for (const auto& entry : all) (entry.first.rfind(prefix, 0) == 0 ? scaled : own).push_back(entry);
+      train::LossScaler restored;
+      restored.load_state(scaled);
+      optimizer()->load_state(own);
+      scaler->scale = restored.scale;
+      scaler->growth_tracker = restored.growth_tracker;
       return info.Env().Undefined();
     });
   }

@@ -260,9 +260,46 @@ StepMetrics::Totals StepMetrics::read() const {
 
 void LossScaler::ensure(const c10::Device& device) {
   if (scale.defined() && scale.device() == device) return;
+  if (scale.defined()) {  // restored from a checkpoint, or the model moved: carry the scale over
+    scale = scale.to(device);
+    growth_tracker = growth_tracker.to(device);
+    return;
+  }
   // GradScaler's defaults: 2^16 to start, doubling every 2000 clean steps.
   scale = torch::full({}, 65536.0, torch::TensorOptions().device(device).dtype(torch::kFloat));
   growth_tracker = torch::zeros({}, torch::TensorOptions().device(device).dtype(torch::kInt));
+}
+
+NamedParameters LossScaler::state() const {
+  if (!scale.defined()) return {};
+  return {{std::string(kPrefix) + "scale", scale.detach().to(torch::kCPU).clone()},
+          {std::string(kPrefix) + "_growth_tracker", growth_tracker.detach().to(torch::kCPU).clone()}};
+}
+
+void LossScaler::load_state(const NamedParameters& state) {
+  if (state.empty()) {
+    scale = growth_tracker = torch::Tensor();
+    return;
+  }
+  torch::Tensor s, g;
+  for (const auto& [name, t] : state) {
+    if (name == std::string(kPrefix) + "scale") s = t;
+    else if (name == std::string(kPrefix) + "_growth_tracker") g = t;
+    else fail(ErrorKind::InvalidArgument, "unknown loss-scaler state '" + name + "' (expected " + kPrefix + "scale and " + kPrefix + "_growth_tracker)");
+  }
+  if (!s.defined() || !g.defined()) {
+    fail(ErrorKind::InvalidArgument, std::string("loss-scaler state needs both ") + kPrefix + "scale and " + kPrefix + "_growth_tracker");
+  }
+  if (s.numel() != 1 || !s.is_floating_point()) fail(ErrorKind::InvalidArgument, std::string(kPrefix) + "scale must be one floating-point number");
+  if (g.numel() != 1 || g.is_floating_point() || g.scalar_type() == torch::kBool) {
+    fail(ErrorKind::InvalidArgument, std::string(kPrefix) + "_growth_tracker must be one integer");
+  }
+  const double sv = s.to(torch::kDouble).item<double>();
+  const int64_t gv = g.to(torch::kLong).item<int64_t>();
+  if (!std::isfinite(sv) || sv <= 0) fail(ErrorKind::InvalidArgument, std::string(kPrefix) + "scale must be finite and positive, got " + std::to_string(sv));
+  if (gv < 0 || gv > std::numeric_limits<int32_t>::max()) fail(ErrorKind::InvalidArgument, std::string(kPrefix) + "_growth_tracker must be a count of steps, got " + std::to_string(gv));
+  scale = torch::full({}, sv, torch::kFloat);
+  growth_tracker = torch::full({}, gv, torch::kInt);
 }
 
 StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,

@@ -66,6 +66,15 @@ struct LossScaler {
   double growth_factor = 2.0, backoff_factor = 0.5;
   int64_t growth_interval = 2000;
   void ensure(const c10::Device& device);
+  // For checkpoints, under GradScaler's state_dict names with this prefix: `grad_scaler.scale`
+  // (float32) and `grad_scaler._growth_tracker` (int32), copies on the CPU; nothing before the
+  // first float16 step, so float32 and bfloat16 checkpoints are unchanged. Without them a resumed
+  // float16 run would start again at 2^16 and skip updates until the scale had backed off.
+  static constexpr const char* kPrefix = "grad_scaler.";
+  NamedParameters state() const;
+  // Restores state(); an empty list resets to the first step's defaults. Kept on the CPU until
+  // the next float16 step moves it to that step's device.
+  void load_state(const NamedParameters& state);
 };
 
 // Knowledge distillation from a teacher network (train/loss.h's distillation_loss): the step runs

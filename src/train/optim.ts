@@ -136,6 +136,9 @@ export abstract class Optimizer extends NativeResource<OptimizerHandle> {
   /**
    * The per-parameter state, copies, for checkpoints, under PyTorch's names: Adam's
    * `<name>.step`, `.exp_avg`, `.exp_avg_sq`; SGD's `<name>.momentum_buffer` (none without momentum).
+   * After a float16 step it also holds the dynamic loss scale that goes with this optimizer, under
+   * `torch.amp.GradScaler`'s names: `grad_scaler.scale` (float32) and `grad_scaler._growth_tracker`
+   * (int32), so a resumed float16 run carries on with the scale it had.
    */
   stateDict(): Map<string, Tensor> {
     return new Map(this.handle.state().map(([k, h]) => [k, new Tensor(h)]));
@@ -143,7 +146,8 @@ export abstract class Optimizer extends NativeResource<OptimizerHandle> {
 
   /**
    * Restores a state from {@link stateDict} (an empty map resets it). The other kind's state
-   * (Adam's into SGD or back) is refused with BNN_INVALID_ARGUMENT.
+   * (Adam's into SGD or back) is refused with BNN_INVALID_ARGUMENT, as is a loss-scaler entry
+   * that is not one positive finite scale and one step count.
    */
   loadStateDict(state: ReadonlyMap<string, Tensor>): void {
     this.handle.loadState([...state].map(([k, t]) => [k, t.handle]));
