@@ -3,21 +3,26 @@
 // with a host read every step (the old way). Each variant builds its own model,
 // optimizer and batch and frees them before the next, so each peak GPU memory (max allocated since
 // a reset) is that variant's own. The step is the Trainer's on CUDA: sync-free (StepMetrics read
-// at the end), fused Adam, channels-last, cuDNN benchmark mode. Prints one JSON line.
-import { Adam, createModel, cudaMemoryStats, libtorchInfo, manualSeed, resetCudaPeakMemory, setFusionOptions, StepMetrics, Tensor, trainStep, type Precision } from '../src/index.js';
+// at the end), fused Adam, channels-last, cuDNN benchmark mode. Prints one JSON line per variant
+// as it ends ({ variant, result }), so a variant that kills the process (a CUDA error poisons the
+// context) loses only itself: bench/gpu-step.ts starts a new worker for the variants after it.
+//   node --import tsx bench/gpu-step-worker.ts '<case JSON>' [bf16,fp32,...]
+import { Adam, createModel, cudaMemoryStats, manualSeed, resetCudaPeakMemory, setFusionOptions, StepMetrics, Tensor, trainStep, type Precision } from '../src/index.js';
 import { native } from '../src/binding/native.js';
 
 interface Case { size: number; stem: 'small' | 'imagenet'; classes: number; stage: 1 | 2; batch: number; steps: number; warmup: number; width?: number }
 interface Variant { name: string; precision: Precision; sync: boolean; fused?: boolean }
 
 const cfg = JSON.parse(process.argv[2]!) as Case;
-const variants: Variant[] = [
+const allVariants: Variant[] = [
   { name: 'bf16', precision: 'bfloat16', sync: false },
   { name: 'bf16Unfused', precision: 'bfloat16', sync: false, fused: false },
   { name: 'fp32', precision: 'float32', sync: false },
   { name: 'fp32Synced', precision: 'float32', sync: true },
 ];
-const out: Record<string, unknown> = { torch: libtorchInfo().version };
+const chosen = process.argv[3]?.split(',');
+const variants = chosen ? allVariants.filter((v) => chosen.includes(v.name)) : allVariants;
+if (chosen && variants.length !== chosen.length) throw new Error(`unknown variant in ${process.argv[3]}; known: ${allVariants.map((v) => v.name).join(', ')}`);
 for (const v of variants) {
   manualSeed(0);
   setFusionOptions({ cuda: v.fused ?? true });
@@ -41,18 +46,18 @@ for (const v of variants) {
   // Sync-free: this read waits for the queued steps. Synced: every step ended with a read.
   const totals = await metrics.read();
   const seconds = (performance.now() - t) / 1000;
-  out[v.name] = {
+  // Fused nodes a step (0 with the fusion off): proof of which path was timed.
+  const nodesAfter = native().setFusionFlags({});
+  const stepsRun = cfg.warmup + cfg.steps;
+  const result = {
     imagesPerSecond: (cfg.steps * cfg.batch) / seconds,
     peakMiB: cudaMemoryStats().peakAllocatedBytes / 2 ** 20,
     warmupSeconds,
     loss: v.sync ? last : totals.lossSum / totals.count,
+    fusedNodesPerStep: {
+      bnSign: (nodesAfter.bnSignNodes - nodesBefore.bnSignNodes) / stepsRun,
+      prelu: (nodesAfter.preluNodes - nodesBefore.preluNodes) / stepsRun,
+    },
   };
-  // Fused nodes a step (0 with the fusion off): proof of which path was timed.
-  const nodesAfter = native().setFusionFlags({});
-  const stepsRun = cfg.warmup + cfg.steps;
-  (out[v.name] as Record<string, unknown>).fusedNodesPerStep = {
-    bnSign: (nodesAfter.bnSignNodes - nodesBefore.bnSignNodes) / stepsRun,
-    prelu: (nodesAfter.preluNodes - nodesBefore.preluNodes) / stepsRun,
-  };
+  console.log(JSON.stringify({ variant: v.name, result }));
 }
-console.log(JSON.stringify(out));

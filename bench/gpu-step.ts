@@ -34,10 +34,46 @@ for (const [size, stem, classes, steps] of [[224, 'imagenet', 1000, 12], [32, 's
 const only = process.env.BENCH_ONLY;
 const selected = only ? cases.filter((c) => c.name.includes(only)) : cases;
 
+// A dead worker's last words: its error line (a stack's head) and the end of its stderr.
+function failure(r: { status: number | null; signal: NodeJS.Signals | null; stderr: string }): string {
+  const lines = (r.stderr || '').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('at ') && !l.startsWith('Node.js v') && !/^[\^}]+$/.test(l));
+  const head = lines.find((l) => /(Error|Exception)\b.*:/.test(l));
+  const tail = lines.slice(-3).filter((l) => l !== head);
+  return `failed (${r.status ?? r.signal}): ${[head, ...tail].filter(Boolean).join(' | ').slice(0, 400)}`;
+}
+
 function run(cmd: string, args: string[], timeoutMs: number): Record<string, Outcome> | string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: path.join(here, '..'), timeout: timeoutMs });
-  if (r.status !== 0) return `failed (${r.status ?? r.signal}): ${(r.stderr || '').trim().split('\n').slice(-4).join(' | ').slice(0, 400)}`;
+  if (r.status !== 0) return failure(r);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, Outcome>;
+}
+
+const BNN_VARIANTS = ['bf16', 'bf16Unfused', 'fp32', 'fp32Synced'];
+
+// bnn-torch's variants of one case, each worker reporting a line per variant. When a worker dies
+// (a CUDA error poisons its context), the variant it was on is marked failed with the worker's last
+// words and a fresh worker takes the variants after it, so one broken path (say the fused kernels)
+// still leaves the others' figures in the table.
+function runBnn(c: Case, timeoutMs: number): Record<string, Outcome> {
+  const out: Record<string, Outcome> = {};
+  let left = [...BNN_VARIANTS];
+  while (left.length > 0) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(here, 'gpu-step-worker.ts'), JSON.stringify(c), left.join(',')], {
+      encoding: 'utf8',
+      cwd: path.join(here, '..'),
+      timeout: timeoutMs,
+    });
+    for (const line of (r.stdout ?? '').split('\n')) {
+      if (!line.startsWith('{')) continue;
+      const msg = JSON.parse(line) as { variant?: string; result?: Measure };
+      if (msg.variant && msg.result) out[msg.variant] = msg.result;
+    }
+    const failedAt = left.find((v) => !(v in out));
+    if (failedAt === undefined) break;
+    out[failedAt] = r.status === 0 ? 'failed: the worker ended without reporting it' : failure(r);
+    left = left.slice(left.indexOf(failedAt) + 1);
+  }
+  return out;
 }
 
 interface Row { case: string; bnn: Record<string, Outcome> | string; peer: Record<string, Outcome> | string; compile?: Record<string, Outcome> | string }
@@ -48,6 +84,7 @@ const pick = (r: Record<string, Outcome> | string | undefined, k: string): Outco
 const ips = (m: Outcome) => (typeof m === 'string' ? NaN : m.imagesPerSecond);
 const mem = (m: Outcome) => (typeof m === 'string' ? NaN : m.peakMiB);
 const f = (v: number, d = 0) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
+const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : 'n/a');
 
 function report(): void {
   const lines = [
@@ -61,7 +98,7 @@ function report(): void {
       const b = pick(r.peer, 'tuned');
       const c = pick(r.compile, 'compile');
       const u = pick(r.bnn, 'bf16Unfused');
-      return `| ${r.case} | ${f(ips(o))} | ${f(ips(u))} | ${f(ips(o) / ips(u), 2)}x | ${f(ips(pick(r.bnn, 'fp32')))} | ${f(ips(pick(r.bnn, 'fp32Synced')))} | ${f(ips(a))} | ${f(ips(b))} | ${f(ips(c))} | ${f(ips(o) / ips(a), 2)}x | ${f(ips(o) / ips(b), 2)}x | ${f(ips(o) / ips(c), 2)}x | ${f(mem(o))} MiB | ${f(mem(a))} MiB | ${f(mem(b))} MiB | ${f(mem(o) / mem(a), 2)}x |`;
+      return `| ${r.case} | ${f(ips(o))} | ${f(ips(u))} | ${x(ips(o) / ips(u))} | ${f(ips(pick(r.bnn, 'fp32')))} | ${f(ips(pick(r.bnn, 'fp32Synced')))} | ${f(ips(a))} | ${f(ips(b))} | ${f(ips(c))} | ${x(ips(o) / ips(a))} | ${x(ips(o) / ips(b))} | ${x(ips(o) / ips(c))} | ${f(mem(o))} MiB | ${f(mem(a))} MiB | ${f(mem(b))} MiB | ${x(mem(o) / mem(a))} |`;
     }),
   ];
   console.log(lines.join('\n'));
@@ -78,7 +115,7 @@ function complain(c: Case, what: string, r: Record<string, Outcome> | string): v
 }
 
 for (const c of compileMode === 'only' ? [] : selected) {
-  const bnn = run(process.execPath, ['--import', 'tsx', path.join(here, 'gpu-step-worker.ts'), JSON.stringify(c)], 180_000);
+  const bnn = runBnn(c, 180_000);
   const peer = run(python, [path.join(here, 'peer', 'gpu_step.py'), JSON.stringify({ ...c, modes: ['eager', 'tuned'] })], 180_000);
   complain(c, 'bnn-torch', bnn);
   complain(c, 'PyTorch', peer);
