@@ -43,6 +43,16 @@ test('noDecayOn puts BatchNorm, PReLU and biases in a group without decay; the d
     for (const n of ['conv1.weight', 'layer1.0.conv.weight', 'layer2.0.downsample.0.weight', 'fc.weight']) {
       assert.ok(!names.includes(n), `${n} keeps decay`);
     }
+    // RSign's thresholds count as biases (both block kinds' names).
+    for (const doubleSkip of [true, false]) {
+      using rsign = createModel({ inChannels: 1, width: 4, learnableThresholds: true, doubleSkip });
+      const thresholds = [...rsign.namedParameters().keys()].filter((n) => n.includes('sign_threshold'));
+      assert.equal(thresholds.length, 16, 'one per binary conv');
+      using biasOnly = new Adam(rsign.namedParameters(), { weightDecay: 1e-5, noDecayOn: ['bias'] });
+      for (const n of thresholds) assert.ok(biasOnly.noDecayParameters.includes(n), `${n} has no decay under 'bias'`);
+      using bnOnly = new Adam(rsign.namedParameters(), { weightDecay: 1e-5, noDecayOn: ['bn'] });
+      for (const n of thresholds) assert.ok(!bnOnly.noDecayParameters.includes(n), `${n} keeps decay without 'bias'`);
+    }
   });
 });
 
@@ -64,6 +74,42 @@ test('lr get/set, state save/load round trip', () => {
     other.loadStateDict(state);
     assert.deepEqual(other.stateDict().get('param.0.exp_avg')!.toFloat32Array(), state.get('param.0.exp_avg')!.toFloat32Array());
     assert.throws(() => { adam.lr = -1; }, RangeError);
+  });
+});
+
+test('a parameter that never had a gradient has no state, and a state without it loads (Adam, SGD); partial or foreign entries are refused and change nothing', () => {
+  scope(() => {
+    for (const make of [(ps: Tensor[]) => new Adam(ps, { lr: 0.1 }), (ps: Tensor[]) => new SGD(ps, { lr: 0.1, momentum: 0.9 })]) {
+      const p = Tensor.fromArray([1, 2, 3], [3], { requiresGrad: true });
+      const q = Tensor.fromArray([4, 5], [2], { requiresGrad: true });
+      using opt = make([p, q]);
+      p.square().sum().backward(); // q takes no part: no gradient, no state
+      opt.step();
+      const state = opt.stateDict();
+      assert.ok([...state.keys()].every((k) => k.startsWith('param.0.')), [...state.keys()].join(', '));
+      const p2 = Tensor.fromArray(p.toFloat32Array(), [3], { requiresGrad: true }); // where p is now
+      const q2 = Tensor.fromArray([4, 5], [2], { requiresGrad: true });
+      using resumed = make([p2, q2]);
+      resumed.loadStateDict(state);
+      assert.deepEqual([...resumed.stateDict().keys()].sort(), [...state.keys()].sort());
+      // Both go on the same way, q now included.
+      opt.zeroGrad();
+      resumed.zeroGrad();
+      for (const [a, b] of [[p, q], [p2, q2]] as const) a.square().sum().add(b.square().sum()).backward();
+      opt.step();
+      resumed.step();
+      assert.deepEqual(p2.toFloat32Array(), p.toFloat32Array());
+      assert.deepEqual(q2.toFloat32Array(), q.toFloat32Array());
+      const before = [...resumed.stateDict()].map(([k, t]) => [k, [...t.toFloat32Array()]]);
+      const firstKey = [...state.keys()].sort()[0]!;
+      const partial = new Map([...state].filter(([k]) => k !== firstKey));
+      const refuse = (s: Map<string, Tensor>, message: RegExp) =>
+        assert.throws(() => resumed.loadStateDict(s), (e: Error & { code?: string }) => e.code === 'BNN_INVALID_ARGUMENT' && message.test(e.message), String(message));
+      if (partial.size > 0) refuse(partial, new RegExp(`missing '${firstKey.replace(/\./g, '\\.')}'`));
+      refuse(new Map([...state, ['param.2.step', Tensor.fromArray([1], [])]]), /'param\.2\.step', which belongs to no parameter/);
+      refuse(new Map([...state].map(([k, t]) => [k, k.endsWith('.step') ? t : Tensor.fromArray([1, 2], [2])])), /wrong shape/);
+      assert.deepEqual([...resumed.stateDict()].map(([k, t]) => [k, [...t.toFloat32Array()]]), before, 'a refused state changes nothing');
+    }
   });
 });
 

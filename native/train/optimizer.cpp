@@ -43,7 +43,9 @@ bool matches_no_decay(const std::string& name, const std::vector<std::string>& k
   const auto mdot = module.rfind('.');
   const std::string owner = mdot == std::string::npos ? module : module.substr(mdot + 1);
   for (const auto& k : kinds) {
-    if (k == "bias" && leaf == "bias") return true;
+    // RSign's learned thresholds (sign_threshold, sign_threshold1/2) are a bias on the sign's
+    // input: ReActNet trains them, like every bias, without decay.
+    if (k == "bias" && (leaf == "bias" || leaf.rfind("sign_threshold", 0) == 0)) return true;
     if (k == "bn" && (owner.rfind("bn", 0) == 0 || (module.size() >= 13 && module.compare(module.size() - 13, 13, ".downsample.1") == 0))) return true;
     if (k == "prelu" && owner.rfind("prelu", 0) == 0) return true;
   }
@@ -266,10 +268,6 @@ NamedParameters Optimizer::state() const {
 
 void Optimizer::load_state(const NamedParameters& state) {
   std::map<std::string, torch::Tensor> in(state.begin(), state.end());
-  auto& states = impl_->state();
-  states.clear();
-  fused_.assign(params_.size(), FusedState{});
-  if (in.empty()) return;
   const auto has_suffix = [&](const std::string& suffix) {
     for (const auto& [key, t] : in) {
       if (key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) return true;
@@ -282,44 +280,70 @@ void Optimizer::load_state(const NamedParameters& state) {
   if (!is_sgd() && has_suffix(".momentum_buffer")) {
     fail(ErrorKind::InvalidArgument, "this optimizer state is SGD's (momentum_buffer) and the optimizer is Adam: a run resumes with the optimizer it started with");
   }
-  if (is_sgd()) {
-    if (options_.momentum == 0) fail(ErrorKind::InvalidArgument, "SGD without momentum keeps no state, and this state has momentum buffers");
-    for (size_t i = 0; i < params_.size(); ++i) {
-      const auto& [name, p] = params_[i];
-      auto it = in.find(name + ".momentum_buffer");
-      if (it == in.end()) fail(ErrorKind::InvalidArgument, "optimizer state is missing '" + name + ".momentum_buffer'");
-      if (it->second.sizes() != p.sizes()) fail(ErrorKind::InvalidArgument, "optimizer state for '" + name + "' has the wrong shape");
-      torch::Tensor buf = torch::empty_like(p, at::MemoryFormat::Preserve).copy_(it->second);
+  if (is_sgd() && options_.momentum == 0 && !in.empty()) {
+    fail(ErrorKind::InvalidArgument, "SGD without momentum keeps no state, and this state has momentum buffers");
+  }
+  // Checked whole before anything changes, so a refused state leaves the optimizer as it was. As
+  // torch.optim's state_dict, a parameter that never had a gradient has no entries and stays
+  // fresh; one with only some of its entries, or an entry for no parameter here, is refused.
+  const std::vector<const char*> parts = is_sgd() ? std::vector<const char*>{".momentum_buffer"} : std::vector<const char*>{".step", ".exp_avg", ".exp_avg_sq"};
+  std::vector<bool> has(params_.size(), false);
+  size_t used = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
+    size_t found = 0;
+    for (const char* part : parts) found += in.count(name + part);
+    if (found == 0) continue;
+    for (const char* part : parts) {
+      if (!in.count(name + part)) fail(ErrorKind::InvalidArgument, "optimizer state is missing '" + name + part + "' (it has the rest of '" + name + "')");
+    }
+    for (const char* part : parts) {
+      if (std::string(part) == ".step") {
+        const torch::Tensor& step = in.at(name + part);
+        if (step.numel() != 1) fail(ErrorKind::InvalidArgument, "optimizer state '" + name + ".step' must be one number");
+      } else if (in.at(name + part).sizes() != p.sizes()) {
+        fail(ErrorKind::InvalidArgument, "optimizer state for '" + name + "' has the wrong shape");
+      }
+    }
+    has[i] = true;
+    used += found;
+  }
+  if (used != in.size()) {
+    for (const auto& [key, t] : in) {
+      bool known = false;
+      for (size_t i = 0; i < params_.size() && !known; ++i) {
+        for (const char* part : parts) known = known || key == params_[i].first + part;
+      }
+      if (!known) fail(ErrorKind::InvalidArgument, "optimizer state has '" + key + "', which belongs to no parameter of this optimizer (a state from another model?)");
+    }
+  }
+  auto& states = impl_->state();
+  states.clear();
+  fused_.assign(params_.size(), FusedState{});
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!has[i]) continue;
+    const auto& [name, p] = params_[i];
+    void* key = p.unsafeGetTensorImpl();
+    if (is_sgd()) {
+      torch::Tensor buf = torch::empty_like(p, at::MemoryFormat::Preserve).copy_(in.at(name + ".momentum_buffer"));
       if (fused_live_) {
         fused_[i].momentum_buffer = buf;
       } else {
         auto s = std::make_unique<torch::optim::SGDParamState>();
         s->momentum_buffer(buf);
-        states[p.unsafeGetTensorImpl()] = std::move(s);
+        states[key] = std::move(s);
       }
-    }
-    return;
-  }
-  for (const auto& [name, p] : params_) {
-    for (const char* part : {".step", ".exp_avg", ".exp_avg_sq"}) {
-      if (!in.count(name + part)) fail(ErrorKind::InvalidArgument, "optimizer state is missing '" + name + part + "'");
-    }
-  }
-  if (fused_live_) {
-    for (size_t i = 0; i < params_.size(); ++i) {
-      const auto& [name, p] = params_[i];
-      // Checked and converted like the CPU path's state (import_state), into the fused layout.
+    } else if (fused_live_) {
+      // Converted like the CPU path's state (import_state), into the fused layout: the same
+      // strides as the parameter (a channels-last model), which the multi-tensor kernel wants.
       auto s = import_state<torch::optim::AdamParamState>(in, name, p);
-      // Same strides as the parameter (a channels-last model), which the multi-tensor kernel wants.
       fused_[i] = FusedState{torch::empty_like(p, at::MemoryFormat::Preserve).copy_(s->exp_avg()),
                              torch::empty_like(p, at::MemoryFormat::Preserve).copy_(s->exp_avg_sq()), torch::full({}, static_cast<double>(s->step()), p.options().dtype(torch::kFloat))};
+    } else if (options_.decoupled) {
+      states[key] = import_state<torch::optim::AdamWParamState>(in, name, p);
+    } else {
+      states[key] = import_state<torch::optim::AdamParamState>(in, name, p);
     }
-    return;
-  }
-  for (const auto& [name, p] : params_) {
-    void* key = p.unsafeGetTensorImpl();
-    if (options_.decoupled) states[key] = import_state<torch::optim::AdamWParamState>(in, name, p);
-    else states[key] = import_state<torch::optim::AdamParamState>(in, name, p);
   }
 }
 

@@ -57,8 +57,9 @@ class Optimizer {
   // Per-parameter state by parameter name, for exact checkpoints: Adam's step, exp_avg, exp_avg_sq;
   // SGD's momentum_buffer (none without momentum). PyTorch's state names.
   NamedParameters state() const;
-  // Restores state saved by state(); every parameter's state must be present or none (fresh). The
-  // state of the other kind (Adam's into SGD, or back) is refused, naming both.
+  // Restores state saved by state(), checked whole before anything changes: a parameter's entries
+  // are all there or none (it never had a gradient: it stays fresh, as in torch.optim); an entry
+  // for no parameter here, and the state of the other kind (Adam's into SGD, or back), are refused.
   void load_state(const NamedParameters& state);
 
  private:

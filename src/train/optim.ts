@@ -31,7 +31,10 @@ export interface AdamOptions {
   weightDecay?: number;
   /** Use AdamW's decoupled weight decay. Default false. */
   decoupled?: boolean;
-  /** Leave weight decay off these parameters (BatchNorm, PReLU, biases). Default: decay on all, as the recipe. */
+  /**
+   * Leave weight decay off these parameters (BatchNorm, PReLU, biases; `'bias'` includes RSign's
+   * learned thresholds). Default: decay on all, as the recipe.
+   */
   noDecayOn?: NoDecayKind[];
 }
 
