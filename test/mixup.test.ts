@@ -68,6 +68,22 @@ print(json.dumps(out))`,
   );
 });
 
+test('a small alpha draws lambda near 0 or 1 as Beta(alpha, alpha) does, never the 0.5 that ATen\'s Dirichlet underflows to', () => {
+  scope(() => {
+    for (const alpha of [1e-4, 1e-3, 0.01, 0.04]) {
+      const lambdas = Array.from({ length: 2000 }, (_, i) => drawMixup(alpha, 2, mixupSeed(1, 1, 0, i)).lambda);
+      assert.ok(lambdas.every((l) => l >= 0 && l <= 1), `${alpha}: in [0, 1]`);
+      // Beta(a, a): E[lambda (1 - lambda)] = a / (2 (2a + 1)); each half holds half the mass.
+      const spread = lambdas.reduce((s, l) => s + l * (1 - l), 0) / lambdas.length;
+      const want = alpha / (2 * (2 * alpha + 1));
+      assert.ok(spread < want * 1.6 + 1e-4 && spread > want * 0.5 - 1e-4, `${alpha}: E[l(1-l)] ${spread.toExponential(2)}, Beta's ${want.toExponential(2)}`);
+      const low = lambdas.filter((l) => l < 0.5).length;
+      assert.ok(low > 900 && low < 1100, `${alpha}: ${low} of 2000 below 0.5`);
+      assert.ok(lambdas.filter((l) => l === 0.5).length === 0, `${alpha}: no draw is exactly 0.5`);
+    }
+  });
+});
+
 test('the mixup stream is a pure function of (seed, stage, epoch, step): the same draw again, another draw elsewhere', () => {
   scope(() => {
     const seeds = new Set<number>();

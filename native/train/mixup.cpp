@@ -10,6 +10,29 @@
 
 namespace bnn::train {
 
+namespace {
+
+// Below this alpha, Beta(alpha, alpha) is drawn in log space. ATen's Dirichlet normalises two
+// Gamma(alpha) draws, and for small alpha both underflow (P(G < DBL_MIN) is about e^(-708 alpha)):
+// it then returns exactly 0.5, the most mixing of all, where the distribution puts almost all its
+// mass near 0 and 1 (at alpha = 1e-3 a quarter of its draws are 0.5). From 0.05 up both underflow
+// with probability below 1e-30, and the draw stays PyTorch's, bit for bit.
+constexpr double kLogSpaceBelow = 0.05;
+
+// Gamma(a) = Gamma(a + 1) * U^(1/a) (Marsaglia and Tsang's boost), kept as a logarithm:
+// log G = log Gamma(a + 1) + log(U) / a, and lambda = G1 / (G1 + G2) = 1 / (1 + exp(log G2 - log G1)).
+double beta_in_log_space(double alpha, at::Generator& gen) {
+  const auto f64 = torch::TensorOptions().dtype(torch::kDouble);
+  const torch::Tensor big = at::_standard_gamma(torch::full({2}, alpha + 1.0, f64), gen);
+  // 1 - U lies in (0, 1]: its logarithm is finite.
+  const torch::Tensor log_u = torch::log1p(-torch::rand({2}, gen, f64));
+  const torch::Tensor log_g = torch::log(big) + log_u / alpha;
+  const double d = (log_g[1] - log_g[0]).item<double>();
+  return 1.0 / (1.0 + std::exp(d));  // d = +inf gives 0, -inf gives 1
+}
+
+}  // namespace
+
 Mixup draw_mixup(double alpha, int64_t n, uint64_t seed) {
   if (!(alpha > 0.0) || !std::isfinite(alpha)) fail(ErrorKind::InvalidArgument, "mixup: alpha must be a positive number, got " + std::to_string(alpha));
   if (n < 1) fail(ErrorKind::InvalidArgument, "mixup: the batch must hold at least one sample, got " + std::to_string(n));
@@ -19,7 +42,7 @@ Mixup draw_mixup(double alpha, int64_t n, uint64_t seed) {
   {
     // Draws on a private generator; no graph, whatever mode the caller is in.
     torch::NoGradGuard no_grad;
-    m.lambda = at::_sample_dirichlet(concentration, gen)[0].item<double>();
+    m.lambda = alpha >= kLogSpaceBelow ? at::_sample_dirichlet(concentration, gen)[0].item<double>() : beta_in_log_space(alpha, gen);
     m.index = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kLong));
   }
   return m;

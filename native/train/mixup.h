@@ -19,7 +19,8 @@ struct Mixup {
 // seeded with `seed` alone: the same seed gives the same draw on every machine and device, so a
 // run that derives the seed from its position (run seed, stage, epoch, step) resumes exactly
 // without saving any generator state. Beta is PyTorch's own sampler (torch.distributions.Beta
-// draws through _sample_dirichlet), so a draw can be checked against PyTorch's from the same seed.
+// draws through _sample_dirichlet), so a draw can be checked against PyTorch's from the same seed;
+// below alpha = 0.05, where that sampler underflows to 0.5, lambda is drawn in log space instead.
 Mixup draw_mixup(double alpha, int64_t n, uint64_t seed);
 
 // Checks a mixing against a batch of n samples: lambda in [0, 1], index int64 [n] within [0, n).

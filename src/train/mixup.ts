@@ -21,7 +21,10 @@ export type StepMixup = { alpha: number; seed: number } | Mixing;
  * Draws one batch's mixing: lambda ~ Beta(alpha, alpha) and a uniform permutation of n, from a CPU
  * generator seeded with `seed` alone (PyTorch's mt19937; lambda from `torch._sample_dirichlet` on
  * [alpha, alpha], as `torch.distributions.Beta` draws; then `torch.randperm(n)` on the same
- * generator). The same seed gives the same draw on every machine. Dispose the returned index.
+ * generator). Below alpha = 0.05, where that sampler underflows (both Gamma draws 0, so lambda
+ * 0.5: at alpha = 1e-3 a quarter of its draws), lambda is drawn in log space instead, from
+ * Gamma(alpha + 1) and a uniform. The same seed gives the same draw on every machine. Dispose the
+ * returned index.
  */
 export function drawMixup(alpha: number, n: number, seed: number): Mixing {
   checkNumber(alpha, 'mixup alpha', { above: 0 });
