@@ -18,6 +18,7 @@ import {
   studentTCdf,
   studentTQuantile,
   summarize,
+  pairedInterval,
   welchInterval,
   type AblationResult,
   type AblationRunResult,
@@ -74,7 +75,7 @@ test("Student's t quantile and the incomplete beta function match scipy's tabula
 
 const scipy = spawnSync('python3', ['-c', 'import scipy'], { encoding: 'utf8' }).status === 0;
 
-test('Welch intervals and t quantiles agree with scipy computed now', { skip: scipy ? false : 'scipy is not importable' }, () => {
+test('Welch and paired intervals and t quantiles agree with scipy computed now', { skip: scipy ? false : 'scipy is not importable' }, () => {
   const samples: [number[], number[]][] = [
     [[0.912, 0.905, 0.918], [0.9, 0.895, 0.905, 0.91]],
     [[0.5, 0.52], [0.41, 0.47, 0.44, 0.43, 0.46]],
@@ -90,11 +91,21 @@ test('Welch intervals and t quantiles agree with scipy computed now', { skip: sc
     '    r = stats.ttest_ind(a, b, equal_var=False)',
     '    ci = r.confidence_interval(0.95)',
     '    out["welch"].append([float(ci.low), float(ci.high), float(r.df)])',
+    'out["paired"] = []',
+    'for a, b in d["pairs"]:',
+    '    r = stats.ttest_rel(a, b)',
+    '    ci = r.confidence_interval(0.95)',
+    '    out["paired"].append([float(ci.low), float(ci.high), float(r.df)])',
     'print(json.dumps(out))',
   ].join('\n');
-  const r = spawnSync('python3', ['-c', py], { input: JSON.stringify({ dfs, samples }), encoding: 'utf8' });
+  const pairs: [number[], number[]][] = [
+    [[0.912, 0.905, 0.918], [0.9, 0.895, 0.905]],
+    [[0.7947, 0.8012, 0.7851, 0.79], [0.7853, 0.7921, 0.7765, 0.7811]],
+    [[0.5, 0.52], [0.41, 0.47]],
+  ];
+  const r = spawnSync('python3', ['-c', py], { input: JSON.stringify({ dfs, samples, pairs }), encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  const expected = JSON.parse(r.stdout) as { t: number[]; welch: [number, number, number][] };
+  const expected = JSON.parse(r.stdout) as { t: number[]; welch: [number, number, number][]; paired: [number, number, number][] };
   dfs.forEach((df, i) => close(studentTQuantile(0.975, df), expected.t[i]!, 1e-9, `t(${df})`));
   samples.forEach(([a, b], i) => {
     const w = welchInterval(a, b)!;
@@ -103,12 +114,22 @@ test('Welch intervals and t quantiles agree with scipy computed now', { skip: sc
     close(w.high, high, 1e-9, `high ${i}`);
     close(w.df!, df, 1e-9, `df ${i}`);
   });
+  pairs.forEach(([a, b], i) => {
+    const p = pairedInterval(a, b)!;
+    const [low, high, df] = expected.paired[i]!;
+    close(p.low, low, 1e-9, `paired low ${i}`);
+    close(p.high, high, 1e-9, `paired high ${i}`);
+    assert.equal(p.df, df);
+  });
 });
 
 test('one seed has no spread and no interval; identical seeds a zero-width one', () => {
   assert.deepEqual(summarize([0.9]), { n: 1, mean: 0.9, sd: undefined });
   assert.equal(welchInterval([0.9], [0.8, 0.85]), undefined);
   assert.deepEqual(welchInterval([0.5, 0.5], [0.25, 0.25]), { difference: 0.25, low: 0.25, high: 0.25, df: undefined, level: 0.95 });
+  assert.equal(pairedInterval([0.9], [0.8]), undefined);
+  assert.deepEqual(pairedInterval([0.5, 0.75], [0.25, 0.5]), { difference: 0.25, low: 0.25, high: 0.25, df: undefined, level: 0.95 });
+  assert.throws(() => pairedInterval([0.5, 0.6], [0.4]), /as many values on both sides, got 2 and 1/);
   close(summarize([1, 2, 3, 4]).sd!, Math.sqrt(5 / 3), 1e-15, 'sample sd');
 });
 
@@ -203,9 +224,15 @@ test("the binariser additions' flags are bnn train's own and set the model optio
 
 });
 
-test('the table: n, mean ± sd, Δ with Welch interval, one seed without one, unfinished runs counted', () => {
-  const plan = planAblation({ out: '/tmp/abl', seeds: [0, 1, 2], variants: ['double-skip', 'weight-decay', 'cosine'] });
-  const acc: Record<string, (number | null)[]> = { recipe: [0.912, 0.905, 0.918], 'double-skip': [0.9, 0.895, 0.905], 'weight-decay': [0.91, null, null], cosine: [null, null, null] };
+test('the table: n, mean ± sd, Δ with a paired interval (Welch\'s where the finished seeds differ), one seed without one, unfinished runs counted', () => {
+  const plan = planAblation({ out: '/tmp/abl', seeds: [0, 1, 2], variants: ['double-skip', 'weight-decay', 'cosine', 'sgd'] });
+  const acc: Record<string, (number | null)[]> = {
+    recipe: [0.912, 0.905, 0.918],
+    'double-skip': [0.9, 0.895, 0.905],
+    'weight-decay': [0.91, null, null],
+    cosine: [null, null, null],
+    sgd: [null, 0.85, 0.86],
+  };
   const runs: AblationRunResult[] = plan.runs.map((r) => {
     const a = acc[r.variant]![r.seed]!;
     return { variant: r.variant, seed: r.seed, status: a === null ? 'pending' : 'finished', accuracy: a, loss: a === null ? null : 1 - a, seconds: a === null ? null : 60 + r.seed * 30, dir: `runs/${r.variant}/seed${r.seed}`, report: a === null ? null : `runs/${r.variant}/seed${r.seed}/report.html`, reused: false };
@@ -213,12 +240,18 @@ test('the table: n, mean ± sd, Δ with Welch interval, one seed without one, un
   const result = summarizeAblation(plan, runs, { command: 'bnn ablate --out /tmp/abl', trainArgs: [] });
   const row = (name: string) => result.variants.find((v) => v.name === name)!;
   assert.equal(result.complete, false);
-  assert.deepEqual([row('recipe').n, row('double-skip').n, row('weight-decay').n, row('cosine').n], [3, 3, 1, 0]);
+  assert.deepEqual([row('recipe').n, row('double-skip').n, row('weight-decay').n, row('cosine').n, row('sgd').n], [3, 3, 1, 0, 2]);
   const ds = row('double-skip');
-  const expected = welchInterval([0.9, 0.895, 0.905], [0.912, 0.905, 0.918])!;
-  assert.deepEqual(ds.delta, { difference: ds.mean! - row('recipe').mean!, low: expected.low, high: expected.high, df: expected.df });
+  // The same three seeds on both sides: paired, seed by seed.
+  const expected = pairedInterval([0.9, 0.895, 0.905], [0.912, 0.905, 0.918])!;
+  assert.equal(expected.df, 2);
+  assert.deepEqual(ds.delta, { difference: ds.mean! - row('recipe').mean!, low: expected.low, high: expected.high, df: expected.df, method: 'paired' });
+  assert.ok(expected.high - expected.low < welchInterval([0.9, 0.895, 0.905], [0.912, 0.905, 0.918])!.high - welchInterval([0.9, 0.895, 0.905], [0.912, 0.905, 0.918])!.low, 'these seeds move together: pairing narrows the interval');
+  // Seeds 1 and 2 against 0, 1 and 2: not the same seeds, so Welch's.
+  const welch = welchInterval([0.85, 0.86], [0.912, 0.905, 0.918])!;
+  assert.deepEqual(row('sgd').delta, { difference: row('sgd').mean! - row('recipe').mean!, low: welch.low, high: welch.high, df: welch.df, method: 'welch' });
   close(ds.meanSeconds!, 90, 1e-12, 'mean seconds');
-  assert.deepEqual(row('weight-decay').delta, { difference: 0.91 - row('recipe').mean!, low: null, high: null, df: null });
+  assert.deepEqual(row('weight-decay').delta, { difference: 0.91 - row('recipe').mean!, low: null, high: null, df: null, method: null });
   assert.equal(row('weight-decay').sd, null);
   assert.deepEqual([row('cosine').mean, row('cosine').delta, row('cosine').meanSeconds], [null, null, null]);
   const md = renderAblationMarkdown(result).split('\n');
@@ -226,11 +259,12 @@ test('the table: n, mean ± sd, Δ with Welch interval, one seed without one, un
   assert.equal(md[3], `| double-skip | ${row('double-skip').change} | 90.00 ± 0.50% | -1.17 pp [${(100 * expected.low).toFixed(2)}, ${expected.high > 0 ? '+' : '-'}${Math.abs(100 * expected.high).toFixed(2)}] | 1.5 | 3 |`);
   assert.match(md[4]!, /\| 91\.00% \(1 seed\) \| -0\.17 pp \(1 seed: no CI\) \| 1\.0 \| 1 of 3 \|$/);
   assert.match(md[5]!, /\| — \| — \| — \| 0 of 3 \|$/);
-  assert.ok(md.some((l) => l.includes('**Partial: 7 of 12 runs finished**')));
+  assert.match(md[6]!, /\| 85\.50 ± 0\.71% \| -5\.67 pp \[-?\d+\.\d\d, [+-]\d+\.\d\d\] \(Welch\) \| 1\.8 \| 2 of 3 \|$/);
+  assert.ok(md.some((l) => l.includes('**Partial: 9 of 15 runs finished**')));
   const html = renderAblationHtml(result, 'abl <test>');
   assert.match(html, /<h1>abl &lt;test&gt;<\/h1>/);
   assert.match(html, /<tr data-variant="double-skip" data-n="3" data-mean="0\.9000000000000001|<tr data-variant="double-skip" data-n="3" data-mean="0\.9"/);
-  assert.equal(html.match(/<a href="runs\//g)?.length, 7, 'a link for each finished run');
+  assert.equal(html.match(/<a href="runs\//g)?.length, 9, 'a link for each finished run');
 });
 
 test('runAblation checks every variant with bnn train’s own parser before anything runs', async () => {

@@ -8,4 +8,4 @@ export { ABLATION_VARIANTS, ablationVariant, planAblation, mergeFlags, type Abla
 export { runAblation, ablationCommand, type AblationOptions, type AblationOutcome } from './run.js';
 export { summarizeAblation, type AblationResult, type AblationRunResult, type AblationRunStatus, type AblationVariantResult, type AblationDelta } from './result.js';
 export { renderAblationMarkdown, renderAblationHtml } from './render.js';
-export { summarize, welchInterval, studentTQuantile, studentTCdf, regularizedIncompleteBeta, type Summary, type DifferenceInterval } from './stats.js';
+export { summarize, welchInterval, pairedInterval, studentTQuantile, studentTCdf, regularizedIncompleteBeta, type Summary, type DifferenceInterval } from './stats.js';

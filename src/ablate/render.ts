@@ -21,7 +21,7 @@ export function formatDelta(v: AblationVariantResult): string {
   if (v.delta === null) return '—';
   const d = v.delta;
   if (d.low === null || d.high === null) return `${points(d.difference)} pp (1 seed: no CI)`;
-  return `${points(d.difference)} pp [${points(d.low)}, ${points(d.high)}]`;
+  return `${points(d.difference)} pp [${points(d.low)}, ${points(d.high)}]${d.method === 'welch' ? ' (Welch)' : ''}`;
 }
 
 const minutes = (v: AblationVariantResult): string => (v.meanSeconds === null ? '—' : (v.meanSeconds / 60).toFixed(1));
@@ -39,7 +39,8 @@ export function renderAblationMarkdown(r: AblationResult): string {
     ...r.variants.map((v) => `| ${mdCell(v.name)} | ${mdCell(v.change)} | ${formatAccuracy(v)} | ${formatDelta(v)} | ${minutes(v)} | ${runsCell(v)} |`),
     '',
     `Final test accuracy after both stages over seeds ${r.seeds.join(', ')}; Δ is the difference of means to the recipe in ` +
-      `percentage points with Welch's ${level}% t interval over seeds (none with a single seed); min per run is the mean training time.` +
+      `percentage points with a paired ${level}% t interval over the seeds (each seed trains both, so its difference is one observation; ` +
+      `Welch's interval, marked, where the two finished different seeds; none with a single seed); min per run is the mean training time.` +
       (r.complete ? '' : ` **Partial: ${finished} of ${r.runs.length} runs finished** (running the command again continues it).`),
     '',
     'Flags of each variant, over the common ones:',
@@ -99,7 +100,7 @@ export function renderAblationHtml(r: AblationResult, title: string): string {
       `<h1>${escapeHtml(title)}</h1><p class="muted">${finished} of ${r.runs.length} runs finished · seeds ${escapeHtml(r.seeds.join(', '))} · updated ${escapeHtml(r.updated)}</p></div>` +
       `<div class="hero-body"><div class="hero-headline"><div class="headline-label">Recipe, final test accuracy</div><div class="headline${recipe?.mean === null ? ' pending' : ''}">` +
       `<span id="recipe-accuracy" data-value="${num(recipe?.mean ?? null)}">${escapeHtml(recipe ? formatAccuracy(recipe) : '—')}</span></div></div></div></header>`,
-    `<section class="card" id="variants"><h2>What each trick is worth</h2><p class="muted">Final test accuracy after both stages, mean ± standard deviation over seeds; Δ is the difference of means to the recipe in percentage points with Welch's ${level}% t interval (none with a single seed).</p>` +
+    `<section class="card" id="variants"><h2>What each trick is worth</h2><p class="muted">Final test accuracy after both stages, mean ± standard deviation over seeds; Δ is the difference of means to the recipe in percentage points with a paired ${level}% t interval over the seeds (Welch's, marked, where the two finished different seeds; none with a single seed).</p>` +
       `<div class="table-wrap"><table class="data" id="variant-table"><thead><tr><th>variant</th><th>what changes</th><th class="num">accuracy</th><th class="num">Δ vs recipe [${level}% CI]</th><th class="num">min per run</th><th class="num">runs</th></tr></thead><tbody>${variantRows}</tbody></table></div>` +
       (r.notes.length > 0 ? r.notes.map((n) => `<p class="small muted">${escapeHtml(n)}</p>`).join('') : '') +
       `</section>`,

@@ -2,7 +2,7 @@
 // seeds and the difference to the recipe.
 import path from 'node:path';
 
-import { summarize, welchInterval } from './stats.js';
+import { pairedInterval, summarize, welchInterval } from './stats.js';
 import type { AblationPlan } from './variants.js';
 
 /** The state of one run. */
@@ -33,11 +33,20 @@ export interface AblationRunResult {
 export interface AblationDelta {
   /** mean(variant) - mean(recipe), as a fraction (0.01 is one percentage point). */
   difference: number;
-  /** Welch's t interval (level 0.95); null below two finished seeds on either side. */
+  /**
+   * The interval (level 0.95): paired over seeds when the variant and the recipe finished the same
+   * seeds, else Welch's; null below two finished seeds on either side.
+   */
   low: number | null;
   high: number | null;
-  /** Welch–Satterthwaite degrees of freedom; null without an interval or when neither side varies. */
+  /** Its degrees of freedom (pairs - 1, or Welch–Satterthwaite's); null without an interval or when nothing varies. */
   df: number | null;
+  /**
+   * `'paired'`: each seed's difference is one observation (the seeds on both sides are the same).
+   * `'welch'`: the finished seeds differ, so the two sides are taken as independent samples.
+   * Null without an interval. Absent in files of older versions, which always used Welch's.
+   */
+  method?: 'paired' | 'welch' | null;
 }
 
 /** One row of the ablation table. */
@@ -85,7 +94,9 @@ export interface AblationResult {
 /** The table of an ablation from its runs so far (the statistics over each variant's finished seeds). */
 export function summarizeAblation(plan: AblationPlan, runs: readonly AblationRunResult[], info: { command: string; trainArgs: readonly string[] }): AblationResult {
   const level = 0.95;
-  const accuracies = (name: string): number[] => runs.filter((r) => r.variant === name && r.status === 'finished' && r.accuracy !== null).map((r) => r.accuracy!);
+  const finished = (name: string) => runs.filter((r) => r.variant === name && r.status === 'finished' && r.accuracy !== null).sort((x, y) => x.seed - y.seed);
+  const accuracies = (name: string): number[] => finished(name).map((r) => r.accuracy!);
+  const seedsOf = (name: string): string => finished(name).map((r) => r.seed).join(',');
   const recipe = accuracies('recipe');
   const variants = plan.variants.map((v): AblationVariantResult => {
     const acc = accuracies(v.name);
@@ -93,8 +104,17 @@ export function summarizeAblation(plan: AblationPlan, runs: readonly AblationRun
     const seconds = runs.filter((r) => r.variant === v.name && r.status === 'finished' && r.seconds !== null).map((r) => r.seconds!);
     let delta: AblationDelta | null = null;
     if (v.name !== 'recipe' && acc.length > 0 && recipe.length > 0) {
-      const ci = welchInterval(acc, recipe, level);
-      delta = { difference: s.mean - summarize(recipe).mean, low: ci?.low ?? null, high: ci?.high ?? null, df: ci?.df ?? null };
+      // The same seeds on both sides pair up (sorted by seed above); the mean difference is then
+      // also the difference of the means.
+      const paired = seedsOf(v.name) === seedsOf('recipe');
+      const ci = paired ? pairedInterval(acc, recipe, level) : welchInterval(acc, recipe, level);
+      delta = {
+        difference: s.mean - summarize(recipe).mean,
+        low: ci?.low ?? null,
+        high: ci?.high ?? null,
+        df: ci?.df ?? null,
+        method: ci ? (paired ? 'paired' : 'welch') : null,
+      };
     }
     return {
       name: v.name,

@@ -1,6 +1,7 @@
 // The statistics of an ablation table: mean and sample standard deviation over seeds, and the
-// difference of two variants' means with Welch's t interval (unequal variances, fractional degrees
-// of freedom, so the t quantile must accept any positive df, not only whole numbers).
+// difference of two variants' means with a paired t interval (the same seeds on both sides: each
+// seed's difference is one observation) or Welch's t interval (unequal variances, fractional
+// degrees of freedom, so the t quantile must accept any positive df, not only whole numbers).
 import { rangeError } from '../errors.js';
 
 /** Mean and sample standard deviation (n - 1) of a list of values. */
@@ -124,7 +125,10 @@ export interface DifferenceInterval {
   difference: number;
   low: number;
   high: number;
-  /** Welch–Satterthwaite degrees of freedom (undefined when both samples have no spread). */
+  /**
+   * Degrees of freedom: Welch–Satterthwaite's, or pairs - 1 for a paired interval (undefined when
+   * nothing varies).
+   */
   df: number | undefined;
   /** The confidence level, e.g. 0.95. */
   level: number;
@@ -148,4 +152,22 @@ export function welchInterval(a: readonly number[], b: readonly number[], level 
   const df = (va + vb) ** 2 / (va ** 2 / (sa.n - 1) + vb ** 2 / (sb.n - 1));
   const half = studentTQuantile(1 - (1 - level) / 2, df) * se;
   return { difference, low: difference - half, high: difference + half, df, level };
+}
+
+/**
+ * The paired t interval for mean(a - b), where a[i] and b[i] belong together (an ablation's variant
+ * and recipe trained with the same seed): the differences' mean ± t(n - 1) · sd / √n. A shared
+ * seed makes the two sides move together, and pairing takes that common part out, which Welch's
+ * interval cannot. Undefined below two pairs; when every difference is the same the interval is
+ * that difference.
+ */
+export function pairedInterval(a: readonly number[], b: readonly number[], level = 0.95): DifferenceInterval | undefined {
+  if (!(level > 0 && level < 1)) throw rangeError(`the confidence level must be in (0, 1), got ${level}`);
+  if (a.length !== b.length) throw rangeError(`a paired interval needs as many values on both sides, got ${a.length} and ${b.length}`);
+  const d = summarize(a.map((v, i) => v - b[i]!));
+  if (d.sd === undefined) return undefined;
+  if (d.sd === 0) return { difference: d.mean, low: d.mean, high: d.mean, df: undefined, level };
+  const df = d.n - 1;
+  const half = (studentTQuantile(1 - (1 - level) / 2, df) * d.sd) / Math.sqrt(d.n);
+  return { difference: d.mean, low: d.mean - half, high: d.mean + half, df, level };
 }
