@@ -3,36 +3,72 @@
 // blocks part empty), meant to run under NVIDIA's compute-sanitizer (memcheck, racecheck):
 // scripts/gpu-check with SANITIZE=1. Exits non-zero if CUDA is absent or a fused path was not taken
 // (a clean report over kernels that never ran would mean nothing).
-import { createModel, cudaAvailable, manualSeed, setCudnnOptions, SGD, StepMetrics, Tensor, trainStep } from '../src/index.js';
+//
+// --compare: the smoke test scripts/gpu-check runs first, without the sanitizer. Each case takes
+// two steps fused and two unfused from the same weights and batch (lr 0.1, so the second loss
+// carries the first step's gradients), and the losses must agree (float32 1e-3 relative,
+// bfloat16 and float16 3e-2). Exits 1 on a mismatch, or dies with the kernel that failed.
+import { createModel, cudaAvailable, manualSeed, setCudnnOptions, setFusionOptions, SGD, StepMetrics, Tensor, trainStep } from '../src/index.js';
 import { native } from '../src/binding/native.js';
 
 if (!cudaAvailable()) {
   console.error('cuda-sanitize: no CUDA device');
   process.exit(2);
 }
+const compare = process.argv.includes('--compare');
 // cuDNN's algorithm search would run instrumented too, for nothing.
 setCudnnOptions({ benchmark: false });
-const before = native().setFusionFlags({});
 const precisions = ['float32', 'bfloat16', 'float16'] as const;
-for (const precision of precisions) {
-  for (const binaryWeights of [false, true]) {
-    manualSeed(1);
-    using m = createModel({ inChannels: 3, width: 12, numClasses: 5, binaryWeights }).to('cuda');
-    using opt = new SGD(m, { lr: 1e-3 });
-    using x = Tensor.randn([8, 3, 16, 16], { device: 'cuda' });
-    using y = Tensor.fromArray([0, 1, 2, 3, 4, 0, 1, 2], [8], { dtype: 'int64', device: 'cuda' });
-    using metrics = new StepMetrics();
+type Precision = (typeof precisions)[number];
+
+/** The mean loss of each step, from fresh weights (seed 1) on one batch. */
+async function losses(precision: Precision, binaryWeights: boolean, steps: number): Promise<number[]> {
+  manualSeed(1);
+  using m = createModel({ inChannels: 3, width: 12, numClasses: 5, binaryWeights }).to('cuda');
+  using opt = new SGD(m, { lr: compare ? 0.1 : 1e-3 });
+  using x = Tensor.randn([8, 3, 16, 16], { device: 'cuda' });
+  using y = Tensor.fromArray([0, 1, 2, 3, 4, 0, 1, 2], [8], { dtype: 'int64', device: 'cuda' });
+  using metrics = new StepMetrics();
+  const out: number[] = [];
+  for (let i = 0; i < steps; i++) {
     await trainStep(m, opt, x, y, { precision, metrics });
     const t = await metrics.read();
-    console.log(`${precision}, ${binaryWeights ? '1-bit' : 'real'} weights: loss ${(t.lossSum / t.count).toFixed(4)}`);
+    metrics.reset();
+    out.push(t.lossSum / t.count);
+  }
+  return out;
+}
+
+setFusionOptions({ cuda: true });
+const before = native().setFusionFlags({});
+let mismatches = 0;
+for (const precision of precisions) {
+  for (const binaryWeights of [false, true]) {
+    const what = `${precision}, ${binaryWeights ? '1-bit' : 'real'} weights`;
+    const fused = await losses(precision, binaryWeights, compare ? 2 : 1);
+    if (!compare) {
+      console.log(`${what}: loss ${fused[0]!.toFixed(4)}`);
+      continue;
+    }
+    setFusionOptions({ cuda: false });
+    const plain = await losses(precision, binaryWeights, 2);
+    setFusionOptions({ cuda: true });
+    const tol = precision === 'float32' ? 1e-3 : 3e-2;
+    const ok = fused.every((l, i) => Number.isFinite(l) && Math.abs(l - plain[i]!) <= tol * Math.abs(plain[i]!));
+    if (!ok) mismatches++;
+    console.log(`${what}: losses fused ${fused.map((l) => l.toFixed(5)).join(', ')}; unfused ${plain.map((l) => l.toFixed(5)).join(', ')}${ok ? '' : '  MISMATCH'}`);
   }
 }
 const after = native().setFusionFlags({});
 const bnSign = after.bnSignNodes - before.bnSignNodes;
 const prelu = after.preluNodes - before.preluNodes;
 console.log(`fused nodes: ${bnSign} BatchNorm -> sign -> conv, ${prelu} PReLU`);
-const expected = precisions.length * 2 * 16;
+const expected = precisions.length * 2 * 16 * (compare ? 2 : 1);
 if (bnSign !== expected || prelu !== expected) {
   console.error(`cuda-sanitize: expected ${expected} fused nodes of each kind`);
+  process.exit(1);
+}
+if (mismatches > 0) {
+  console.error(`cuda-sanitize: ${mismatches} case(s) where the fused kernels' losses left the unfused ones`);
   process.exit(1);
 }

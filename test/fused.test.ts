@@ -4,11 +4,12 @@
 // update, straight-through mask inside BatchNorm's backward, every gradient) with ATen ops standing
 // in for the kernels. On CUDA: the kernels themselves, in float32 and bfloat16.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 
 import { createModel, crossEntropy, cudaAvailable, manualSeed, scope, setAllowTF32, setFusionOptions, SGD, StepMetrics, Tensor, trainStep } from '../src/index.js';
 import type { Device, ModelConfig } from '../src/index.js';
-import { native } from '../src/binding/native.js';
+import { native, packageRoot } from '../src/binding/native.js';
 import { assertCloseScaled, loadFixture } from './support/fixtures.js';
 
 function fusedNodes(): { bnSign: number; prelu: number } {
@@ -102,7 +103,8 @@ function stateOf(config: ModelConfig, seed: number): Map<string, Tensor> {
 }
 
 test('defaults: the CUDA kernels on, the CPU reference off; options are checked', () => {
-  assert.deepEqual(setFusionOptions(), { cuda: true, cpuReference: false });
+  // On unless the environment says BNN_CUDA_FUSION=0 (as scripts/gpu-check does after a failed smoke test).
+  assert.deepEqual(setFusionOptions(), { cuda: process.env.BNN_CUDA_FUSION !== '0', cpuReference: false });
   assert.throws(() => setFusionOptions({ cuda: 1 as unknown as boolean }), (e: Error) => e instanceof TypeError && /cuda/.test(e.message));
   assert.throws(() => setFusionOptions(null as never), TypeError);
 });
@@ -152,6 +154,23 @@ test('CPU reference of the fused node matches PyTorch itself (golden fixture, st
       if (want) assertCloseScaled(p.grad!.toFloat32Array(), want.toFloat32Array(), `grad ${name}`, 1e-4, 1e-4);
     }
   });
+});
+
+test('BNN_CUDA_FUSION=0 starts a process with the fused CUDA kernels off; anything else leaves them on', () => {
+  const flagsIn = (env: Record<string, string>) => {
+    const inherited = { ...process.env };
+    delete inherited.BNN_CUDA_FUSION;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', "import { setFusionOptions } from './src/index.ts'; console.log(JSON.stringify(setFusionOptions()))"], {
+      cwd: packageRoot,
+      env: { ...inherited, ...env },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim()) as { cuda: boolean; cpuReference: boolean };
+  };
+  assert.deepEqual(flagsIn({ BNN_CUDA_FUSION: '0' }), { cuda: false, cpuReference: false });
+  assert.deepEqual(flagsIn({ BNN_CUDA_FUSION: '1' }), { cuda: true, cpuReference: false });
+  assert.deepEqual(flagsIn({}), { cuda: true, cpuReference: false });
 });
 
 test('the fused node steps aside where BatchNorm\'s output is needed itself, and in eval mode', () => {

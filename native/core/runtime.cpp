@@ -1,7 +1,9 @@
 #include "core/runtime.h"
 
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
+#include <string>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
@@ -54,7 +56,14 @@ bool cudnn_benchmark() { return at::globalContext().benchmarkCuDNN(); }
 bool deterministic() { return at::globalContext().deterministicCuDNN(); }
 
 namespace {
-std::atomic<bool> g_fused_cuda{true};
+// BNN_CUDA_FUSION=0 in the environment starts the process with the fused CUDA kernels off, for a
+// whole run that cannot call setFusionOptions (bnn train, a benchmark): the escape hatch should a
+// kernel misbehave on some GPU. Any other value, or none, leaves them on.
+bool fusion_from_environment() {
+  const char* v = std::getenv("BNN_CUDA_FUSION");
+  return v == nullptr || std::string(v) != "0";
+}
+std::atomic<bool> g_fused_cuda{fusion_from_environment()};
 std::atomic<bool> g_fused_cpu_reference{false};
 std::atomic<uint64_t> g_fused_bn_sign{0};
 std::atomic<uint64_t> g_fused_prelu{0};

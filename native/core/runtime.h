@@ -38,7 +38,8 @@ bool deterministic();
 // sign, residual add then PReLU). `cuda`: used on CUDA tensors (the default); off runs ATen's
 // separate ops, for A/B timing or to rule the kernels out. `cpu_reference`: the same fused autograd
 // nodes also run on the CPU, with ATen ops standing in for the kernels: a test hook that checks
-// their formulas (statistics, masks, gradients) where no GPU is. Process-wide.
+// their formulas (statistics, masks, gradients) where no GPU is. Process-wide; `cuda` starts off
+// when the environment has BNN_CUDA_FUSION=0.
 struct FusionFlags {
   bool cuda = true;
   bool cpu_reference = false;

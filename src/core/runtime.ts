@@ -108,7 +108,9 @@ export interface FusionOptions {
    * bnn-torch's fused CUDA kernels for the block's memory-bound chains: training-mode BatchNorm and
    * the sign in one node that never writes BatchNorm's output, and the residual add with PReLU in
    * one pass whose slope gradient needs no full-size temporary. On by default; off runs ATen's
-   * separate ops (the same results up to float rounding), for A/B timing or to rule them out.
+   * separate ops (the same results up to float rounding), for A/B timing or to rule them out. The
+   * environment variable `BNN_CUDA_FUSION=0` starts a process with it off (for `bnn train` and
+   * scripts that do not call this).
    */
   cuda?: boolean;
   /**

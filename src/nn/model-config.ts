@@ -140,7 +140,7 @@ export function resolveModelConfig(config: ModelConfig = {}): ResolvedModelConfi
   if (c.arch !== 'resnet18') throw rangeError(`arch must be 'resnet18', got ${JSON.stringify(c.arch)}`);
   if (c.stem !== 'small' && c.stem !== 'imagenet') throw rangeError(`stem must be 'small' or 'imagenet', got ${JSON.stringify(c.stem)}`);
   if (typeof c.bnMomentum !== 'number' || !(c.bnMomentum >= 0 && c.bnMomentum <= 1)) {
-    throw rangeError(`bnMomentum must be a number between 0 and 1, got ${JSON.stringify(c.bnMomentum)}`);
+    throw rangeError(`bnMomentum must be a number between 0 and 1, got ${typeof c.bnMomentum === "number" ? String(c.bnMomentum) : JSON.stringify(c.bnMomentum)}`);
   }
   const r: ResolvedModelConfig = {
     arch: 'resnet18',
