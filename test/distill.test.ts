@@ -171,6 +171,7 @@ test('--teacher train: the teacher trains first in teacher/ (full precision), th
     assert.deepEqual(result.history.map((h) => [h.stage, h.epoch]), [[1, 0], [1, 1], [2, 0]], "the student's history is its own");
     const teacherFile = path.join(whole, 'teacher', 'stage1.safetensors');
     assert.equal(result.teacher?.weightsPath, teacherFile);
+    assert.ok(result.teacher?.seconds !== undefined && result.teacher.seconds > 0, 'the teacher reports its training seconds');
     assert.ok(result.teacher?.test && result.teacher.test.accuracy > 0.5, `the teacher learnt the toy task (${result.teacher?.test?.accuracy})`);
     const saved = JSON.parse(readSafetensorsSync(teacherFile).metadata['bnn_torch.config']!) as ModelConfig;
     assert.equal(saved.binaryActivations, false);
@@ -188,8 +189,18 @@ test('--teacher train: the teacher trains first in teacher/ (full precision), th
 
   // Interrupted in the student's first epoch, after the teacher finished; resumed.
   const broken = tmpDir();
+  const teacherSeconds: number[] = [];
   const distill = (log: number[], begins: number[][]) => ({
-    teacher: { train: TEACHER, callbacks: { onTrainBegin: (i: { epochs: number; startEpoch: number }) => void begins.push([i.startEpoch, i.epochs]), onEpochEnd: (l: { epoch: number }) => void log.push(l.epoch) } },
+    teacher: {
+      train: TEACHER,
+      callbacks: {
+        onTrainBegin: (i: { epochs: number; startEpoch: number }) => void begins.push([i.startEpoch, i.epochs]),
+        onEpochEnd: (l: { epoch: number; seconds: number }) => {
+          log.push(l.epoch);
+          teacherSeconds.push(l.seconds);
+        },
+      },
+    },
     temperature: 2,
     weight: 0.7,
   });
@@ -204,6 +215,9 @@ test('--teacher train: the teacher trains first in teacher/ (full precision), th
   const begins: number[][] = [];
   const resumed = await trainTwoStage(config(broken, { distill: distill(resumedEpochs, begins), resume: true }));
   resumed.model.dispose();
+  // The teacher's seconds come from its history, so the resumed run (bnn train's totalSeconds) still counts them.
+  const firstTeacherSeconds = teacherSeconds.reduce((x, y) => x + y, 0);
+  assert.ok(Math.abs(resumed.teacher!.seconds! - firstTeacherSeconds) < 1e-6, `resumed teacher seconds ${resumed.teacher?.seconds} = the first run's epochs' ${firstTeacherSeconds}`);
   assert.deepEqual(resumedEpochs, [], 'no teacher epoch is trained again');
   assert.deepEqual(begins, [], "the teacher's training does not begin again");
   assert.deepEqual(weightsOf(path.join(broken, 'teacher', 'stage1.safetensors')), teacherWeights);

@@ -104,8 +104,11 @@ export interface TwoStageResult {
   finalWeightsPath?: string;
   /** The schedule the time budget chose (when `timeBudget` was given and the run did not resume). */
   timeBudget?: TimeBudgetPlan;
-  /** With `distill`: the teacher's test metrics and, for a teacher the run trained, its weights file. */
-  teacher?: { test?: EvalMetrics; weightsPath?: string };
+  /**
+   * With `distill`: the teacher's test metrics and, for a teacher the run trained, its weights file
+   * and training seconds over all its epochs (from its history, so a resumed run counts them all).
+   */
+  teacher?: { test?: EvalMetrics; weightsPath?: string; seconds?: number };
 }
 
 /**
@@ -237,7 +240,11 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
       teacher = r.model;
       ownTeacher = true;
       teacherSeconds = (performance.now() - budgetStart) / 1000;
-      teacherResult = { ...(r.test ? { test: r.test } : {}), ...(r.stage1WeightsPath ? { weightsPath: r.stage1WeightsPath } : {}) };
+      teacherResult = {
+        ...(r.test ? { test: r.test } : {}),
+        ...(r.stage1WeightsPath ? { weightsPath: r.stage1WeightsPath } : {}),
+        seconds: r.history.reduce((sum, h) => sum + h.seconds, 0),
+      };
     }
     teacher.eval();
   }

@@ -714,7 +714,11 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     const m = result.test!;
     const stageSeconds: Record<string, number> = {};
     for (const h of result.history) stageSeconds[h.stage] = (stageSeconds[h.stage] ?? 0) + h.seconds;
-    const totalSeconds = a.resume ? Object.values(stageSeconds).reduce((x, y) => x + y, 0) : (performance.now() - started) / 1000;
+    // Resumed, the wall clock saw only this invocation: the epochs' own seconds count them all,
+    // a trained teacher's included.
+    const totalSeconds = a.resume
+      ? Object.values(stageSeconds).reduce((x, y) => x + y, 0) + (result.teacher?.seconds ?? 0)
+      : (performance.now() - started) / 1000;
     result.model.dispose();
     if (!run) return;
     run.setFinal({
