@@ -13,6 +13,8 @@ export interface ProgressOptions {
   live: boolean;
   stream?: NodeJS.WriteStream;
   epochs: { 1: number; 2: number };
+  /** A one-stage run (`--one-stage`): its epochs are said without a stage (it runs as stage 2). */
+  oneStage?: boolean;
 }
 
 /** Renders training progress; all methods are cheap and safe to call per batch. */
@@ -20,12 +22,18 @@ export class Progress {
   readonly #live: boolean;
   readonly #out: NodeJS.WriteStream;
   #epochs: { 1: number; 2: number };
+  readonly #oneStage: boolean;
   #lastDraw = 0;
 
   constructor(o: ProgressOptions) {
     this.#live = o.live;
     this.#out = o.stream ?? process.stderr;
     this.#epochs = o.epochs;
+    this.#oneStage = o.oneStage === true;
+  }
+
+  #label(stage: 1 | 2, epoch: number): string {
+    return `${this.#oneStage ? '' : `stage ${stage} `}epoch ${epoch + 1}/${this.#epochs[stage]}`;
   }
   /** The stages' epoch counts changed (a time budget sized them). */
   setEpochs(epochs: { 1: number; 2: number }): void {
@@ -45,7 +53,7 @@ export class Progress {
     const elapsed = b.imagesPerSecond > 0 ? (b.batch * b.batchSize) / b.imagesPerSecond : 0;
     const remaining = fraction > 0 ? (elapsed * (1 - fraction)) / fraction : Infinity;
     const line =
-      `stage ${b.stage} epoch ${b.epoch + 1}/${this.#epochs[b.stage]} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ` +
+      `${this.#label(b.stage, b.epoch)} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ` +
       `${b.batch}/${b.batches}  ${b.imagesPerSecond.toFixed(0)} img/s  loss ${Number.isNaN(b.loss) ? '   -  ' : b.loss.toFixed(4)}  acc ${pct(b.accuracy)}  ` +
       `lr ${b.lr.toExponential(1)}  ETA ${clock(remaining)}`;
     this.#out.write(`\r${line.slice(0, (this.#out.columns ?? 160) - 1)}\x1b[K`);
@@ -54,7 +62,7 @@ export class Progress {
   epoch(log: EpochLog): void {
     if (this.#live) this.#out.write('\r\x1b[K');
     this.#out.write(
-      `stage ${log.stage} epoch ${log.epoch + 1}/${this.#epochs[log.stage]}: train loss ${log.trainLoss.toFixed(4)} acc ${pct(log.trainAccuracy)}` +
+      `${this.#label(log.stage, log.epoch)}: train loss ${log.trainLoss.toFixed(4)} acc ${pct(log.trainAccuracy)}` +
         `  test loss ${log.testLoss?.toFixed(4) ?? '-'} acc ${pct(log.testAccuracy)}  lr ${log.lr.toExponential(1)}` +
         `  ${log.trainImagesPerSecond.toFixed(0)} img/s  ${log.seconds.toFixed(1)} s\n`,
     );

@@ -577,7 +577,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
   const workers = a.workers !== undefined ? { workers: a.workers } : {};
   const trainLoader = new DataLoader(train, { batchSize: batchSize / world, seed: a.seed, augment: train.streamed ? false : augment, device, ...workers, ...(shard ? { shard } : {}) });
   const testLoader = DataLoader.forEval(test, { batchSize: train.streamed ? 100 : 500, device, ...workers, ...(shard ? { shard } : {}) });
-  const progress = new Progress({ live: main && a.progress && process.stderr.isTTY === true, epochs: { 1: stage1.epochs, 2: a.oneStage ? stage1.epochs + stage2.epochs : stage2.epochs } });
+  const progress = new Progress({ live: main && a.progress && process.stderr.isTTY === true, epochs: { 1: stage1.epochs, 2: a.oneStage ? stage1.epochs + stage2.epochs : stage2.epochs }, oneStage: a.oneStage === true });
   const say = (text: string): void => {
     if (main) progress.message(text);
   };
@@ -609,12 +609,14 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     const s = plan.secondsPerStep;
     const stage = (o: StageOptions): string =>
       `${o.epochs} epochs${o.stepsPerEpoch !== undefined ? ` of ${o.stepsPerEpoch}/${trainLoader.batchesPerEpoch} batches` : ''} (milestones ${o.milestones.join(',') || '-'})`;
+    // A one-stage run trains its single stage as stage 2 (1-bit weights): stage 1 is not its.
+    const stages = a.oneStage ? `one stage ${stage(plan.stage2)}` : `stage 1 ${stage(plan.stage1)}, stage 2 ${stage(plan.stage2)}`;
+    const perStep = a.oneStage ? `${(1000 * s.stage2).toFixed(0)} ms a training step` : `${(1000 * s.stage1).toFixed(0)} / ${(1000 * s.stage2).toFixed(0)} ms a training step (stage 1 / 2)`;
     if (plans++ > 0) {
-      say(`time budget: running slower than measured, so the epochs to come are shorter: stage 1 ${stage(plan.stage1)}, stage 2 ${stage(plan.stage2)}, predicted end at ${(plan.predictedSeconds / 60).toFixed(1)} min`);
+      say(`time budget: running slower than measured, so the epochs to come are shorter: ${stages}, predicted end at ${(plan.predictedSeconds / 60).toFixed(1)} min`);
     } else say(
-      `time budget ${(plan.budgetSeconds / 60).toFixed(1)} min left: measured ${(1000 * s.stage1).toFixed(0)} / ${(1000 * s.stage2).toFixed(0)} ms a training step (stage 1 / 2), ` +
-        `${(1000 * s.eval).toFixed(0)} ms an evaluation batch -> x${plan.scale.toFixed(2)}: stage 1 ${stage(plan.stage1)}, ` +
-        `stage 2 ${stage(plan.stage2)}, predicted ${(plan.predictedSeconds / 60).toFixed(1)} min`,
+      `time budget ${(plan.budgetSeconds / 60).toFixed(1)} min left: measured ${perStep}, ` +
+        `${(1000 * s.eval).toFixed(0)} ms an evaluation batch -> x${plan.scale.toFixed(2)}: ${stages}, predicted ${(plan.predictedSeconds / 60).toFixed(1)} min`,
       );
     progress.setEpochs({ 1: plan.stage1.epochs, 2: plan.stage2.epochs });
     writeConfig(plan.stage1, plan.stage2, plan);
@@ -707,7 +709,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
                 }
               }
             },
-            onStageEnd: ({ stage, weightsPath }) => progress.message(`stage ${stage} done${weightsPath ? `: ${weightsPath}` : ''}`),
+            onStageEnd: ({ stage, weightsPath }) => progress.message(`${a.oneStage ? 'training' : `stage ${stage}`} done${weightsPath ? `: ${weightsPath}` : ''}`),
           }
         : {},
     });
