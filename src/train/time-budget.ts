@@ -113,11 +113,20 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
   const finish = async (): Promise<void> => {
     if (metrics) await metrics.read();
   };
-  const train = (b: Batch) => trainStep(model, optimizer, b.images, b.labels, { precision, ...(metrics ? { metrics } : {}), ...(o.distill ? { distill: o.distill } : {}) });
+  // Each stage's steps as the run will take them: with its mixup (which mixes the batch on the
+  // device and takes two cross-entropies) and the teacher's forward when distilling.
+  let draws = 0;
+  const train = (alpha: number) => (b: Batch) =>
+    trainStep(model, optimizer, b.images, b.labels, {
+      precision,
+      ...(metrics ? { metrics } : {}),
+      ...(o.distill ? { distill: o.distill } : {}),
+      ...(alpha > 0 ? { mixup: { alpha, seed: draws++ } } : {}),
+    });
   model.train();
-  const stage1 = await timeSteps(o.train, steps, train, finish);
+  const stage1 = await timeSteps(o.train, steps, train(o.stage1.mixup ?? 0), finish);
   model.setBinaryWeights(true);
-  const stage2 = await timeSteps(o.train, steps, train, finish);
+  const stage2 = await timeSteps(o.train, steps, train(o.stage2.mixup ?? 0), finish);
   model.eval();
   const evaluation = o.test ? await timeSteps(o.test, steps, (b) => evalStep(model, b.images, b.labels, { precision }), finish) : 0;
   let perStep = { stage1, stage2, eval: evaluation };
