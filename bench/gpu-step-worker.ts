@@ -1,6 +1,6 @@
 // bnn-torch's side of bench/gpu-step.ts: one process per case, measuring in turn bfloat16, bfloat16
-// with the fused CUDA kernels off (ATen's separate ops: what the fusion gains), float32 and float32
-// with a host read every step (the old way). Each variant builds its own model,
+// with the fused CUDA kernels off (ATen's separate ops: what the fusion gains), bfloat16 captured in
+// a CUDA graph, float32 and float32 with a host read every step (the old way). Each variant builds its own model,
 // optimizer and batch and frees them before the next, so each peak GPU memory (max allocated since
 // a reset) is that variant's own. The step is the Trainer's on CUDA: sync-free (StepMetrics read
 // at the end), fused Adam, channels-last, cuDNN benchmark mode. Prints one JSON line per variant
@@ -11,12 +11,14 @@ import { Adam, createModel, cudaMemoryStats, manualSeed, resetCudaPeakMemory, se
 import { native } from '../src/binding/native.js';
 
 interface Case { size: number; stem: 'small' | 'imagenet'; classes: number; stage: 1 | 2; batch: number; steps: number; warmup: number; width?: number }
-interface Variant { name: string; precision: Precision; sync: boolean; fused?: boolean }
+interface Variant { name: string; precision: Precision; sync: boolean; fused?: boolean; graph?: boolean }
 
 const cfg = JSON.parse(process.argv[2]!) as Case;
 const allVariants: Variant[] = [
   { name: 'bf16', precision: 'bfloat16', sync: false },
   { name: 'bf16Unfused', precision: 'bfloat16', sync: false, fused: false },
+  // The step captured in a CUDA graph (cudaGraph): the warm-up covers its three ordinary steps and the capture.
+  { name: 'bf16Graph', precision: 'bfloat16', sync: false, graph: true },
   { name: 'fp32', precision: 'float32', sync: false },
   { name: 'fp32Synced', precision: 'float32', sync: true },
 ];
@@ -32,7 +34,8 @@ for (const v of variants) {
   using x = Tensor.randn([cfg.batch, 3, cfg.size, cfg.size], { device: 'cuda' });
   using y = Tensor.fromArray(Array.from({ length: cfg.batch }, (_, i) => i % cfg.classes), [cfg.batch], { dtype: 'int64', device: 'cuda' });
   using metrics = new StepMetrics();
-  const step = () => trainStep(model, adam, x, y, { precision: v.precision, ...(v.sync ? {} : { metrics }) });
+  const step = () => trainStep(model, adam, x, y, { precision: v.precision, ...(v.sync ? {} : { metrics }), ...(v.graph ? { cudaGraph: true } : {}) });
+  const graphsBefore = native().stepGraphCounts();
   model.train();
   let t = performance.now();
   for (let i = 0; i < cfg.warmup; i++) await step();
@@ -54,10 +57,12 @@ for (const v of variants) {
     peakMiB: cudaMemoryStats().peakAllocatedBytes / 2 ** 20,
     warmupSeconds,
     loss: v.sync ? last : totals.lossSum / totals.count,
+    // Counted when a step builds its graph: a replayed step runs the fused nodes captured once.
     fusedNodesPerStep: {
       bnSign: (nodesAfter.bnSignNodes - nodesBefore.bnSignNodes) / stepsRun,
       prelu: (nodesAfter.preluNodes - nodesBefore.preluNodes) / stepsRun,
     },
+    graphReplays: native().stepGraphCounts().replays - graphsBefore.replays,
   };
   console.log(JSON.stringify({ variant: v.name, result }));
 }

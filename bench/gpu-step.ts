@@ -3,8 +3,9 @@
 // careful user writes (bf16 autocast + channels-last + fused Adam + cudnn.benchmark) and (c)
 // torch.compile of (b). Width 64, batch 256, 224x224x3 (ImageNet stem, 1000 classes) and 32x32x3
 // (CIFAR stem, 100 classes), both stages. bnn-torch runs bfloat16 (its CUDA default), bfloat16 with
-// its fused CUDA kernels off (the column "fusion" is the gain from them), float32, and float32
-// reading the loss every step. Peak GPU memory is max-allocated per variant.
+// its fused CUDA kernels off (the column "fusion" is the gain from them), bfloat16 with the step
+// captured in a CUDA graph (cudaGraph; "graph" is its gain), float32, and float32 reading the loss
+// every step. Peak GPU memory is max-allocated per variant.
 // Writes bench/results/gpu-step.json (and $OUT/gpu-step.json when OUT is set).
 //
 //   node --import tsx bench/gpu-step.ts      # scripts/gpu-check runs it
@@ -48,7 +49,7 @@ function run(cmd: string, args: string[], timeoutMs: number): Record<string, Out
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, Outcome>;
 }
 
-const BNN_VARIANTS = ['bf16', 'bf16Unfused', 'fp32', 'fp32Synced'];
+const BNN_VARIANTS = ['bf16', 'bf16Unfused', 'bf16Graph', 'fp32', 'fp32Synced'];
 
 // bnn-torch's variants of one case, each worker reporting a line per variant. When a worker dies
 // (a CUDA error poisons its context), the variant it was on is marked failed with the worker's last
@@ -90,15 +91,16 @@ function report(): void {
   const lines = [
     `Training step on ${gpu || 'the GPU'} (PyTorch/LibTorch ${torchVersion}), width 64, batch 256: images/s, and peak GPU memory allocated`,
     '',
-    '| case | bnn bf16 | bnn bf16 unfused | fusion | bnn fp32 | bnn fp32, read every step | (a) eager fp32 | (b) bf16+CL+fused Adam | (c) compile of (b) | bnn/(a) | bnn/(b) | bnn/(c) | peak bnn bf16 | peak (a) | peak (b) | memory bnn/(a) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| case | bnn bf16 | bnn bf16 unfused | fusion | bnn bf16 graph | graph | bnn fp32 | bnn fp32, read every step | (a) eager fp32 | (b) bf16+CL+fused Adam | (c) compile of (b) | bnn/(a) | bnn/(b) | bnn/(c) | peak bnn bf16 | peak (a) | peak (b) | memory bnn/(a) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => {
       const o = pick(r.bnn, 'bf16');
       const a = pick(r.peer, 'eager');
       const b = pick(r.peer, 'tuned');
       const c = pick(r.compile, 'compile');
       const u = pick(r.bnn, 'bf16Unfused');
-      return `| ${r.case} | ${f(ips(o))} | ${f(ips(u))} | ${x(ips(o) / ips(u))} | ${f(ips(pick(r.bnn, 'fp32')))} | ${f(ips(pick(r.bnn, 'fp32Synced')))} | ${f(ips(a))} | ${f(ips(b))} | ${f(ips(c))} | ${x(ips(o) / ips(a))} | ${x(ips(o) / ips(b))} | ${x(ips(o) / ips(c))} | ${f(mem(o))} MiB | ${f(mem(a))} MiB | ${f(mem(b))} MiB | ${x(mem(o) / mem(a))} |`;
+      const g = pick(r.bnn, 'bf16Graph');
+      return `| ${r.case} | ${f(ips(o))} | ${f(ips(u))} | ${x(ips(o) / ips(u))} | ${f(ips(g))} | ${x(ips(g) / ips(o))} | ${f(ips(pick(r.bnn, 'fp32')))} | ${f(ips(pick(r.bnn, 'fp32Synced')))} | ${f(ips(a))} | ${f(ips(b))} | ${f(ips(c))} | ${x(ips(o) / ips(a))} | ${x(ips(o) / ips(b))} | ${x(ips(o) / ips(c))} | ${f(mem(o))} MiB | ${f(mem(a))} MiB | ${f(mem(b))} MiB | ${x(mem(o) / mem(a))} |`;
     }),
   ];
   console.log(lines.join('\n'));

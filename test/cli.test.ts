@@ -352,6 +352,7 @@ test('precision, sync interval and time budget are checked before any work', () 
     [['train', '--precision', 'int8'], /Invalid values:[\s\S]*precision/],
   ];
   if (!cudaAvailable()) cases.push([['train', '--precision', 'bfloat16'], /--precision bfloat16 needs a CUDA device \(--device cuda\)/]);
+  cases.push([['train', '--cuda-graph'], /--cuda-graph needs a CUDA device \(--device cuda\)/]);
   for (const [args, msg] of cases) {
     const r = bnn([...args, '--data', '/nonexistent/fmnist']);
     assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status}, stderr ${r.stderr}`);

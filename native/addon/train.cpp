@@ -145,11 +145,14 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
       optimizer()->load_state(own);
       scaler->scale = restored.scale;
       scaler->growth_tracker = restored.growth_tracker;
+      // The captured steps wrote the state just replaced (and the old loss scale).
+      train::clear_step_graph(*graph);
       return info.Env().Undefined();
     });
   }
   Napi::Value dispose(const Napi::CallbackInfo& info) {
     optimizer_.reset();
+    graph = train::make_step_graph();  // drops the captured graphs (a step in flight keeps its own)
     return info.Env().Undefined();
   }
 
@@ -158,6 +161,8 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
  public:
   // float16's dynamic loss scale goes with the optimizer it feeds (as GradScaler with its optimizer).
   std::shared_ptr<train::LossScaler> scaler = std::make_shared<train::LossScaler>();
+  // The CUDA graphs of its captured steps (cudaGraph), which write its state.
+  std::shared_ptr<train::StepGraph> graph = train::make_step_graph();
 };
 
 // Device-side running sums of training steps (train::StepMetrics): read() is the one place a
@@ -260,6 +265,7 @@ Napi::Value train_step(const Napi::CallbackInfo& info) {
         d->weight = optional_number(dobj, "weight", d->weight);
         options.distill = d;
       }
+      if (optional_bool(o, "cudaGraph", false)) options.graph = handle->graph;
       Napi::Value metrics = o.Get("metrics");
       if (!metrics.IsUndefined() && !metrics.IsNull()) {
         options.metrics = unwrap_instance<StepMetricsHandle>(env, metrics, addon_data(env).step_metrics_constructor, "metrics",
@@ -330,6 +336,14 @@ void init_train(Napi::Env env, Napi::Object exports) {
   exports.Set("StepMetricsHandle", metrics);
   exports.Set("cudaBf16Supported", Napi::Function::New<cuda_bf16_supported>(env, "cudaBf16Supported"));
   exports.Set("trainStep", Napi::Function::New<train_step>(env, "trainStep"));
+  exports.Set("stepGraphCounts", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    const train::StepGraphCounts c = train::step_graph_counts();
+    auto out = Napi::Object::New(info.Env());
+    out.Set("captures", static_cast<double>(c.captures));
+    out.Set("replays", static_cast<double>(c.replays));
+    out.Set("warmups", static_cast<double>(c.warmups));
+    return out;
+  }, "stepGraphCounts"));
   exports.Set("evalStep", Napi::Function::New<eval_step>(env, "evalStep"));
 }
 

@@ -5,7 +5,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
 
 #include <ATen/autocast_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -15,7 +20,15 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
+#ifdef BNN_WITH_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/core/Event.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 #include "core/errors.h"
+#include "core/runtime.h"
 #include "nn/binary_conv2d.h"
 #include "train/loss.h"
 #include "train/mixup.h"
@@ -98,15 +111,15 @@ void check_precision(const nn::ResNet18& model, Precision precision) {
   }
 }
 
-// The sync-free step (StepMetrics): as train_step below but every check and sum stays on the device.
-StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,
-                                const TrainStepOptions& options) {
+// The device work of the sync-free step (StepMetrics): as train_step below but every check and
+// sum stays on the device; the step's index is a device counter too, so the whole of it can be
+// captured in a CUDA graph and replayed (StepGraph). The host counters are the caller's.
+void device_step_body(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,
+                      const TrainStepOptions& options) {
   const c10::Device device = model->conv1->weight.device();
-  if (options.hooks) fail(ErrorKind::InvalidArgument, "device-side step metrics are not available with data parallelism");
   StepMetrics& m = *options.metrics;
-  m.ensure(device);
   const int64_t classes = model->config.num_classes;
-  const int64_t index = m.steps;
+  const torch::Tensor& index = m.step_index;
   // Labels: an out-of-range label would trip a device-side assert inside cross-entropy, which
   // poisons the CUDA context. Checked on the host when they are there (free), else flagged on the
   // device and clamped so the kernel stays in range; the flag skips the update and stops the run.
@@ -195,8 +208,13 @@ StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const
   const int64_t n = images.size(0);
   m.loss_sum.add_(at::where(finite, loss.to(torch::kDouble), 0.0) * static_cast<double>(n));
   m.correct.add_(logits.argmax(1).eq(mixup.active() && mixup.lambda < 0.5 ? y_b : y).sum());
-  m.count += n;
-  m.steps += 1;
+  m.step_index.add_(1);
+}
+
+StepResult device_step_result(const torch::Tensor& images, const TrainStepOptions& options) {
+  const int64_t n = images.size(0);
+  options.metrics->count += n;
+  options.metrics->steps += 1;
   StepResult r;
   r.loss = std::numeric_limits<double>::quiet_NaN();
   r.correct = -1;
@@ -204,6 +222,169 @@ StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const
   r.stop = options.stop_requested;
   return r;
 }
+
+StepResult train_step_on_device(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,
+                                const TrainStepOptions& options) {
+  if (options.hooks) fail(ErrorKind::InvalidArgument, "device-side step metrics are not available with data parallelism");
+  options.metrics->ensure(model->conv1->weight.device());
+  device_step_body(model, optimizer, images, labels, options);
+  return device_step_result(images, options);
+}
+
+std::atomic<uint64_t> g_graph_captures{0}, g_graph_replays{0}, g_graph_warmups{0};
+
+}  // namespace
+
+class StepGraph {
+ public:
+  std::mutex mu;
+#ifdef BNN_WITH_CUDA
+  struct Entry {
+    std::unique_ptr<at::cuda::CUDAGraph> graph;
+    torch::Tensor images, labels;  // the graph's inputs: each batch is copied in before a replay
+    int warmups_left = kStepGraphWarmupSteps;
+    uint64_t used = 0;
+  };
+  std::map<std::string, Entry> entries;
+  // One memory pool for all of them: everything a replay allocates there lives and dies within
+  // that replay (the batch, the weights, the optimizer state and the metrics are outside it), so
+  // graphs that never run at once can share it, in any order.
+  std::optional<c10::MempoolId_t> pool;
+  uint64_t clock = 0;
+  static constexpr size_t kMaxEntries = 4;
+#endif
+};
+
+std::shared_ptr<StepGraph> make_step_graph() { return std::make_shared<StepGraph>(); }
+
+void clear_step_graph(StepGraph& graph) {
+  std::lock_guard<std::mutex> lock(graph.mu);
+#ifdef BNN_WITH_CUDA
+  graph.entries.clear();
+#endif
+}
+
+StepGraphCounts step_graph_counts() { return {g_graph_captures.load(), g_graph_replays.load(), g_graph_warmups.load()}; }
+
+namespace {
+
+void check_graph_step(const nn::ResNet18& model, const torch::Tensor& labels, const TrainStepOptions& options) {
+  const c10::Device device = model->conv1->weight.device();
+  if (!device.is_cuda()) fail(ErrorKind::InvalidArgument, "cudaGraph needs a CUDA device; this model is on " + device.str());
+  if (!options.metrics) fail(ErrorKind::InvalidArgument, "cudaGraph needs device-side step metrics (a graph cannot hand a loss back each step)");
+  if (options.hooks) fail(ErrorKind::InvalidArgument, "cudaGraph is not available with data parallelism");
+  if (options.mixup.active()) fail(ErrorKind::InvalidArgument, "cudaGraph is not available with mixup (each step's mixing is a new host input)");
+  if (options.distill) fail(ErrorKind::InvalidArgument, "cudaGraph is not available with distillation");
+  if (labels.device() != device) {
+    fail(ErrorKind::InvalidArgument, "cudaGraph needs the labels on the model's device (" + device.str() + "), got " + labels.device().str());
+  }
+}
+
+#ifdef BNN_WITH_CUDA
+
+// Everything the captured launches depend on besides the values in the tensors they were given.
+std::string graph_key(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,
+                      const TrainStepOptions& options) {
+  std::ostringstream k;
+  k.precision(17);  // the learning rate is baked in to the last bit
+  const auto tensor = [&](const torch::Tensor& t) {
+    k << '[' << t.sizes() << t.strides() << t.scalar_type() << ']';
+  };
+  tensor(images);
+  tensor(labels);
+  const FusionFlags fusion = fusion_flags();
+  const auto& c = model->config;
+  k << static_cast<int>(options.precision) << ' ' << optimizer.lr() << ' ' << options.label_smoothing << ' ' << options.clip_latent_weights << ' '
+    << model->is_training() << ' ' << c.binary_weights << c.binary_activations << ' ' << fusion.cuda << ' ' << at::globalContext().benchmarkCuDNN()
+    << at::globalContext().deterministicCuDNN() << ' ';
+  // Which tensors it writes: a moved model, a new metrics object or a new loss scale is another graph.
+  k << model->conv1->weight.data_ptr() << ' ' << options.metrics.get() << ' ' << options.metrics->loss_sum.data_ptr() << ' ' << &optimizer << ' '
+    << (options.scaler && options.scaler->scale.defined() ? options.scaler->scale.data_ptr() : nullptr);
+  return k.str();
+}
+
+StepResult graph_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,
+                      const TrainStepOptions& options) {
+  StepGraph& g = *options.graph;
+  std::lock_guard<std::mutex> lock(g.mu);
+  const c10::Device device = model->conv1->weight.device();
+  options.metrics->ensure(device);
+  if (options.precision == Precision::Float16) options.scaler->ensure(device);
+  const std::string key = graph_key(model, optimizer, images, labels, options);
+  auto it = g.entries.find(key);
+  if (it == g.entries.end()) {
+    if (g.entries.size() >= StepGraph::kMaxEntries) {
+      auto oldest = g.entries.begin();
+      for (auto e = g.entries.begin(); e != g.entries.end(); ++e) {
+        if (e->second.used < oldest->second.used) oldest = e;
+      }
+      g.entries.erase(oldest);
+    }
+    it = g.entries.emplace(key, StepGraph::Entry{}).first;
+  }
+  StepGraph::Entry& e = it->second;
+  e.used = ++g.clock;
+  if (e.warmups_left > 0) {
+    // Ordinary steps (they train like any other): cuDNN picks its algorithms, the optimizer and
+    // the loss scaler make their state, so the capture records none of that.
+    --e.warmups_left;
+    g_graph_warmups.fetch_add(1, std::memory_order_relaxed);
+    device_step_body(model, optimizer, images, labels, options);
+    return device_step_result(images, options);
+  }
+  const c10::cuda::CUDAGuard device_guard(device);
+  if (!e.graph) {
+    e.images = torch::empty_like(images, at::MemoryFormat::Preserve).copy_(images);
+    e.labels = torch::empty_like(labels).copy_(labels);
+    // Captured on a side stream (capture cannot use the legacy default stream) that first waits for
+    // the work already queued, in thread-local mode so that other threads (the loader's copies)
+    // are not refused CUDA calls while it lasts.
+    const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
+    const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, device.index());
+    c10::Event queued(c10::DeviceType::CUDA);
+    queued.record(caller);
+    queued.block(side);
+    auto graph = std::make_unique<at::cuda::CUDAGraph>();
+    {
+      const c10::cuda::CUDAStreamGuard stream_guard(side);
+      const bool cache = at::autocast::is_autocast_cache_enabled();
+      at::autocast::set_autocast_cache_enabled(false);  // a cached cast would outlive the capture
+      try {
+        graph->capture_begin(g.pool.value_or(c10::MempoolId_t{0, 0}), cudaStreamCaptureModeThreadLocal);
+        try {
+          device_step_body(model, optimizer, e.images, e.labels, options);
+        } catch (...) {
+          try {
+            graph->capture_end();
+          } catch (...) {
+          }
+          throw;
+        }
+        graph->capture_end();
+      } catch (...) {
+        at::autocast::set_autocast_cache_enabled(cache);
+        g.entries.erase(it);
+        throw;
+      }
+      at::autocast::set_autocast_cache_enabled(cache);
+    }
+    c10::Event captured(c10::DeviceType::CUDA);
+    captured.record(side);
+    captured.block(caller);
+    if (!g.pool) g.pool = graph->pool();
+    e.graph = std::move(graph);
+    g_graph_captures.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    e.images.copy_(images, /*non_blocking=*/true);
+    e.labels.copy_(labels, /*non_blocking=*/true);
+  }
+  // The capture recorded the step without running it: this replay is the step.
+  e.graph->replay();
+  g_graph_replays.fetch_add(1, std::memory_order_relaxed);
+  return device_step_result(images, options);
+}
+
+#endif  // BNN_WITH_CUDA
 
 }  // namespace
 
@@ -229,12 +410,19 @@ void StepMetrics::ensure(const c10::Device& device) {
   bad_loss = torch::zeros({}, on.dtype(torch::kDouble));
   first_bad_label = torch::full({}, -1, on.dtype(torch::kLong));
   skipped = torch::zeros({}, on.dtype(torch::kLong));
+  step_index = torch::zeros({}, on.dtype(torch::kLong));
   count = 0;
   steps = 0;
 }
 
 void StepMetrics::reset() {
-  loss_sum = torch::Tensor();
+  // In place: a captured step graph (StepGraph) holds these very tensors.
+  if (loss_sum.defined()) {
+    torch::NoGradGuard no_grad;
+    for (torch::Tensor* t : {&loss_sum, &correct, &bad, &bad_loss, &skipped, &step_index}) t->zero_();
+    first_bad.fill_(-1);
+    first_bad_label.fill_(-1);
+  }
   count = 0;
   steps = 0;
 }
@@ -313,6 +501,12 @@ StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   check_precision(model, options.precision);
   if (options.mixup.active()) check_mixup(options.mixup, images.size(0));
   if (options.distill) check_teacher(model, *options.distill, images);
+  if (options.graph) {
+    check_graph_step(model, labels, options);
+#ifdef BNN_WITH_CUDA
+    return graph_step(model, optimizer, images, labels, options);
+#endif
+  }
   if (options.metrics) return train_step_on_device(model, optimizer, images, labels, options);
   if (options.precision == Precision::Float16) {
     fail(ErrorKind::InvalidArgument, "float16 training needs device-side step metrics (its loss scaling never syncs)");

@@ -56,6 +56,7 @@ class StepMetrics {
   // Used by train_step (all on the step's device).
   void ensure(const c10::Device& device);
   torch::Tensor loss_sum, correct, bad, first_bad, bad_loss, first_bad_label, skipped;
+  torch::Tensor step_index;  // the device's own count of steps since the last reset
   int64_t count = 0, steps = 0;
 };
 
@@ -87,6 +88,31 @@ struct Distillation {
   double weight = 0.5;
 };
 
+// CUDA-graph capture of the sync-free step (TrainStepOptions::graph). The step's launches (forward,
+// backward, loss scaling, the fused optimizer update, the device-side metrics) are recorded once
+// per shape and setting and then replayed as one graph launch, which takes the CPU's per-kernel
+// launch cost out of small, launch-bound steps. Each setting first runs kWarmupSteps ordinary
+// steps (cuDNN's algorithm search, the optimizer's lazily made state), then one capture, then
+// replays; the batch is copied into the graph's own input tensors before each replay. Anything the
+// graph bakes in is in its key: the shapes, dtypes and layout of the batch, the precision, the
+// learning rate, label smoothing, latent-weight clipping, the model's configuration and training
+// mode, the fusion flags, and which model, optimizer state, metrics and loss scaler it writes.
+// Changing any of them gives another graph (a few are kept, sharing one memory pool, so the
+// shorter last batch of an epoch does not recapture the full one); loading optimizer state clears
+// them. Needs StepMetrics and a CUDA model; not with mixup, distillation or data parallelism
+// (their per-step host inputs cannot be baked in). After a replayed step, the parameters' .grad
+// are the graph's buffers, valid only until the next step.
+class StepGraph;
+constexpr int kStepGraphWarmupSteps = 3;
+std::shared_ptr<StepGraph> make_step_graph();
+// Frees every captured graph (the next step warms up and captures again).
+void clear_step_graph(StepGraph& graph);
+// Process-wide counts, so tests and benchmarks can tell replays from ordinary steps.
+struct StepGraphCounts {
+  uint64_t captures = 0, replays = 0, warmups = 0;
+};
+StepGraphCounts step_graph_counts();
+
 struct TrainStepOptions {
   double label_smoothing = 0.0;
   // Clamp the latent weights of binary convolutions to [-1, 1] after the update. Useful in the
@@ -110,6 +136,8 @@ struct TrainStepOptions {
   Mixup mixup;
   // Given, the loss is distillation_loss with this teacher instead of the cross-entropy alone.
   std::shared_ptr<const Distillation> distill;
+  // Given, the step is captured in a CUDA graph and replayed (see StepGraph above).
+  std::shared_ptr<StepGraph> graph;
 };
 
 struct StepResult {

@@ -89,7 +89,11 @@ export interface TrainAddon {
       mixup?: { alpha: number; seed: number } | { lambda: number; index: TensorHandle } | null;
       /** Knowledge distillation: the teacher's forward runs in the step (eval mode, no autograd). */
       distill?: { teacher: ModelHandle; temperature: number; weight: number } | null;
+      /** Capture the step in a CUDA graph held by the optimizer, and replay it. */
+      cudaGraph?: boolean;
     },
   ): Promise<NativeStepResult>;
+  /** Process-wide counts of captured-step graphs: captures, replays, and warm-up steps before a capture. */
+  stepGraphCounts(): { captures: number; replays: number; warmups: number };
   evalStep(model: ModelHandle, images: TensorHandle, labels: TensorHandle, options?: { precision?: NativePrecision }): Promise<NativeEvalResult>;
 }

@@ -130,6 +130,18 @@ export interface TrainStepOptions {
    * Default: none (the cross-entropy alone).
    */
   distill?: StepDistillation;
+  /**
+   * Capture the step in a CUDA graph and replay it (CUDA, with `metrics`; not with `mixup`,
+   * `distill` or `dataParallel`). The first steps of each setting run as usual (three: cuDNN's
+   * algorithm search and the optimizer's state are made), the next is captured, and from then on
+   * each step is one graph launch after copying the batch into the graph's inputs: the CPU no
+   * longer launches every kernel, which is most of a small step's time. A new batch shape, learning
+   * rate, precision, label smoothing, clipping, model mode or stage, or fusion setting gets its own
+   * graph (a few are kept); loading the optimizer's state clears them. The graphs live with the
+   * optimizer. Afterwards the parameters' `.grad` are the graph's buffers, meaningful only until
+   * the next step. Default false.
+   */
+  cudaGraph?: boolean;
 }
 
 /** The teacher and settings of a distilling {@link trainStep}. */
@@ -161,6 +173,7 @@ export async function trainStep(model: Model, optimizer: Optimizer, images: Tens
   const metrics = options.metrics?.handle ?? null;
   const m = options.mixup === undefined ? null : checkStepMixup(options.mixup);
   const mixup = m === null ? null : 'index' in m ? { lambda: m.lambda, index: m.index.handle } : m;
+  if (options.cudaGraph !== undefined && typeof options.cudaGraph !== 'boolean') throw typeError(`cudaGraph must be a boolean, got ${JSON.stringify(options.cudaGraph)}`);
   const common = {
     labelSmoothing,
     clipLatentWeights: options.clipLatentWeights ?? false,
@@ -169,6 +182,7 @@ export async function trainStep(model: Model, optimizer: Optimizer, images: Tens
     precision,
     metrics,
     mixup,
+    cudaGraph: options.cudaGraph ?? false,
   };
   const d = options.distill;
   if (d === undefined) return model.exclusive((h) => native().trainStep(h, optimizer.handle, x, y, common));

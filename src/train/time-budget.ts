@@ -59,6 +59,8 @@ export interface TimeBudgetOptions {
   group?: ProcessGroup;
   /** Knowledge distillation: the measured steps run the teacher too, as the run's will. */
   distill?: StepDistillation;
+  /** CUDA graphs: the measured steps are replays, as the run's will (their warm-up and capture untimed). */
+  cudaGraph?: boolean;
 }
 
 /**
@@ -67,10 +69,10 @@ export interface TimeBudgetOptions {
  */
 const MIN_EPOCH_SHARE = 0.3;
 
-async function timeSteps(source: BatchSource, wanted: number, step: (b: Batch) => Promise<unknown>, finish: () => Promise<void>): Promise<number> {
-  // Untimed warm-up batches first (allocator, kernel and primitive caches), as many as a short
-  // epoch leaves room for.
-  const warmup = Math.min(2, Math.max(0, source.batchesPerEpoch - 1));
+async function timeSteps(source: BatchSource, wanted: number, step: (b: Batch) => Promise<unknown>, finish: () => Promise<void>, warmups = 2): Promise<number> {
+  // Untimed warm-up batches first (allocator, kernel and primitive caches; a CUDA graph's warm-up
+  // steps and capture), as many as a short epoch leaves room for.
+  const warmup = Math.min(warmups, Math.max(0, source.batchesPerEpoch - 1));
   const count = Math.max(1, Math.min(wanted, source.batchesPerEpoch - warmup));
   let done = 0;
   let started = performance.now();
@@ -122,11 +124,14 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
       ...(metrics ? { metrics } : {}),
       ...(o.distill ? { distill: o.distill } : {}),
       ...(alpha > 0 ? { mixup: { alpha, seed: draws++ } } : {}),
+      ...(o.cudaGraph ? { cudaGraph: true } : {}),
     });
+  // A graph's three ordinary steps and its capture come first: four more untimed steps.
+  const warmups = o.cudaGraph ? 6 : 2;
   model.train();
-  const stage1 = await timeSteps(o.train, steps, train(o.stage1.mixup ?? 0), finish);
+  const stage1 = await timeSteps(o.train, steps, train(o.stage1.mixup ?? 0), finish, warmups);
   model.setBinaryWeights(true);
-  const stage2 = await timeSteps(o.train, steps, train(o.stage2.mixup ?? 0), finish);
+  const stage2 = await timeSteps(o.train, steps, train(o.stage2.mixup ?? 0), finish, warmups);
   model.eval();
   const evaluation = o.test ? await timeSteps(o.test, steps, (b) => evalStep(model, b.images, b.labels, { precision }), finish) : 0;
   let perStep = { stage1, stage2, eval: evaluation };

@@ -151,6 +151,12 @@ export interface TrainerOptions {
    * teacher's weights and BatchNorm statistics never change. Default: none.
    */
   distill?: StepDistillation;
+  /**
+   * CUDA: capture the training step in a CUDA graph and replay it (see the `trainStep` option of
+   * that name): for small, launch-bound steps. Not with mixup, distillation or data parallelism.
+   * Default false.
+   */
+  cudaGraph?: boolean;
 }
 
 /**
@@ -177,6 +183,7 @@ export class Trainer {
   readonly #syncInterval: number | undefined;
   readonly #seed: number;
   readonly #distill: StepDistillation | undefined;
+  readonly #cudaGraph: boolean;
 
   constructor(o: TrainerOptions) {
     checkStage(o.options, `stage${o.stage}`);
@@ -202,6 +209,20 @@ export class Trainer {
       if (typeof o.distill !== 'object' || o.distill === null || !(o.distill.teacher instanceof Model)) throw typeError('distill.teacher must be a Model');
       if (o.distill.teacher === o.model) throw rangeError('distill.teacher must be another model than the student');
       this.#distill = { teacher: o.distill.teacher, ...checkDistillSettings(o.distill.temperature, o.distill.weight) };
+    }
+    if (o.cudaGraph !== undefined && typeof o.cudaGraph !== 'boolean') throw typeError(`cudaGraph must be a boolean, got ${JSON.stringify(o.cudaGraph)}`);
+    this.#cudaGraph = o.cudaGraph === true;
+    if (this.#cudaGraph) {
+      const why = !o.model.device.startsWith('cuda')
+        ? `a CUDA model (this one is on ${o.model.device})`
+        : o.dataParallel !== undefined
+          ? 'one process (not data parallelism)'
+          : this.#distill !== undefined
+            ? 'no distillation'
+            : (o.options.mixup ?? 0) > 0
+              ? 'no mixup'
+              : undefined;
+      if (why !== undefined) throw rangeError(`cudaGraph needs ${why}`);
     }
   }
 
@@ -239,6 +260,7 @@ export class Trainer {
       clipLatentWeights: this.options.clipLatentWeights ?? false,
       ...(this.#dataParallel ? { dataParallel: this.#dataParallel } : {}),
       ...(this.#distill ? { distill: this.#distill } : {}),
+      ...(this.#cudaGraph ? { cudaGraph: true } : {}),
     };
     const precision = resolvePrecision(this.#precision, this.model.device);
     const mixup = this.options.mixup ?? 0;

@@ -71,6 +71,8 @@ export interface TwoStageConfig {
   precision?: Precision | 'auto';
   /** CUDA: steps between reads of the loss and accuracy (see the Trainer option of that name). Default 50. */
   syncInterval?: number;
+  /** CUDA: capture each step in a CUDA graph and replay it (see the Trainer option of that name). Default false. */
+  cudaGraph?: boolean;
   /**
    * Wall-clock seconds for the whole run, evaluation included: before training, a few batches
    * measure this machine's speed ({@link planTimeBudget}) and both stages' epochs and milestones
@@ -174,6 +176,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   checkStage(config.stage2, 'stage2');
   if (config.precision !== undefined) checkPrecision(config.precision, 'precision', true);
   if (config.syncInterval !== undefined) checkInteger(config.syncInterval, 'syncInterval', 1);
+  if (config.cudaGraph !== undefined) checkBoolean(config.cudaGraph, 'cudaGraph');
   if (config.timeBudget !== undefined) checkNumber(config.timeBudget, 'timeBudget', { min: 1 });
   const stages = config.stages ?? 'both';
   if (stages !== 'both' && stages !== 1 && stages !== 2) throw rangeError(`stages must be 'both', 1 or 2, got ${JSON.stringify(stages)}`);
@@ -187,6 +190,19 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   // The network's settings too, before the output folder is made.
   resolveModelConfig({ ...config.model, binaryWeights: false });
   const device = checkDevice(config.device ?? 'cpu');
+  if (config.cudaGraph) {
+    // Refused before anything trains (a teacher first, say), as each Trainer would refuse it.
+    const why = !device.startsWith('cuda')
+      ? `a CUDA device (this run is on ${device})`
+      : config.group !== undefined && config.group.worldSize > 1
+        ? 'one process (not data parallelism)'
+        : config.distill !== undefined
+          ? 'no distillation'
+          : (config.stage1.mixup ?? 0) > 0 || (config.stage2.mixup ?? 0) > 0
+            ? 'no mixup'
+            : undefined;
+    if (why !== undefined) throw rangeError(`cudaGraph needs ${why}`);
+  }
   const seed = config.seed ?? 0;
   const outDir = config.outDir;
   const group = config.group;
@@ -232,6 +248,7 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
         ...(config.dataParallel ? { dataParallel: config.dataParallel } : {}),
         ...(config.precision !== undefined ? { precision: config.precision } : {}),
         ...(config.syncInterval !== undefined ? { syncInterval: config.syncInterval } : {}),
+        ...(config.cudaGraph ? { cudaGraph: true } : {}),
       }).catch((e: unknown) => {
         // Said of the teacher, not of the student's stage 1.
         if (e instanceof Error && isBnnError(e) && (e.code === 'BNN_INTERRUPTED' || e.code === 'BNN_NON_FINITE_LOSS')) e.message = `the teacher: ${e.message}`;
@@ -307,6 +324,7 @@ async function trainStudent(
       // A teacher trained first has spent part of the budget (without one, the budget as given).
       budgetSeconds: teacherSeconds > 0 ? Math.max(1, config.timeBudget - teacherSeconds) : config.timeBudget,
       stages: run,
+      ...(config.cudaGraph ? { cudaGraph: true } : {}),
       ...(group ? { group } : {}),
       ...(distill ? { distill: { teacher: distill.teacher, temperature: distill.temperature, weight: distill.weight } } : {}),
     });
@@ -395,6 +413,7 @@ async function trainStudent(
       ...(dataParallel ? { dataParallel } : {}),
       ...(config.precision !== undefined ? { precision: config.precision } : {}),
       ...(config.syncInterval !== undefined ? { syncInterval: config.syncInterval } : {}),
+      ...(config.cudaGraph ? { cudaGraph: true } : {}),
       seed,
       ...(distill ? { distill: { teacher: distill.teacher, temperature: distill.temperature, weight: distill.weight } } : {}),
       afterEpoch: async (log, t) => {

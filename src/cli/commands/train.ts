@@ -101,6 +101,7 @@ export interface TrainArgs {
   device: string;
   precision: 'auto' | 'float32' | 'bfloat16' | 'float16';
   syncInterval?: number;
+  cudaGraph: boolean;
   deterministic: boolean;
   timeBudget?: string;
   threads?: number;
@@ -233,6 +234,11 @@ export function builder(y: Argv): Argv<TrainArgs> {
       describe: 'forward-pass arithmetic on CUDA (auto: bfloat16 where the GPU has it, else float16 with loss scaling; float32 on the CPU). Weights, optimizer state and checkpoints stay float32',
     })
     .option('sync-interval', { type: 'number', describe: 'CUDA: steps between reads of the loss and accuracy, which stay on the GPU in between (default 50)' })
+    .option('cuda-graph', {
+      type: 'boolean',
+      default: false,
+      describe: 'CUDA: capture each training step in a CUDA graph after three ordinary ones and replay it (one launch a step instead of hundreds); not with --mixup, --teacher or --nproc > 1',
+    })
     .option('time-budget', {
       type: 'string',
       describe: "wall-clock budget for the whole run, evaluation included, e.g. 15m, 900s, 1.5h: a few batches measure this machine's speed; a shorter budget than the preset needs shortens every epoch (the epochs and milestones stay), a longer one adds epochs ('off': the epochs as given; default: the preset's, 15m for the main job; off when --epochs/--epochs1/--epochs2/--epochs-scale/--steps-per-epoch/--limit are given)",
@@ -312,7 +318,7 @@ function stageOptions(a: TrainArgs, stage: 1 | 2): StageOptions {
 // Flags that may differ on --resume: how the run executes, not what it trains (checkpoints are
 // float32 whatever the precision, so a run can continue in another one; a time-budgeted run
 // resumes with the schedule its checkpoint was sized to).
-const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', 'nproc', 'distTimeout', 'backend', 'precision', 'syncInterval', 'deterministic', 'timeBudget', '_', '$0']);
+const RUN_ONLY_FLAGS = new Set(['resume', 'out', 'threads', 'progress', 'nproc', 'distTimeout', 'backend', 'precision', 'syncInterval', 'cudaGraph', 'deterministic', 'timeBudget', '_', '$0']);
 
 /** The flags that decide what a run trains, as config.json keeps them (`cli`): what --resume restores. */
 function trainedFlags(a: TrainArgs): Partial<TrainArgs> {
@@ -502,6 +508,10 @@ function resolveSettings(a: TrainArgs, world: number): Settings {
   if ((a.precision === 'bfloat16' || a.precision === 'float16') && !a.device.startsWith('cuda')) {
     throw new UsageError(`--precision ${a.precision} needs a CUDA device (--device cuda); on the CPU training runs in float32`, 2);
   }
+  if (a.cudaGraph) {
+    const clash = !a.device.startsWith('cuda') ? 'a CUDA device (--device cuda)' : a.nproc > 1 ? 'one process (not --nproc > 1)' : a.mixup ? 'no --mixup' : a.teacher !== undefined ? 'no --teacher' : undefined;
+    if (clash !== undefined) throw new UsageError(`--cuda-graph needs ${clash}`, 2);
+  }
   const budgetSeconds = timeBudgetOf(a, preset);
   let distill: Settings['distill'];
   if (a.teacher !== undefined) {
@@ -656,6 +666,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
       ...(budgetSeconds !== undefined ? { timeBudget: Math.max(1, budgetSeconds - performance.now() / 1000), onTimeBudget } : {}),
       precision: a.precision,
       ...(a.syncInterval !== undefined ? { syncInterval: a.syncInterval } : {}),
+      ...(a.cudaGraph ? { cudaGraph: true } : {}),
       seed: a.seed,
       outDir,
       ...(group ? { group, dataParallel: { syncBatchNorm: a.syncBn } } : {}),
