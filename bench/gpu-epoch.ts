@@ -71,7 +71,8 @@ const size = num('size', 224);
 const stage = num('stage', 1) === 2 ? 2 : 1;
 const workers = num('workers', os.availableParallelism());
 const residentSteps = num('steps', 20);
-const epochs = Math.round(num('epochs', 2));
+const epochs = num('epochs', 2);
+if (!Number.isInteger(epochs)) throw new Error(`bench/gpu-epoch: --epochs must be a whole number >= 1, got ${epochs}`);
 const precision = resolvePrecision((flag('precision') ?? 'auto') as Precision | 'auto', device as 'cpu');
 const preset = PRESETS.imagenet;
 
@@ -196,6 +197,9 @@ const trainer = new Trainer({
     onEpochBegin: ({ epoch }) => {
       if (epoch === epochs - 1) gpu = sampleGpu();
     },
+    // Each epoch's figures as it ends, so a run cut short by its time limit still says something.
+    onEpochEnd: (e) =>
+      log(`epoch ${e.epoch + 1}/${epochs}: ${e.seconds.toFixed(2)} s, busy ${(100 * Math.min(1, (loader.batchesPerEpoch * residentStepSeconds) / e.seconds)).toFixed(1)}%, loader ${(100 * (e.dataWaitSeconds ?? 0) / e.seconds).toFixed(1)}%`),
   },
 });
 const logs = await trainer.fit();

@@ -7,7 +7,7 @@
 // as it ends ({ variant, result }), so a variant that kills the process (a CUDA error poisons the
 // context) loses only itself: bench/gpu-step.ts starts a new worker for the variants after it.
 //   node --import tsx bench/gpu-step-worker.ts '<case JSON>' [bf16,fp32,...]
-import { Adam, createModel, cudaMemoryStats, manualSeed, resetCudaPeakMemory, setFusionOptions, StepMetrics, Tensor, trainStep, type Precision } from '../src/index.js';
+import { Adam, createModel, cudaMemoryStats, libtorchInfo, manualSeed, resetCudaPeakMemory, setFusionOptions, StepMetrics, Tensor, trainStep, type Precision } from '../src/index.js';
 import { native } from '../src/binding/native.js';
 
 interface Case { size: number; stem: 'small' | 'imagenet'; classes: number; stage: 1 | 2; batch: number; steps: number; warmup: number; width?: number }
@@ -25,6 +25,7 @@ const allVariants: Variant[] = [
 const chosen = process.argv[3]?.split(',');
 const variants = chosen ? allVariants.filter((v) => chosen.includes(v.name)) : allVariants;
 if (chosen && variants.length !== chosen.length) throw new Error(`unknown variant in ${process.argv[3]}; known: ${allVariants.map((v) => v.name).join(', ')}`);
+console.log(JSON.stringify({ torch: libtorchInfo().version }));
 for (const v of variants) {
   manualSeed(0);
   setFusionOptions({ cuda: v.fused ?? true });

@@ -50,6 +50,7 @@ function run(cmd: string, args: string[], timeoutMs: number): Record<string, Out
 }
 
 const BNN_VARIANTS = ['bf16', 'bf16Unfused', 'bf16Graph', 'fp32', 'fp32Synced'];
+let bnnTorch = ''; // the LibTorch bnn-torch was built against, as its worker says
 
 // bnn-torch's variants of one case, each worker reporting a line per variant. When a worker dies
 // (a CUDA error poisons its context), the variant it was on is marked failed with the worker's last
@@ -66,7 +67,13 @@ function runBnn(c: Case, timeoutMs: number): Record<string, Outcome> {
     });
     for (const line of (r.stdout ?? '').split('\n')) {
       if (!line.startsWith('{')) continue;
-      const msg = JSON.parse(line) as { variant?: string; result?: Measure };
+      let msg: { variant?: string; result?: Measure; torch?: string };
+      try {
+        msg = JSON.parse(line) as typeof msg;
+      } catch {
+        continue; // a line cut short by the worker's death
+      }
+      if (msg.torch) bnnTorch = msg.torch;
       if (msg.variant && msg.result) out[msg.variant] = msg.result;
     }
     const failedAt = left.find((v) => !(v in out));
@@ -89,7 +96,7 @@ const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : 'n/a');
 
 function report(): void {
   const lines = [
-    `Training step on ${gpu || 'the GPU'} (PyTorch/LibTorch ${torchVersion}), width 64, batch 256: images/s, and peak GPU memory allocated`,
+    `Training step on ${gpu || 'the GPU'} (PyTorch ${torchVersion}, bnn-torch's LibTorch ${bnnTorch || 'n/a'}), width 64, batch 256: images/s, and peak GPU memory allocated`,
     '',
     '| case | bnn bf16 | bnn bf16 unfused | fusion | bnn bf16 graph | graph | bnn fp32 | bnn fp32, read every step | (a) eager fp32 | (b) bf16+CL+fused Adam | (c) compile of (b) | bnn/(a) | bnn/(b) | bnn/(c) | peak bnn bf16 | peak (a) | peak (b) | memory bnn/(a) |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -106,7 +113,7 @@ function report(): void {
   console.log(lines.join('\n'));
   const file = path.join(here, 'results', 'gpu-step.json');
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(`${file}.tmp`, JSON.stringify({ gpu, torch: torchVersion, rows }, null, 2));
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify({ gpu, torch: torchVersion, bnnTorch, rows }, null, 2));
   fs.renameSync(`${file}.tmp`, file);
   if (process.env.OUT) fs.copyFileSync(file, path.join(process.env.OUT, compileMode === 'only' ? 'gpu-step-compile.json' : 'gpu-step.json'));
 }

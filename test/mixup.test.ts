@@ -81,6 +81,11 @@ test('a small alpha draws lambda near 0 or 1 as Beta(alpha, alpha) does, never t
       assert.ok(low > 900 && low < 1100, `${alpha}: ${low} of 2000 below 0.5`);
       assert.ok(lambdas.filter((l) => l === 0.5).length === 0, `${alpha}: no draw is exactly 0.5`);
     }
+    // Where both log-Gammas reach -inf (alpha ~ 1e-310), still 0 or 1 in about equal numbers, never NaN.
+    const extreme = Array.from({ length: 200 }, (_, i) => drawMixup(1e-310, 2, i).lambda);
+    assert.ok(extreme.every((l) => l === 0 || l === 1), 'alpha 1e-310: 0 or 1');
+    const ones = extreme.filter((l) => l === 1).length;
+    assert.ok(ones > 60 && ones < 140, `alpha 1e-310: ${ones} of 200 are 1`);
   });
 });
 

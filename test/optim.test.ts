@@ -43,6 +43,12 @@ test('noDecayOn puts BatchNorm, PReLU and biases in a group without decay; the d
     for (const n of ['conv1.weight', 'layer1.0.conv.weight', 'layer2.0.downsample.0.weight', 'fc.weight']) {
       assert.ok(!names.includes(n), `${n} keeps decay`);
     }
+    // RPReLU's shifts count as biases too.
+    using rprelu = createModel({ inChannels: 1, width: 4, blockActivation: 'rprelu' });
+    const shifts = [...rprelu.namedParameters().keys()].filter((n) => /shift_(in|out)$/.test(n));
+    assert.ok(shifts.length > 0);
+    using rpBias = new Adam(rprelu.namedParameters(), { weightDecay: 1e-5, noDecayOn: ['bias'] });
+    for (const n of shifts) assert.ok(rpBias.noDecayParameters.includes(n), `${n} has no decay under 'bias'`);
     // RSign's thresholds count as biases (both block kinds' names).
     for (const doubleSkip of [true, false]) {
       using rsign = createModel({ inChannels: 1, width: 4, learnableThresholds: true, doubleSkip });
@@ -108,6 +114,12 @@ test('a parameter that never had a gradient has no state, and a state without it
       if (partial.size > 0) refuse(partial, new RegExp(`missing '${firstKey.replace(/\./g, '\\.')}'`));
       refuse(new Map([...state, ['param.2.step', Tensor.fromArray([1], [])]]), /'param\.2\.step', which belongs to no parameter/);
       refuse(new Map([...state].map(([k, t]) => [k, k.endsWith('.step') ? t : Tensor.fromArray([1, 2], [2])])), /wrong shape/);
+      // Adam's step count: a whole number >= 0 (its bias correction divides by 1 - beta^step).
+      if (state.has('param.0.step')) {
+        for (const bad of [-1, 2.5, NaN, Infinity]) {
+          refuse(new Map([...state].map(([k, t]) => [k, k.endsWith('.step') ? Tensor.fromArray([bad], [], { dtype: 'float64' }) : t])), /'param\.0\.step' must be a whole number of steps >= 0/);
+        }
+      }
       assert.deepEqual([...resumed.stateDict()].map(([k, t]) => [k, [...t.toFloat32Array()]]), before, 'a refused state changes nothing');
     }
   });

@@ -186,8 +186,9 @@ test('the float16 loss scale travels with the optimizer state (grad_scaler.*) th
   });
   // Refused clearly, and a refused load leaves the state as it was.
   const bad: [() => Map<string, Tensor>, RegExp][] = [
-    [() => withScale(Tensor.fromArray([0], []), Tensor.fromArray([0], [], { dtype: 'int32' })), /grad_scaler\.scale must be finite and positive, got 0/],
-    [() => withScale(Tensor.fromArray([NaN], []), Tensor.fromArray([0], [], { dtype: 'int32' })), /grad_scaler\.scale must be finite and positive/],
+    [() => withScale(Tensor.fromArray([0], []), Tensor.fromArray([0], [], { dtype: 'int32' })), /grad_scaler\.scale must be finite, positive and within float32, got 0/],
+    [() => withScale(Tensor.fromArray([NaN], []), Tensor.fromArray([0], [], { dtype: 'int32' })), /grad_scaler\.scale must be finite, positive and within float32/],
+    [() => withScale(Tensor.fromArray([1e39], [], { dtype: 'float64' }), Tensor.fromArray([0], [], { dtype: 'int32' })), /grad_scaler\.scale must be finite, positive and within float32/],
     [() => withScale(Tensor.fromArray([2, 4], [2]), Tensor.fromArray([0], [], { dtype: 'int32' })), /grad_scaler\.scale must be one floating-point number/],
     [() => withScale(Tensor.fromArray([8], []), Tensor.fromArray([1.5], [])), /_growth_tracker must be one integer/],
     [() => withScale(Tensor.fromArray([8], []), Tensor.fromArray([-1], [], { dtype: 'int32' })), /_growth_tracker must be a count of steps, got -1/],
@@ -200,6 +201,18 @@ test('the float16 loss scale travels with the optimizer state (grad_scaler.*) th
   }
   scope(() => opt.loadStateDict(new Map()));
   assert.deepEqual(keys(), [], 'an empty state resets the scale too');
+});
+
+test('the optimizer refuses its state, learning rate and updates while a training step that uses it runs', async () => {
+  const data = batches(1, 5);
+  using m = model();
+  using opt = new Adam(m, { lr: 1e-3 });
+  const pending = step(m, opt, data[0]!);
+  for (const use of [() => opt.stateDict(), () => opt.loadStateDict(new Map()), () => (opt.lr = 1e-4), () => opt.step()]) {
+    assert.throws(use, (e: Error & { code?: string }) => e.code === 'BNN_INVALID_ARGUMENT' && /the optimizer is busy with a training step/.test(e.message));
+  }
+  await pending;
+  assert.equal(scope(() => opt.stateDict().get('fc.weight.step')!.item()), 1, 'free again once the step settled');
 });
 
 test('precision: checked, resolved, and refused clearly where it cannot run', async () => {

@@ -28,6 +28,8 @@ double beta_in_log_space(double alpha, at::Generator& gen) {
   const torch::Tensor log_u = torch::log1p(-torch::rand({2}, gen, f64));
   const torch::Tensor log_g = torch::log(big) + log_u / alpha;
   const double d = (log_g[1] - log_g[0]).item<double>();
+  // Below alpha ~ 1e-307 both logarithms reach -inf; the larger log(U) is then the larger Gamma.
+  if (std::isnan(d)) return log_u[0].item<double>() >= log_u[1].item<double>() ? 1.0 : 0.0;
   return 1.0 / (1.0 + std::exp(d));  // d = +inf gives 0, -inf gives 1
 }
 

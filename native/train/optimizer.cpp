@@ -43,9 +43,9 @@ bool matches_no_decay(const std::string& name, const std::vector<std::string>& k
   const auto mdot = module.rfind('.');
   const std::string owner = mdot == std::string::npos ? module : module.substr(mdot + 1);
   for (const auto& k : kinds) {
-    // RSign's learned thresholds (sign_threshold, sign_threshold1/2) are a bias on the sign's
-    // input: ReActNet trains them, like every bias, without decay.
-    if (k == "bias" && (leaf == "bias" || leaf.rfind("sign_threshold", 0) == 0)) return true;
+    // RSign's learned thresholds (sign_threshold, sign_threshold1/2) and RPReLU's shifts
+    // (shift_in, shift_out) are biases: ReActNet trains them, like every bias, without decay.
+    if (k == "bias" && (leaf == "bias" || leaf.rfind("sign_threshold", 0) == 0 || leaf == "shift_in" || leaf == "shift_out")) return true;
     if (k == "bn" && (owner.rfind("bn", 0) == 0 || (module.size() >= 13 && module.compare(module.size() - 13, 13, ".downsample.1") == 0))) return true;
     if (k == "prelu" && owner.rfind("prelu", 0) == 0) return true;
   }
@@ -267,7 +267,10 @@ NamedParameters Optimizer::state() const {
 }
 
 void Optimizer::load_state(const NamedParameters& state) {
-  std::map<std::string, torch::Tensor> in(state.begin(), state.end());
+  std::map<std::string, torch::Tensor> in;
+  for (const auto& [key, t] : state) {
+    if (!in.emplace(key, t).second) fail(ErrorKind::InvalidArgument, "optimizer state has '" + key + "' twice");
+  }
   const auto has_suffix = [&](const std::string& suffix) {
     for (const auto& [key, t] : in) {
       if (key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) return true;
@@ -299,8 +302,14 @@ void Optimizer::load_state(const NamedParameters& state) {
     }
     for (const char* part : parts) {
       if (std::string(part) == ".step") {
+        // A count of updates: Adam's bias correction divides by 1 - beta^step, so a step that is
+        // negative, fractional or not finite would turn the next update into NaN.
         const torch::Tensor& step = in.at(name + part);
         if (step.numel() != 1) fail(ErrorKind::InvalidArgument, "optimizer state '" + name + ".step' must be one number");
+        const double v = step.to(torch::kDouble).item<double>();
+        if (!(v >= 0 && v <= 9007199254740992.0 && v == std::floor(v))) {
+          fail(ErrorKind::InvalidArgument, "optimizer state '" + name + ".step' must be a whole number of steps >= 0, got " + std::to_string(v));
+        }
       } else if (in.at(name + part).sizes() != p.sizes()) {
         fail(ErrorKind::InvalidArgument, "optimizer state for '" + name + "' has the wrong shape");
       }

@@ -448,7 +448,15 @@ StepMetrics::Totals StepMetrics::read() const {
 
 void LossScaler::ensure(const c10::Device& device) {
   if (scale.defined() && scale.device() == device) return;
-  if (scale.defined()) {  // restored from a checkpoint, or the model moved: carry the scale over
+  const auto on = torch::TensorOptions().device(device);
+  if (restored_scale) {  // from a checkpoint
+    scale = torch::full({}, *restored_scale, on.dtype(torch::kFloat));
+    growth_tracker = torch::full({}, *restored_tracker, on.dtype(torch::kInt));
+    restored_scale.reset();
+    restored_tracker.reset();
+    return;
+  }
+  if (scale.defined()) {  // the model moved: the scale goes along (a copy, once)
     scale = scale.to(device);
     growth_tracker = growth_tracker.to(device);
     return;
@@ -459,6 +467,10 @@ void LossScaler::ensure(const c10::Device& device) {
 }
 
 NamedParameters LossScaler::state() const {
+  if (restored_scale) {
+    return {{std::string(kPrefix) + "scale", torch::full({}, *restored_scale, torch::kFloat)},
+            {std::string(kPrefix) + "_growth_tracker", torch::full({}, *restored_tracker, torch::kInt)}};
+  }
   if (!scale.defined()) return {};
   return {{std::string(kPrefix) + "scale", scale.detach().to(torch::kCPU).clone()},
           {std::string(kPrefix) + "_growth_tracker", growth_tracker.detach().to(torch::kCPU).clone()}};
@@ -467,6 +479,8 @@ NamedParameters LossScaler::state() const {
 void LossScaler::load_state(const NamedParameters& state) {
   if (state.empty()) {
     scale = growth_tracker = torch::Tensor();
+    restored_scale.reset();
+    restored_tracker.reset();
     return;
   }
   torch::Tensor s, g;
@@ -484,10 +498,14 @@ void LossScaler::load_state(const NamedParameters& state) {
   }
   const double sv = s.to(torch::kDouble).item<double>();
   const int64_t gv = g.to(torch::kLong).item<int64_t>();
-  if (!std::isfinite(sv) || sv <= 0) fail(ErrorKind::InvalidArgument, std::string(kPrefix) + "scale must be finite and positive, got " + std::to_string(sv));
+  // float32 holds it: a larger scale would be infinite there and skip every update.
+  if (!std::isfinite(sv) || sv <= 0 || sv > std::numeric_limits<float>::max()) {
+    fail(ErrorKind::InvalidArgument, std::string(kPrefix) + "scale must be finite, positive and within float32, got " + std::to_string(sv));
+  }
   if (gv < 0 || gv > std::numeric_limits<int32_t>::max()) fail(ErrorKind::InvalidArgument, std::string(kPrefix) + "_growth_tracker must be a count of steps, got " + std::to_string(gv));
-  scale = torch::full({}, sv, torch::kFloat);
-  growth_tracker = torch::full({}, gv, torch::kInt);
+  scale = growth_tracker = torch::Tensor();
+  restored_scale = static_cast<double>(static_cast<float>(sv));
+  restored_tracker = gv;
 }
 
 StepResult train_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,

@@ -2,6 +2,7 @@
 // One training or evaluation step as a single native call: forward, loss, backward and the
 // optimizer update happen here, so a batch costs one JS -> native round trip.
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <torch/types.h>
@@ -73,9 +74,12 @@ struct LossScaler {
   // float16 run would start again at 2^16 and skip updates until the scale had backed off.
   static constexpr const char* kPrefix = "grad_scaler.";
   NamedParameters state() const;
-  // Restores state(); an empty list resets to the first step's defaults. Kept on the CPU until
-  // the next float16 step moves it to that step's device.
+  // Restores state(); an empty list resets to the first step's defaults. Kept as numbers until the
+  // next float16 step makes its tensors on that step's device with a fill, not a host-to-device
+  // copy (which would wait for the GPU).
   void load_state(const NamedParameters& state);
+  std::optional<double> restored_scale;
+  std::optional<int64_t> restored_tracker;
 };
 
 // Knowledge distillation from a teacher network (train/loss.h's distillation_loss): the step runs

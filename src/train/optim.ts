@@ -1,7 +1,7 @@
 import { checkBoolean, checkNumber } from '../core/check.js';
 import { NativeResource } from '../core/handle.js';
 import type { NativeOptimizerOptions, OptimizerHandle } from '../binding/addon.js';
-import { rangeError, typeError } from '../errors.js';
+import { bnnError, rangeError, typeError } from '../errors.js';
 import { Model } from '../nn/model.js';
 import { keep, scope } from '../core/scope.js';
 import { native } from '../binding/native.js';
@@ -96,6 +96,30 @@ export type Parameters = ReadonlyMap<string, Tensor> | readonly Tensor[];
 export abstract class Optimizer extends NativeResource<OptimizerHandle> {
   /** Which optimizer this is, as the stage option `optimizer` names it. */
   abstract readonly kind: OptimizerKind;
+  #busy = false;
+
+  /** @internal The native optimizer; refused while a training step that updates it runs. */
+  override get handle(): OptimizerHandle {
+    const handle = super.handle;
+    if (this.#busy) {
+      throw bnnError('the optimizer is busy with a training step (its state, learning rate and loss scale are in use on a worker thread); await it first', 'BNN_INVALID_ARGUMENT');
+    }
+    return handle;
+  }
+
+  /**
+   * @internal Runs a training step that updates this optimizer on a worker thread, refusing other
+   * calls on it until the step settles (its state and loss scale are written there).
+   */
+  async exclusive<T>(work: (handle: OptimizerHandle) => Promise<T>): Promise<T> {
+    const handle = this.handle;
+    this.#busy = true;
+    try {
+      return await work(handle);
+    } finally {
+      this.#busy = false;
+    }
+  }
 
   protected constructor(params: Parameters | Model, options: NativeOptimizerOptions, name: string) {
     super('optimizer');
@@ -139,9 +163,10 @@ export abstract class Optimizer extends NativeResource<OptimizerHandle> {
   /**
    * The per-parameter state, copies, for checkpoints, under PyTorch's names: Adam's
    * `<name>.step`, `.exp_avg`, `.exp_avg_sq`; SGD's `<name>.momentum_buffer` (none without momentum).
-   * After a float16 step it also holds the dynamic loss scale that goes with this optimizer, under
-   * `torch.amp.GradScaler`'s names: `grad_scaler.scale` (float32) and `grad_scaler._growth_tracker`
-   * (int32), so a resumed float16 run carries on with the scale it had.
+   * After a float16 step, or after loading a state that had one, it also holds the dynamic loss
+   * scale that goes with this optimizer, under `torch.amp.GradScaler`'s names:
+   * `grad_scaler.scale` (float32) and `grad_scaler._growth_tracker` (int32), so a resumed float16
+   * run carries on with the scale it had. These two keys belong to no parameter.
    */
   stateDict(): Map<string, Tensor> {
     return new Map(this.handle.state().map(([k, h]) => [k, new Tensor(h)]));

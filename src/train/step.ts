@@ -185,13 +185,14 @@ export async function trainStep(model: Model, optimizer: Optimizer, images: Tens
     cudaGraph: options.cudaGraph ?? false,
   };
   const d = options.distill;
-  if (d === undefined) return model.exclusive((h) => native().trainStep(h, optimizer.handle, x, y, common));
+  // The model and the optimizer are both in use on the worker thread until the step settles.
+  if (d === undefined) return model.exclusive((h) => optimizer.exclusive((o) => native().trainStep(h, o, x, y, common)));
   if (typeof d !== 'object' || d === null || !(d.teacher instanceof Model)) throw typeError('distill.teacher must be a Model');
   if (d.teacher === model) throw rangeError('distill.teacher must be another model than the student');
   const { temperature, weight } = checkDistillSettings(d.temperature, d.weight);
   // Both models are in use on the worker thread: neither may be touched until the step settles.
   return model.exclusive((h) =>
-    d.teacher.exclusive((teacher) => native().trainStep(h, optimizer.handle, x, y, { ...common, distill: { teacher, temperature, weight } })),
+    d.teacher.exclusive((teacher) => optimizer.exclusive((o) => native().trainStep(h, o, x, y, { ...common, distill: { teacher, temperature, weight } }))),
   );
 }
 
