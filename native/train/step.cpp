@@ -261,6 +261,7 @@ void clear_step_graph(StepGraph& graph) {
   std::lock_guard<std::mutex> lock(graph.mu);
 #ifdef BNN_WITH_CUDA
   graph.entries.clear();
+  graph.pool.reset();  // the next capture starts a pool of its own
 #endif
 }
 
@@ -361,6 +362,12 @@ StepResult graph_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
           throw;
         }
         graph->capture_end();
+      } catch (const std::exception& error) {
+        at::autocast::set_autocast_cache_enabled(cache);
+        g.entries.erase(it);
+        // Something in the step cannot be captured (a host synchronisation, say): a bug to report,
+        // and the same run without cudaGraph works.
+        fail(ErrorKind::InvalidArgument, std::string("cudaGraph: capturing the training step failed (train without cudaGraph): ") + error.what());
       } catch (...) {
         at::autocast::set_autocast_cache_enabled(cache);
         g.entries.erase(it);
