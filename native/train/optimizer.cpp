@@ -196,6 +196,17 @@ bool Optimizer::covers(const std::vector<torch::Tensor>& params) const {
   return true;
 }
 
+std::vector<torch::Tensor> Optimizer::fused_state_tensors() const {
+  std::vector<torch::Tensor> out;
+  if (!fused_live_) return out;
+  for (const FusedState& st : fused_) {
+    for (const torch::Tensor* t : {&st.exp_avg, &st.exp_avg_sq, &st.step, &st.momentum_buffer}) {
+      if (t->defined()) out.push_back(*t);
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> Optimizer::no_decay_names() const {
   std::vector<std::string> out;
   for (size_t i = 0; i < params_.size(); ++i) if (no_decay_[i]) out.push_back(params_[i].first);

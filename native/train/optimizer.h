@@ -62,6 +62,10 @@ class Optimizer {
   // for no parameter here, and the state of the other kind (Adam's into SGD, or back), are refused.
   void load_state(const NamedParameters& state);
 
+  // The fused path's live state tensors (empty before its first step): what a captured step
+  // (train/step.h StepGraph) writes, so the graph holds them and keys on where they are.
+  std::vector<torch::Tensor> fused_state_tensors() const;
+
  private:
   OptimizerOptions options_;
   std::vector<std::pair<std::string, torch::Tensor>> params_;

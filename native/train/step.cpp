@@ -22,7 +22,9 @@
 
 #ifdef BNN_WITH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#include <ATen/core/CachingHostAllocator.h>
 #include <c10/core/Event.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -242,16 +244,37 @@ class StepGraph {
   struct Entry {
     std::unique_ptr<at::cuda::CUDAGraph> graph;
     torch::Tensor images, labels;  // the graph's inputs: each batch is copied in before a replay
+    // Everything the graph writes through baked-in addresses (weights, buffers, optimizer state,
+    // metrics, loss scale): held, so that memory cannot be freed and handed to something else
+    // whose address would then match the key.
+    std::vector<torch::Tensor> held;
+    std::shared_ptr<StepMetrics> metrics;
     int warmups_left = kStepGraphWarmupSteps;
     uint64_t used = 0;
   };
   std::map<std::string, Entry> entries;
-  // One memory pool for all of them: everything a replay allocates there lives and dies within
+  // One memory pool for all of them, held by this object (so evicting every graph cannot drop it
+  // while gradients still sit in it): everything a replay allocates there lives and dies within
   // that replay (the batch, the weights, the optimizer state and the metrics are outside it), so
-  // graphs that never run at once can share it, in any order.
+  // graphs that never run at once can share it, in any order. One capture stream for all of them.
   std::optional<c10::MempoolId_t> pool;
+  c10::DeviceIndex pool_device = -1;
+  std::optional<c10::cuda::CUDAStream> stream;
+  std::string broken;  // why a capture failed; no more are tried
   uint64_t clock = 0;
   static constexpr size_t kMaxEntries = 4;
+
+  void release() {
+    entries.clear();  // the graphs first: each holds the pool too
+    if (pool) {
+      try {
+        c10::cuda::CUDACachingAllocator::releasePool(pool_device, *pool);
+      } catch (...) {
+      }
+      pool.reset();
+    }
+  }
+  ~StepGraph() { release(); }
 #endif
 };
 
@@ -260,8 +283,7 @@ std::shared_ptr<StepGraph> make_step_graph() { return std::make_shared<StepGraph
 void clear_step_graph(StepGraph& graph) {
   std::lock_guard<std::mutex> lock(graph.mu);
 #ifdef BNN_WITH_CUDA
-  graph.entries.clear();
-  graph.pool.reset();  // the next capture starts a pool of its own
+  graph.release();
 #endif
 }
 
@@ -276,6 +298,7 @@ void check_graph_step(const nn::ResNet18& model, const torch::Tensor& labels, co
   if (options.hooks) fail(ErrorKind::InvalidArgument, "cudaGraph is not available with data parallelism");
   if (options.mixup.active()) fail(ErrorKind::InvalidArgument, "cudaGraph is not available with mixup (each step's mixing is a new host input)");
   if (options.distill) fail(ErrorKind::InvalidArgument, "cudaGraph is not available with distillation");
+  if (options.precision == Precision::Float16 && !options.scaler) fail(ErrorKind::InvalidArgument, "float16 needs a loss scaler");
   if (labels.device() != device) {
     fail(ErrorKind::InvalidArgument, "cudaGraph needs the labels on the model's device (" + device.str() + "), got " + labels.device().str());
   }
@@ -283,9 +306,25 @@ void check_graph_step(const nn::ResNet18& model, const torch::Tensor& labels, co
 
 #ifdef BNN_WITH_CUDA
 
+// The tensors a captured step writes through baked-in addresses.
+std::vector<torch::Tensor> written_tensors(nn::ResNet18& model, Optimizer& optimizer, const TrainStepOptions& options) {
+  std::vector<torch::Tensor> out = model->parameters(true);
+  for (const auto& b : model->buffers(true)) out.push_back(b);
+  for (const auto& t : optimizer.fused_state_tensors()) out.push_back(t);
+  const StepMetrics& m = *options.metrics;
+  for (const torch::Tensor* t : {&m.loss_sum, &m.correct, &m.bad, &m.first_bad, &m.bad_loss, &m.first_bad_label, &m.skipped, &m.step_index}) {
+    out.push_back(*t);
+  }
+  if (options.precision == Precision::Float16) {
+    out.push_back(options.scaler->scale);
+    out.push_back(options.scaler->growth_tracker);
+  }
+  return out;
+}
+
 // Everything the captured launches depend on besides the values in the tensors they were given.
 std::string graph_key(nn::ResNet18& model, Optimizer& optimizer, const torch::Tensor& images, const torch::Tensor& labels,
-                      const TrainStepOptions& options) {
+                      const TrainStepOptions& options, const std::vector<torch::Tensor>& written) {
   std::ostringstream k;
   k.precision(17);  // the learning rate is baked in to the last bit
   const auto tensor = [&](const torch::Tensor& t) {
@@ -295,12 +334,19 @@ std::string graph_key(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   tensor(labels);
   const FusionFlags fusion = fusion_flags();
   const auto& c = model->config;
+  auto& ctx = at::globalContext();
   k << static_cast<int>(options.precision) << ' ' << optimizer.lr() << ' ' << options.label_smoothing << ' ' << options.clip_latent_weights << ' '
-    << model->is_training() << ' ' << c.binary_weights << c.binary_activations << ' ' << fusion.cuda << ' ' << at::globalContext().benchmarkCuDNN()
-    << at::globalContext().deterministicCuDNN() << ' ';
-  // Which tensors it writes: a moved model, a new metrics object or a new loss scale is another graph.
-  k << model->conv1->weight.data_ptr() << ' ' << options.metrics.get() << ' ' << options.metrics->loss_sum.data_ptr() << ' ' << &optimizer << ' '
-    << (options.scaler && options.scaler->scale.defined() ? options.scaler->scale.data_ptr() : nullptr);
+    << c.binary_weights << c.binary_activations << ' ' << fusion.cuda << ' ';
+  // The libraries' modes are read as each call is recorded (cuDNN's algorithm, cuBLAS's math mode).
+  k << ctx.userEnabledCuDNN() << ctx.benchmarkCuDNN() << ctx.deterministicCuDNN() << ctx.allowTF32CuDNN() << ctx.allowTF32CuBLAS()
+    << static_cast<int>(ctx.allowFP16ReductionCuBLAS()) << static_cast<int>(ctx.allowBF16ReductionCuBLAS()) << ' ';
+  // Every module's mode (BatchNorm's batch or running statistics) and what is trained.
+  for (const auto& module : model->modules(true)) k << module->is_training();
+  k << ' ';
+  for (const auto& p : model->parameters(true)) k << p.requires_grad();
+  // Where it writes (held by the graph, so no other tensor can come to live there while it does).
+  k << ' ' << &optimizer << ' ' << options.metrics.get();
+  for (const auto& t : written) k << ' ' << t.data_ptr();
   return k.str();
 }
 
@@ -311,7 +357,9 @@ StepResult graph_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   const c10::Device device = model->conv1->weight.device();
   options.metrics->ensure(device);
   if (options.precision == Precision::Float16) options.scaler->ensure(device);
-  const std::string key = graph_key(model, optimizer, images, labels, options);
+  if (!g.broken.empty()) fail(ErrorKind::InvalidArgument, g.broken);
+  const std::vector<torch::Tensor> written = written_tensors(model, optimizer, options);
+  const std::string key = graph_key(model, optimizer, images, labels, options, written);
   auto it = g.entries.find(key);
   if (it == g.entries.end()) {
     if (g.entries.size() >= StepGraph::kMaxEntries) {
@@ -337,11 +385,19 @@ StepResult graph_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   if (!e.graph) {
     e.images = torch::empty_like(images, at::MemoryFormat::Preserve).copy_(images);
     e.labels = torch::empty_like(labels).copy_(labels);
-    // Captured on a side stream (capture cannot use the legacy default stream) that first waits for
-    // the work already queued, in thread-local mode so that other threads (the loader's copies)
-    // are not refused CUDA calls while it lasts.
+    e.held = written;
+    e.metrics = options.metrics;
+    if (!g.pool) {
+      g.pool = at::cuda::graph_pool_handle();
+      g.pool_device = device.index();
+      c10::cuda::CUDACachingAllocator::createOrIncrefPool(g.pool_device, *g.pool);
+    }
+    if (!g.stream) g.stream = c10::cuda::getStreamFromPool(false, device.index());
+    // Captured on the graph's own side stream (capture cannot use the legacy default stream) that
+    // first waits for the work already queued, in thread-local mode so that other threads (the
+    // loader's copies, a metrics read) are not refused CUDA calls while it lasts.
     const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(device.index());
-    const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, device.index());
+    const c10::cuda::CUDAStream side = *g.stream;
     c10::Event queued(c10::DeviceType::CUDA);
     queued.record(caller);
     queued.block(side);
@@ -350,8 +406,10 @@ StepResult graph_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
       const c10::cuda::CUDAStreamGuard stream_guard(side);
       const bool cache = at::autocast::is_autocast_cache_enabled();
       at::autocast::set_autocast_cache_enabled(false);  // a cached cast would outlive the capture
+      bool begun = false;
       try {
-        graph->capture_begin(g.pool.value_or(c10::MempoolId_t{0, 0}), cudaStreamCaptureModeThreadLocal);
+        graph->capture_begin(*g.pool, cudaStreamCaptureModeThreadLocal);
+        begun = true;
         try {
           device_step_body(model, optimizer, e.images, e.labels, options);
         } catch (...) {
@@ -364,10 +422,23 @@ StepResult graph_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
         graph->capture_end();
       } catch (const std::exception& error) {
         at::autocast::set_autocast_cache_enabled(cache);
+        if (begun) {
+          // An invalidated capture makes capture_end throw before it tells the allocators the
+          // capture is over; tell them here (each may already know), so they do not keep routing
+          // to the pool or deferring frees for good.
+          try {
+            c10::cuda::CUDACachingAllocator::endAllocateToPool(g.pool_device, *g.pool);
+          } catch (...) {
+          }
+          try {
+            at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(*g.pool);
+          } catch (...) {
+          }
+        }
         g.entries.erase(it);
-        // Something in the step cannot be captured (a host synchronisation, say): a bug to report,
-        // and the same run without cudaGraph works.
-        fail(ErrorKind::InvalidArgument, std::string("cudaGraph: capturing the training step failed (train without cudaGraph): ") + error.what());
+        // Something in the step cannot be captured (a host synchronisation, say): a bug to report.
+        g.broken = std::string("cudaGraph: capturing the training step failed (train without cudaGraph, in a new process): ") + error.what();
+        fail(ErrorKind::InvalidArgument, g.broken);
       } catch (...) {
         at::autocast::set_autocast_cache_enabled(cache);
         g.entries.erase(it);
@@ -378,7 +449,6 @@ StepResult graph_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
     c10::Event captured(c10::DeviceType::CUDA);
     captured.record(side);
     captured.block(caller);
-    if (!g.pool) g.pool = graph->pool();
     e.graph = std::move(graph);
     g_graph_captures.fetch_add(1, std::memory_order_relaxed);
   } else {
@@ -388,6 +458,9 @@ StepResult graph_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
   // The capture recorded the step without running it: this replay is the step.
   e.graph->replay();
   g_graph_replays.fetch_add(1, std::memory_order_relaxed);
+  // The gradients sit in the graph's buffers, which another graph of this pool may overwrite
+  // between its replays: none, as after zero_grad, rather than stale ones (host-side only).
+  optimizer.zero_grad();
   return device_step_result(images, options);
 }
 

@@ -104,8 +104,10 @@ struct Distillation {
 // Changing any of them gives another graph (a few are kept, sharing one memory pool, so the
 // shorter last batch of an epoch does not recapture the full one); loading optimizer state clears
 // them. Needs StepMetrics and a CUDA model; not with mixup, distillation or data parallelism
-// (their per-step host inputs cannot be baked in). After a replayed step, the parameters' .grad
-// are the graph's buffers, valid only until the next step.
+// (their per-step host inputs cannot be baked in). After a replayed step the parameters have no
+// .grad (the graph's gradient buffers are its own). A graph holds every tensor it writes, so their
+// memory cannot be handed to anything else while it lives. A capture that fails leaves the
+// StepGraph refusing further captures: train without it (in a new process).
 class StepGraph;
 constexpr int kStepGraphWarmupSteps = 3;
 std::shared_ptr<StepGraph> make_step_graph();

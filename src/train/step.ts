@@ -138,8 +138,9 @@ export interface TrainStepOptions {
    * longer launches every kernel, which is most of a small step's time. A new batch shape, learning
    * rate, precision, label smoothing, clipping, model mode or stage, or fusion setting gets its own
    * graph (a few are kept); loading the optimizer's state clears them. The graphs live with the
-   * optimizer. Afterwards the parameters' `.grad` are the graph's buffers, meaningful only until
-   * the next step. Default false.
+   * optimizer, and each holds the tensors it writes. After a replayed step the parameters have no
+   * `.grad` (the gradients live in the graph's own buffers). A capture that fails is reported and
+   * no further one is tried with that optimizer. Default false.
    */
   cudaGraph?: boolean;
 }
