@@ -187,6 +187,8 @@ let residentStepSeconds: number;
 using loader = new DataLoader(train, { batchSize: batch, seed: 0, device: device as 'cpu', workers });
 using model = newModel();
 let gpu: { stop(): number[] } | undefined;
+// The share of an epoch the device spent on the steps' own work.
+const busyOf = (seconds: number): number => Math.min(1, (loader.batchesPerEpoch * residentStepSeconds) / seconds);
 const trainer = new Trainer({
   model,
   stage,
@@ -199,7 +201,7 @@ const trainer = new Trainer({
     },
     // Each epoch's figures as it ends, so a run cut short by its time limit still says something.
     onEpochEnd: (e) =>
-      log(`epoch ${e.epoch + 1}/${epochs}: ${e.seconds.toFixed(2)} s, busy ${(100 * Math.min(1, (loader.batchesPerEpoch * residentStepSeconds) / e.seconds)).toFixed(1)}%, loader ${(100 * (e.dataWaitSeconds ?? 0) / e.seconds).toFixed(1)}%`),
+      log(`epoch ${e.epoch + 1}/${epochs}: ${e.seconds.toFixed(2)} s, busy ${(100 * busyOf(e.seconds)).toFixed(1)}%, loader ${(100 * (e.dataWaitSeconds ?? 0) / e.seconds).toFixed(1)}%`),
   },
 });
 const logs = await trainer.fit();
@@ -212,7 +214,7 @@ const perEpoch = logs.map((e) => ({
   seconds: e.seconds,
   imagesPerSecond: e.trainImagesPerSecond,
   dataWaitSeconds: e.dataWaitSeconds ?? 0,
-  busyShare: Math.min(1, (steps * residentStepSeconds) / e.seconds),
+  busyShare: busyOf(e.seconds),
   loaderShare: (e.dataWaitSeconds ?? 0) / e.seconds,
 }));
 const epoch = logs.at(-1);

@@ -143,10 +143,7 @@ class OptimizerHandle : public Napi::ObjectWrap<OptimizerHandle> {
       train::LossScaler restored;
       restored.load_state(scaled);
       optimizer()->load_state(own);
-      scaler->scale = restored.scale;
-      scaler->growth_tracker = restored.growth_tracker;
-      scaler->restored_scale = restored.restored_scale;
-      scaler->restored_tracker = restored.restored_tracker;
+      *scaler = std::move(restored);  // growth settings: the defaults on both sides
       // The captured steps wrote the state just replaced (and the old loss scale).
       train::clear_step_graph(*graph);
       return info.Env().Undefined();

@@ -55,3 +55,37 @@ export abstract class NativeResource<H extends Releasable> implements Disposable
     this.dispose();
   }
 }
+
+/**
+ * @internal A native resource that async native work uses on a worker thread (a model in a
+ * forward or training step, the optimizer a step updates): while that work runs, every other use
+ * is refused with BNN_INVALID_ARGUMENT and `busy`'s message, since LibTorch objects are not safe to
+ * use from two threads at once.
+ */
+export abstract class ExclusiveResource<H extends Releasable> extends NativeResource<H> {
+  #busy = false;
+  readonly #busyMessage: string;
+
+  protected constructor(what: string, busyMessage: string, handle?: H) {
+    super(what, handle);
+    this.#busyMessage = busyMessage;
+  }
+
+  /** @internal The native handle; refused while {@link exclusive} work holds it. */
+  override get handle(): H {
+    const handle = super.handle;
+    if (this.#busy) throw bnnError(this.#busyMessage, 'BNN_INVALID_ARGUMENT');
+    return handle;
+  }
+
+  /** @internal Runs native work that uses this object on a worker thread, refusing other calls on it until it settles. */
+  async exclusive<T>(work: (handle: H) => Promise<T>): Promise<T> {
+    const handle = this.handle;
+    this.#busy = true;
+    try {
+      return await work(handle);
+    } finally {
+      this.#busy = false;
+    }
+  }
+}

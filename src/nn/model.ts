@@ -1,6 +1,6 @@
 import type { Device } from '../core/device.js';
 import { checkBoolean, checkDevice } from '../core/check.js';
-import { NativeResource } from '../core/handle.js';
+import { ExclusiveResource } from '../core/handle.js';
 import type { ModelHandle, TensorHandle } from '../binding/addon.js';
 import { bnnError, isBnnError, typeError } from '../errors.js';
 import { resolveModelConfig, type ModelConfig, type ResolvedModelConfig } from './model-config.js';
@@ -50,21 +50,10 @@ export interface ActivationStatistics {
  * Tensors returned by `parameters()`, `stateDict()` etc. share storage with the model: disposing
  * them releases only the JS handle, never the model's weights.
  */
-export class Model extends NativeResource<ModelHandle> {
-  #busy = false;
-
+export class Model extends ExclusiveResource<ModelHandle> {
   /** @internal Use {@link createModel}. */
   constructor(handle: ModelHandle) {
-    super('model', handle);
-  }
-
-  /** @internal The native module; refused while an async call holds it. */
-  override get handle(): ModelHandle {
-    const handle = super.handle;
-    if (this.#busy) {
-      throw bnnError('the model is busy with an async call (forwardAsync or a training step); await it first', 'BNN_INVALID_ARGUMENT');
-    }
-    return handle;
+    super('model', 'the model is busy with an async call (forwardAsync or a training step); await it first', handle);
   }
 
   /** The full configuration, with the current binary-weights state. */
@@ -106,20 +95,6 @@ export class Model extends NativeResource<ModelHandle> {
       channels: r.channels,
       constantChannels: r.channels > 0 ? r.constantChannels / r.channels : 0,
     }));
-  }
-
-  /**
-   * @internal Runs native work that uses the model on a worker thread, refusing other calls on the
-   * model until it settles (LibTorch modules are not safe to use from two threads at once).
-   */
-  async exclusive<T>(work: (handle: ModelHandle) => Promise<T>): Promise<T> {
-    const handle = this.handle;
-    this.#busy = true;
-    try {
-      return await work(handle);
-    } finally {
-      this.#busy = false;
-    }
   }
 
   /** Training mode (BatchNorm uses and updates batch statistics). Returns the model. */

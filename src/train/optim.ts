@@ -1,7 +1,7 @@
 import { checkBoolean, checkNumber } from '../core/check.js';
-import { NativeResource } from '../core/handle.js';
+import { ExclusiveResource } from '../core/handle.js';
 import type { NativeOptimizerOptions, OptimizerHandle } from '../binding/addon.js';
-import { bnnError, rangeError, typeError } from '../errors.js';
+import { rangeError, typeError } from '../errors.js';
 import { Model } from '../nn/model.js';
 import { keep, scope } from '../core/scope.js';
 import { native } from '../binding/native.js';
@@ -93,36 +93,12 @@ export type Parameters = ReadonlyMap<string, Tensor> | readonly Tensor[];
  * learning rate, the update, and a state dict for exact checkpoints. The training step and the
  * {@link Trainer} take either.
  */
-export abstract class Optimizer extends NativeResource<OptimizerHandle> {
+export abstract class Optimizer extends ExclusiveResource<OptimizerHandle> {
   /** Which optimizer this is, as the stage option `optimizer` names it. */
   abstract readonly kind: OptimizerKind;
-  #busy = false;
-
-  /** @internal The native optimizer; refused while a training step that updates it runs. */
-  override get handle(): OptimizerHandle {
-    const handle = super.handle;
-    if (this.#busy) {
-      throw bnnError('the optimizer is busy with a training step (its state, learning rate and loss scale are in use on a worker thread); await it first', 'BNN_INVALID_ARGUMENT');
-    }
-    return handle;
-  }
-
-  /**
-   * @internal Runs a training step that updates this optimizer on a worker thread, refusing other
-   * calls on it until the step settles (its state and loss scale are written there).
-   */
-  async exclusive<T>(work: (handle: OptimizerHandle) => Promise<T>): Promise<T> {
-    const handle = this.handle;
-    this.#busy = true;
-    try {
-      return await work(handle);
-    } finally {
-      this.#busy = false;
-    }
-  }
 
   protected constructor(params: Parameters | Model, options: NativeOptimizerOptions, name: string) {
-    super('optimizer');
+    super('optimizer', 'the optimizer is busy with a training step (its state, learning rate and loss scale are in use on a worker thread); await it first');
     const named: [string, Tensor][] =
       params instanceof Model ? scope(() => keep([...params.namedParameters()]))
       : params instanceof Map ? [...params]

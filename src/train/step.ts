@@ -145,6 +145,19 @@ export interface TrainStepOptions {
   cudaGraph?: boolean;
 }
 
+/**
+ * @internal Why a run cannot capture its steps (`cudaGraph`), or undefined when it can: the
+ * Trainer and trainTwoStage refuse before anything trains, with this reason. `where` names what
+ * is on `device` ("a CUDA model (this one ...)" or "a CUDA device (this run ...)").
+ */
+export function cudaGraphObstacle(device: string, where: 'model' | 'run', o: { dataParallel: boolean; distill: boolean; mixup: boolean }): string | undefined {
+  if (!device.startsWith('cuda')) return where === 'model' ? `a CUDA model (this one is on ${device})` : `a CUDA device (this run is on ${device})`;
+  if (o.dataParallel) return 'one process (not data parallelism)';
+  if (o.distill) return 'no distillation';
+  if (o.mixup) return 'no mixup';
+  return undefined;
+}
+
 /** The teacher and settings of a distilling {@link trainStep}. */
 export interface StepDistillation {
   /** A model on the student's device with its classes, normally its full-precision twin; never updated. */

@@ -10,7 +10,7 @@ import { checkDistillSettings } from './distill.js';
 import { Adam, OPTIMIZER_KINDS, type Optimizer, SGD } from './optim.js';
 import { CosineSchedule, LR_SCHEDULE_KINDS, type LrSchedule, MultiStepSchedule } from './schedule.js';
 import { mixupSeed } from './mixup.js';
-import { checkPrecision, evalStep, type Precision, resolvePrecision, type StepDistillation, StepMetrics, type StepResult, trainStep } from './step.js';
+import { checkPrecision, cudaGraphObstacle, evalStep, type Precision, resolvePrecision, type StepDistillation, StepMetrics, type StepResult, trainStep } from './step.js';
 import type { EpochLog, EvalMetrics, PartialEpoch, StageOptions, TrainerCallbacks } from './types.js';
 
 /** @internal Checks one stage's options, naming the stage in the error. */
@@ -213,15 +213,7 @@ export class Trainer {
     if (o.cudaGraph !== undefined && typeof o.cudaGraph !== 'boolean') throw typeError(`cudaGraph must be a boolean, got ${JSON.stringify(o.cudaGraph)}`);
     this.#cudaGraph = o.cudaGraph === true;
     if (this.#cudaGraph) {
-      const why = !o.model.device.startsWith('cuda')
-        ? `a CUDA model (this one is on ${o.model.device})`
-        : o.dataParallel !== undefined
-          ? 'one process (not data parallelism)'
-          : this.#distill !== undefined
-            ? 'no distillation'
-            : (o.options.mixup ?? 0) > 0
-              ? 'no mixup'
-              : undefined;
+      const why = cudaGraphObstacle(o.model.device, 'model', { dataParallel: o.dataParallel !== undefined, distill: this.#distill !== undefined, mixup: (o.options.mixup ?? 0) > 0 });
       if (why !== undefined) throw rangeError(`cudaGraph needs ${why}`);
     }
   }

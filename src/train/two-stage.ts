@@ -17,7 +17,7 @@ import { createModel, Model } from '../nn/model.js';
 import { resolveModelConfig, type ModelConfig } from '../nn/model-config.js';
 import { CHECKPOINT_FORMAT, configDifferences, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { checkDistillSettings, checkTeacherConfig, distillIdentity, loadTeacher, teacherConfig, type DistillOptions } from './distill.js';
-import { checkPrecision, type Precision } from './step.js';
+import { checkPrecision, cudaGraphObstacle, type Precision } from './step.js';
 import { planTimeBudget, type TimeBudgetPlan } from './time-budget.js';
 import { checkStage, evaluate, Trainer } from './trainer.js';
 import type { EpochLog, EvalMetrics, PartialEpoch, StageOptions, TrainerCallbacks } from './types.js';
@@ -192,15 +192,11 @@ export async function trainTwoStage(config: TwoStageConfig): Promise<TwoStageRes
   const device = checkDevice(config.device ?? 'cpu');
   if (config.cudaGraph) {
     // Refused before anything trains (a teacher first, say), as each Trainer would refuse it.
-    const why = !device.startsWith('cuda')
-      ? `a CUDA device (this run is on ${device})`
-      : config.group !== undefined && config.group.worldSize > 1
-        ? 'one process (not data parallelism)'
-        : config.distill !== undefined
-          ? 'no distillation'
-          : (config.stage1.mixup ?? 0) > 0 || (config.stage2.mixup ?? 0) > 0
-            ? 'no mixup'
-            : undefined;
+    const why = cudaGraphObstacle(device, 'run', {
+      dataParallel: config.group !== undefined && config.group.worldSize > 1,
+      distill: config.distill !== undefined,
+      mixup: (config.stage1.mixup ?? 0) > 0 || (config.stage2.mixup ?? 0) > 0,
+    });
     if (why !== undefined) throw rangeError(`cudaGraph needs ${why}`);
   }
   const seed = config.seed ?? 0;
