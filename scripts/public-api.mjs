@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Lists the public surface of `bnn-torch` (everything src/index.ts exports) as text: each name,
 // its kind, and its full structure (members of classes and interfaces with their types, function
-// signatures). Moving a file must not change a line of it; test/public-api.test.ts compares it
+// signatures). Moving a file must not change a line of it; test/architecture.test.ts compares it
 // with test/fixtures/public-api.txt. `--write` records the current surface as the new reference.
 import fs from 'node:fs';
 import path from 'node:path';

@@ -224,7 +224,7 @@ test("the binariser additions' flags are bnn train's own and set the model optio
 
 });
 
-test('the table: n, mean ± sd, Δ with a paired interval (Welch\'s where the finished seeds differ), one seed without one, unfinished runs counted', () => {
+test('the table: n, mean ± sd, Δ with a paired interval (over the shared seeds where the finished seeds differ), one seed without one, unfinished runs counted', () => {
   const plan = planAblation({ out: '/tmp/abl', seeds: [0, 1, 2], variants: ['double-skip', 'weight-decay', 'cosine', 'sgd'] });
   const acc: Record<string, (number | null)[]> = {
     recipe: [0.912, 0.905, 0.918],
@@ -245,11 +245,11 @@ test('the table: n, mean ± sd, Δ with a paired interval (Welch\'s where the fi
   // The same three seeds on both sides: paired, seed by seed.
   const expected = pairedInterval([0.9, 0.895, 0.905], [0.912, 0.905, 0.918])!;
   assert.equal(expected.df, 2);
-  assert.deepEqual(ds.delta, { difference: ds.mean! - row('recipe').mean!, low: expected.low, high: expected.high, df: expected.df, method: 'paired' });
+  assert.deepEqual(ds.delta, { difference: ds.mean! - row('recipe').mean!, low: expected.low, high: expected.high, df: expected.df, method: 'paired', pairs: 3 });
   assert.ok(expected.high - expected.low < welchInterval([0.9, 0.895, 0.905], [0.912, 0.905, 0.918])!.high - welchInterval([0.9, 0.895, 0.905], [0.912, 0.905, 0.918])!.low, 'these seeds move together: pairing narrows the interval');
-  // Seeds 1 and 2 against 0, 1 and 2: not the same seeds, so Welch's.
-  const welch = welchInterval([0.85, 0.86], [0.912, 0.905, 0.918])!;
-  assert.deepEqual(row('sgd').delta, { difference: row('sgd').mean! - row('recipe').mean!, low: welch.low, high: welch.high, df: welch.df, method: 'welch' });
+  // Seeds 1 and 2 against 0, 1 and 2: paired on the two seeds both finished, the recipe's seed 0 left out.
+  const shared = pairedInterval([0.85, 0.86], [0.905, 0.918])!;
+  assert.deepEqual(row('sgd').delta, { difference: shared.difference, low: shared.low, high: shared.high, df: 1, method: 'paired-shared', pairs: 2, unpaired: 1 });
   close(ds.meanSeconds!, 90, 1e-12, 'mean seconds');
   assert.deepEqual(row('weight-decay').delta, { difference: 0.91 - row('recipe').mean!, low: null, high: null, df: null, method: null });
   assert.equal(row('weight-decay').sd, null);
@@ -259,12 +259,100 @@ test('the table: n, mean ± sd, Δ with a paired interval (Welch\'s where the fi
   assert.equal(md[3], `| double-skip | ${row('double-skip').change} | 90.00 ± 0.50% | -1.17 pp [${(100 * expected.low).toFixed(2)}, ${expected.high > 0 ? '+' : '-'}${Math.abs(100 * expected.high).toFixed(2)}] | 1.5 | 3 |`);
   assert.match(md[4]!, /\| 91\.00% \(1 seed\) \| -0\.17 pp \(1 seed: no CI\) \| 1\.0 \| 1 of 3 \|$/);
   assert.match(md[5]!, /\| — \| — \| — \| 0 of 3 \|$/);
-  assert.match(md[6]!, /\| 85\.50 ± 0\.71% \| -5\.67 pp \[-?\d+\.\d\d, [+-]\d+\.\d\d\] \(Welch\) \| 1\.8 \| 2 of 3 \|$/);
+  assert.match(md[6]!, /\| 85\.50 ± 0\.71% \| -5\.65 pp \[-?\d+\.\d\d, [+-]\d+\.\d\d\] \(paired on 2 shared seeds, 1 unpaired run left out\) \| 1\.8 \| 2 of 3 \|$/);
   assert.ok(md.some((l) => l.includes('**Partial: 9 of 15 runs finished**')));
   const html = renderAblationHtml(result, 'abl <test>');
   assert.match(html, /<h1>abl &lt;test&gt;<\/h1>/);
   assert.match(html, /<tr data-variant="double-skip" data-n="3" data-mean="0\.9000000000000001|<tr data-variant="double-skip" data-n="3" data-mean="0\.9"/);
   assert.equal(html.match(/<a href="runs\//g)?.length, 9, 'a link for each finished run');
+});
+
+/** Runs of `plan` with these accuracies by variant, one per seed in plan order (null: still pending). */
+function runsWith(plan: ReturnType<typeof planAblation>, acc: Record<string, (number | null)[]>): AblationRunResult[] {
+  return plan.runs.map((r) => {
+    const a = acc[r.variant]![plan.seeds.indexOf(r.seed)]!;
+    return { variant: r.variant, seed: r.seed, status: a === null ? 'pending' : 'finished', accuracy: a, loss: a === null ? null : 1 - a, seconds: a === null ? null : 60, dir: `runs/${r.variant}/seed${r.seed}`, report: null, reused: false };
+  });
+}
+
+// Seeds 1-4; the recipe finished all four, the variants some (the brief's case: seeds 1, 2 and 3
+// against 1, 2, 3 and 4), and a recipe that finished only seeds 1 and 2.
+const SHARED_SEEDS = [1, 2, 3, 4];
+const SHARED_ACC: Record<string, (number | null)[]> = {
+  recipe: [0.912, 0.905, 0.918, 0.909],
+  'double-skip': [0.9, 0.897, 0.905, null],
+  sgd: [null, 0.85, null, 0.86],
+  cosine: [0.915, 0.904, 0.921, 0.913],
+};
+const PARTIAL_ACC: Record<string, (number | null)[]> = {
+  recipe: [0.912, 0.905, null, null],
+  'double-skip': [null, 0.9, 0.897, 0.905],
+  sgd: [null, null, 0.85, 0.86],
+  cosine: [null, null, null, null],
+};
+
+test('Δ pairs on the seeds both sides finished, leaving the unpaired runs out; Welch only below two shared seeds', () => {
+  const plan = planAblation({ out: '/tmp/abl', seeds: SHARED_SEEDS, variants: ['double-skip', 'sgd', 'cosine'] });
+  const result = summarizeAblation(plan, runsWith(plan, SHARED_ACC), { command: 'bnn ablate', trainArgs: [] });
+  const row = (name: string) => result.variants.find((v) => v.name === name)!;
+  // Seeds 1, 2, 3 against 1, 2, 3, 4: three pairs, the recipe's seed 4 left out of Δ and its interval.
+  const three = pairedInterval([0.9, 0.897, 0.905], [0.912, 0.905, 0.918])!;
+  assert.deepEqual(row('double-skip').delta, { difference: three.difference, low: three.low, high: three.high, df: 2, method: 'paired-shared', pairs: 3, unpaired: 1 });
+  close(three.difference, (0.9 + 0.897 + 0.905 - 0.912 - 0.905 - 0.918) / 3, 1e-15, 'the mean difference over the shared seeds');
+  // Seeds 2 and 4: two pairs, the recipe's seeds 1 and 3 left out.
+  const two = pairedInterval([0.85, 0.86], [0.905, 0.909])!;
+  assert.deepEqual(row('sgd').delta, { difference: two.difference, low: two.low, high: two.high, df: 1, method: 'paired-shared', pairs: 2, unpaired: 2 });
+  assert.equal(row('cosine').delta!.method, 'paired');
+  assert.equal(row('cosine').delta!.pairs, 4);
+  assert.equal(row('cosine').delta!.unpaired, undefined);
+  const md = renderAblationMarkdown(result);
+  assert.ok(md.includes(`| 90.07 ± 0.40% | -1.10 pp [${(100 * three.low).toFixed(2)}, ${three.high >= 0 ? '+' : '-'}${Math.abs(100 * three.high).toFixed(2)}] (paired on 3 shared seeds, 1 unpaired run left out) |`), md);
+  assert.ok(md.includes('(paired on 2 shared seeds, 2 unpaired runs left out)'), md);
+  assert.ok(renderAblationHtml(result, 'abl').includes('(paired on 3 shared seeds, 1 unpaired run left out)'));
+
+  // A recipe that finished seeds 1 and 2: one seed shared (double-skip: 2, 3, 4) or none (sgd: 3,
+  // 4), so Welch's interval over every finished run.
+  const partial = summarizeAblation(plan, runsWith(plan, PARTIAL_ACC), { command: 'bnn ablate', trainArgs: [] });
+  const prow = (name: string) => partial.variants.find((v) => v.name === name)!;
+  for (const [name, a] of [['double-skip', [0.9, 0.897, 0.905]], ['sgd', [0.85, 0.86]]] as const) {
+    const w = welchInterval(a, [0.912, 0.905])!;
+    assert.deepEqual(prow(name).delta, { difference: prow(name).mean! - prow('recipe').mean!, low: w.low, high: w.high, df: w.df, method: 'welch' }, name);
+  }
+  assert.match(renderAblationMarkdown(partial), /\| -?\d+\.\d\d pp \[-?\d+\.\d\d, [+-]\d+\.\d\d\] \(Welch\) \|/);
+});
+
+test('Δ over the shared seeds agrees with scipy computed now', { skip: scipy ? false : 'scipy is not importable' }, () => {
+  // scipy is given every finished run and finds the shared seeds itself: an independent computation.
+  const py = [
+    'import json, sys',
+    'from scipy import stats',
+    'd = json.load(sys.stdin)',
+    'recipe = {s: a for s, a in zip(d["seeds"], d["acc"]["recipe"]) if a is not None}',
+    'out = {}',
+    'for name in ["double-skip", "sgd"]:',
+    '    mine = {s: a for s, a in zip(d["seeds"], d["acc"][name]) if a is not None}',
+    '    common = sorted(set(mine) & set(recipe))',
+    '    a = [mine[s] for s in common]',
+    '    b = [recipe[s] for s in common]',
+    '    r = stats.ttest_rel(a, b)',
+    '    ci = r.confidence_interval(0.95)',
+    '    out[name] = [sum(x - y for x, y in zip(a, b)) / len(a), float(ci.low), float(ci.high), float(r.df), len(common)]',
+    'print(json.dumps(out))',
+  ].join('\n');
+  const r = spawnSync('python3', ['-c', py], { input: JSON.stringify({ seeds: SHARED_SEEDS, acc: SHARED_ACC }), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const expected = JSON.parse(r.stdout) as Record<string, [number, number, number, number, number]>;
+  const plan = planAblation({ out: '/tmp/abl', seeds: SHARED_SEEDS, variants: ['double-skip', 'sgd', 'cosine'] });
+  const result = summarizeAblation(plan, runsWith(plan, SHARED_ACC), { command: 'bnn ablate', trainArgs: [] });
+  for (const name of ['double-skip', 'sgd']) {
+    const d = result.variants.find((v) => v.name === name)!.delta!;
+    const [difference, low, high, df, pairs] = expected[name]!;
+    close(d.difference, difference, 1e-12, `${name} difference`);
+    close(d.low!, low, 1e-9, `${name} low`);
+    close(d.high!, high, 1e-9, `${name} high`);
+    assert.equal(d.df, df, `${name} df`);
+    assert.equal(d.pairs, pairs, `${name} pairs`);
+  }
 });
 
 test('runAblation checks every variant with bnn train’s own parser before anything runs', async () => {

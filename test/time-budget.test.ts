@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { InMemoryBatches, parseDuration, planTimeBudget, trainTwoStage, type StageOptions } from '../src/index.js';
+import { InMemoryBatches, parseDuration, planTimeBudget, trainTwoStage, type BatchSource, type StageOptions } from '../src/index.js';
 import { mulberry32 } from '../src/data/batches.js';
 
 const CLASSES = 4;
@@ -70,6 +70,74 @@ test('the plan scales both stages by one factor to fill the budget, from measure
   const expected = big.stage1.epochs * epochCost(big.secondsPerStep.stage1) + big.stage2.epochs * epochCost(big.secondsPerStep.stage2) + big.secondsPerStep.eval * testSet.batchesPerEpoch;
   assert.ok(Math.abs(big.predictedSeconds - expected) < 1e-9);
   await assert.rejects(plan(0), RangeError);
+});
+
+/** `source`, counting the passes started over it and the batches drawn: what a measurement trained on. */
+function counting(source: BatchSource): BatchSource & { passes: number; drawn: number } {
+  const counted = {
+    passes: 0,
+    drawn: 0,
+    size: source.size,
+    batchesPerEpoch: source.batchesPerEpoch,
+    numClasses: source.numClasses,
+    async *epoch(epoch: number, options?: { startBatch?: number }) {
+      counted.passes++;
+      for await (const batch of source.epoch(epoch, options)) {
+        counted.drawn++;
+        yield batch;
+      }
+    },
+  };
+  return counted;
+}
+
+test('only the stages that will train are measured: stage 1 alone, stage 2 alone, a one-stage run', async () => {
+  const { train, test: testSet } = sources();
+  // 4 timed steps after 2 untimed warm-up steps: 6 batches for each stage measured.
+  const measured = async (stages: 'both' | 1 | 2) => {
+    const source = counting(train);
+    const plan = await planTimeBudget({ model: MODEL, stage1: STAGE1, stage2: STAGE2, train: source, test: testSet, budgetSeconds: 3600, steps: 4, stages });
+    return { plan, passes: source.passes, drawn: source.drawn };
+  };
+  const both = await measured('both');
+  assert.deepEqual([both.passes, both.drawn], [2, 12]);
+  const one = await measured(1);
+  assert.deepEqual([one.passes, one.drawn], [1, 6], 'stage 1 alone: no 1-bit steps measured');
+  assert.ok(one.plan.secondsPerStep.stage1 > 0);
+  assert.deepEqual([one.plan.secondsPerStep.stage2, one.plan.epochSeconds.stage2], [0, 0]);
+  assert.ok(Math.abs(one.plan.predictedSeconds - (one.plan.stage1.epochs * one.plan.epochSeconds.stage1 + one.plan.epochSeconds.eval)) < 1e-9);
+  const two = await measured(2);
+  assert.deepEqual([two.passes, two.drawn], [1, 6], 'stage 2 alone: no real-valued steps measured');
+  assert.ok(two.plan.secondsPerStep.stage2 > 0 && two.plan.secondsPerStep.eval > 0);
+  assert.deepEqual([two.plan.secondsPerStep.stage1, two.plan.epochSeconds.stage1], [0, 0]);
+  assert.ok(Math.abs(two.plan.predictedSeconds - (two.plan.stage2.epochs * two.plan.epochSeconds.stage2 + two.plan.epochSeconds.eval)) < 1e-9);
+
+  // A one-stage run trains 1-bit weights only (as stage 2): its plan measures that stage alone.
+  // Stopped as soon as the plan is made (the run's own batches are not the measurement's).
+  const source = counting(train);
+  const stop = new AbortController();
+  let atPlan: { passes: number; drawn: number; stage1: number; stage2: number } | undefined;
+  await assert.rejects(
+    trainTwoStage({
+      model: MODEL,
+      stage1: STAGE1,
+      stage2: STAGE2,
+      oneStage: true,
+      train: source,
+      test: testSet,
+      timeBudget: 3600,
+      signal: stop.signal,
+      onTimeBudget: (p) => {
+        atPlan = { passes: source.passes, drawn: source.drawn, stage1: p.secondsPerStep.stage1, stage2: p.secondsPerStep.stage2 };
+        stop.abort();
+      },
+    }),
+    (e: Error & { code?: string }) => e.code === 'BNN_INTERRUPTED',
+  );
+  assert.ok(atPlan, 'a plan was made');
+  // 2 warm-ups and up to 20 timed steps (the default), as many as this 16-batch epoch holds.
+  assert.deepEqual([atPlan.passes, atPlan.drawn, atPlan.stage1], [1, Math.min(2 + 20, train.batchesPerEpoch), 0], 'one measured stage');
+  assert.ok(atPlan.stage2 > 0);
 });
 
 test('trainTwoStage with a time budget trains the planned epochs, and a resume keeps that plan', async () => {

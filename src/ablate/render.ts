@@ -2,7 +2,7 @@
 // contained, in the run report's style, linking each run's report.html).
 import { dataNumber, escapeHtml, formatDuration, formatLoss, formatPercent } from '../report/format.js';
 import { htmlPage } from '../report/render.js';
-import type { AblationResult, AblationRunResult, AblationVariantResult } from './result.js';
+import type { AblationDelta, AblationResult, AblationRunResult, AblationVariantResult } from './result.js';
 
 const points = (fraction: number): string => {
   const v = 100 * fraction;
@@ -16,12 +16,34 @@ export function formatAccuracy(v: AblationVariantResult): string {
   return `${(100 * v.mean).toFixed(2)} ± ${(100 * v.sd).toFixed(2)}%`;
 }
 
-/** "-0.43 pp [-0.90, +0.04]", "-0.43 pp (1 seed: no CI)", or "—" (the recipe, or nothing yet). */
+/**
+ * "-0.43 pp [-0.90, +0.04]", "-0.43 pp [-0.90, +0.04] (Welch)", "-0.43 pp [-0.90, +0.04] (paired
+ * on 2 shared seeds, 1 unpaired run left out)", "-0.43 pp (1 seed: no CI)", or "—" (the recipe, or
+ * nothing yet).
+ */
 export function formatDelta(v: AblationVariantResult): string {
   if (v.delta === null) return '—';
   const d = v.delta;
   if (d.low === null || d.high === null) return `${points(d.difference)} pp (1 seed: no CI)`;
-  return `${points(d.difference)} pp [${points(d.low)}, ${points(d.high)}]${d.method === 'welch' ? ' (Welch)' : ''}`;
+  return `${points(d.difference)} pp [${points(d.low)}, ${points(d.high)}]${methodMark(d)}`;
+}
+
+/** How an interval that is not the plain paired one was made, said where it is shown. */
+function methodMark(d: AblationDelta): string {
+  if (d.method === 'welch') return ' (Welch)';
+  if (d.method !== 'paired-shared') return '';
+  const runs = d.unpaired === undefined ? 'the other runs' : `${d.unpaired} unpaired run${d.unpaired === 1 ? '' : 's'}`;
+  return ` (paired on ${d.pairs ?? 'the'} shared seeds, ${runs} left out)`;
+}
+
+/** How the Δ column reads, under the table of either page. */
+function deltaExplanation(level: number): string {
+  return (
+    `Δ is the difference of means to the recipe in percentage points with a paired ${level}% t interval over the seeds ` +
+    `(each seed trains both, so its difference is one observation; where the two finished different seeds, Δ and the interval ` +
+    `are over the seeds both finished, marked with the pairs used and the unpaired runs left out; Welch's interval, marked, ` +
+    `where fewer than two seeds are shared; none with a single seed)`
+  );
 }
 
 const minutes = (v: AblationVariantResult): string => (v.meanSeconds === null ? '—' : (v.meanSeconds / 60).toFixed(1));
@@ -38,9 +60,7 @@ export function renderAblationMarkdown(r: AblationResult): string {
     '|---|---|---:|---:|---:|---:|',
     ...r.variants.map((v) => `| ${mdCell(v.name)} | ${mdCell(v.change)} | ${formatAccuracy(v)} | ${formatDelta(v)} | ${minutes(v)} | ${runsCell(v)} |`),
     '',
-    `Final test accuracy after both stages over seeds ${r.seeds.join(', ')}; Δ is the difference of means to the recipe in ` +
-      `percentage points with a paired ${level}% t interval over the seeds (each seed trains both, so its difference is one observation; ` +
-      `Welch's interval, marked, where the two finished different seeds; none with a single seed); min per run is the mean training time.` +
+    `Final test accuracy after both stages over seeds ${r.seeds.join(', ')}; ${deltaExplanation(level)}; min per run is the mean training time.` +
       (r.complete ? '' : ` **Partial: ${finished} of ${r.runs.length} runs finished** (running the command again continues it).`),
     '',
     'Flags of each variant, over the common ones:',
@@ -100,7 +120,7 @@ export function renderAblationHtml(r: AblationResult, title: string): string {
       `<h1>${escapeHtml(title)}</h1><p class="muted">${finished} of ${r.runs.length} runs finished · seeds ${escapeHtml(r.seeds.join(', '))} · updated ${escapeHtml(r.updated)}</p></div>` +
       `<div class="hero-body"><div class="hero-headline"><div class="headline-label">Recipe, final test accuracy</div><div class="headline${recipe?.mean === null ? ' pending' : ''}">` +
       `<span id="recipe-accuracy" data-value="${num(recipe?.mean ?? null)}">${escapeHtml(recipe ? formatAccuracy(recipe) : '—')}</span></div></div></div></header>`,
-    `<section class="card" id="variants"><h2>What each trick is worth</h2><p class="muted">Final test accuracy after both stages, mean ± standard deviation over seeds; Δ is the difference of means to the recipe in percentage points with a paired ${level}% t interval over the seeds (Welch's, marked, where the two finished different seeds; none with a single seed).</p>` +
+    `<section class="card" id="variants"><h2>What each trick is worth</h2><p class="muted">Final test accuracy after both stages, mean ± standard deviation over seeds; ${escapeHtml(deltaExplanation(level))}.</p>` +
       `<div class="table-wrap"><table class="data" id="variant-table"><thead><tr><th>variant</th><th>what changes</th><th class="num">accuracy</th><th class="num">Δ vs recipe [${level}% CI]</th><th class="num">min per run</th><th class="num">runs</th></tr></thead><tbody>${variantRows}</tbody></table></div>` +
       (r.notes.length > 0 ? r.notes.map((n) => `<p class="small muted">${escapeHtml(n)}</p>`).join('') : '') +
       `</section>`,

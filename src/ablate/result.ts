@@ -31,11 +31,15 @@ export interface AblationRunResult {
 
 /** The difference of a variant's mean accuracy to the recipe's. */
 export interface AblationDelta {
-  /** mean(variant) - mean(recipe), as a fraction (0.01 is one percentage point). */
+  /**
+   * mean(variant) - mean(recipe), as a fraction (0.01 is one percentage point). With
+   * `'paired-shared'`, over the seeds both finished (the runs the interval uses, so that it is the
+   * interval's centre); otherwise over every finished seed of each side.
+   */
   difference: number;
   /**
-   * The interval (level 0.95): paired over seeds when the variant and the recipe finished the same
-   * seeds, else Welch's; null below two finished seeds on either side.
+   * The interval (level 0.95): paired over the seeds both sides finished when they share at least
+   * two, else Welch's; null below two finished seeds on either side.
    */
   low: number | null;
   high: number | null;
@@ -43,10 +47,17 @@ export interface AblationDelta {
   df: number | null;
   /**
    * `'paired'`: each seed's difference is one observation (the seeds on both sides are the same).
-   * `'welch'`: the finished seeds differ, so the two sides are taken as independent samples.
-   * Null without an interval. Absent in files of older versions, which always used Welch's.
+   * `'paired-shared'`: the same, over the `pairs` seeds both sides finished; the `unpaired` runs
+   * whose seed the other side has not finished are left out of the difference and the interval.
+   * `'welch'`: fewer than two seeds are shared, so the two sides are taken as independent samples.
+   * Null without an interval. Absent in files of older versions, which paired only identical
+   * seeds (and before that always used Welch's).
    */
-  method?: 'paired' | 'welch' | null;
+  method?: 'paired' | 'paired-shared' | 'welch' | null;
+  /** The seed pairs a paired interval used (with `'paired'` and `'paired-shared'`). */
+  pairs?: number;
+  /** Finished runs left out because the other side did not finish their seed (with `'paired-shared'`). */
+  unpaired?: number;
 }
 
 /** One row of the ablation table. */
@@ -96,26 +107,12 @@ export function summarizeAblation(plan: AblationPlan, runs: readonly AblationRun
   const level = 0.95;
   const finished = (name: string) => runs.filter((r) => r.variant === name && r.status === 'finished' && r.accuracy !== null).sort((x, y) => x.seed - y.seed);
   const accuracies = (name: string): number[] => finished(name).map((r) => r.accuracy!);
-  const seedsOf = (name: string): string => finished(name).map((r) => r.seed).join(',');
   const recipe = accuracies('recipe');
   const variants = plan.variants.map((v): AblationVariantResult => {
     const acc = accuracies(v.name);
     const s = summarize(acc);
     const seconds = runs.filter((r) => r.variant === v.name && r.status === 'finished' && r.seconds !== null).map((r) => r.seconds!);
-    let delta: AblationDelta | null = null;
-    if (v.name !== 'recipe' && acc.length > 0 && recipe.length > 0) {
-      // The same seeds on both sides pair up (sorted by seed above); the mean difference is then
-      // also the difference of the means.
-      const paired = seedsOf(v.name) === seedsOf('recipe');
-      const ci = paired ? pairedInterval(acc, recipe, level) : welchInterval(acc, recipe, level);
-      delta = {
-        difference: s.mean - summarize(recipe).mean,
-        low: ci?.low ?? null,
-        high: ci?.high ?? null,
-        df: ci?.df ?? null,
-        method: ci ? (paired ? 'paired' : 'welch') : null,
-      };
-    }
+    const delta = v.name !== 'recipe' && acc.length > 0 && recipe.length > 0 ? differenceToRecipe(finished(v.name), finished('recipe'), level) : null;
     return {
       name: v.name,
       change: v.change,
@@ -141,6 +138,36 @@ export function summarizeAblation(plan: AblationPlan, runs: readonly AblationRun
     runs: [...runs],
     notes: plan.variants.flatMap((v) => (v.note ? [v.note] : [])),
   };
+}
+
+/**
+ * A variant's difference to the recipe from their finished runs (each with an accuracy). Runs of
+ * one seed belong together (the seed fixes the initialisation and the data order), so the runs of
+ * the seeds both finished pair up, and the runs without a partner are left out rather than
+ * degrading the whole comparison to independent samples; Welch's interval only when fewer than
+ * two seeds are shared (one pair has no spread).
+ */
+function differenceToRecipe(variant: readonly AblationRunResult[], recipe: readonly AblationRunResult[], level: number): AblationDelta {
+  const a = variant.map((r) => r.accuracy!);
+  const b = recipe.map((r) => r.accuracy!);
+  const recipeBySeed = new Map(recipe.map((r) => [r.seed, r.accuracy!]));
+  const shared = variant.filter((r) => recipeBySeed.has(r.seed));
+  const unpaired = variant.length + recipe.length - 2 * shared.length;
+  const paired = shared.length >= 2 ? pairedInterval(shared.map((r) => r.accuracy!), shared.map((r) => recipeBySeed.get(r.seed)!), level) : undefined;
+  if (paired) {
+    return {
+      // All seeds paired: the mean difference is also the difference of the table's means.
+      difference: unpaired === 0 ? summarize(a).mean - summarize(b).mean : paired.difference,
+      low: paired.low,
+      high: paired.high,
+      df: paired.df ?? null,
+      method: unpaired === 0 ? 'paired' : 'paired-shared',
+      pairs: shared.length,
+      ...(unpaired > 0 ? { unpaired } : {}),
+    };
+  }
+  const welch = welchInterval(a, b, level);
+  return { difference: summarize(a).mean - summarize(b).mean, low: welch?.low ?? null, high: welch?.high ?? null, df: welch?.df ?? null, method: welch ? 'welch' : null };
 }
 
 /** A run folder relative to the ablation's, with forward slashes (also a link from its pages). */

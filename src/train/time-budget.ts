@@ -8,6 +8,7 @@ import type { Batch, BatchSource } from '../data/batches.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
 import { createModel } from '../nn/model.js';
 import type { ModelConfig } from '../nn/model-config.js';
+import type { Optimizer } from './optim.js';
 import { scaleStage } from './presets.js';
 import { evalStep, type Precision, resolvePrecision, type StepDistillation, StepMetrics, trainStep } from './step.js';
 import { createOptimizer } from './trainer.js';
@@ -25,9 +26,15 @@ export interface TimeBudgetPlan {
   scale: number;
   stage1: StageOptions;
   stage2: StageOptions;
-  /** Measured seconds per training step in each stage and per evaluation batch. */
+  /**
+   * Measured seconds per training step in each stage and per evaluation batch; 0 for a stage the
+   * run does not train ({@link TimeBudgetOptions.stages}), which is not measured.
+   */
   secondsPerStep: { stage1: number; stage2: number; eval: number };
-  /** Predicted seconds of one planned epoch of each stage (evaluation included) and of one evaluation pass. */
+  /**
+   * Predicted seconds of one planned epoch of each stage (evaluation included) and of one
+   * evaluation pass; 0 for a stage the run does not train.
+   */
   epochSeconds: { stage1: number; stage2: number; eval: number };
   /** The run's predicted length, evaluation included (calibration excluded). */
   predictedSeconds: number;
@@ -46,7 +53,11 @@ export interface TimeBudgetOptions {
   precision?: Precision | 'auto';
   /** Wall-clock seconds for the whole run, evaluation included. */
   budgetSeconds: number;
-  /** Which stages will run. Default 'both'. */
+  /**
+   * Which stages will run, and so which are measured: stage 1 with real-valued weights, stage 2
+   * with 1-bit weights (a one-stage run's single stage is stage 2, with its laid-out options as
+   * `stage2`). Default 'both'.
+   */
   stages?: 'both' | 1 | 2;
   /** Timed training steps per stage (after two untimed warm-up steps). Default 20. */
   steps?: number;
@@ -95,9 +106,9 @@ async function timeSteps(source: BatchSource, wanted: number, step: (b: Batch) =
 }
 
 /**
- * Measures training (both stages) and evaluation on a few batches of the real data with a
- * throwaway model, and returns both stages scaled to fit the budget. The run's own model and
- * random numbers are untouched (call it before seeding).
+ * Measures training (each stage that will run) and evaluation on a few batches of the real data
+ * with a throwaway model, and returns both stages scaled to fit the budget. The run's own model
+ * and random numbers are untouched (call it before seeding).
  */
 export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPlan> {
   checkNumber(o.budgetSeconds, 'timeBudget', { min: 1 });
@@ -109,8 +120,6 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
   const device = o.device ?? 'cpu';
   using model = createModel({ ...o.model, binaryWeights: false }).to(device);
   const precision = resolvePrecision(o.precision ?? 'auto', model.device);
-  // The stage's own settings: the measured steps should cost what the run's steps will.
-  using optimizer = createOptimizer(model, o.stage1);
   using metrics = model.device.startsWith('cuda') ? new StepMetrics() : undefined;
   const finish = async (): Promise<void> => {
     if (metrics) await metrics.read();
@@ -118,7 +127,7 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
   // Each stage's steps as the run will take them: with its mixup (which mixes the batch on the
   // device and takes two cross-entropies) and the teacher's forward when distilling.
   let draws = 0;
-  const train = (alpha: number) => (b: Batch) =>
+  const train = (optimizer: Optimizer, alpha: number) => (b: Batch) =>
     trainStep(model, optimizer, b.images, b.labels, {
       precision,
       ...(metrics ? { metrics } : {}),
@@ -128,10 +137,22 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
     });
   // A graph's three ordinary steps and its capture come first: four more untimed steps.
   const warmups = o.cudaGraph ? 6 : 2;
+  // Only the stages that will train are measured (a stage-2-only or one-stage run never takes a
+  // real-valued step), each with its own optimizer, as the run builds one per stage: the measured
+  // steps should cost what the run's steps will.
+  const measure = async (options: StageOptions): Promise<number> => {
+    using optimizer = createOptimizer(model, options);
+    // Awaited here: the optimizer is disposed when this function returns.
+    return await timeSteps(o.train, steps, train(optimizer, options.mixup ?? 0), finish, warmups);
+  };
   model.train();
-  const stage1 = await timeSteps(o.train, steps, train(o.stage1.mixup ?? 0), finish, warmups);
-  model.setBinaryWeights(true);
-  const stage2 = await timeSteps(o.train, steps, train(o.stage2.mixup ?? 0), finish, warmups);
+  const stage1 = stages === 2 ? 0 : await measure(o.stage1);
+  let stage2 = 0;
+  if (stages !== 1) {
+    model.setBinaryWeights(true);
+    stage2 = await measure(o.stage2);
+  }
+  // Evaluation is measured on the weights the run ends with (1-bit unless only stage 1 runs).
   model.eval();
   const evaluation = o.test ? await timeSteps(o.test, steps, (b) => evalStep(model, b.images, b.labels, { precision }), finish) : 0;
   let perStep = { stage1, stage2, eval: evaluation };
@@ -175,8 +196,8 @@ export async function planTimeBudget(o: TimeBudgetOptions): Promise<TimeBudgetPl
     }
   }
   const epochSeconds = {
-    stage1: perStep.stage1 * stepsOf(best.stage1) + evalEpoch,
-    stage2: perStep.stage2 * stepsOf(best.stage2) + evalEpoch,
+    stage1: stages === 2 ? 0 : perStep.stage1 * stepsOf(best.stage1) + evalEpoch,
+    stage2: stages === 1 ? 0 : perStep.stage2 * stepsOf(best.stage2) + evalEpoch,
     eval: evalEpoch,
   };
   return {

@@ -619,14 +619,20 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     const s = plan.secondsPerStep;
     const stage = (o: StageOptions): string =>
       `${o.epochs} epochs${o.stepsPerEpoch !== undefined ? ` of ${o.stepsPerEpoch}/${trainLoader.batchesPerEpoch} batches` : ''} (milestones ${o.milestones.join(',') || '-'})`;
-    // A one-stage run trains its single stage as stage 2 (1-bit weights): stage 1 is not its.
-    const stages = a.oneStage ? `one stage ${stage(plan.stage2)}` : `stage 1 ${stage(plan.stage1)}, stage 2 ${stage(plan.stage2)}`;
-    const perStep = a.oneStage ? `${(1000 * s.stage2).toFixed(0)} ms a training step` : `${(1000 * s.stage1).toFixed(0)} / ${(1000 * s.stage2).toFixed(0)} ms a training step (stage 1 / 2)`;
+    // Only the stages that train were measured and planned: a one-stage run trains its single stage
+    // as stage 2 (1-bit weights), and --stage 1|2 one of the two.
+    const ms = (seconds: number): string => (1000 * seconds).toFixed(0);
+    const stages = a.oneStage
+      ? `one stage ${stage(plan.stage2)}`
+      : a.stage === 'both'
+        ? `stage 1 ${stage(plan.stage1)}, stage 2 ${stage(plan.stage2)}`
+        : `stage ${a.stage} ${stage(a.stage === '1' ? plan.stage1 : plan.stage2)}`;
+    const perStep = a.oneStage || a.stage === '2' ? `${ms(s.stage2)} ms a training step` : a.stage === '1' ? `${ms(s.stage1)} ms a training step` : `${ms(s.stage1)} / ${ms(s.stage2)} ms a training step (stage 1 / 2)`;
     if (plans++ > 0) {
       say(`time budget: running slower than measured, so the epochs to come are shorter: ${stages}, predicted end at ${(plan.predictedSeconds / 60).toFixed(1)} min`);
     } else say(
       `time budget ${(plan.budgetSeconds / 60).toFixed(1)} min left: measured ${perStep}, ` +
-        `${(1000 * s.eval).toFixed(0)} ms an evaluation batch -> x${plan.scale.toFixed(2)}: ${stages}, predicted ${(plan.predictedSeconds / 60).toFixed(1)} min`,
+        `${ms(s.eval)} ms an evaluation batch -> x${plan.scale.toFixed(2)}: ${stages}, predicted ${(plan.predictedSeconds / 60).toFixed(1)} min`,
       );
     progress.setEpochs({ 1: plan.stage1.epochs, 2: plan.stage2.epochs });
     writeConfig(plan.stage1, plan.stage2, plan);
