@@ -149,6 +149,7 @@ export {
   checkpointWeights,
   type LayerDiagnostics,
   type WeightSnapshot,
+  type WeightSnapshotOptions,
   type WeightSource,
   type HostTensor,
   type TensorBoardCallbackOptions,

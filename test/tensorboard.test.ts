@@ -268,6 +268,26 @@ test('snapshotWeights reads a live model: 16 binary convolutions and every Batch
   for (const x of d.measure(model)) assert.equal(x.flipRatio, 0, x.layer);
 });
 
+test("snapshotWeights: a model with downsample 'binary' has its 3 shortcut convolutions watched too; a state dict needs the option", () => {
+  using model = createModel({ numClasses: 10, inChannels: 1, width: 4, downsample: 'binary' });
+  const snap = snapshotWeights(model);
+  assert.equal(snap.binaryConvs.size, 19);
+  assert.equal(snap.binaryConvs.get('layer2.0.downsample.0')!.length, 8 * 4);
+  const state = model.stateDict();
+  try {
+    assert.equal(snapshotWeights(state).binaryConvs.size, 16, 'a state dict cannot tell: the recipe default');
+    assert.equal(snapshotWeights(state, { binaryDownsample: true }).binaryConvs.size, 19);
+    assert.equal(snapshotWeights(model, { binaryDownsample: false }).binaryConvs.size, 16, 'the option overrides the model');
+    const layers = new WeightDiagnostics().measure(state, { binaryDownsample: true }).map((d) => d.layer);
+    assert.ok(layers.includes('layer4.0.downsample.0'), layers.join(', '));
+  } finally {
+    for (const t of state.values()) t.dispose();
+  }
+  // The recipe's full-precision shortcut stays out.
+  using recipe = createModel({ numClasses: 10, inChannels: 1, width: 4 });
+  assert.equal(snapshotWeights(recipe).binaryConvs.size, 16);
+});
+
 test('tensorBoardCallbacks: one global step across both stages, scalars every N steps', async (t) => {
   if (!need(t, readerProblem())) return;
   const dir = tempDir('bnn-tb-cb');

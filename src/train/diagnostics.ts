@@ -34,15 +34,30 @@ export interface WeightSnapshot {
 
 // The recipe's binary convolutions are the blocks' `conv`s (`conv1`, `conv2` in classic two-conv
 // blocks); the stem (`conv1` at the top level), the downsampling 1x1 convolutions and the
-// classifier stay full precision (see nn/summary.ts).
+// classifier stay full precision (see nn/summary.ts), unless the model binarises its shortcuts
+// (downsample 'binary'), whose conv has the full-precision one's name: a state dict cannot tell.
 const BINARY_CONV = /^layer\d+\.\d+\.conv[12]?\.weight$/;
+const SHORTCUT_CONV = /^layer\d+\.\d+\.downsample\.0\.weight$/;
+
+/** Options of {@link snapshotWeights} and {@link WeightDiagnostics.measure}. */
+export interface WeightSnapshotOptions {
+  /**
+   * The blocks' shortcut convolutions (`layer2.0.downsample.0`) are binary too, as in a model with
+   * `downsample: 'binary'`. Default: from the model's config when the source is a {@link Model};
+   * false for a state dict (which cannot tell), so give it for one of such a model.
+   */
+  binaryDownsample?: boolean;
+}
 
 /**
  * Copies the binary convolutions' latent weights and the BatchNorm scales to the host. A BatchNorm
  * is any `<name>.weight` with a `<name>.running_mean` beside it. Native tensors made here are freed
  * before it returns.
  */
-export function snapshotWeights(source: WeightSource): WeightSnapshot {
+export function snapshotWeights(source: WeightSource, options: WeightSnapshotOptions = {}): WeightSnapshot {
+  const binaryDownsample = options.binaryDownsample ?? (source instanceof Model && source.config.downsample === 'binary');
+  if (typeof binaryDownsample !== 'boolean') throw typeError(`binaryDownsample must be a boolean, got ${String(binaryDownsample)}`);
+  const isBinaryConv = (name: string): boolean => BINARY_CONV.test(name) || (binaryDownsample && SHORTCUT_CONV.test(name));
   return scope(() => {
     let entries: [string, Tensor | HostTensor][];
     if (source instanceof Model) entries = [...source.stateDict()];
@@ -60,7 +75,7 @@ export function snapshotWeights(source: WeightSource): WeightSnapshot {
     };
     const snapshot: WeightSnapshot = { binaryConvs: new Map(), batchNormScales: new Map() };
     for (const [name, t] of entries) {
-      if (BINARY_CONV.test(name)) snapshot.binaryConvs.set(name.slice(0, -'.weight'.length), host(name, t));
+      if (isBinaryConv(name)) snapshot.binaryConvs.set(name.slice(0, -'.weight'.length), host(name, t));
       else if (name.endsWith('.weight') && names.has(`${name.slice(0, -'.weight'.length)}.running_mean`)) {
         snapshot.batchNormScales.set(name.slice(0, -'.weight'.length), host(name, t));
       }
@@ -98,9 +113,12 @@ export interface LayerDiagnostics {
 export class WeightDiagnostics {
   readonly #signs = new Map<string, Uint8Array>();
 
-  /** Measures every binary convolution of `source` (a model, state dict, or {@link snapshotWeights} result). */
-  measure(source: WeightSource | WeightSnapshot): LayerDiagnostics[] {
-    const snapshot = isSnapshot(source) ? source : snapshotWeights(source);
+  /**
+   * Measures every binary convolution of `source` (a model, state dict, or {@link snapshotWeights}
+   * result; `options` apply to the first two).
+   */
+  measure(source: WeightSource | WeightSnapshot, options: WeightSnapshotOptions = {}): LayerDiagnostics[] {
+    const snapshot = isSnapshot(source) ? source : snapshotWeights(source, options);
     const out: LayerDiagnostics[] = [];
     for (const [layer, w] of snapshot.binaryConvs) {
       let previous = this.#signs.get(layer);
@@ -142,6 +160,12 @@ export interface TensorBoardCallbackOptions {
    * scalars are written.
    */
   weights?: Model | (() => WeightSource | undefined | Promise<WeightSource | undefined>);
+  /**
+   * The blocks' shortcut convolutions are binary (`downsample: 'binary'`), so they are watched too
+   * ({@link WeightSnapshotOptions.binaryDownsample}). Default: from the model when `weights` gives
+   * a {@link Model}; give it when `weights` gives a state dict.
+   */
+  binaryDownsample?: boolean;
   /** Training steps between `train/*` scalars. Default 50. */
   stepInterval?: number;
   /**
@@ -261,7 +285,7 @@ export function tensorBoardCallbacks(options: TensorBoardCallbackOptions): Train
       }
       const source = await weightsOf();
       if (source !== undefined) {
-        const snapshot = snapshotWeights(source);
+        const snapshot = snapshotWeights(source, options.binaryDownsample === undefined ? {} : { binaryDownsample: options.binaryDownsample });
         if (histograms) {
           for (const [layer, w] of snapshot.binaryConvs) writer.addHistogram(`weights/${layer}`, w, step);
           for (const [layer, g] of snapshot.batchNormScales) writer.addHistogram(`batchnorm/${layer}/scale`, g, step);

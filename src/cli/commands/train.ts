@@ -722,7 +722,7 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
                 const weights = await checkpointWeights(path.join(outDir, 'checkpoint.safetensors'));
                 if (weights) {
                   const activations = activationBatch ? await context.model.activationStatistics(activationBatch) : undefined;
-                  recordDiagnostics(ownDiagnostics.measure(weights), log, activations);
+                  recordDiagnostics(ownDiagnostics.measure(weights, { binaryDownsample: a.downsample === 'binary' }), log, activations);
                 }
               }
             },
@@ -847,6 +847,7 @@ function openTensorBoard(
     stepInterval: a.tensorboardInterval,
     imagesPerSecondScale: world,
     weights: () => checkpointWeights(path.join(outDir, 'checkpoint.safetensors')),
+    binaryDownsample: a.downsample === 'binary',
     ...(activationBatch ? { activationBatch } : {}),
     onDiagnostics,
     stage1Steps: () => {
