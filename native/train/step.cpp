@@ -420,6 +420,11 @@ StepResult graph_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
           throw;
         }
         graph->capture_end();
+        // The warm-ups made every piece of optimizer state; one made during the capture would
+        // live in the graph's pool, which other graphs' replays reuse.
+        if (written_tensors(model, optimizer, options).size() != written.size()) {
+          throw std::runtime_error("the optimizer made new state during the capture (a parameter without a gradient in the warm-up steps)");
+        }
       } catch (const std::exception& error) {
         at::autocast::set_autocast_cache_enabled(cache);
         if (begun) {
