@@ -3,17 +3,22 @@
 // code, so that test/native/cuda-emu.cpp (CUDA's execution model emulated on CPU threads) runs
 // these very bodies where no GPU is. Included by that .cu file and by that test only.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+
+#include "core/cuda_shared.cuh"
 
 namespace bnn::cuda::weight_kernels {
 
 constexpr int kThreads = 256;
 
+namespace {  // internal linkage, as the kernels had inside their .cu file
+
 // One block per output channel: the mean of |W| over its row (a float tree sum: rows are at most a
 // few thousand weights), then the signed scale and the mask.
 __global__ void binarize_rows_kernel(const float* __restrict__ w, float* __restrict__ out, uint8_t* __restrict__ keep,
                                      float* __restrict__ alpha, int64_t n) {
-  __shared__ float partial[kThreads];
+  BNN_SHARED(float, partial, [kThreads]);
   const int64_t base = static_cast<int64_t>(blockIdx.x) * n;
   float sum = 0.f;
   for (int64_t i = threadIdx.x; i < n; i += kThreads) sum += fabsf(w[base + i]);
@@ -38,5 +43,7 @@ __global__ void grad_rows_kernel(const float* __restrict__ g, const uint8_t* __r
   const float a = alpha[blockIdx.x];
   for (int64_t i = threadIdx.x; i < n; i += kThreads) out[base + i] = keep[base + i] ? g[base + i] * a : 0.f;
 }
+
+}  // namespace
 
 }  // namespace bnn::cuda::weight_kernels

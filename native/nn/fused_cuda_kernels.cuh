@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/cuda_shared.cuh"
+
 namespace bnn::nn::cuda::fused_kernels {
 
 // A block is kCols channels by kRows rows; each thread walks about kRowsPerThread rows (more when
@@ -63,7 +65,7 @@ __global__ void prelu_forward_kernel(const T* __restrict__ u, const T* __restric
 template <typename T>
 __global__ void prelu_backward_kernel(const T* __restrict__ g, const T* __restrict__ s, const float* __restrict__ slopes,
                                       T* __restrict__ dx, float* __restrict__ partial, int64_t rows, int64_t C) {
-  __shared__ float shared[kRows][kCols + 1];
+  BNN_SHARED(float, shared, [kRows][kCols + 1]);
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kCols + threadIdx.x;
   const bool valid = c < C;
   float acc = 0.f;
@@ -102,7 +104,7 @@ template <typename grad_t, typename in_t>
 __global__ void bn_sign_grad_sums_kernel(const grad_t* __restrict__ g, const uint8_t* __restrict__ code, const in_t* __restrict__ x,
                                          const float* __restrict__ mean, float* __restrict__ partial_dy,
                                          float* __restrict__ partial_dy_xmu, int64_t rows, int64_t C) {
-  __shared__ float shared[kRows][kCols + 1];
+  BNN_SHARED(float, shared, [kRows][kCols + 1]);
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kCols + threadIdx.x;
   const bool valid = c < C;
   float sum_dy = 0.f, sum_dy_xmu = 0.f;

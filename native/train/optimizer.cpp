@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <set>
+#include <unordered_set>
 
 #include <ATen/ops/_foreach_add.h>
 #include <ATen/ops/_foreach_sub.h>
@@ -205,6 +206,19 @@ std::vector<torch::Tensor> Optimizer::fused_state_tensors() const {
     }
   }
   return out;
+}
+
+void Optimizer::forget_fused_state_except(const std::vector<torch::Tensor>& kept) {
+  std::unordered_set<const void*> addresses;
+  for (const torch::Tensor& t : kept) addresses.insert(t.data_ptr());
+  for (FusedState& st : fused_) {
+    for (const torch::Tensor* t : {&st.exp_avg, &st.exp_avg_sq, &st.step, &st.momentum_buffer}) {
+      if (t->defined() && addresses.count(t->data_ptr()) == 0) {
+        st = FusedState{};
+        break;
+      }
+    }
+  }
 }
 
 std::vector<std::string> Optimizer::no_decay_names() const {

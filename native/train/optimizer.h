@@ -65,6 +65,10 @@ class Optimizer {
   // The fused path's live state tensors (empty before its first step): what a captured step
   // (train/step.h StepGraph) writes, so the graph holds them and keys on where they are.
   std::vector<torch::Tensor> fused_state_tensors() const;
+  // Forgets each parameter's fused state that holds a tensor not among `kept` (by address): state
+  // a failed graph capture made, whose initialisation was recorded but never ran. That parameter
+  // starts fresh, as it would have without the capture.
+  void forget_fused_state_except(const std::vector<torch::Tensor>& kept);
 
  private:
   OptimizerOptions options_;

@@ -421,8 +421,14 @@ StepResult graph_step(nn::ResNet18& model, Optimizer& optimizer, const torch::Te
         }
         graph->capture_end();
         // The warm-ups made every piece of optimizer state; one made during the capture would
-        // live in the graph's pool, which other graphs' replays reuse.
-        if (written_tensors(model, optimizer, options).size() != written.size()) {
+        // live in the graph's pool, which other graphs' replays reuse, and its initialisation was
+        // recorded, never run: forget it (and the gradients the capture left) before failing.
+        const std::vector<torch::Tensor> after = written_tensors(model, optimizer, options);
+        bool same = after.size() == written.size();
+        for (size_t i = 0; same && i < after.size(); ++i) same = after[i].data_ptr() == written[i].data_ptr();
+        if (!same) {
+          optimizer.forget_fused_state_except(written);
+          optimizer.zero_grad();
           throw std::runtime_error("the optimizer made new state during the capture (a parameter without a gradient in the warm-up steps)");
         }
       } catch (const std::exception& error) {

@@ -13,7 +13,11 @@
 //   between barriers, and the order of the blocks), so a test runs every kernel under several
 //   schedules (forward, reverse, shuffled). A read of another thread's shared write without a
 //   barrier between them gives a different result under one of them.
-// What it cannot check: warp-level behaviour (the kernels use none), the GPU's floating-point
+// - reads of shared memory no thread of the block has written: arrays declared with BNN_SHARED
+//   (as the kernel headers do) start each block filled with 0xFF bytes (NaN as float), as a GPU
+//   gives them no defined contents; a plain __shared__ array (the self-tests') is only static.
+// What it cannot check: warp-level behaviour (the kernels use none), barriers at different call
+// sites taken by different threads (all barriers look alike here), the GPU's floating-point
 // contraction (nvcc fuses a * b + c into an FMA; build this with -ffp-contract=off and compare
 // with references that round each operation), and timing.
 #include <ucontext.h>
@@ -22,6 +26,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -75,6 +80,12 @@ inline Launch*& active() {
 
 constexpr size_t kStackBytes = 256 * 1024;
 
+// The shared arrays the block being run has declared (see shared_memory).
+inline std::vector<void*>& shared_seen() {
+  static std::vector<void*> seen;
+  return seen;
+}
+
 // Fiber stacks, kept from launch to launch (a launch of 1024 threads would otherwise map 256 MiB).
 inline char* stack(unsigned i) {
   static std::vector<std::unique_ptr<char[]>> pool;
@@ -98,7 +109,7 @@ inline void switch_to_scheduler(Launch& l, bool exiting) {
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(exiting ? nullptr : &fake, l.scheduler_stack, l.scheduler_stack_bytes);
 #endif
-  swapcontext(&l.fibers[l.current], &l.scheduler);
+  if (swapcontext(&l.fibers[l.current], &l.scheduler) != 0) std::abort();  // cannot throw across the fiber's base
 #ifdef CUDA_EMU_ASAN
   __sanitizer_finish_switch_fiber(fake, &l.scheduler_stack, &l.scheduler_stack_bytes);
 #endif
@@ -115,6 +126,16 @@ inline void fiber_main() {
 }
 
 }  // namespace detail
+
+// BNN_SHARED's emulation (native/core/cuda_shared.cuh): every thread of a block passes its
+// declaration; the first to pass it in a block fills the array with 0xFF bytes (NaN as float), so
+// that a read no thread of the block has written sees garbage, not what the previous block left.
+inline void shared_memory(void* array, size_t bytes) {
+  std::vector<void*>& seen = detail::shared_seen();
+  if (std::find(seen.begin(), seen.end(), array) != seen.end()) return;
+  seen.push_back(array);
+  std::memset(array, 0xFF, bytes);
+}
 
 // __syncthreads(): back to the scheduler, which resumes this fiber once every thread of the block
 // has arrived.
@@ -165,6 +186,7 @@ void launch(Schedule schedule, dim3 grid, dim3 block, void (*kernel)(Params...),
   std::vector<unsigned> order(threads);
   for (const dim3& b : blocks) {
     block_idx = b;
+    detail::shared_seen().clear();
     for (unsigned i = 0; i < threads; ++i) {
 #ifdef CUDA_EMU_ASAN
       // Frames a fiber abandoned (a launch that threw) leave their red zones poisoned.
@@ -205,6 +227,9 @@ void launch(Schedule schedule, dim3 grid, dim3 block, void (*kernel)(Params...),
 #define __device__
 #define __host__
 #define __shared__ static
+#define BNN_SHARED(type, name, dims) \
+  static type name dims;             \
+  ::cuda_emu::shared_memory(name, sizeof(name))
 #define __syncthreads() ::cuda_emu::syncthreads()
 #define threadIdx (::cuda_emu::thread_idx)
 #define blockIdx (::cuda_emu::block_idx)
