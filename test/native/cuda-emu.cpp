@@ -88,14 +88,16 @@ T* ptr(const at::Tensor& t) {
 at::Tensor values(at::IntArrayRef shape, at::ScalarType dtype, uint64_t seed, bool finite = false) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
   at::Tensor x = at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)) * 1.5;
-  const float special[] = {1.f, -1.f, 0.f, -0.f, 0.999f, -0.999f, 1.001f, -1.001f, INFINITY, -INFINITY, NAN};
-  const int64_t kinds = finite ? 8 : static_cast<int64_t>(std::size(special));
+  // 1 -+ 2^-8 and 1 + 2^-7 are the floats next to 1 in bfloat16 (0.999 and 1.001 round to 1 there).
+  const float special[] = {1.f,         -1.f,         0.f,          -0.f,          0.999f,   -0.999f,   1.001f,   -1.001f,
+                           0.99609375f, -0.99609375f, 1.0078125f,  -1.0078125f,   INFINITY, -INFINITY, NAN};
+  const int64_t kinds = finite ? 12 : static_cast<int64_t>(std::size(special));
   const int64_t n = x.numel();
   float* flat = x.data_ptr<float>();
   // Strides 5 to 8 and shifted starts: the specials of tensors of neighbouring seeds coincide at
   // some elements, each time a different pair.
   const int64_t stride = 5 + static_cast<int64_t>(seed % 4);
-  for (int64_t i = static_cast<int64_t>(seed % 3), k = static_cast<int64_t>(seed % 11); i < n; i += stride, ++k) flat[i] = special[k % kinds];
+  for (int64_t i = static_cast<int64_t>(seed % 3), k = static_cast<int64_t>(seed % 15); i < n; i += stride, ++k) flat[i] = special[k % kinds];
   return x.to(dtype);
 }
 
