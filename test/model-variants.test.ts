@@ -182,6 +182,9 @@ for name, m in model.named_modules():
         m.register_forward_pre_hook(lambda _m, inp, n=name + (".conv1" if classic else ".conv"): record(n, inp[0]))
         if classic:
             getattr(m, m.act_names[0]).register_forward_hook(lambda _m, _i, y, n=name + ".conv2": record(n, y))
+    # A binary shortcut's sign sees the block's input itself (downsample 'binary').
+    if name.endswith(".downsample.0") and type(m).__name__ == "BinaryConv2d":
+        m.register_forward_pre_hook(lambda _m, inp, n=name: record(n, inp[0]))
 with torch.no_grad():
     model(load_file(path)["input"])
 print(json.dumps(out))
@@ -197,7 +200,8 @@ for (const name of ['model-bireal-classic-prelu-binary-stage2', 'model-bireal-re
     model.loadStateDict(fx.group('state/'));
     const stats = await model.activationStatistics(fx.tensors.get('input')!);
     assert.deepEqual(stats.map((s) => s.layer), expected.map((e) => e.layer));
-    assert.equal(stats.length, 16, 'one per binary 3x3 convolution');
+    // One per binary convolution: the blocks' 16, and the 3 shortcuts' with downsample 'binary'.
+    assert.equal(stats.length, name.includes('-binary-') ? 19 : 16);
     for (const [i, e] of expected.entries()) {
       const s = stats[i]!;
       assert.equal(s.values, e.values, e.layer);

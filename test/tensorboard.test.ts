@@ -351,12 +351,15 @@ for name, m in model.named_modules():
     parts = name.split(".")
     if len(parts) == 3 and parts[0].startswith("layer") and parts[2] in ("bn", "bn1", "bn2"):
         m.register_forward_hook(hook(name[: -len(parts[2])] + "conv" + parts[2][2:]))
+    # A binary shortcut's sign sees the block's input itself (downsample 'binary').
+    if len(parts) == 4 and parts[2] == "downsample" and parts[3] == "0" and type(m).__name__ == "BinaryConv2d":
+        m.register_forward_pre_hook(lambda mod, inp, n=name: hook(n)(mod, None, inp[0]))
 with torch.no_grad():
     model(tensors["input"])
 print(json.dumps(out))
 `;
 
-for (const name of ['model-small-c1-stage1', 'model-classic-imagenet-stage2']) {
+for (const name of ['model-small-c1-stage1', 'model-classic-imagenet-stage2', 'model-classic-none-binary-stage2']) {
   test(`Model.activationStatistics (${name}): PyTorch's sign inputs, and the model left as it was`, async (t) => {
     if (!need(t, pythonProblem(['torch', 'safetensors']))) return;
     const fx = loadFixture(name);
@@ -369,7 +372,10 @@ for (const name of ['model-small-c1-stage1', 'model-classic-imagenet-stage2']) {
     const before = [...model.buffers()].map(([k, v]) => [k, [...v.toFloat32Array()]] as const);
     const stats = await model.activationStatistics(fx.tensors.get('input')!);
     assert.deepEqual(stats.map((s) => s.layer), expected.map((e) => e.layer));
-    assert.equal(stats.length, 16, 'one per binary convolution');
+    // One per binary convolution: the blocks' 16, and the 3 shortcuts' with downsample 'binary'.
+    const binaryShortcuts = name.includes('-binary-');
+    assert.equal(stats.length, binaryShortcuts ? 19 : 16);
+    assert.equal(stats.some((s) => s.layer === 'layer2.0.downsample.0'), binaryShortcuts);
     for (const [i, e] of expected.entries()) {
       const s = stats[i]!;
       assert.equal(s.values, e.values, e.layer);

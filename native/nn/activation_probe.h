@@ -13,7 +13,7 @@
 namespace bnn::nn {
 
 struct ActivationStats {
-  std::string layer;              // the binary conv the sign feeds (`layer1.0.conv`)
+  std::string layer;              // the binary conv the sign feeds (`layer1.0.conv`, `layer2.0.downsample.0`)
   int64_t values = 0;             // elements signed
   int64_t saturated = 0;          // |x| >= 1
   int64_t positive = 0;           // x >= 0, which the sign maps to +1

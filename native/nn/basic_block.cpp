@@ -69,6 +69,15 @@ torch::Tensor activate(const torch::Tensor& x, BlockActivation a, const torch::n
 }
 
 // ... and after the residual add, where PReLU is one fused pass with the sum.
+// The shortcut; a binary one's sign sees the block's input itself (nn/downsample.h), recorded
+// after the block's own signs, in the order they run.
+torch::Tensor shortcut(const torch::Tensor& x, torch::nn::Sequential& downsample, const BlockOptions& o, ActivationProbe* probe,
+                       const std::string& name) {
+  if (!downsample) return x;
+  if (probe && o.downsample() == DownsampleKind::Binary && o.binary_activations()) probe->record(name + ".downsample.0", x);
+  return downsample->forward(x);
+}
+
 torch::Tensor add_activate(const torch::Tensor& out, const torch::Tensor& shortcut, BlockActivation a, const torch::nn::PReLU& prelu,
                            RPReLU rprelu) {
   switch (a) {
@@ -106,7 +115,7 @@ torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
   torch::Tensor out = norm_activation_conv(x, bi_real, bn, sign_threshold, conv, options.binary_activations(), options.sign_gradient(),
                                            probe, name, ".conv");
   if (bi_real) out = bn(out);
-  return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu, rprelu);
+  return add_activate(out, shortcut(x, downsample, options, probe, name), options.activation(), prelu, rprelu);
 }
 
 ClassicBasicBlockImpl::ClassicBasicBlockImpl(BlockOptions options_) : options(std::move(options_)) { reset(); }
@@ -143,7 +152,7 @@ torch::Tensor ClassicBasicBlockImpl::forward(const torch::Tensor& x) {
   out = activate(out, options.activation(), prelu1, rprelu1);
   out = norm_activation_conv(out, bi_real, bn2, sign_threshold2, conv2, binary, gradient, probe, name, ".conv2");
   if (bi_real) out = bn2(out);
-  return add_activate(out, downsample ? downsample->forward(x) : x, options.activation(), prelu2, rprelu2);
+  return add_activate(out, shortcut(x, downsample, options, probe, name), options.activation(), prelu2, rprelu2);
 }
 
 }  // namespace bnn::nn

@@ -26,7 +26,11 @@ function wrapNamed(entries: [string, TensorHandle][]): Map<string, Tensor> {
 
 /** One sign activation's input on a batch: see {@link Model.activationStatistics}. */
 export interface ActivationStatistics {
-  /** The binary convolution the sign feeds, e.g. `layer1.0.conv` (the name its weights have, less `.weight`). */
+  /**
+   * The binary convolution the sign feeds, e.g. `layer1.0.conv` (the name its weights have, less
+   * `.weight`); with `downsample: 'binary'` also the shortcuts' `layer2.0.downsample.0`, whose sign
+   * sees the block's input.
+   */
   layer: string;
   /** Elements signed (batch × channels × height × width). */
   values: number;
