@@ -57,6 +57,15 @@ torch::Tensor norm_activation_conv(const torch::Tensor& x, bool bi_real, BatchNo
   return activation_conv(signed_input, conv, binary, gradient);
 }
 
+// The shortcut; a binary one's sign sees the block's input itself (nn/downsample.h), recorded
+// after the block's own signs, in the order they run.
+torch::Tensor shortcut(const torch::Tensor& x, torch::nn::Sequential& downsample, const BlockOptions& o, ActivationProbe* probe,
+                       const std::string& name) {
+  if (!downsample) return x;
+  if (probe && o.downsample() == DownsampleKind::Binary && o.binary_activations()) probe->record(name + ".downsample.0", x);
+  return downsample->forward(x);
+}
+
 // The block's activation on its own (a classic block's first conv) ...
 torch::Tensor activate(const torch::Tensor& x, BlockActivation a, const torch::nn::PReLU& prelu, RPReLU rprelu) {
   switch (a) {
@@ -69,15 +78,6 @@ torch::Tensor activate(const torch::Tensor& x, BlockActivation a, const torch::n
 }
 
 // ... and after the residual add, where PReLU is one fused pass with the sum.
-// The shortcut; a binary one's sign sees the block's input itself (nn/downsample.h), recorded
-// after the block's own signs, in the order they run.
-torch::Tensor shortcut(const torch::Tensor& x, torch::nn::Sequential& downsample, const BlockOptions& o, ActivationProbe* probe,
-                       const std::string& name) {
-  if (!downsample) return x;
-  if (probe && o.downsample() == DownsampleKind::Binary && o.binary_activations()) probe->record(name + ".downsample.0", x);
-  return downsample->forward(x);
-}
-
 torch::Tensor add_activate(const torch::Tensor& out, const torch::Tensor& shortcut, BlockActivation a, const torch::nn::PReLU& prelu,
                            RPReLU rprelu) {
   switch (a) {

@@ -6,7 +6,7 @@
 // collapsed channels) come from one forward pass on a fixed batch (Model.activationStatistics).
 import fs from 'node:fs';
 
-import { checkInteger } from '../core/check.js';
+import { checkBoolean, checkInteger } from '../core/check.js';
 import { scope } from '../core/scope.js';
 import { Tensor } from '../core/tensor.js';
 import { rangeError, typeError } from '../errors.js';
@@ -55,8 +55,7 @@ export interface WeightSnapshotOptions {
  * before it returns.
  */
 export function snapshotWeights(source: WeightSource, options: WeightSnapshotOptions = {}): WeightSnapshot {
-  const binaryDownsample = options.binaryDownsample ?? (source instanceof Model && source.config.downsample === 'binary');
-  if (typeof binaryDownsample !== 'boolean') throw typeError(`binaryDownsample must be a boolean, got ${String(binaryDownsample)}`);
+  const binaryDownsample = checkBoolean(options.binaryDownsample, 'binaryDownsample', source instanceof Model && source.config.downsample === 'binary');
   const isBinaryConv = (name: string): boolean => BINARY_CONV.test(name) || (binaryDownsample && SHORTCUT_CONV.test(name));
   return scope(() => {
     let entries: [string, Tensor | HostTensor][];

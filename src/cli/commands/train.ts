@@ -622,12 +622,13 @@ async function runTraining(a: TrainArgs, settings: Settings, device: Device, gro
     // Only the stages that train were measured and planned: a one-stage run trains its single stage
     // as stage 2 (1-bit weights), and --stage 1|2 one of the two.
     const ms = (seconds: number): string => (1000 * seconds).toFixed(0);
-    const stages = a.oneStage
-      ? `one stage ${stage(plan.stage2)}`
-      : a.stage === 'both'
+    const only = a.oneStage || a.stage === '2' ? 2 : a.stage === '1' ? 1 : undefined;
+    const stages =
+      only === undefined
         ? `stage 1 ${stage(plan.stage1)}, stage 2 ${stage(plan.stage2)}`
-        : `stage ${a.stage} ${stage(a.stage === '1' ? plan.stage1 : plan.stage2)}`;
-    const perStep = a.oneStage || a.stage === '2' ? `${ms(s.stage2)} ms a training step` : a.stage === '1' ? `${ms(s.stage1)} ms a training step` : `${ms(s.stage1)} / ${ms(s.stage2)} ms a training step (stage 1 / 2)`;
+        : `${a.oneStage ? 'one stage' : `stage ${only}`} ${stage(only === 1 ? plan.stage1 : plan.stage2)}`;
+    const perStep =
+      only === undefined ? `${ms(s.stage1)} / ${ms(s.stage2)} ms a training step (stage 1 / 2)` : `${ms(only === 1 ? s.stage1 : s.stage2)} ms a training step`;
     if (plans++ > 0) {
       say(`time budget: running slower than measured, so the epochs to come are shorter: ${stages}, predicted end at ${(plan.predictedSeconds / 60).toFixed(1)} min`);
     } else say(
